@@ -1,0 +1,59 @@
+"""The one exception root of chatrelay and its machine-readable reasons.
+
+Every refusal in the protocol core, the relay and the client raises ChatRelayError with a
+`reason` from Reason; the gateway maps it to a gRPC status, the CLI prints one line.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Reason(enum.StrEnum):
+    MALFORMED = "malformed"
+    TOO_LARGE = "too_large"
+    WRONG_DOMAIN = "wrong_domain"
+    BAD_SIGNATURE = "bad_signature"
+    UNKNOWN_SIGNER = "unknown_signer"
+    BAD_OWNER_CHAIN = "bad_owner_chain"
+    GROUP_MISMATCH = "group_mismatch"
+    STALE_PROFILE_VERSION = "stale_profile_version"
+    BAD_PROFILE = "bad_profile"
+    BAD_LINK = "bad_link"
+    UNKNOWN_LINK_KIND = "unknown_link_kind"
+    LINK_HASH_MISMATCH = "link_hash_mismatch"
+    LINK_DECRYPT_FAILED = "link_decrypt_failed"
+    LINK_KIND_MISMATCH = "link_kind_mismatch"
+    BAD_INVITE = "bad_invite"
+    INVITE_EXPIRED = "invite_expired"
+    BAD_POST = "bad_post"
+
+
+class ChatRelayError(Exception):
+    """Root of every chatrelay error: `reason` for machines, the message for people."""
+
+    reason: Reason
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = Reason(reason)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.reason})"
+
+
+class TooLargeError(ChatRelayError):
+    """Input over a bound: `size` of `what` against `limit`, both in bytes or characters."""
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        super().__init__(Reason.TOO_LARGE, f"{what} is {size} bytes; at most {limit} allowed")
+        self.what = what
+        self.size = size
+        self.limit = limit
+
+
+class MalformedError(ChatRelayError):
+    def __init__(self, what: str, detail: str) -> None:
+        super().__init__(Reason.MALFORMED, f"{what} is malformed: {detail}")
+        self.what = what

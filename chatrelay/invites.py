@@ -1,0 +1,132 @@
+"""Asynchronous invite codes (DESIGN.md section 6, seed: asynchronous user invites).
+
+An owner makes a keypair K offline and signs a grant {K.public, uses, expires}; the code
+hands K's private half, the grant and the group link to the invitee, who proves holding
+K in its join. The relay checks the grant against the profile's owners and counts uses.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+
+from chatrelay import codec
+from chatrelay import envelope as env
+from chatrelay.errors import ChatRelayError, MalformedError, Reason, TooLargeError
+from chatrelay.group import OwnerSecrets, VerifiedProfile
+from chatrelay.links import ShortLink
+from chatrelay.v1 import core_pb2
+
+PREFIX = "chatrelay-invite:"
+MAX_CODE = 4096
+MAX_USES = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    """A parsed invite code. `seed` is K's private half: whoever holds it may join."""
+
+    seed: bytes = field(repr=False)
+    grant_envelope: core_pb2.SignedEnvelope = field(compare=False, repr=False)
+    grant: core_pb2.InviteGrant = field(compare=False, repr=False)
+    group_link: ShortLink
+
+    @property
+    def invite_key(self) -> bytes:
+        return self.grant.invite_key
+
+    def __str__(self) -> str:
+        return f"invite for {self.group_link} ({self.grant.uses} uses)"
+
+    def render(self) -> str:
+        code = core_pb2.InviteCode(
+            invite_seed=self.seed, grant=self.grant_envelope, group_link=str(self.group_link)
+        )
+        return PREFIX + codec.b64url(code.SerializeToString(deterministic=True))
+
+
+def make_invite(
+    owner: OwnerSecrets,
+    group_link: ShortLink,
+    *,
+    uses: int = 1,
+    expires_at: int = 0,
+) -> Invite:
+    """Made offline: nothing is sent anywhere until the invitee joins."""
+    if not 1 <= uses <= MAX_USES:
+        raise ChatRelayError(Reason.BAD_INVITE, f"an invite has 1 to {MAX_USES} uses")
+    if expires_at < 0:
+        raise ChatRelayError(Reason.BAD_INVITE, "invite expiry must be a unix time")
+    k = SigningKey.generate()
+    grant = core_pb2.InviteGrant(
+        group_id=owner.group_id, invite_key=bytes(k.verify_key), uses=uses, expires_at=expires_at
+    )
+    signed = env.sign_message(owner.owner_key, env.Domain.INVITE_GRANT, grant)
+    return Invite(seed=bytes(k), grant_envelope=signed, grant=grant, group_link=group_link)
+
+
+def parse_invite(text: str) -> Invite:
+    if not isinstance(text, str):
+        raise ChatRelayError(Reason.BAD_INVITE, "invite code must be text")
+    text = text.strip()
+    if len(text) > MAX_CODE:
+        raise TooLargeError("invite code", len(text), MAX_CODE)
+    if not text.startswith(PREFIX):
+        raise ChatRelayError(Reason.BAD_INVITE, f"invite code must start with {PREFIX}")
+    try:
+        raw = codec.unb64url(text[len(PREFIX) :], "invite code")
+    except MalformedError:
+        raise ChatRelayError(Reason.BAD_INVITE, "invite code is not base64url") from None
+    code = codec.parse(core_pb2.InviteCode, raw, "invite code", MAX_CODE)
+    if len(code.invite_seed) != 32:
+        raise ChatRelayError(Reason.BAD_INVITE, "invite code key must be 32 bytes")
+    grant = codec.parse(
+        core_pb2.InviteGrant, code.grant.body, "invite grant", env.body_limit(env.Domain.INVITE_GRANT)
+    )
+    if bytes(SigningKey(code.invite_seed).verify_key) != grant.invite_key:
+        raise ChatRelayError(Reason.BAD_INVITE, "invite code key does not match its grant")
+    link = ShortLink.parse(code.group_link)
+    return Invite(seed=code.invite_seed, grant_envelope=code.grant, grant=grant, group_link=link)
+
+
+def proof_message(group_id: bytes, member_sign_key: bytes) -> bytes:
+    return env.signed_message(env.Domain.INVITE_PROOF.value, group_id + member_sign_key)
+
+
+def prove(invite: Invite, member_sign_key: bytes) -> core_pb2.InviteProof:
+    """Bind the invite to this member's key, so an observer cannot reuse the proof."""
+    signature = SigningKey(invite.seed).sign(proof_message(invite.grant.group_id, member_sign_key))
+    return core_pb2.InviteProof(grant=invite.grant_envelope, signature=signature.signature)
+
+
+def verify_invite(
+    proof: core_pb2.InviteProof,
+    profile: VerifiedProfile,
+    member_sign_key: bytes,
+    *,
+    now: float | None = None,
+) -> core_pb2.InviteGrant:
+    """The relay's check; the use count is consumed by the caller in a registry
+    transaction keyed by the returned grant's invite_key."""
+    checked, grant = env.verify_message(
+        proof.grant, env.Domain.INVITE_GRANT, core_pb2.InviteGrant, "invite grant"
+    )
+    if checked.signer not in profile.authorities():
+        raise ChatRelayError(Reason.BAD_INVITE, "invite grant is not signed by an owner of the group")
+    if grant.group_id != profile.group_id:
+        raise ChatRelayError(Reason.BAD_INVITE, "invite grant is for another group")
+    if len(grant.invite_key) != env.KEY_SIZE or not 1 <= grant.uses <= MAX_USES:
+        raise ChatRelayError(Reason.BAD_INVITE, "invite grant is malformed")
+    now = time.time() if now is None else now
+    if grant.expires_at and now >= grant.expires_at:
+        raise ChatRelayError(Reason.INVITE_EXPIRED, "invite has expired")
+    try:
+        VerifyKey(grant.invite_key).verify(
+            proof_message(grant.group_id, member_sign_key), proof.signature
+        )
+    except (BadSignatureError, ValueError):
+        raise ChatRelayError(Reason.BAD_INVITE, "joiner does not hold the invite key") from None
+    return grant

@@ -1,0 +1,65 @@
+"""All settings in one place, read and validated once.
+
+Each field has a default, a `CHATRELAY_<NAME>` environment variable and a CLI flag; the
+flag wins over the variable, the variable over the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from dataclasses import dataclass
+
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.links import check_host
+
+ENV_PREFIX = "CHATRELAY_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: pathlib.Path = pathlib.Path("chatrelay-data")
+    listen: str = "127.0.0.1:7223"
+    etcd: str | None = None
+    shards: int = 2
+    relay_name: str = "chatrelay"
+
+    def __post_init__(self) -> None:
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
+            raise ChatRelayError(Reason.MALFORMED, f"--listen must be HOST:PORT, got {self.listen!r}")
+        check_host(host)
+        if self.etcd is not None and not self.etcd.startswith(("http://", "https://")):
+            raise ChatRelayError(Reason.MALFORMED, f"--etcd must be an http(s):// URL, got {self.etcd!r}")
+        if not 1 <= self.shards <= 256:
+            raise ChatRelayError(Reason.MALFORMED, f"--shards must be 1 to 256, got {self.shards}")
+
+    def __str__(self) -> str:
+        registry = self.etcd or "embedded"
+        return f"data {self.data_dir}, listen {self.listen}, registry {registry}, {self.shards} shards"
+
+
+def load(overrides: dict | None = None, environ: dict | None = None) -> Settings:
+    """Defaults, then CHATRELAY_* variables, then `overrides` (CLI flags; None = unset)."""
+    environ = os.environ if environ is None else environ
+    values: dict = {}
+    for f in dataclasses.fields(Settings):
+        raw = environ.get(ENV_PREFIX + f.name.upper())
+        if raw is not None and raw != "":
+            values[f.name] = _convert(f.name, raw)
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = _convert(name, value)
+    return Settings(**values)
+
+
+def _convert(name: str, value):
+    if name == "data_dir":
+        return pathlib.Path(value)
+    if name == "shards":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ChatRelayError(Reason.MALFORMED, f"shards must be a whole number, got {value!r}") from None
+    return str(value)

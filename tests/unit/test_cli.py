@@ -1,0 +1,67 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from chatrelay.cli import main
+
+KEY = "A" * 43
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (f"https://relay.example.com/c#{KEY}", {"kind": "c", "hosts": ["relay.example.com"], "link_key": KEY}),
+        (
+            f"chatrelay://a.example:1/r#{KEY}?h=b.example,[::1]:7",
+            {"kind": "r", "hosts": ["a.example:1", "b.example", "[::1]:7"], "link_key": KEY},
+        ),
+    ],
+)
+def test_link_parse_prints_json(text, expected):
+    result = run("link", "parse", text)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == expected
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ("garbage", "chatrelay: link must start with https:// or chatrelay:// (bad_link)"),
+        ("", "chatrelay: link is empty (bad_link)"),
+        ("x" * 10_000, "chatrelay: link is 10000 bytes; at most 2048 allowed (too_large)"),
+        (f"https://h/q#{KEY}", "chatrelay: unknown link kind 'q'; expected one of r, g, c, a, i (unknown_link_kind)"),
+    ],
+)
+def test_link_parse_refuses_with_one_line_and_exit_2(text, line):
+    result = run("link", "parse", text)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == line + "\n"
+
+
+def test_link_parse_without_argument_is_a_usage_error():
+    result = run("link", "parse")
+    assert result.exit_code == 2
+    assert "Missing argument 'LINK'" in result.stderr
+
+
+def test_up_makes_and_keeps_the_relay_identity(tmp_path):
+    first = run("up", "--data-dir", str(tmp_path), "--listen", "127.0.0.1:7300")
+    second = run("up", "--data-dir", str(tmp_path), "--listen", "127.0.0.1:7300")
+    assert first.exit_code == 0 and second.exit_code == 0
+    link = first.stdout.splitlines()[0]
+    assert link.startswith("https://127.0.0.1:7300/r#")
+    assert second.stdout.splitlines()[0] == link  # same identity, same link
+    assert "not built yet" in first.stderr
+
+
+def test_up_refuses_a_bad_listen_address(tmp_path):
+    result = run("up", "--data-dir", str(tmp_path), "--listen", "nowhere")
+    assert result.exit_code == 2
+    assert result.stderr == "chatrelay: --listen must be HOST:PORT, got 'nowhere' (malformed)\n"

@@ -1,0 +1,39 @@
+import pathlib
+
+import pytest
+
+from chatrelay import settings
+from chatrelay.errors import Reason
+
+from helpers import refused
+
+
+def test_defaults():
+    s = settings.load(environ={})
+    assert s == settings.Settings()
+    assert s.listen == "127.0.0.1:7223" and s.etcd is None and s.shards == 2
+
+
+def test_environment_then_flags_override():
+    environ = {"CHATRELAY_SHARDS": "4", "CHATRELAY_DATA_DIR": "env-dir", "CHATRELAY_LISTEN": "[::1]:9000"}
+    s = settings.load({"shards": 8, "listen": None}, environ=environ)
+    assert s.shards == 8  # flag beats variable
+    assert s.listen == "[::1]:9000" and s.data_dir == pathlib.Path("env-dir")
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"shards": 0}, "--shards must be 1 to 256, got 0"),
+        ({"shards": "many"}, "shards must be a whole number, got 'many'"),
+        ({"etcd": "127.0.0.1:2379"}, "--etcd must be an http(s):// URL, got '127.0.0.1:2379'"),
+        ({"listen": "127.0.0.1"}, "--listen must be HOST:PORT, got '127.0.0.1'"),
+    ],
+)
+def test_bad_settings_are_refused(overrides, message):
+    err = refused(Reason.MALFORMED, settings.load, overrides, environ={})
+    assert err.message == message
+
+
+def test_port_zero_is_allowed_for_tests():
+    assert settings.load({"listen": "127.0.0.1:0"}, environ={}).listen == "127.0.0.1:0"
