@@ -44,10 +44,10 @@ class ChatRelayError(Exception):
 
 
 class TooLargeError(ChatRelayError):
-    """Input over a bound: `size` of `what` against `limit`, both in bytes or characters."""
+    """Input over a bound: `size` of `what` against `limit`, in `unit`."""
 
-    def __init__(self, what: str, size: int, limit: int) -> None:
-        super().__init__(Reason.TOO_LARGE, f"{what} is {size} bytes; at most {limit} allowed")
+    def __init__(self, what: str, size: int, limit: int, unit: str = "bytes") -> None:
+        super().__init__(Reason.TOO_LARGE, f"{what} is {size} {unit}; at most {limit} allowed")
         self.what = what
         self.size = size
         self.limit = limit

@@ -73,7 +73,7 @@ def parse_invite(text: str) -> Invite:
         raise ChatRelayError(Reason.BAD_INVITE, "invite code must be text")
     text = text.strip()
     if len(text) > MAX_CODE:
-        raise TooLargeError("invite code", len(text), MAX_CODE)
+        raise TooLargeError("invite code", len(text), MAX_CODE, unit="characters")
     if not text.startswith(PREFIX):
         raise ChatRelayError(Reason.BAD_INVITE, f"invite code must start with {PREFIX}")
     try:

@@ -146,7 +146,7 @@ class ShortLink:
         if not text:
             raise ChatRelayError(Reason.BAD_LINK, "link is empty")
         if len(text) > MAX_LINK:
-            raise TooLargeError("link", len(text), MAX_LINK)
+            raise TooLargeError("link", len(text), MAX_LINK, unit="characters")
         scheme, sep, rest = text.partition("://")
         scheme = scheme.lower()
         if not sep or scheme not in SCHEMES:

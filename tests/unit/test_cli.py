@@ -34,7 +34,7 @@ def test_link_parse_prints_json(text, expected):
     [
         ("garbage", "chatrelay: link must start with https:// or chatrelay:// (bad_link)"),
         ("", "chatrelay: link is empty (bad_link)"),
-        ("x" * 10_000, "chatrelay: link is 10000 bytes; at most 2048 allowed (too_large)"),
+        ("x" * 10_000, "chatrelay: link is 10000 characters; at most 2048 allowed (too_large)"),
         (f"https://h/q#{KEY}", "chatrelay: unknown link kind 'q'; expected one of r, g, c, a, i (unknown_link_kind)"),
     ],
 )

@@ -227,7 +227,7 @@ def test_malformed_links_are_refused_with_a_clear_message(text, reason, message)
 
 def test_ten_kilobyte_link_is_refused_by_size():
     err = refused(Reason.TOO_LARGE, ShortLink.parse, "https://h/g#" + "A" * 10_000)
-    assert err.message == "link is 10012 bytes; at most 2048 allowed"
+    assert err.message == "link is 10012 characters; at most 2048 allowed"
 
 
 def test_too_many_hosts_are_refused():
