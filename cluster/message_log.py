@@ -1,0 +1,258 @@
+"""The message log: durable, per-stream sequences of records (posts, service log
+entries, held join requests).
+
+`MessageLog` is the interface. `SqliteMessageLog` is the embedded default: WAL mode, one
+writer thread that commits the appends of many streams in one transaction (group
+commit), reads on a thread of their own. `append` returns only after the commit, so an
+ack sent after it is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import pathlib
+import queue
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+MAX_BATCH = 512  # appends committed together at most
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    seq: int
+    data: bytes
+    ts: int  # milliseconds since the epoch, when appended
+    key: bytes | None = None
+
+    def __str__(self) -> str:
+        return f"#{self.seq} ({len(self.data)} bytes)"
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    seqs: tuple[int, ...]
+    duplicates: tuple[bool, ...]  # True where the key was in the stream already
+
+
+@runtime_checkable
+class MessageLog(Protocol):
+    async def append(
+        self, stream: str, records: list[bytes], keys: list[bytes | None] | None = None
+    ) -> Appended: ...
+
+    async def read(self, stream: str, after_seq: int = 0, limit: int = 500) -> list[LogRecord]: ...
+
+    async def read_before(self, stream: str, before_seq: int = 0, limit: int = 100) -> list[LogRecord]: ...
+
+    async def last_seq(self, stream: str) -> int: ...
+
+    async def trim(self, stream: str, through_seq: int) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    stream TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, key BLOB, data BLOB NOT NULL,
+    PRIMARY KEY (stream, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS records_key ON records (stream, key) WHERE key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS heads (
+    stream TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, trimmed_through INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+class _Append:
+    __slots__ = ("stream", "records", "keys", "future", "loop")
+
+    def __init__(self, stream, records, keys, future, loop):
+        self.stream, self.records, self.keys, self.future, self.loop = stream, records, keys, future, loop
+
+
+class SqliteMessageLog:
+    def __init__(self, path: str | pathlib.Path) -> None:
+        self.path = pathlib.Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._pending: queue.SimpleQueue[_Append | None] = queue.SimpleQueue()
+        self._closed = False
+        self.commits = 0  # transactions committed by the writer: group commit at work
+        ready = threading.Event()
+        self._writer = threading.Thread(target=self._write_loop, args=(ready,), name="message-log-writer", daemon=True)
+        self._writer.start()
+        ready.wait(30)
+        self._reads = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="message-log-read")
+        self._read_conn: sqlite3.Connection | None = None
+        self._reads.submit(self._open_reader).result()
+
+    def __str__(self) -> str:
+        return f"message log at {self.path}"
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")  # the ack promises durability
+        return conn
+
+    def _open_reader(self) -> None:
+        self._read_conn = self._connect()
+
+    # ---- writer -----------------------------------------------------------------------
+
+    def _write_loop(self, ready: threading.Event) -> None:
+        conn = self._connect()
+        conn.executescript(SCHEMA)
+        ready.set()
+        while True:
+            first = self._pending.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._pending.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._pending.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            self._commit(conn, batch)
+        conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Append]) -> None:
+        results: list = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            heads: dict[str, int] = {}
+            for item in batch:
+                results.append(self._apply(conn, item, heads))
+            for stream, last in heads.items():
+                conn.execute(
+                    "INSERT INTO heads (stream, last_seq) VALUES (?, ?) "
+                    "ON CONFLICT(stream) DO UPDATE SET last_seq = excluded.last_seq",
+                    (stream, last),
+                )
+            conn.execute("COMMIT")
+            self.commits += 1
+        except Exception as exc:  # the whole batch fails together; nothing was acked
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            results = [exc] * len(batch)
+        for item, result in zip(batch, results):
+            item.loop.call_soon_threadsafe(_settle, item.future, result)
+
+    @staticmethod
+    def _apply(conn: sqlite3.Connection, item: _Append, heads: dict[str, int]) -> Appended:
+        stream = item.stream
+        if stream not in heads:
+            row = conn.execute("SELECT last_seq FROM heads WHERE stream=?", (stream,)).fetchone()
+            heads[stream] = row[0] if row else 0
+        now = int(time.time() * 1000)
+        seqs, dups = [], []
+        for data, key in zip(item.records, item.keys):
+            if key is not None:
+                row = conn.execute(
+                    "SELECT seq FROM records WHERE stream=? AND key=?", (stream, key)
+                ).fetchone()
+                if row is not None:
+                    seqs.append(row[0])
+                    dups.append(True)
+                    continue
+            heads[stream] += 1
+            conn.execute(
+                "INSERT INTO records (stream, seq, ts, key, data) VALUES (?, ?, ?, ?, ?)",
+                (stream, heads[stream], now, key, data),
+            )
+            seqs.append(heads[stream])
+            dups.append(False)
+        return Appended(seqs=tuple(seqs), duplicates=tuple(dups))
+
+    # ---- MessageLog -------------------------------------------------------------------
+
+    async def append(
+        self, stream: str, records: list[bytes], keys: list[bytes | None] | None = None
+    ) -> Appended:
+        """Durable when it returns. Records with a key already in the stream are not
+        appended again; their first seq is returned, marked as a duplicate."""
+        if self._closed:
+            raise RuntimeError("message log is closed")
+        keys = list(keys) if keys is not None else [None] * len(records)
+        if len(keys) != len(records):
+            raise ValueError("one key (or None) per record")
+        if not records:
+            return Appended(seqs=(), duplicates=())
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.put(_Append(stream, list(records), keys, future, loop))
+        return await future
+
+    async def _read(self, sql: str, args: tuple) -> list[tuple]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reads, lambda: self._read_conn.execute(sql, args).fetchall())
+
+    async def read(self, stream: str, after_seq: int = 0, limit: int = 500) -> list[LogRecord]:
+        rows = await self._read(
+            "SELECT seq, data, ts, key FROM records WHERE stream=? AND seq>? ORDER BY seq LIMIT ?",
+            (stream, after_seq, limit),
+        )
+        return [LogRecord(seq, bytes(data), ts, key) for seq, data, ts, key in rows]
+
+    async def read_before(self, stream: str, before_seq: int = 0, limit: int = 100) -> list[LogRecord]:
+        """The `limit` records just before `before_seq` (0: the newest), oldest first."""
+        bound = before_seq if before_seq > 0 else 2**62
+        rows = await self._read(
+            "SELECT seq, data, ts, key FROM records WHERE stream=? AND seq<? ORDER BY seq DESC LIMIT ?",
+            (stream, bound, limit),
+        )
+        return [LogRecord(seq, bytes(data), ts, key) for seq, data, ts, key in reversed(rows)]
+
+    async def last_seq(self, stream: str) -> int:
+        rows = await self._read("SELECT last_seq FROM heads WHERE stream=?", (stream,))
+        return rows[0][0] if rows else 0
+
+    async def trim(self, stream: str, through_seq: int) -> int:
+        """Drop records up to `through_seq`; sequence numbers are never reused."""
+        def run() -> int:
+            conn = self._read_conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                count = conn.execute(
+                    "DELETE FROM records WHERE stream=? AND seq<=?", (stream, through_seq)
+                ).rowcount
+                conn.execute(
+                    "UPDATE heads SET trimmed_through=MAX(trimmed_through, ?) WHERE stream=?",
+                    (through_seq, stream),
+                )
+                conn.execute("COMMIT")
+                return count
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reads, run)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pending.put(None)
+        await asyncio.get_running_loop().run_in_executor(None, self._writer.join, 30)
+        await asyncio.get_running_loop().run_in_executor(self._reads, self._read_conn.close)
+        self._reads.shutdown(wait=True)
+
+
+def _settle(future: asyncio.Future, result) -> None:
+    if future.done():
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
