@@ -46,29 +46,164 @@ def link_parse(text: str) -> None:
 @click.option("--etcd", default=None, help="etcd URL instead of the embedded registry [CHATRELAY_ETCD].")
 @click.option("--shards", default=None, type=int, help="Relay shard actors [CHATRELAY_SHARDS].")
 def up(data_dir, listen, etcd, shards) -> None:
-    """Start a relay on this machine and print its relay link."""
+    """Run a relay on this machine until interrupted; prints its relay link, then `ready`."""
+    import signal
+    import threading
+
     from chatrelay import settings as settings_mod
-    from chatrelay.cluster import identity
-    from chatrelay.links import relay_link
+    from chatrelay.cluster import up as up_mod
 
     try:
         settings = settings_mod.load(
             {"data_dir": data_dir, "listen": listen, "etcd": etcd, "shards": shards}
         )
-        key = identity.load_or_create(settings.data_dir)
-        bundle = relay_link(key, settings.relay_name, [settings.listen])
+        relay = up_mod.start(settings)
     except ChatRelayError as exc:
         fail(str(exc))
     except OSError as exc:
-        fail(f"cannot use data dir: {exc}")
-    click.echo(str(bundle.link))
-    # The gateway, shards, registry and message log land with the cluster (issue 3);
-    # until then say so rather than pretend to serve.
-    click.echo(
-        f"chatrelay up: relay identity ready ({settings}); the relay cluster that serves "
-        "this link is not built yet, so nothing is served",
-        err=True,
-    )
+        fail(f"cannot start: {exc}")
+    click.echo(relay.link)
+    click.echo(f"relay serving on {relay.target} ({settings})", err=True)
+    click.echo("ready")
+    sys.stdout.flush()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass
+    click.echo("stopping", err=True)
+    up_mod.stop(relay)
+
+
+def _run(coro):
+    import asyncio
+
+    try:
+        return asyncio.run(coro)
+    except ChatRelayError as exc:
+        fail(str(exc))
+
+
+def _state_option(fn):
+    return click.option(
+        "--state", "state_path", required=True, type=click.Path(dir_okay=False),
+        help="This identity's state file; created if absent.",
+    )(fn)
+
+
+def _load_state(path):
+    import pathlib
+
+    from chatrelay import state as state_mod
+
+    try:
+        return state_mod.load(pathlib.Path(path))
+    except ChatRelayError as exc:
+        fail(str(exc))
+
+
+def _save_state(path, st) -> None:
+    import pathlib
+
+    from chatrelay import state as state_mod
+
+    try:
+        state_mod.save(pathlib.Path(path), st)
+    except OSError as exc:
+        fail(f"cannot write state file {path}: {exc}")
+
+
+@main.group()
+def channel() -> None:
+    """Channels: only owners post."""
+
+
+@channel.command("create")
+@click.option("--relay", "relays", required=True, multiple=True, help="Relay link (repeat for several relays).")
+@click.option("--name", required=True, help="The channel's name.")
+@click.option("--description", default="", help="A line about the channel.")
+@_state_option
+def channel_create(relays, name, description, state_path) -> None:
+    """Make a channel, register and activate it with the relays, print its link."""
+    from chatrelay import client
+    from chatrelay.group import GroupKind
+
+    st = _load_state(state_path)
+    owned = _run(client.create_group(list(relays), name, GroupKind.CHANNEL, description=description))
+    st.owned.append(owned)
+    _save_state(state_path, st)
+    click.echo(owned.link)
+
+
+@main.command()
+@click.argument("text")
+@click.option("--group", "which", default=None, help="Name or link, when the state file owns several.")
+@_state_option
+def post(text, which, state_path) -> None:
+    """Post TEXT to a group or channel you own (signed by your owner key)."""
+    from chatrelay import client
+
+    st = _load_state(state_path)
+    try:
+        owned = st.find_owned(which)
+    except ChatRelayError as exc:
+        fail(str(exc))
+    acks = _run(client.post(owned, text))
+    click.echo(f"posted #{acks[0].seq}")
+
+
+@main.command()
+@click.argument("link_text", metavar="LINK")
+@click.option("--name", default="", help="Your display name in this group.")
+@_state_option
+def join(link_text, name, state_path) -> None:
+    """Resolve and verify a group or channel link, then join it."""
+    from chatrelay import client
+
+    st = _load_state(state_path)
+    membership = _run(client.join(link_text, name))
+    st.memberships = [m for m in st.memberships if m.group_id != membership.group_id] + [membership]
+    _save_state(state_path, st)
+    state = "joined" if membership.status == "member" else "waiting for the owners to approve"
+    click.echo(f"{state}: {membership.name}")
+
+
+@main.command()
+@click.option("--group", "which", default=None, help="Name or link, when the state file has several.")
+@click.option("--follow", is_flag=True, help="Keep streaming new posts; resumes after reconnects.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+@_state_option
+def read(which, follow, as_json, state_path) -> None:
+    """Print the posts of a group or channel, oldest first, one a line."""
+    import asyncio
+
+    from chatrelay import client
+
+    st = _load_state(state_path)
+    try:
+        who = st.find_membership(which)
+    except ChatRelayError as exc:
+        fail(str(exc))
+
+    def show(p) -> None:
+        if as_json:
+            click.echo(json.dumps(p.to_json()))
+        else:
+            click.echo(p.text.replace("\\", "\\\\").replace("\n", "\\n"))
+        sys.stdout.flush()
+
+    async def run() -> None:
+        if follow:
+            async for p in client.follow(who):
+                show(p)
+        else:
+            for p in await client.read_all(who):
+                show(p)
+
+    try:
+        _run(run())
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":

@@ -27,6 +27,13 @@ class Reason(enum.StrEnum):
     BAD_INVITE = "bad_invite"
     INVITE_EXPIRED = "invite_expired"
     BAD_POST = "bad_post"
+    UNKNOWN_ADDRESS = "unknown_address"
+    NOT_ALLOWED = "not_allowed"
+    NOT_MEMBER = "not_member"
+    NOT_ACTIVE = "not_active"
+    REFUSED = "refused"
+    BUSY = "busy"
+    UNAVAILABLE = "unavailable"
 
 
 class ChatRelayError(Exception):
@@ -41,6 +48,10 @@ class ChatRelayError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} ({self.reason})"
+
+    def __reduce__(self):
+        # Cross process boundaries (Ray) as the root class with both fields intact.
+        return (ChatRelayError, (self.reason.value, self.message))
 
 
 class TooLargeError(ChatRelayError):

@@ -1,0 +1,32 @@
+"""GatewayActor: runs the grpc.aio gateway inside a Ray actor, one per node, like Ray
+Serve's proxies. A plain class; `chatrelay.actors.factory` makes it an actor."""
+
+from __future__ import annotations
+
+from chatrelay.cluster.config import ClusterConfig, open_registry
+
+
+class GatewayActor:
+    def __init__(self, config: ClusterConfig, shards: list) -> None:
+        self.config = config
+        self.shards = shards
+        self.server = None
+        self.servicer = None
+        self.port = 0
+
+    async def start(self) -> int:
+        """Start serving (once); returns the bound port."""
+        if self.server is None:
+            from chatrelay.cluster.gateway import serve
+
+            registry = open_registry(self.config)
+            self.server, self.port, self.servicer = await serve(registry, self.shards, self.config.listen)
+        return self.port
+
+    async def stats(self) -> dict:
+        return self.servicer.stats() if self.servicer else {}
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop(grace=1.0)
+            self.server = None

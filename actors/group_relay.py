@@ -1,0 +1,385 @@
+"""GroupRelay: one group's relay, a virtual actor inside a RelayShard.
+
+Each group has its own bounded mailbox and worker task: serial inside the group,
+concurrent across groups. A full mailbox refuses that group's senders with BUSY and
+touches no other group. Posts are verified, appended durably (then acked) and announced
+to readers waiting on the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from nacl.signing import SigningKey
+
+from chatrelay import codec
+from chatrelay import envelope as env
+from chatrelay import group, invites, members
+from chatrelay.cluster.message_log import MessageLog
+from chatrelay.cluster.registry import Get, Put, Registry, absent, unchanged_since
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.v1 import core_pb2, relay_pb2
+from chatrelay.actors import records
+from chatrelay.actors.records import GroupRecord, GroupState, MemberRecord
+
+MAX_TURN = 64  # requests a group's worker takes per turn, so one group cannot hog a shard
+READ_LIMIT = 500
+CREDENTIAL_SKEW_S = 600
+ADDRESS_BYTES = 16
+
+
+@dataclass(frozen=True, slots=True)
+class RelayContext:
+    """What every group relay of one relay shares."""
+
+    identity: SigningKey
+    registry: Registry
+    log: MessageLog
+    mailbox_size: int = 1024
+
+    @property
+    def relay_key(self) -> bytes:
+        return bytes(self.identity.verify_key)
+
+
+def new_address() -> str:
+    return codec.b64url(os.urandom(ADDRESS_BYTES))
+
+
+async def register_group(ctx: RelayContext, envelope: core_pb2.SignedEnvelope, shard: int) -> relay_pb2.RegisterGroupResponse:
+    """Steps 1 to 3 of registration: one address per group, however often asked."""
+    checked, body = env.verify_message(
+        envelope, env.Domain.REGISTER, relay_pb2.RegisterGroupBody, "registration"
+    )
+    if checked.signer != body.registration_key:
+        raise ChatRelayError(Reason.UNKNOWN_SIGNER, "registration is not signed by its registration key")
+    profile = group.verify_profile(body.profile)
+    record = GroupRecord(
+        group_id=profile.group_id, address=new_address(), state=GroupState.PENDING,
+        registration_key=body.registration_key, profile=env.encode(body.profile),
+    )
+    result = await ctx.registry.transaction(
+        [absent(records.group_key(profile.group_id))],
+        [
+            Put(records.group_key(profile.group_id), record.dumps()),
+            Put(records.address_key(record.address), profile.group_id.hex().encode()),
+            Put(records.placement_key(record.address), str(shard).encode()),
+        ],
+        [Get(records.group_key(profile.group_id))],
+    )
+    if not result.succeeded:
+        record = GroupRecord.loads(result.gets[0].value)
+    grant = relay_pb2.AddressGrant(
+        group_id=record.group_id, group_address=record.address,
+        relay_key=ctx.relay_key, registration_key=record.registration_key,
+    )
+    return relay_pb2.RegisterGroupResponse(
+        address=env.sign_message(ctx.identity, env.Domain.ADDRESS, grant),
+        state=_STATE_PB[record.state],
+    )
+
+
+_STATE_PB = {
+    GroupState.PENDING: relay_pb2.GROUP_STATE_PENDING,
+    GroupState.ACTIVE: relay_pb2.GROUP_STATE_ACTIVE,
+    GroupState.SUSPENDED: relay_pb2.GROUP_STATE_SUSPENDED,
+    GroupState.REMOVED: relay_pb2.GROUP_STATE_REMOVED,
+}
+
+
+class GroupRelay:
+    def __init__(self, ctx: RelayContext, record: GroupRecord, mod_revision: int) -> None:
+        self.ctx = ctx
+        self.record = record
+        self.mod_revision = mod_revision
+        self.profile = group.verify_profile(env.decode(record.profile), group_id=record.group_id)
+        self.members: dict[bytes, MemberRecord] = {}
+        self.last_seq = 0
+        self.mailbox: asyncio.Queue = asyncio.Queue(ctx.mailbox_size)
+        self.changed = asyncio.Condition()
+        self.posts_accepted = 0
+        self._worker: asyncio.Task | None = None
+
+    def __str__(self) -> str:
+        return f"group relay {self.address} ({self.record.state})"
+
+    @property
+    def address(self) -> str:
+        return self.record.address
+
+    @property
+    def stream(self) -> str:
+        return records.post_stream(self.address)
+
+    async def start(self) -> None:
+        self.last_seq = await self.ctx.log.last_seq(self.stream)
+        for entry in await self.ctx.registry.get_prefix(records.member_prefix(self.address)):
+            sign_key = _unb64(entry.key.rsplit(b"/", 1)[1].decode())
+            self.members[sign_key] = MemberRecord.loads(entry.value)
+        self._worker = asyncio.create_task(self._work(), name=f"group-{self.address}")
+
+    async def stop(self) -> None:
+        if self._worker:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+
+    # ---- the mailbox ----------------------------------------------------------------
+
+    async def call(self, kind: str, fn: Callable[..., Awaitable], *args):
+        """Run fn serially with this group's other requests; BUSY when the mailbox is full."""
+        future = asyncio.get_running_loop().create_future()
+        try:
+            self.mailbox.put_nowait((kind, fn, args, future))
+        except asyncio.QueueFull:
+            raise ChatRelayError(
+                Reason.BUSY, "this group's mailbox is full; retry in a moment"
+            ) from None
+        return await future
+
+    async def _work(self) -> None:
+        while True:
+            turn = [await self.mailbox.get()]
+            while len(turn) < MAX_TURN and not self.mailbox.empty():
+                turn.append(self.mailbox.get_nowait())
+            posts = [item for item in turn if item[0] == "post"]
+            others = [item for item in turn if item[0] != "post"]
+            for kind, fn, args, future in others:
+                await _settle(future, fn, *args)
+            if posts:
+                await self._append_posts(posts)
+            await asyncio.sleep(0)  # let other groups' workers run: fair turns
+
+    # ---- posts ----------------------------------------------------------------------
+
+    def _check_post(self, envelope: core_pb2.SignedEnvelope) -> bytes:
+        if self.record.state is not GroupState.ACTIVE:
+            raise ChatRelayError(Reason.NOT_ACTIVE, f"group is {self.record.state.value}, not active")
+        body = members.verify_post(envelope, self.record.group_id)
+        signer = envelope.signer
+        if signer in self.profile.authorities():
+            return body
+        if self.profile.profile.kind == core_pb2.GROUP_KIND_CHANNEL:
+            raise ChatRelayError(Reason.NOT_ALLOWED, "only owners post in a channel")
+        member = self.members.get(signer)
+        if member is None or member.status != "member":
+            raise ChatRelayError(Reason.NOT_MEMBER, "post author is not a member of this group")
+        return body
+
+    async def post(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.PostAck:
+        return await self.call("post", None, envelope)
+
+    async def _append_posts(self, items) -> None:
+        accepted = []
+        for _, _, (envelope,), future in items:
+            try:
+                self._check_post(envelope)
+            except ChatRelayError as exc:
+                if not future.done():
+                    future.set_exception(exc)
+                continue
+            accepted.append((envelope, future))
+        if not accepted:
+            return
+        ids = [members.message_id(e) for e, _ in accepted]
+        try:
+            appended = await self.ctx.log.append(self.stream, [env.encode(e) for e, _ in accepted], keys=ids)
+        except Exception as exc:  # nothing is acked unless durable
+            for _, future in accepted:
+                if not future.done():
+                    future.set_exception(ChatRelayError(Reason.UNAVAILABLE, f"message log failed: {exc}"))
+            return
+        async with self.changed:
+            self.last_seq = max(self.last_seq, max(appended.seqs))
+            self.posts_accepted += sum(1 for d in appended.duplicates if not d)
+            self.changed.notify_all()
+        for (_, future), seq, mid in zip(accepted, appended.seqs, ids):
+            if not future.done():
+                future.set_result(relay_pb2.PostAck(seq=seq, message_id=mid))
+
+    # ---- reading --------------------------------------------------------------------
+
+    def check_reader(self, credential: core_pb2.SignedEnvelope, now: float | None = None) -> bytes:
+        checked, body = env.verify_message(
+            credential, env.Domain.SUBSCRIBE, relay_pb2.SubscribeBody, "subscribe credential"
+        )
+        if body.group_address != self.address:
+            raise ChatRelayError(Reason.GROUP_MISMATCH, "credential is for another group address")
+        now = time.time() if now is None else now
+        if abs(now - body.timestamp) > CREDENTIAL_SKEW_S:
+            raise ChatRelayError(Reason.BAD_SIGNATURE, "credential is too old or from the future; check the clock")
+        if checked.signer in self.profile.authorities():
+            return checked.signer
+        member = self.members.get(checked.signer)
+        if member is None or member.status != "member":
+            raise ChatRelayError(Reason.NOT_MEMBER, "reader is not a member of this group")
+        return checked.signer
+
+    def history_floor(self, reader: bytes) -> int:
+        limit = self.profile.profile.settings.history_limit
+        if not limit or reader in self.profile.authorities():
+            return 0
+        return max(0, self.last_seq - limit)
+
+    async def read(self, after_seq: int, limit: int = READ_LIMIT, wait_s: float = 0.0) -> list[relay_pb2.Delivery]:
+        """Posts after `after_seq`; waits up to `wait_s` for the first one when none is there."""
+        if wait_s > 0 and self.last_seq <= after_seq:
+            async with self.changed:
+                try:
+                    await asyncio.wait_for(
+                        self.changed.wait_for(lambda: self.last_seq > after_seq), wait_s
+                    )
+                except asyncio.TimeoutError:
+                    return []
+        return _deliveries(await self.ctx.log.read(self.stream, after_seq, min(limit, READ_LIMIT)))
+
+    async def history(self, reader: bytes, before_seq: int, limit: int) -> list[relay_pb2.Delivery]:
+        floor = self.history_floor(reader)
+        rows = await self.ctx.log.read_before(self.stream, before_seq, min(max(limit, 1), READ_LIMIT))
+        return [d for d in _deliveries(rows) if d.seq > floor]
+
+    # ---- joining --------------------------------------------------------------------
+
+    async def join(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.JoinResponse:
+        return await self.call("join", self._join, envelope)
+
+    async def _join(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.JoinResponse:
+        body = members.verify_join(envelope, self.record.group_id)
+        if body.group_address != self.address:
+            raise ChatRelayError(Reason.GROUP_MISMATCH, "join request is for another group address")
+        if self.record.state is GroupState.SUSPENDED:
+            raise ChatRelayError(Reason.REFUSED, "the owners have suspended new members for now")
+        if self.record.state is not GroupState.ACTIVE:
+            raise ChatRelayError(Reason.NOT_ACTIVE, f"group is {self.record.state.value}, not active yet")
+        sign_key = body.keys.sign_key
+        request_id = hashlib.sha256(env.encode(envelope)).digest()[:16]
+        existing = self.members.get(sign_key)
+        if existing is not None:  # a repeated join: same answer, nothing new stored
+            status = relay_pb2.JOIN_STATUS_ACCEPTED if existing.status == "member" else relay_pb2.JOIN_STATUS_PENDING_APPROVAL
+            return relay_pb2.JoinResponse(status=status, request_id=existing.request_id)
+        policy = self.profile.profile.settings.join
+        status = "member"
+        if body.HasField("invite"):
+            await self._consume_invite(body, sign_key)
+        elif policy == core_pb2.JOIN_POLICY_INVITE_ONLY:
+            raise ChatRelayError(Reason.NOT_ALLOWED, "this group takes members by invite only")
+        elif policy == core_pb2.JOIN_POLICY_APPROVAL:
+            status = "pending"
+        record = MemberRecord(
+            box_key=body.keys.box_key, display_name=body.profile.display_name, status=status,
+            joined_ms=int(time.time() * 1000), request_id=request_id,
+        )
+        await self.ctx.registry.put(records.member_key(self.address, sign_key), record.dumps())
+        self.members[sign_key] = record
+        return relay_pb2.JoinResponse(
+            status=relay_pb2.JOIN_STATUS_ACCEPTED if status == "member" else relay_pb2.JOIN_STATUS_PENDING_APPROVAL,
+            request_id=request_id,
+        )
+
+    async def _consume_invite(self, body: core_pb2.JoinBody, sign_key: bytes) -> None:
+        grant = invites.verify_invite(body.invite, self.profile, sign_key)
+        key = records.invite_key(self.address, grant.invite_key)
+        for _ in range(16):  # compare-and-swap on the use count
+            entry = await self.ctx.registry.get(key)
+            used = int(entry.value) if entry else 0
+            if used >= grant.uses:
+                raise ChatRelayError(Reason.BAD_INVITE, "this invite has been used up")
+            compare = absent(key) if entry is None else unchanged_since(key, entry.mod_revision)
+            result = await self.ctx.registry.transaction([compare], [Put(key, str(used + 1).encode())])
+            if result.succeeded:
+                return
+        raise ChatRelayError(Reason.BUSY, "invite is being used concurrently; retry")
+
+    # ---- owner commands -------------------------------------------------------------
+
+    async def owner_command(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.OwnerCommandResponse:
+        return await self.call("command", self._owner_command, envelope)
+
+    async def _owner_command(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.OwnerCommandResponse:
+        checked, body = env.verify_message(
+            envelope, env.Domain.OWNER_COMMAND, relay_pb2.OwnerCommandBody, "owner command"
+        )
+        if checked.signer not in self.profile.authorities():
+            raise ChatRelayError(Reason.UNKNOWN_SIGNER, "owner command is not signed by an owner of the group")
+        if body.group_address != self.address:
+            raise ChatRelayError(Reason.GROUP_MISMATCH, "owner command is for another group address")
+        if not body.command_id or len(body.command_id) > 64:
+            raise ChatRelayError(Reason.MALFORMED, "owner command needs a command id of 1 to 64 bytes")
+        stream = records.service_stream(self.address)
+        previous = [r for r in await self.ctx.log.read(stream, 0, READ_LIMIT) if r.key == body.command_id]
+        if previous:
+            return relay_pb2.OwnerCommandResponse(
+                state=_STATE_PB[self.record.state], applied_before=True, log_seq=previous[0].seq
+            )
+        if body.kind == relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE:
+            await self._update_profile(body.profile)
+        else:
+            raise ChatRelayError(Reason.MALFORMED, "this owner command is not supported by this relay yet")
+        appended = await self.ctx.log.append(stream, [env.encode(envelope)], keys=[body.command_id])
+        return relay_pb2.OwnerCommandResponse(
+            state=_STATE_PB[self.record.state], applied_before=appended.duplicates[0], log_seq=appended.seqs[0]
+        )
+
+    async def _update_profile(self, profile_envelope: core_pb2.SignedEnvelope) -> None:
+        new = group.verify_profile(profile_envelope, group_id=self.record.group_id)
+        group.check_update(self.profile, new)
+        mine = any(
+            r.relay_key == self.ctx.relay_key and r.group_address == self.address
+            for r in new.profile.relays
+        )
+        state = self.record.state
+        if state is GroupState.PENDING and mine:
+            state = GroupState.ACTIVE
+        updated = GroupRecord(
+            group_id=self.record.group_id, address=self.address, state=state,
+            registration_key=self.record.registration_key, profile=env.encode(profile_envelope),
+        )
+        key = records.group_key(self.record.group_id)
+        result = await self.ctx.registry.transaction(
+            [unchanged_since(key, self.mod_revision)], [Put(key, updated.dumps()), Get(key)]
+        )
+        if not result.succeeded:
+            raise ChatRelayError(Reason.BUSY, "group record changed concurrently; retry")
+        self.record, self.profile, self.mod_revision = updated, new, result.gets[0].mod_revision
+
+    def stats(self) -> dict:
+        return {
+            "address": self.address,
+            "state": self.record.state.value,
+            "last_seq": self.last_seq,
+            "members": len(self.members),
+            "mailbox_depth": self.mailbox.qsize(),
+            "posts_accepted": self.posts_accepted,
+        }
+
+
+def _deliveries(rows) -> list[relay_pb2.Delivery]:
+    return [
+        relay_pb2.Delivery(seq=r.seq, post=env.decode(r.data), message_id=r.key or b"", relay_ts=r.ts)
+        for r in rows
+    ]
+
+
+def _unb64(text: str) -> bytes:
+    return codec.unb64url(text, "registry key")
+
+
+async def _settle(future: asyncio.Future, fn, *args) -> None:
+    try:
+        result = await fn(*args)
+    except ChatRelayError as exc:
+        if not future.done():
+            future.set_exception(exc)
+    except Exception as exc:  # a bug must fail the request, not the group's worker
+        if not future.done():
+            future.set_exception(ChatRelayError(Reason.UNAVAILABLE, f"relay error: {type(exc).__name__}: {exc}"))
+    else:
+        if not future.done():
+            future.set_result(result)

@@ -1,0 +1,114 @@
+"""What a relay keeps in the registry, and under which keys.
+
+Every key is per group address or per group id; nothing names an owner, so nothing
+ties two groups of one owner together.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import json
+from dataclasses import asdict, dataclass
+
+from chatrelay import codec
+
+
+class GroupState(enum.StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    REMOVED = "removed"
+
+
+def group_key(group_id: bytes) -> bytes:
+    return b"groups/" + group_id.hex().encode()
+
+
+def address_key(address: str) -> bytes:
+    return b"addresses/" + address.encode()
+
+
+def placement_key(address: str) -> bytes:
+    return b"placement/" + address.encode()
+
+
+PLACEMENT_PREFIX = b"placement/"
+
+
+def member_key(address: str, sign_key: bytes) -> bytes:
+    return b"members/" + address.encode() + b"/" + codec.b64url(sign_key).encode()
+
+
+def member_prefix(address: str) -> bytes:
+    return b"members/" + address.encode() + b"/"
+
+
+def invite_key(address: str, key: bytes) -> bytes:
+    return b"invites/" + address.encode() + b"/" + codec.b64url(key).encode()
+
+
+def link_key(lookup_id: bytes) -> bytes:
+    return b"links/" + codec.b64url(lookup_id).encode()
+
+
+def post_stream(address: str) -> str:
+    return "posts/" + address
+
+
+def service_stream(address: str) -> str:
+    return "service/" + address
+
+
+def _b(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unb(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+@dataclass(slots=True)
+class GroupRecord:
+    group_id: bytes
+    address: str
+    state: GroupState
+    registration_key: bytes
+    profile: bytes  # the signed profile envelope, serialized as received
+
+    def dumps(self) -> bytes:
+        d = asdict(self)
+        for name in ("group_id", "registration_key", "profile"):
+            d[name] = _b(d[name])
+        d["state"] = self.state.value
+        return json.dumps(d, sort_keys=True).encode()
+
+    @classmethod
+    def loads(cls, data: bytes) -> "GroupRecord":
+        d = json.loads(data)
+        return cls(
+            group_id=_unb(d["group_id"]), address=d["address"], state=GroupState(d["state"]),
+            registration_key=_unb(d["registration_key"]), profile=_unb(d["profile"]),
+        )
+
+
+@dataclass(slots=True)
+class MemberRecord:
+    box_key: bytes
+    display_name: str
+    status: str  # "member" or "pending"
+    joined_ms: int
+    request_id: bytes = b""
+
+    def dumps(self) -> bytes:
+        d = asdict(self)
+        d["box_key"] = _b(self.box_key)
+        d["request_id"] = _b(self.request_id)
+        return json.dumps(d, sort_keys=True).encode()
+
+    @classmethod
+    def loads(cls, data: bytes) -> "MemberRecord":
+        d = json.loads(data)
+        d["box_key"] = _unb(d["box_key"])
+        d["request_id"] = _unb(d.get("request_id", ""))
+        return cls(**d)

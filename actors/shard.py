@@ -1,0 +1,183 @@
+"""RelayShard: one process hosting many GroupRelays.
+
+A plain class; `chatrelay.actors.factory` makes it a Ray actor. Its methods take and
+return serialized protobuf bytes, and return refusals as values (see `Outcome`), so
+nothing depends on exceptions surviving a trip between processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from chatrelay import codec
+from chatrelay import envelope as env
+from chatrelay.cluster.config import ClusterConfig, open_message_log, open_registry
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.v1 import core_pb2, relay_pb2
+from chatrelay.actors import records
+from chatrelay.actors.group_relay import GroupRelay, RelayContext, register_group
+from chatrelay.actors.records import GroupRecord
+
+log = logging.getLogger(__name__)
+
+# ("ok", payload) or ("error", reason, message)
+Outcome = tuple
+
+
+def ok(payload: Any = None) -> Outcome:
+    return ("ok", payload)
+
+
+def error(exc: ChatRelayError) -> Outcome:
+    return ("error", exc.reason.value, exc.message)
+
+
+def unwrap(outcome: Outcome):
+    """Caller side: the payload, or the relay's refusal raised as ChatRelayError."""
+    if outcome[0] == "ok":
+        return outcome[1]
+    raise ChatRelayError(Reason(outcome[1]), outcome[2])
+
+
+async def guarded(coro) -> Outcome:
+    try:
+        return ok(await coro)
+    except ChatRelayError as exc:
+        return error(exc)
+
+
+class RelayShard:
+    def __init__(self, index: int, config: ClusterConfig) -> None:
+        self.index = index
+        self.config = config
+        self.ctx: RelayContext | None = None
+        self.groups: dict[str, GroupRelay] = {}
+        self._loading: dict[str, asyncio.Task] = {}
+
+    def __str__(self) -> str:
+        return f"relay shard {self.index} ({len(self.groups)} groups)"
+
+    async def start(self) -> int:
+        if self.ctx is None:
+            self.ctx = RelayContext(
+                identity=SigningKey(self.config.relay_key_seed),
+                registry=open_registry(self.config),
+                log=open_message_log(self.config),
+                mailbox_size=self.config.mailbox_size,
+            )
+        return self.index
+
+    async def ready(self) -> bool:
+        await self.start()
+        return True
+
+    async def _group(self, address: str) -> GroupRelay:
+        relay = self.groups.get(address)
+        if relay is not None:
+            return relay
+        task = self._loading.get(address)
+        if task is None:
+            task = asyncio.create_task(self._load(address))
+            self._loading[address] = task
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._loading.pop(address, None)
+
+    async def _load(self, address: str) -> GroupRelay:
+        await self.start()
+        registry = self.ctx.registry
+        if not isinstance(address, str) or not 0 < len(address) <= 64:
+            raise ChatRelayError(Reason.UNKNOWN_ADDRESS, "no group at this address")
+        gid = await registry.get(records.address_key(address))
+        if gid is None:
+            raise ChatRelayError(Reason.UNKNOWN_ADDRESS, "no group at this address")
+        entry = await registry.get(records.group_key(bytes.fromhex(gid.value.decode())))
+        if entry is None:
+            raise ChatRelayError(Reason.UNKNOWN_ADDRESS, "no group at this address")
+        relay = GroupRelay(self.ctx, GroupRecord.loads(entry.value), entry.mod_revision)
+        await relay.start()
+        self.groups[address] = relay
+        return relay
+
+    # ---- calls from gateways ------------------------------------------------------------
+
+    async def register(self, request: bytes) -> Outcome:
+        await self.start()
+        req = relay_pb2.RegisterGroupRequest.FromString(request)
+        return await guarded(self._serialized(register_group(self.ctx, req.envelope, self.index)))
+
+    async def owner_command(self, request: bytes) -> Outcome:
+        req = relay_pb2.OwnerCommandRequest.FromString(request)
+
+        async def run():
+            body = _body(req.envelope, relay_pb2.OwnerCommandBody, "owner command")
+            relay = await self._group(body.group_address)
+            return await relay.owner_command(req.envelope)
+        return await guarded(self._serialized(run()))
+
+    async def join(self, request: bytes) -> Outcome:
+        req = relay_pb2.JoinRequest.FromString(request)
+
+        async def run():
+            body = _body(req.envelope, core_pb2.JoinBody, "join request")
+            relay = await self._group(body.group_address)
+            return await relay.join(req.envelope)
+        return await guarded(self._serialized(run()))
+
+    async def post(self, request: bytes) -> Outcome:
+        req = relay_pb2.PostRequest.FromString(request)
+
+        async def run():
+            relay = await self._group(req.group_address)
+            return await relay.post(req.envelope)
+        return await guarded(self._serialized(run()))
+
+    async def check_reader(self, address: str, credential: bytes) -> Outcome:
+        async def run():
+            relay = await self._group(address)
+            reader = relay.check_reader(relay_pb2.SubscribeRequest.FromString(credential).credential)
+            return {"reader": reader, "floor": relay.history_floor(reader), "last_seq": relay.last_seq}
+        return await guarded(run())
+
+    async def read(self, address: str, after_seq: int, limit: int = 500, wait_s: float = 0.0) -> Outcome:
+        """Internal: posts after `after_seq` for a gateway that checked its reader."""
+        async def run():
+            relay = await self._group(address)
+            deliveries = await relay.read(after_seq, limit, wait_s)
+            return [d.SerializeToString() for d in deliveries]
+        return await guarded(run())
+
+    async def history(self, request: bytes) -> Outcome:
+        req = relay_pb2.HistoryRequest.FromString(request)
+
+        async def run():
+            body = _body(req.credential, relay_pb2.SubscribeBody, "credential")
+            relay = await self._group(body.group_address)
+            reader = relay.check_reader(req.credential)
+            deliveries = await relay.history(reader, req.before_seq, req.limit or 100)
+            return relay_pb2.HistoryResponse(deliveries=deliveries).SerializeToString()
+        return await guarded(run())
+
+    async def stats(self) -> dict:
+        return {
+            "shard": self.index,
+            "groups": [g.stats() for g in self.groups.values()],
+        }
+
+    @staticmethod
+    async def _serialized(coro):
+        """Protobuf results cross the process boundary as bytes."""
+        result = await coro
+        return result.SerializeToString() if hasattr(result, "SerializeToString") else result
+
+
+def _body(envelope: core_pb2.SignedEnvelope, cls, what: str):
+    """Peek at a body to route it; the group relay verifies the signature before use."""
+    return codec.parse(cls, envelope.body, what, env.body_limit(env.Domain(envelope.domain))
+                       if envelope.domain in env.Domain._value2member_map_ else env.DEFAULT_BODY_LIMIT)

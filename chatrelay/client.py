@@ -1,0 +1,356 @@
+"""The client SDK (async): what owners and members run. Everything a relay sends is
+checked here again: link data against the link, profiles against the root key and owner
+chain, posts against the profile's owners."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+import grpc
+from nacl.signing import SigningKey
+
+from chatrelay import codec, group, links, members
+from chatrelay import envelope as env
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.links import LinkKind, ShortLink
+from chatrelay.members import MemberIdentity
+from chatrelay.state import Membership, OwnedGroup, RelayEntry, b64, unb64
+from chatrelay.status import from_rpc_error
+from chatrelay.v1 import core_pb2, relay_pb2, relay_pb2_grpc
+
+DEFAULT_PORT = 7223
+CALL_TIMEOUT_S = 30
+NONCE = 16
+
+
+def target_of(host: str) -> str:
+    """host[:port] from a link -> a gRPC target."""
+    if host.startswith("["):
+        return host if "]:" in host else f"{host}:{DEFAULT_PORT}"
+    return host if ":" in host else f"{host}:{DEFAULT_PORT}"
+
+
+class RelayClient:
+    """One relay's gateway over gRPC."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.channel = grpc.aio.insecure_channel(target)
+        self.stub = relay_pb2_grpc.RelayServiceStub(self.channel)
+
+    async def __aenter__(self) -> "RelayClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def call(self, method: str, request, timeout: float = CALL_TIMEOUT_S):
+        try:
+            return await getattr(self.stub, method)(request, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    async def resolve(self, link: ShortLink) -> links.ResolvedLink:
+        response = await self.call(
+            "ResolveLink", relay_pb2.ResolveLinkRequest(lookup_id=links.derive(link.link_key).lookup_id)
+        )
+        return links.resolve(link, response.ciphertext)
+
+    async def store_link(self, signer: SigningKey, bundle: links.LinkBundle) -> bool:
+        body = relay_pb2.StoreLinkBody(
+            lookup_id=bundle.lookup_id, ciphertext=bundle.ciphertext,
+            nonce=os.urandom(NONCE), timestamp=int(time.time()),
+        )
+        envelope = env.sign_message(signer, env.Domain.LINK_STORE, body)
+        response = await self.call("StoreLink", relay_pb2.StoreLinkRequest(envelope=envelope))
+        return response.created
+
+    async def post(self, address: str, envelope: core_pb2.SignedEnvelope) -> relay_pb2.PostAck:
+        return await self.call("Post", relay_pb2.PostRequest(group_address=address, envelope=envelope))
+
+    def subscribe(self, credential: core_pb2.SignedEnvelope, since_seq: int):
+        return self.stub.Subscribe(relay_pb2.SubscribeRequest(credential=credential, since_seq=since_seq))
+
+
+async def resolve_link(link: ShortLink) -> links.ResolvedLink:
+    """Try each host of the link; the data is the same on each, and checked."""
+    errors = []
+    for host in link.hosts:
+        async with RelayClient(target_of(host)) as client:
+            try:
+                return await client.resolve(link)
+            except ChatRelayError as exc:
+                if exc.reason not in (Reason.UNAVAILABLE, Reason.UNKNOWN_ADDRESS):
+                    raise  # a host that returns bad data is caught, not skipped
+                errors.append(f"{host}: {exc.message}")
+    raise ChatRelayError(Reason.UNAVAILABLE, "no host of the link answered: " + "; ".join(errors))
+
+
+@dataclass
+class RelayInfo:
+    link: ShortLink
+    relay_key: bytes
+
+    @property
+    def target(self) -> str:
+        return target_of(self.link.hosts[0])
+
+
+async def relay_info(relay_link: str) -> RelayInfo:
+    link = ShortLink.parse(relay_link)
+    if link.kind is not LinkKind.RELAY:
+        raise ChatRelayError(Reason.LINK_KIND_MISMATCH, f"{relay_link} is not a relay link (kind r)")
+    resolved = await resolve_link(link)
+    return RelayInfo(link=link, relay_key=resolved.fixed.root_key)
+
+
+# ---- owners ---------------------------------------------------------------------------
+
+
+async def register(
+    client: RelayClient, relay: RelayInfo, profile: core_pb2.SignedEnvelope, group_id: bytes
+) -> tuple[str, int]:
+    """Registration steps 1 to 3; returns (group address, state). Idempotent."""
+    registration_key = SigningKey.generate()  # made for this group and this relay only
+    body = relay_pb2.RegisterGroupBody(
+        profile=profile, registration_key=bytes(registration_key.verify_key),
+        nonce=os.urandom(NONCE), timestamp=int(time.time()),
+    )
+    request = relay_pb2.RegisterGroupRequest(envelope=env.sign_message(registration_key, env.Domain.REGISTER, body))
+    response = await client.call("RegisterGroup", request)
+    checked, grant = env.verify_message(response.address, env.Domain.ADDRESS, relay_pb2.AddressGrant, "address grant")
+    if checked.signer != relay.relay_key or grant.relay_key != relay.relay_key:
+        raise ChatRelayError(Reason.UNKNOWN_SIGNER, "address grant is not signed by the relay of the relay link")
+    if grant.group_id != group_id or not grant.group_address:
+        raise ChatRelayError(Reason.GROUP_MISMATCH, "address grant is for another group")
+    return grant.group_address, response.state
+
+
+async def owner_command(
+    client: RelayClient, key: SigningKey, address: str, kind: int, *, profile=None, command_id: bytes | None = None
+) -> relay_pb2.OwnerCommandResponse:
+    body = relay_pb2.OwnerCommandBody(
+        group_address=address, command_id=command_id or os.urandom(16), kind=kind,
+        nonce=os.urandom(NONCE), timestamp=int(time.time()),
+    )
+    if profile is not None:
+        body.profile.CopyFrom(profile)
+    envelope = env.sign_message(key, env.Domain.OWNER_COMMAND, body)
+    return await client.call("OwnerCommand", relay_pb2.OwnerCommandRequest(envelope=envelope))
+
+
+async def create_group(
+    relay_links: list[str], name: str, kind: group.GroupKind, join: group.JoinPolicy = group.JoinPolicy.OPEN,
+    description: str = "",
+) -> OwnedGroup:
+    """Make a group or channel, register it with each relay, activate it, store its link."""
+    relays = [await relay_info(r) for r in relay_links]
+    secrets, signed = group.create_group(kind, name, join=join, description=description)
+    current = group.verify_profile(signed)
+    entries: list[RelayEntry] = []
+    for relay in relays:
+        async with RelayClient(relay.target) as client:
+            address, _ = await register(client, relay, signed, secrets.group_id)
+        entries.append(RelayEntry(
+            relay_link=str(relay.link), relay_key=b64(relay.relay_key), address=address, target=relay.target,
+        ))
+    # Step 4: the relays' addresses into the profile, version + 1, sent to each relay.
+    refs = [
+        core_pb2.RelayRef(relay_key=unb64(e.relay_key), relay_link=e.relay_link, group_address=e.address)
+        for e in entries
+    ]
+    updated = group.next_version(secrets.owner_key, current, relays=refs)
+    for entry in entries:
+        async with RelayClient(entry.target) as client:
+            response = await owner_command(
+                client, secrets.owner_key, entry.address, relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE, profile=updated
+            )
+        entry.state = relay_pb2.GroupState.Name(response.state).removeprefix("GROUP_STATE_").lower()
+    hosts: list[str] = []
+    for relay in relays:
+        hosts.extend(h for h in relay.link.hosts if h not in hosts)
+    bundle = links.group_link(secrets, updated, hosts[: links.MAX_HOSTS])
+    for entry in entries:
+        async with RelayClient(entry.target) as client:
+            await client.store_link(secrets.owner_key, bundle)
+    return OwnedGroup(
+        group_id=secrets.group_id.hex(), kind=kind.value, name=name, link=str(bundle.link),
+        owner_seed=b64(secrets.owner_seed), owner_id=b64(secrets.owner_id),
+        intake_secret=b64(secrets.intake_secret),
+        root_seed=b64(secrets.root_seed) if secrets.root_seed else None,
+        profile=b64(env.encode(updated)), relays=entries,
+    )
+
+
+async def post(owned: OwnedGroup | Membership, text: str) -> list[relay_pb2.PostAck]:
+    """Sign once, send to every relay of the group: members dedupe by message id."""
+    data = text.encode("utf-8")
+    key = SigningKey(unb64(owned.owner_seed if isinstance(owned, OwnedGroup) else owned.sign_seed))
+    envelope = members.sign_post(key, bytes.fromhex(owned.group_id), data)
+    acks = []
+    errors = []
+    for entry in owned.relays:
+        async with RelayClient(entry.target) as client:
+            try:
+                acks.append(await client.post(entry.address, envelope))
+            except ChatRelayError as exc:
+                if exc.reason is not Reason.UNAVAILABLE:
+                    raise
+                errors.append(exc)
+    if not acks:
+        raise errors[0] if errors else ChatRelayError(Reason.UNAVAILABLE, "the group has no relays")
+    return acks
+
+
+# ---- members --------------------------------------------------------------------------
+
+
+async def join(link_text: str, display_name: str = "") -> Membership:
+    link = ShortLink.parse(link_text)
+    if link.kind not in (LinkKind.GROUP, LinkKind.CHANNEL):
+        raise ChatRelayError(Reason.LINK_KIND_MISMATCH, "only group (g) and channel (c) links can be joined")
+    resolved = await resolve_link(link)
+    profile = resolved.profile
+    if not profile.profile.relays:
+        raise ChatRelayError(Reason.NOT_ACTIVE, "this group has no relays yet")
+    member = MemberIdentity.generate()  # a new identity per group: groups stay unlinked
+    entries = []
+    status = "member"
+    for ref in profile.profile.relays:
+        relay_link = ShortLink.parse(ref.relay_link)
+        entry = RelayEntry(
+            relay_link=ref.relay_link, relay_key=b64(ref.relay_key), address=ref.group_address,
+            target=target_of(relay_link.hosts[0]),
+        )
+        request = members.join_request(
+            member, profile.group_id, ref.group_address, profile.profile.intake_key, display_name
+        )
+        async with RelayClient(entry.target) as client:
+            response = await client.call("Join", relay_pb2.JoinRequest(envelope=request))
+        if response.status == relay_pb2.JOIN_STATUS_PENDING_APPROVAL:
+            status = "pending"
+        entry.state = "joined"
+        entries.append(entry)
+    return Membership(
+        group_id=profile.group_id.hex(),
+        kind="channel" if profile.profile.kind == core_pb2.GROUP_KIND_CHANNEL else "group",
+        name=profile.profile.name, link=str(link), sign_seed=b64(member.sign_seed),
+        box_secret=b64(member.box_secret), display_name=display_name,
+        profile=b64(env.encode(profile.envelope)), relays=entries, status=status,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedPost:
+    seq: int
+    author: bytes
+    text: str
+    message_id: bytes
+    relay_ts: int
+
+    def to_json(self) -> dict:
+        return {
+            "seq": self.seq, "author": codec.b64url(self.author), "text": self.text,
+            "message_id": codec.b64url(self.message_id), "relay_ts": self.relay_ts,
+        }
+
+
+def _reader_key(who: OwnedGroup | Membership) -> SigningKey:
+    return SigningKey(unb64(who.owner_seed if isinstance(who, OwnedGroup) else who.sign_seed))
+
+
+def _credential(key: SigningKey, address: str) -> core_pb2.SignedEnvelope:
+    body = relay_pb2.SubscribeBody(group_address=address, nonce=os.urandom(NONCE), timestamp=int(time.time()))
+    return env.sign_message(key, env.Domain.SUBSCRIBE, body)
+
+
+class PostChecker:
+    """A member's own check of what relays deliver; dedupes across relays."""
+
+    def __init__(self, who: OwnedGroup | Membership) -> None:
+        self.profile = group.verify_profile(env.decode(unb64(who.profile)), group_id=bytes.fromhex(who.group_id))
+        self.group_id = bytes.fromhex(who.group_id)
+        self.channel = self.profile.profile.kind == core_pb2.GROUP_KIND_CHANNEL
+        self.seen: set[bytes] = set()
+
+    def check(self, delivery: relay_pb2.Delivery) -> ReceivedPost | None:
+        allowed = self.profile.authorities() if self.channel else None
+        body = members.verify_post(delivery.post, self.group_id, allowed=allowed)
+        mid = members.message_id(delivery.post)
+        if mid in self.seen:
+            return None
+        self.seen.add(mid)
+        return ReceivedPost(
+            seq=delivery.seq, author=delivery.post.signer, text=body.body.decode("utf-8", "replace"),
+            message_id=mid, relay_ts=delivery.relay_ts,
+        )
+
+
+async def read_all(who: OwnedGroup | Membership) -> list[ReceivedPost]:
+    """Every post the relay keeps for this reader, oldest first."""
+    entry = who.relays[0]
+    key = _reader_key(who)
+    checker = PostChecker(who)
+    pages: list[list[relay_pb2.Delivery]] = []
+    before = 0
+    async with RelayClient(entry.target) as client:
+        for _ in range(1_000_000):  # bounded: each page moves `before` back
+            request = relay_pb2.HistoryRequest(credential=_credential(key, entry.address), before_seq=before, limit=500)
+            page = list((await client.call("History", request)).deliveries)
+            if not page:
+                break
+            pages.append(page)
+            before = page[0].seq
+            if before <= 1:
+                break
+    out = []
+    for page in reversed(pages):
+        for delivery in page:
+            post_ = checker.check(delivery)
+            if post_ is not None:
+                out.append(post_)
+    return out
+
+
+async def follow(
+    who: OwnedGroup | Membership, since_seq: int = 0, *, max_reconnects: int | None = None
+) -> AsyncIterator[ReceivedPost]:
+    """Stream posts after `since_seq`; on a broken connection, reconnect and resume after
+    the last post yielded, so nothing is lost or repeated."""
+    entry = who.relays[0]
+    key = _reader_key(who)
+    checker = PostChecker(who)
+    last = since_seq
+    delay = 0.2
+    reconnects = 0
+    while True:
+        client = RelayClient(entry.target)
+        try:
+            stream = client.subscribe(_credential(key, entry.address), last)
+            async for batch in stream:
+                delay = 0.2
+                for delivery in batch.deliveries:
+                    if delivery.seq <= last:
+                        continue
+                    post_ = checker.check(delivery)
+                    last = delivery.seq
+                    if post_ is not None:
+                        yield post_
+        except grpc.aio.AioRpcError as exc:
+            error = from_rpc_error(exc)
+            if error.reason is not Reason.UNAVAILABLE:
+                raise error from None
+        finally:
+            await client.close()
+        reconnects += 1
+        if max_reconnects is not None and reconnects > max_reconnects:
+            raise ChatRelayError(Reason.UNAVAILABLE, "relay unreachable; gave up reconnecting")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)

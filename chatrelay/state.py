@@ -1,0 +1,124 @@
+"""The CLI's state file: one identity's keys, the groups it owns and those it joined.
+
+Written atomically (temporary file, fsync, rename) with mode 0600. It holds only this
+identity's secrets: per-group owner keys, per-group member keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pathlib
+import tempfile
+from dataclasses import asdict, dataclass, field
+
+from chatrelay.errors import ChatRelayError, Reason
+
+FORMAT = 1
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def unb64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+@dataclass
+class RelayEntry:
+    relay_link: str
+    relay_key: str  # b64
+    address: str
+    target: str  # host:port to dial
+    state: str = "pending"
+
+
+@dataclass
+class OwnedGroup:
+    group_id: str  # hex
+    kind: str
+    name: str
+    link: str
+    owner_seed: str
+    owner_id: str
+    intake_secret: str
+    root_seed: str | None
+    profile: str  # b64 of the latest signed profile envelope
+    relays: list[RelayEntry] = field(default_factory=list)
+
+
+@dataclass
+class Membership:
+    group_id: str
+    kind: str
+    name: str
+    link: str
+    sign_seed: str
+    box_secret: str
+    display_name: str
+    profile: str
+    relays: list[RelayEntry] = field(default_factory=list)
+    status: str = "member"
+
+
+@dataclass
+class State:
+    owned: list[OwnedGroup] = field(default_factory=list)
+    memberships: list[Membership] = field(default_factory=list)
+
+    def find_owned(self, which: str | None) -> OwnedGroup:
+        return _pick(self.owned, which, "owns no group or channel; make one with `chatrelay channel create`")
+
+    def find_membership(self, which: str | None) -> Membership | OwnedGroup:
+        both = [*self.memberships, *self.owned]
+        return _pick(both, which, "has joined no group; join one with `chatrelay join LINK`")
+
+
+def _pick(items, which, empty_message):
+    if not items:
+        raise ChatRelayError(Reason.NOT_MEMBER, f"this state file {empty_message}")
+    if which is None:
+        if len(items) > 1:
+            names = ", ".join(repr(i.name) for i in items)
+            raise ChatRelayError(Reason.MALFORMED, f"several groups in this state file ({names}); name one with --group")
+        return items[0]
+    for item in items:
+        if which in (item.name, item.link, item.group_id):
+            return item
+    raise ChatRelayError(Reason.NOT_MEMBER, f"no group {which!r} in this state file")
+
+
+def load(path: pathlib.Path) -> State:
+    if not path.exists():
+        return State()
+    try:
+        raw = json.loads(path.read_text())
+        if raw.get("format") != FORMAT:
+            raise ValueError(f"unknown format {raw.get('format')!r}")
+        return State(
+            owned=[OwnedGroup(**{**g, "relays": [RelayEntry(**r) for r in g["relays"]]}) for g in raw["owned"]],
+            memberships=[Membership(**{**m, "relays": [RelayEntry(**r) for r in m["relays"]]}) for m in raw["memberships"]],
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ChatRelayError(Reason.MALFORMED, f"state file {path} is not a chatrelay state file: {exc}") from None
+
+
+def save(path: pathlib.Path, state: State) -> None:
+    data = json.dumps({"format": FORMAT, **asdict(state)}, indent=1, sort_keys=True).encode()
+    path = pathlib.Path(path)
+    directory = path.parent if str(path.parent) else pathlib.Path(".")
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

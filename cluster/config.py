@@ -1,0 +1,51 @@
+"""What every actor of one relay needs to find its state: passed to actors at creation."""
+
+from __future__ import annotations
+
+import hashlib
+import pathlib
+from dataclasses import dataclass
+
+from chatrelay.cluster.message_log import SqliteMessageLog
+from chatrelay.cluster.registry import Registry
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    data_dir: str
+    relay_key_seed: bytes
+    relay_link: str
+    shards: int = 2
+    etcd: str | None = None
+    listen: str = "127.0.0.1:0"
+    mailbox_size: int = 1024
+
+    def __repr__(self) -> str:  # the seed stays out of logs
+        return f"ClusterConfig(data_dir={self.data_dir!r}, shards={self.shards}, etcd={self.etcd!r})"
+
+    __str__ = __repr__
+
+    @property
+    def relay_key(self) -> bytes:
+        from nacl.signing import SigningKey
+
+        return bytes(SigningKey(self.relay_key_seed).verify_key)
+
+    @property
+    def etcd_namespace(self) -> bytes:
+        """One relay's keys in a shared etcd: named by its identity, not by any group."""
+        return b"/chatrelay/" + hashlib.sha256(self.relay_key).hexdigest()[:16].encode() + b"/"
+
+
+def open_registry(config: ClusterConfig) -> Registry:
+    if config.etcd:
+        from chatrelay.cluster.registry_etcd import EtcdRegistry
+
+        return EtcdRegistry(config.etcd, namespace=config.etcd_namespace)
+    from chatrelay.cluster.registry_sqlite import SqliteRegistry
+
+    return SqliteRegistry(pathlib.Path(config.data_dir) / "registry.db")
+
+
+def open_message_log(config: ClusterConfig) -> SqliteMessageLog:
+    return SqliteMessageLog(pathlib.Path(config.data_dir) / "messages.db")

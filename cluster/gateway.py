@@ -1,0 +1,297 @@
+"""The gRPC gateway: validates input, routes by group address to the owning shard, and
+fans posts out to its own subscribers.
+
+Stateless apart from caches: the routing table comes from the registry, and each group
+with subscribers here has one GroupTail that long-polls the shard, so a post costs one
+shard call per gateway, not one per subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import zlib
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from chatrelay import codec
+from chatrelay import envelope as env
+from chatrelay import links
+from chatrelay.errors import ChatRelayError, MalformedError, Reason
+from chatrelay.status import to_status
+from chatrelay.v1 import core_pb2, relay_pb2, relay_pb2_grpc
+from chatrelay.actors import records
+from chatrelay.actors.shard import unwrap
+from chatrelay.cluster.registry import Get, Put, Registry, absent, unchanged_since
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST = 64 * 1024
+TAIL_WAIT_S = 5.0
+BATCH = 200
+CALL_ATTEMPTS = 20
+
+
+def shard_for(key: bytes, shards: int) -> int:
+    return zlib.crc32(key) % shards
+
+
+class ShardRouter:
+    """Address -> shard index, from the registry's placement records."""
+
+    def __init__(self, registry: Registry, shards: list) -> None:
+        self.registry = registry
+        self.shards = shards
+        self.table: dict[str, int] = {}
+
+    async def index(self, address: str) -> int:
+        if not isinstance(address, str) or not 0 < len(address) <= 64:
+            raise ChatRelayError(Reason.UNKNOWN_ADDRESS, "no group at this address")
+        index = self.table.get(address)
+        if index is None:
+            entry = await self.registry.get(records.placement_key(address))
+            if entry is None:
+                raise ChatRelayError(Reason.UNKNOWN_ADDRESS, "no group at this address")
+            index = int(entry.value)
+            self.table[address] = index
+        return index
+
+    async def call(self, index: int, method: str, *args):
+        """Call a shard, riding out its restart; refusals come back as ChatRelayError."""
+        import ray.exceptions
+
+        delay = 0.05
+        for attempt in range(CALL_ATTEMPTS):
+            try:
+                outcome = await getattr(self.shards[index % len(self.shards)], method).remote(*args)
+                return unwrap(outcome)
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+                if attempt == CALL_ATTEMPTS - 1:
+                    raise ChatRelayError(Reason.UNAVAILABLE, f"relay shard unavailable: {exc}") from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    async def call_address(self, address: str, method: str, *args):
+        return await self.call(await self.index(address), method, *args)
+
+
+class GroupTail:
+    """The newest posts of one group, shared by every subscriber of it on this gateway."""
+
+    def __init__(self, router: ShardRouter, address: str, start_after: int) -> None:
+        self.router = router
+        self.address = address
+        self.after = start_after
+        self.buffer: collections.deque[relay_pb2.Delivery] = collections.deque(maxlen=4096)
+        self.changed = asyncio.Condition()
+        self.subscribers = 0
+        self.task = asyncio.create_task(self._run(), name=f"tail-{address}")
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                raw = await self.router.call_address(self.address, "read", self.address, self.after, BATCH, TAIL_WAIT_S)
+            except ChatRelayError as exc:
+                log.warning("tail of a group failed, retrying: %s", exc)
+                await asyncio.sleep(0.5)
+                continue
+            if raw:
+                deliveries = [relay_pb2.Delivery.FromString(r) for r in raw]
+                async with self.changed:
+                    self.buffer.extend(deliveries)
+                    self.after = deliveries[-1].seq
+                    self.changed.notify_all()
+
+    async def after_seq(self, seq: int, wait_s: float) -> list[relay_pb2.Delivery]:
+        """Posts after `seq`: from memory when recent, from the shard's log when older."""
+        oldest = self.buffer[0].seq if self.buffer else self.after + 1
+        if seq + 1 < oldest:  # fell behind the window: catch up from the log
+            raw = await self.router.call_address(self.address, "read", self.address, seq, BATCH, 0.0)
+            return [relay_pb2.Delivery.FromString(r) for r in raw]
+        if self.after <= seq:
+            async with self.changed:
+                try:
+                    await asyncio.wait_for(self.changed.wait_for(lambda: self.after > seq), wait_s)
+                except asyncio.TimeoutError:
+                    return []
+        return [d for d in self.buffer if d.seq > seq][:BATCH]
+
+    def close(self) -> None:
+        self.task.cancel()
+
+
+class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
+    def __init__(self, registry: Registry, shards: list) -> None:
+        self.registry = registry
+        self.router = ShardRouter(registry, shards)
+        self.tails: dict[str, GroupTail] = {}
+        self.subscribers = 0
+        self.deliveries = 0
+
+    # ---- links ----------------------------------------------------------------------
+
+    async def StoreLink(self, request, context):
+        return await self._guard(context, self._store_link(request))
+
+    async def _store_link(self, request):
+        checked, body = env.verify_message(
+            request.envelope, env.Domain.LINK_STORE, relay_pb2.StoreLinkBody, "link store request"
+        )
+        if len(body.lookup_id) != links.LOOKUP_ID_SIZE:
+            raise MalformedError("link store request", f"lookup id must be {links.LOOKUP_ID_SIZE} bytes")
+        if len(body.ciphertext) > links.MAX_CIPHERTEXT:
+            raise ChatRelayError(Reason.TOO_LARGE, f"link data is over {links.MAX_CIPHERTEXT} bytes")
+        key = records.link_key(body.lookup_id)
+        value = json.dumps({"owner": codec.b64url(checked.signer), "data": codec.b64url(body.ciphertext)}).encode()
+        entry = await self.registry.get(key)
+        if entry is None:
+            result = await self.registry.transaction([absent(key)], [Put(key, value)], [Get(key)])
+            if result.succeeded:
+                return relay_pb2.StoreLinkResponse(created=True)
+            entry = result.gets[0]
+        if json.loads(entry.value)["owner"] != codec.b64url(checked.signer):
+            raise ChatRelayError(Reason.NOT_ALLOWED, "this link's data belongs to another key")
+        result = await self.registry.transaction([unchanged_since(key, entry.mod_revision)], [Put(key, value)])
+        if not result.succeeded:
+            raise ChatRelayError(Reason.BUSY, "link data changed concurrently; retry")
+        return relay_pb2.StoreLinkResponse(created=False)
+
+    async def ResolveLink(self, request, context):
+        async def run():
+            if len(request.lookup_id) != links.LOOKUP_ID_SIZE:
+                raise MalformedError("lookup id", f"must be {links.LOOKUP_ID_SIZE} bytes")
+            entry = await self.registry.get(records.link_key(request.lookup_id))
+            if entry is None:
+                raise ChatRelayError(Reason.UNKNOWN_ADDRESS, "no link data here for this link")
+            data = codec.unb64url(json.loads(entry.value)["data"], "stored link data")
+            return relay_pb2.ResolveLinkResponse(ciphertext=data)
+        return await self._guard(context, run())
+
+    # ---- registration and owners ------------------------------------------------------
+
+    async def RegisterGroup(self, request, context):
+        async def run():
+            body = _peek(request.envelope, relay_pb2.RegisterGroupBody, env.Domain.REGISTER, "registration")
+            profile = _peek(body.profile, core_pb2.Profile, env.Domain.PROFILE, "profile")
+            # Place by group id, so that concurrent registrations of a group meet in one shard.
+            index = shard_for(profile.group_id, len(self.router.shards))
+            raw = await self.router.call(index, "register", request.SerializeToString())
+            return relay_pb2.RegisterGroupResponse.FromString(raw)
+        return await self._guard(context, run())
+
+    async def OwnerCommand(self, request, context):
+        async def run():
+            body = _peek(request.envelope, relay_pb2.OwnerCommandBody, env.Domain.OWNER_COMMAND, "owner command")
+            raw = await self.router.call_address(body.group_address, "owner_command", request.SerializeToString())
+            return relay_pb2.OwnerCommandResponse.FromString(raw)
+        return await self._guard(context, run())
+
+    # ---- members ----------------------------------------------------------------------
+
+    async def Join(self, request, context):
+        async def run():
+            body = _peek(request.envelope, core_pb2.JoinBody, env.Domain.JOIN, "join request")
+            raw = await self.router.call_address(body.group_address, "join", request.SerializeToString())
+            return relay_pb2.JoinResponse.FromString(raw)
+        return await self._guard(context, run())
+
+    async def Post(self, request, context):
+        async def run():
+            if request.envelope.domain != env.Domain.POST.value:
+                raise ChatRelayError(Reason.WRONG_DOMAIN, "a post must be signed for chatrelay/v1/post")
+            if not request.envelope.signature:
+                raise ChatRelayError(Reason.BAD_SIGNATURE, "post is not signed")
+            raw = await self.router.call_address(request.group_address, "post", request.SerializeToString())
+            return relay_pb2.PostAck.FromString(raw)
+        return await self._guard(context, run())
+
+    async def History(self, request, context):
+        async def run():
+            body = _peek(request.credential, relay_pb2.SubscribeBody, env.Domain.SUBSCRIBE, "credential")
+            raw = await self.router.call_address(body.group_address, "history", request.SerializeToString())
+            return relay_pb2.HistoryResponse.FromString(raw)
+        return await self._guard(context, run())
+
+    async def Subscribe(self, request, context):
+        try:
+            body = _peek(request.credential, relay_pb2.SubscribeBody, env.Domain.SUBSCRIBE, "credential")
+            address = body.group_address
+            info = await self.router.call_address(
+                address, "check_reader", address, relay_pb2.SubscribeRequest(credential=request.credential).SerializeToString()
+            )
+        except ChatRelayError as exc:
+            await context.abort_with_status(to_status(exc))
+            return
+        seq = max(request.since_seq, info["floor"])
+        tail = self.tails.get(address)
+        if tail is None or tail.task.done():
+            tail = self.tails[address] = GroupTail(self.router, address, info["last_seq"])
+        tail.subscribers += 1
+        self.subscribers += 1
+        try:
+            while True:
+                try:
+                    deliveries = await tail.after_seq(seq, TAIL_WAIT_S)
+                except ChatRelayError as exc:
+                    await context.abort_with_status(to_status(exc))
+                    return
+                if not deliveries:
+                    continue
+                seq = deliveries[-1].seq
+                self.deliveries += len(deliveries)
+                yield relay_pb2.DeliveryBatch(deliveries=deliveries, last_seq=seq)
+        finally:
+            self.subscribers -= 1
+            tail.subscribers -= 1
+            if tail.subscribers == 0 and self.tails.get(address) is tail:
+                tail.close()
+                del self.tails[address]
+
+    # ---- plumbing -----------------------------------------------------------------------
+
+    async def _guard(self, context, coro):
+        try:
+            return await coro
+        except ChatRelayError as exc:
+            await context.abort_with_status(to_status(exc))
+        except Exception:  # a bug: logged here, a plain INTERNAL for the caller
+            log.exception("gateway call failed")
+            await context.abort(grpc.StatusCode.INTERNAL, "internal relay error")
+
+    def stats(self) -> dict:
+        return {"subscribers": self.subscribers, "deliveries": self.deliveries, "tails": len(self.tails)}
+
+
+def _peek(envelope, cls, domain: env.Domain, what: str):
+    """Read the routing fields of a body; the owning group relay verifies the signature."""
+    if envelope.domain != domain.value:
+        raise ChatRelayError(Reason.WRONG_DOMAIN, f"{what} must be signed for {domain.value}")
+    return codec.parse(cls, envelope.body, what, env.body_limit(domain))
+
+
+async def serve(registry: Registry, shards: list, listen: str) -> tuple[grpc.aio.Server, int, RelayServicer]:
+    server = grpc.aio.server(
+        options=[("grpc.max_receive_message_length", MAX_REQUEST), ("grpc.so_reuseport", 0)]
+    )
+    servicer = RelayServicer(registry, shards)
+    relay_pb2_grpc.add_RelayServiceServicer_to_server(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (
+        relay_pb2.DESCRIPTOR.services_by_name["RelayService"].full_name,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(names, server)
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise ChatRelayError(Reason.UNAVAILABLE, f"cannot listen on {listen}")
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set(names[0], health_pb2.HealthCheckResponse.SERVING)
+    return server, port, servicer
+

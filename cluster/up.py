@@ -1,0 +1,83 @@
+"""`chatrelay up`: a relay on this machine: local Ray, shards, one gateway, embedded
+registry and message log (or etcd), and the relay's own link stored for resolving."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+from dataclasses import dataclass
+
+from nacl.signing import SigningKey
+
+from chatrelay import codec, links
+from chatrelay.settings import Settings
+from chatrelay.actors import records
+from chatrelay.cluster import identity
+from chatrelay.cluster.config import ClusterConfig, open_registry
+
+
+@dataclass
+class RunningRelay:
+    config: ClusterConfig
+    port: int
+    link: str
+    shards: list
+    gateway: object
+
+    @property
+    def target(self) -> str:
+        host = self.config.listen.rpartition(":")[0]
+        return f"{host}:{self.port}"
+
+
+def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
+    import ray
+
+    from chatrelay.actors import factory
+
+    key = identity.load_or_create(settings.data_dir)
+    config = ClusterConfig(
+        data_dir=str(pathlib.Path(settings.data_dir).resolve()),
+        relay_key_seed=bytes(key),
+        relay_link="",
+        shards=settings.shards,
+        etcd=settings.etcd,
+        listen=settings.listen,
+    )
+    if ray_init and not ray.is_initialized():
+        ray.init(
+            namespace=factory.NAMESPACE,
+            include_dashboard=False,
+            log_to_driver=False,
+            object_store_memory=128 * 1024 * 1024,
+        )
+    shards = [factory.start_shard(i, config) for i in range(config.shards)]
+    ray.get([s.ready.remote() for s in shards])
+    gateway = factory.start_gateway(config, shards)
+    port = ray.get(gateway.start.remote())
+    host = config.listen.rpartition(":")[0]
+    bundle = links.relay_link(key, settings.relay_name, [f"{host}:{port}"])
+    asyncio.run(_store_relay_link(config, key, bundle))
+    return RunningRelay(config=config, port=port, link=str(bundle.link), shards=shards, gateway=gateway)
+
+
+async def _store_relay_link(config: ClusterConfig, key: SigningKey, bundle: links.LinkBundle) -> None:
+    registry = open_registry(config)
+    try:
+        value = json.dumps({
+            "owner": codec.b64url(bytes(key.verify_key)), "data": codec.b64url(bundle.ciphertext),
+        }).encode()
+        await registry.put(records.link_key(bundle.lookup_id), value)
+    finally:
+        await registry.close()
+
+
+def stop(relay: RunningRelay) -> None:
+    import ray
+
+    try:
+        ray.get(relay.gateway.stop.remote(), timeout=10)
+    except Exception:  # stopping anyway
+        pass
+    ray.shutdown()
