@@ -11,17 +11,28 @@ from chatrelay.cluster.config import ClusterConfig
 NAMESPACE = "chatrelay"
 
 
-def shard_name(index: int) -> str:
-    return f"chatrelay-shard-{index}"
+def relay_tag(config: ClusterConfig) -> str:
+    """Names actors by relay, so several relays can share one Ray cluster (and tests)."""
+    return config.relay_key.hex()[:12]
+
+
+def shard_name(config: ClusterConfig, index: int) -> str:
+    return f"chatrelay-{relay_tag(config)}-shard-{index}"
 
 
 def start_shard(index: int, config: ClusterConfig):
     # Restarted by Ray when it dies; every call it serves is idempotent (posts by message
     # id, joins by member key, commands by command id), so retrying them is safe.
     cls = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=3, max_concurrency=10_000)(RelayShard)
-    return cls.options(name=shard_name(index), get_if_exists=True).remote(index, config)
+    return cls.options(name=shard_name(config, index), namespace=NAMESPACE, get_if_exists=True).remote(index, config)
 
 
-def start_gateway(config: ClusterConfig, shards: list, name: str = "chatrelay-gateway-0"):
+def start_gateway(config: ClusterConfig, node: int = 0):
+    # Shards are found by name, so a restarted gateway needs nothing from the object store.
     cls = ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=10_000)(GatewayActor)
-    return cls.options(name=name, get_if_exists=True).remote(config, shards)
+    name = f"chatrelay-{relay_tag(config)}-gateway-{node}"
+    return cls.options(name=name, namespace=NAMESPACE, get_if_exists=True).remote(config)
+
+
+def shard_handles(config: ClusterConfig) -> list:
+    return [ray.get_actor(shard_name(config, i), namespace=NAMESPACE) for i in range(config.shards)]

@@ -7,9 +7,8 @@ from chatrelay.cluster.config import ClusterConfig, open_registry
 
 
 class GatewayActor:
-    def __init__(self, config: ClusterConfig, shards: list) -> None:
+    def __init__(self, config: ClusterConfig) -> None:
         self.config = config
-        self.shards = shards
         self.server = None
         self.servicer = None
         self.port = 0
@@ -17,10 +16,12 @@ class GatewayActor:
     async def start(self) -> int:
         """Start serving (once); returns the bound port."""
         if self.server is None:
+            from chatrelay.actors.factory import shard_handles
             from chatrelay.cluster.gateway import serve
 
             registry = open_registry(self.config)
-            self.server, self.port, self.servicer = await serve(registry, self.shards, self.config.listen)
+            shards = shard_handles(self.config)
+            self.server, self.port, self.servicer = await serve(registry, shards, self.config.listen)
         return self.port
 
     async def stats(self) -> dict:

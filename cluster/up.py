@@ -48,13 +48,14 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
     if ray_init and not ray.is_initialized():
         ray.init(
             namespace=factory.NAMESPACE,
+            _node_ip_address="127.0.0.1",  # loopback only: nothing listens on other addresses
             include_dashboard=False,
             log_to_driver=False,
             object_store_memory=128 * 1024 * 1024,
         )
     shards = [factory.start_shard(i, config) for i in range(config.shards)]
     ray.get([s.ready.remote() for s in shards])
-    gateway = factory.start_gateway(config, shards)
+    gateway = factory.start_gateway(config)
     port = ray.get(gateway.start.remote())
     host = config.listen.rpartition(":")[0]
     bundle = links.relay_link(key, settings.relay_name, [f"{host}:{port}"])
@@ -73,11 +74,14 @@ async def _store_relay_link(config: ClusterConfig, key: SigningKey, bundle: link
         await registry.close()
 
 
-def stop(relay: RunningRelay) -> None:
+def stop(relay: RunningRelay, *, ray_shutdown: bool = True) -> None:
     import ray
 
     try:
         ray.get(relay.gateway.stop.remote(), timeout=10)
     except Exception:  # stopping anyway
         pass
-    ray.shutdown()
+    for actor in [relay.gateway, *relay.shards]:
+        ray.kill(actor, no_restart=True)
+    if ray_shutdown:
+        ray.shutdown()

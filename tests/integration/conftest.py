@@ -81,3 +81,34 @@ def etcd_server(tmp_path_factory):
 def etcd_namespace() -> bytes:
     """A fresh key space per test: tests never see each other's keys."""
     return f"/test-{uuid.uuid4().hex}/".encode()
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole session, on loopback only."""
+    import ray
+
+    ray.init(
+        namespace="chatrelay", include_dashboard=False, log_to_driver=False,
+        _node_ip_address="127.0.0.1", object_store_memory=128 * 1024 * 1024,
+    )
+    yield ray
+    ray.shutdown()
+
+
+def start_relay(data_dir, **overrides):
+    from chatrelay.cluster import up
+    from chatrelay.settings import Settings
+
+    settings = Settings(data_dir=data_dir, listen="127.0.0.1:0", shards=2, **overrides)
+    return up.start(settings)
+
+
+@pytest.fixture(scope="session")
+def relay(ray_session, tmp_path_factory):
+    """A relay (2 shards, 1 gateway, embedded registry and log) in the session's Ray."""
+    from chatrelay.cluster import up
+
+    running = start_relay(tmp_path_factory.mktemp("relay"))
+    yield running
+    up.stop(running, ray_shutdown=False)

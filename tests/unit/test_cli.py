@@ -51,16 +51,6 @@ def test_link_parse_without_argument_is_a_usage_error():
     assert "Missing argument 'LINK'" in result.stderr
 
 
-def test_up_makes_and_keeps_the_relay_identity(tmp_path):
-    first = run("up", "--data-dir", str(tmp_path), "--listen", "127.0.0.1:7300")
-    second = run("up", "--data-dir", str(tmp_path), "--listen", "127.0.0.1:7300")
-    assert first.exit_code == 0 and second.exit_code == 0
-    link = first.stdout.splitlines()[0]
-    assert link.startswith("https://127.0.0.1:7300/r#")
-    assert second.stdout.splitlines()[0] == link  # same identity, same link
-    assert "not built yet" in first.stderr
-
-
 def test_up_refuses_a_bad_listen_address(tmp_path):
     result = run("up", "--data-dir", str(tmp_path), "--listen", "nowhere")
     assert result.exit_code == 2

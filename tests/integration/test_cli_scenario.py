@@ -1,0 +1,143 @@
+"""The CLI scenario of the README, as a user runs it: `chatrelay up` in its own process
+(with its own Ray), then channel create, post, join, read, and read --follow across a
+restart of `chatrelay up`. Once with the embedded registry, once with a real etcd."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import free_port
+
+STARTUP_S = 120
+
+
+class Lines:
+    """A child's stdout, line by line, with timeouts (a thread reads; select on a
+    buffered pipe would miss lines already buffered)."""
+
+    def __init__(self, stream) -> None:
+        self.queue: queue.Queue = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream) -> None:
+        for line in stream:
+            self.queue.put(line)
+        self.queue.put(None)
+
+    def next(self, timeout: float) -> str | None:
+        try:
+            return self.queue.get(timeout=max(timeout, 0.0))
+        except queue.Empty:
+            return None
+
+    def take(self, count: int, timeout: float) -> list[str]:
+        lines, deadline = [], time.monotonic() + timeout
+        while len(lines) < count:
+            line = self.next(deadline - time.monotonic())
+            if line is None:
+                break
+            lines.append(line)
+        return lines
+
+
+class Up:
+    """`chatrelay up` as a child process."""
+
+    def __init__(self, data_dir, port, etcd=None):
+        args = ["chatrelay", "up", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}", "--shards", "2"]
+        if etcd:
+            args += ["--etcd", etcd]
+        os.makedirs(data_dir, exist_ok=True)
+        self.log = open(os.path.join(str(data_dir), f"up-{time.time_ns()}.log"), "w")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.lines = Lines(self.proc.stdout)
+        self.link = self._line()
+        assert self.link.startswith(f"https://127.0.0.1:{port}/r#"), self.link
+        assert self._line() == "ready"
+
+    def _line(self) -> str:
+        line = self.lines.next(STARTUP_S)
+        if line is None:
+            self.stop()
+            pytest.fail(f"chatrelay up did not start in time (exit {self.proc.poll()}); see {self.log.name}")
+        return line.strip()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+        self.log.close()
+
+
+def cli(*args, timeout=60) -> subprocess.CompletedProcess:
+    return subprocess.run(["chatrelay", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def ok(*args) -> str:
+    result = cli(*args)
+    assert result.returncode == 0, f"chatrelay {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+@pytest.mark.parametrize("backend", ["embedded", "etcd"])
+def test_channel_from_create_to_follow_across_a_restart(backend, tmp_path, request):
+    etcd = request.getfixturevalue("etcd_server").url if backend == "etcd" else None
+    data, port = tmp_path / "relay", free_port()
+    owner, bob, carol = (str(tmp_path / f"{n}.json") for n in ("owner", "bob", "carol"))
+    up = Up(data, port, etcd)
+    follower = None
+    try:
+        link = ok("channel", "create", "--relay", up.link, "--name", "Weather", "--state", owner).strip()
+        assert link.startswith(f"https://127.0.0.1:{port}/c#") and len(link) <= 80
+        assert ok("link", "parse", link)
+        assert "joined: Weather" in ok("join", link, "--state", bob, "--name", "Bob")
+        for i in range(5):
+            assert ok("post", "--state", owner, f"post {i}").strip() == f"posted #{i + 1}"
+        assert ok("read", "--state", bob).splitlines() == [f"post {i}" for i in range(5)]
+
+        follower = subprocess.Popen(
+            ["chatrelay", "read", "--state", bob, "--follow", "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        follow_lines = Lines(follower.stdout)
+        first = follow_lines.take(5, 30)
+        assert [json.loads(l)["seq"] for l in first] == [1, 2, 3, 4, 5]
+
+        up.stop()  # the relay goes away while the follower waits
+        ok_after_stop = cli("post", "--state", owner, "while down", timeout=120)
+        assert ok_after_stop.returncode == 2
+        relay_link = up.link
+        up = Up(data, port, etcd)  # same data dir, same port
+        assert up.link == relay_link  # same identity, same relay link
+        for i in range(5, 10):
+            ok("post", "--state", owner, f"post {i}")
+        rest = follow_lines.take(5, 60)
+        records = [json.loads(l) for l in first + rest]
+        assert [r["seq"] for r in records] == list(range(1, 11))
+        assert [r["text"] for r in records] == [f"post {i}" for i in range(10)]
+        assert {"seq", "author", "text"} <= set(records[0])
+
+        # A member who joins after the restart reads everything, in order.
+        ok("join", link, "--state", carol)
+        assert ok("read", "--state", carol).splitlines() == [f"post {i}" for i in range(10)]
+        # The state files hold only their own identity's secrets.
+        owner_state, bob_state = json.load(open(owner)), json.load(open(bob))
+        assert owner_state["memberships"] == [] and bob_state["owned"] == []
+        assert oct(os.stat(bob).st_mode & 0o777) == "0o600"
+    finally:
+        if follower is not None:
+            follower.kill()
+            follower.wait(timeout=10)
+        up.stop()

@@ -1,0 +1,158 @@
+"""The cluster end to end through the client SDK: real Ray, real gRPC on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from chatrelay import client, members
+from chatrelay import envelope as env
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.group import GroupKind
+from chatrelay.members import MemberIdentity
+from chatrelay.state import unb64
+from chatrelay.status import from_rpc_error
+from chatrelay.v1 import relay_pb2, relay_pb2_grpc
+from nacl.signing import SigningKey
+
+
+async def test_health_and_reflection_are_served(relay):
+    async with grpc.aio.insecure_channel(relay.target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        response = await health.Check(health_pb2.HealthCheckRequest(service="chatrelay.v1.RelayService"), timeout=10)
+        assert response.status == health_pb2.HealthCheckResponse.SERVING
+        from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        async for reply in stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10):
+            names = {s.name for s in reply.list_services_response.service}
+            break
+    assert "chatrelay.v1.RelayService" in names
+
+
+async def test_members_before_and_after_100_posts_read_all_in_order(relay):
+    owned = await client.create_group([relay.link], "Hundred", GroupKind.CHANNEL)
+    assert [e.state for e in owned.relays] == ["active"]
+    early = await client.join(owned.link, "early")
+    acks = []
+    for i in range(100):
+        acks.extend(await client.post(owned, f"post {i}"))
+    assert [a.seq for a in acks] == list(range(1, 101))
+    late = await client.join(owned.link, "late")
+    expected = [f"post {i}" for i in range(100)]
+    for member in (early, late):
+        posts = await client.read_all(member)
+        assert [p.text for p in posts] == expected
+        assert [p.seq for p in posts] == list(range(1, 101))
+        assert {p.author for p in posts} == {bytes(SigningKey(unb64(owned.owner_seed)).verify_key)}
+
+
+async def test_follow_streams_new_posts_without_gaps(relay):
+    owned = await client.create_group([relay.link], "Live", GroupKind.CHANNEL)
+    member = await client.join(owned.link, "bob")
+    await client.post(owned, "before")
+    received = []
+
+    async def follow():
+        async for p in client.follow(member, max_reconnects=3):
+            received.append(p.text)
+            if len(received) == 21:
+                return
+
+    task = asyncio.create_task(follow())
+    for i in range(20):
+        await client.post(owned, f"live {i}")
+    await asyncio.wait_for(task, timeout=30)
+    assert received == ["before"] + [f"live {i}" for i in range(20)]
+
+
+async def _raw_post(relay, address, envelope):
+    async with client.RelayClient(relay.target) as c:
+        return await c.post(address, envelope)
+
+
+async def test_only_owners_post_to_a_channel(relay):
+    owned = await client.create_group([relay.link], "Owners only", GroupKind.CHANNEL)
+    member = await client.join(owned.link, "mallory")
+    signed = members.sign_post(SigningKey(unb64(member.sign_seed)), bytes.fromhex(owned.group_id), b"hi")
+    with pytest.raises(ChatRelayError) as info:
+        await _raw_post(relay, owned.relays[0].address, signed)
+    assert info.value.reason is Reason.NOT_ALLOWED
+    assert info.value.message == "only owners post in a channel"
+    assert await client.read_all(member) == []
+
+
+async def test_bad_posts_are_refused_with_a_clear_reason(relay):
+    owned = await client.create_group([relay.link], "Strict", GroupKind.CHANNEL)
+    address = owned.relays[0].address
+    owner = SigningKey(unb64(owned.owner_seed))
+    group_id = bytes.fromhex(owned.group_id)
+
+    unsigned = members.sign_post(owner, group_id, b"hi")
+    unsigned.signature = b""
+    with pytest.raises(ChatRelayError) as info:
+        await _raw_post(relay, address, unsigned)
+    assert (info.value.reason, info.value.message) == (Reason.BAD_SIGNATURE, "post is not signed")
+
+    forged = members.sign_post(owner, group_id, b"hi")
+    forged.body = forged.body + b"\x00"
+    with pytest.raises(ChatRelayError) as info:
+        await _raw_post(relay, address, forged)
+    assert info.value.reason is Reason.BAD_SIGNATURE
+
+    from chatrelay.v1 import core_pb2
+
+    body = core_pb2.PostBody(group_id=group_id, body=b"x" * (16 * 1024 + 1), client_ts=1, nonce=os.urandom(16))
+    big = env.sign(owner, env.Domain.POST, body.SerializeToString())  # under the envelope bound
+    with pytest.raises(ChatRelayError) as info:
+        await _raw_post(relay, address, big)
+    assert info.value.reason is Reason.TOO_LARGE
+    assert info.value.message == "post is 16385 bytes; at most 16384 allowed"
+
+    with pytest.raises(ChatRelayError) as info:
+        await _raw_post(relay, "no-such-address", members.sign_post(owner, group_id, b"hi"))
+    assert (info.value.reason, info.value.message) == (Reason.UNKNOWN_ADDRESS, "no group at this address")
+
+
+async def test_refusals_carry_grpc_codes(relay):
+    async with grpc.aio.insecure_channel(relay.target) as channel:
+        stub = relay_pb2_grpc.RelayServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.Post(relay_pb2.PostRequest(group_address="nowhere", envelope=members.sign_post(
+                SigningKey.generate(), bytes(32), b"x")), timeout=10)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert from_rpc_error(info.value).reason is Reason.UNKNOWN_ADDRESS
+
+
+async def test_registration_is_idempotent_under_concurrency(relay):
+    from chatrelay import group
+
+    relay_info = await client.relay_info(relay.link)
+    secrets, signed = group.create_group(GroupKind.GROUP, "Once")
+
+    async def register():
+        async with client.RelayClient(relay_info.target) as c:
+            return await client.register(c, relay_info, signed, secrets.group_id)
+
+    results = await asyncio.gather(*(register() for _ in range(20)))
+    assert len({address for address, _ in results}) == 1
+    assert {state for _, state in results} == {relay_pb2.GROUP_STATE_PENDING}
+
+
+async def test_an_acked_post_survives_killing_its_shard(relay, ray_session):
+    ray = ray_session
+    owned = await client.create_group([relay.link], "Durable", GroupKind.CHANNEL)
+    member = await client.join(owned.link, "m")
+    before = await client.post(owned, "acked before the kill")
+    assert before[0].seq == 1
+    for shard in relay.shards:  # whichever owns the group: kill right after the ack
+        ray.kill(shard, no_restart=False)
+    after = await client.post(owned, "after the restart")  # the gateway rides out the restart
+    assert after[0].seq == 2
+    posts = await client.read_all(member)
+    assert [p.text for p in posts] == ["acked before the kill", "after the restart"]
