@@ -29,5 +29,6 @@ class GatewayActor:
 
     async def stop(self) -> None:
         if self.server is not None:
+            self.servicer.close()
             await self.server.stop(grace=1.0)
             self.server = None

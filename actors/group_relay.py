@@ -41,6 +41,7 @@ class RelayContext:
     registry: Registry
     log: MessageLog
     mailbox_size: int = 1024
+    retention: int = 0  # posts kept per group; 0 keeps all
 
     @property
     def relay_key(self) -> bytes:
@@ -103,6 +104,7 @@ class GroupRelay:
         self.mailbox: asyncio.Queue = asyncio.Queue(ctx.mailbox_size)
         self.changed = asyncio.Condition()
         self.posts_accepted = 0
+        self.trimmed_through = 0
         self._worker: asyncio.Task | None = None
 
     def __str__(self) -> str:
@@ -203,6 +205,17 @@ class GroupRelay:
         for (_, future), seq, mid in zip(accepted, appended.seqs, ids):
             if not future.done():
                 future.set_result(relay_pb2.PostAck(seq=seq, message_id=mid))
+        await self._apply_retention()
+
+    async def _apply_retention(self) -> None:
+        """Keep the newest `retention` posts; trim in steps so it costs little per post."""
+        keep = self.ctx.retention
+        if not keep:
+            return
+        through = self.last_seq - keep
+        if through - self.trimmed_through >= max(1, keep // 10):
+            await self.ctx.log.trim(self.stream, through)
+            self.trimmed_through = through
 
     # ---- reading --------------------------------------------------------------------
 

@@ -68,6 +68,7 @@ class RelayShard:
                 registry=open_registry(self.config),
                 log=open_message_log(self.config),
                 mailbox_size=self.config.mailbox_size,
+                retention=self.config.retention,
             )
         return self.index
 

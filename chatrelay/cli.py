@@ -45,7 +45,8 @@ def link_parse(text: str) -> None:
 @click.option("--listen", default=None, help="HOST:PORT of the gateway [CHATRELAY_LISTEN].")
 @click.option("--etcd", default=None, help="etcd URL instead of the embedded registry [CHATRELAY_ETCD].")
 @click.option("--shards", default=None, type=int, help="Relay shard actors [CHATRELAY_SHARDS].")
-def up(data_dir, listen, etcd, shards) -> None:
+@click.option("--retention", default=None, type=int, help="Posts kept per group, 0 = all [CHATRELAY_RETENTION].")
+def up(data_dir, listen, etcd, shards, retention) -> None:
     """Run a relay on this machine until interrupted; prints its relay link, then `ready`."""
     import signal
     import threading
@@ -55,7 +56,7 @@ def up(data_dir, listen, etcd, shards) -> None:
 
     try:
         settings = settings_mod.load(
-            {"data_dir": data_dir, "listen": listen, "etcd": etcd, "shards": shards}
+            {"data_dir": data_dir, "listen": listen, "etcd": etcd, "shards": shards, "retention": retention}
         )
         relay = up_mod.start(settings)
     except ChatRelayError as exc:
@@ -175,8 +176,6 @@ def join(link_text, name, state_path) -> None:
 @_state_option
 def read(which, follow, as_json, state_path) -> None:
     """Print the posts of a group or channel, oldest first, one a line."""
-    import asyncio
-
     from chatrelay import client
 
     st = _load_state(state_path)

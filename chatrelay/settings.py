@@ -24,8 +24,11 @@ class Settings:
     etcd: str | None = None
     shards: int = 2
     relay_name: str = "chatrelay"
+    retention: int = 0  # posts kept per group; 0 keeps all
 
     def __post_init__(self) -> None:
+        if not isinstance(self.data_dir, pathlib.Path):
+            object.__setattr__(self, "data_dir", pathlib.Path(self.data_dir))
         host, sep, port = self.listen.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
             raise ChatRelayError(Reason.MALFORMED, f"--listen must be HOST:PORT, got {self.listen!r}")
@@ -34,6 +37,8 @@ class Settings:
             raise ChatRelayError(Reason.MALFORMED, f"--etcd must be an http(s):// URL, got {self.etcd!r}")
         if not 1 <= self.shards <= 256:
             raise ChatRelayError(Reason.MALFORMED, f"--shards must be 1 to 256, got {self.shards}")
+        if self.retention < 0:
+            raise ChatRelayError(Reason.MALFORMED, f"--retention must be 0 (keep all) or more, got {self.retention}")
 
     def __str__(self) -> str:
         registry = self.etcd or "embedded"
@@ -57,9 +62,9 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> Settings
 def _convert(name: str, value):
     if name == "data_dir":
         return pathlib.Path(value)
-    if name == "shards":
+    if name in ("shards", "retention"):
         try:
             return int(value)
         except (TypeError, ValueError):
-            raise ChatRelayError(Reason.MALFORMED, f"shards must be a whole number, got {value!r}") from None
+            raise ChatRelayError(Reason.MALFORMED, f"{name} must be a whole number, got {value!r}") from None
     return str(value)

@@ -19,6 +19,7 @@ class ClusterConfig:
     etcd: str | None = None
     listen: str = "127.0.0.1:0"
     mailbox_size: int = 1024
+    retention: int = 0
 
     def __repr__(self) -> str:  # the seed stays out of logs
         return f"ClusterConfig(data_dir={self.data_dir!r}, shards={self.shards}, etcd={self.etcd!r})"

@@ -47,6 +47,33 @@ class ShardRouter:
         self.registry = registry
         self.shards = shards
         self.table: dict[str, int] = {}
+        self._watch: asyncio.Task | None = None
+
+    def start_watch(self) -> None:
+        """Keep the cached table fresh when groups are placed or moved."""
+        self._watch = asyncio.create_task(self._follow(), name="placement-watch")
+
+    async def _follow(self) -> None:
+        from chatrelay.cluster.registry import EventKind
+
+        while True:
+            try:
+                async for event in self.registry.watch_prefix(records.PLACEMENT_PREFIX):
+                    address = event.key[len(records.PLACEMENT_PREFIX):].decode()
+                    if event.kind is EventKind.PUT:
+                        self.table[address] = int(event.value)
+                    else:
+                        self.table.pop(address, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the registry restarting: forget the cache, watch again
+                log.warning("placement watch broke, restarting: %s", exc)
+                self.table.clear()
+                await asyncio.sleep(1.0)
+
+    def close(self) -> None:
+        if self._watch:
+            self._watch.cancel()
 
     async def index(self, address: str) -> int:
         if not isinstance(address, str) or not 0 < len(address) <= 64:
@@ -265,6 +292,12 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     def stats(self) -> dict:
         return {"subscribers": self.subscribers, "deliveries": self.deliveries, "tails": len(self.tails)}
 
+    def close(self) -> None:
+        self.router.close()
+        for tail in self.tails.values():
+            tail.close()
+        self.tails.clear()
+
 
 def _peek(envelope, cls, domain: env.Domain, what: str):
     """Read the routing fields of a body; the owning group relay verifies the signature."""
@@ -278,6 +311,7 @@ async def serve(registry: Registry, shards: list, listen: str) -> tuple[grpc.aio
         options=[("grpc.max_receive_message_length", MAX_REQUEST), ("grpc.so_reuseport", 0)]
     )
     servicer = RelayServicer(registry, shards)
+    servicer.router.start_watch()
     relay_pb2_grpc.add_RelayServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

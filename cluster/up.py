@@ -44,6 +44,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
         shards=settings.shards,
         etcd=settings.etcd,
         listen=settings.listen,
+        retention=settings.retention,
     )
     if ray_init and not ray.is_initialized():
         ray.init(

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import free_port
+from realparts import free_port
 
 STARTUP_S = 120
 

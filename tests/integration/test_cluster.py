@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 
 import grpc
 import pytest
@@ -14,7 +13,6 @@ from chatrelay import client, members
 from chatrelay import envelope as env
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind
-from chatrelay.members import MemberIdentity
 from chatrelay.state import unb64
 from chatrelay.status import from_rpc_error
 from chatrelay.v1 import relay_pb2, relay_pb2_grpc
@@ -156,3 +154,21 @@ async def test_an_acked_post_survives_killing_its_shard(relay, ray_session):
     assert after[0].seq == 2
     posts = await client.read_all(member)
     assert [p.text for p in posts] == ["acked before the kill", "after the restart"]
+
+
+async def test_retention_keeps_the_newest_posts(ray_session, tmp_path):
+    from realparts import start_relay
+
+    from chatrelay.cluster import up
+
+    small = await asyncio.to_thread(start_relay, tmp_path / "small", retention=10)
+    try:
+        owned = await client.create_group([small.link], "Short memory", GroupKind.CHANNEL)
+        member = await client.join(owned.link, "m")
+        for i in range(30):
+            await client.post(owned, f"p{i}")
+        texts = [p.text for p in await client.read_all(member)]
+        assert texts[-10:] == [f"p{i}" for i in range(20, 30)]
+        assert "p0" not in texts and len(texts) < 30
+    finally:
+        await asyncio.to_thread(up.stop, small, ray_shutdown=False)

@@ -4,7 +4,6 @@ from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from chatrelay import codec, group, invites, links
-from chatrelay import envelope as env
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind, JoinPolicy
 from chatrelay.v1 import core_pb2

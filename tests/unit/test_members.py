@@ -1,5 +1,4 @@
 import pytest
-from nacl.signing import SigningKey
 
 from chatrelay import envelope as env
 from chatrelay import group, members

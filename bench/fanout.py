@@ -1,0 +1,183 @@
+"""Fan-out: deliveries per second to N subscribers of one channel, against a bare
+grpc.aio server-streaming baseline run in the same invocation.
+
+Both sides use the same client (N streams in one asyncio loop of this process), the
+same payloads (signed posts) and the same pacing (one poster awaiting each ack). The
+relay runs as `chatrelay up` does (local Ray on loopback, shards, gateway, embedded
+registry and log); the baseline is a grpc.aio server in a child process that keeps the
+posts in memory and streams them to every subscriber.
+
+    python bench/fanout.py [--subscribers 1000] [--posts 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+
+import grpc
+
+from chatrelay import client, members
+from chatrelay import envelope as env
+from chatrelay.group import GroupKind
+from chatrelay.state import unb64
+from chatrelay.v1 import relay_pb2, relay_pb2_grpc
+from nacl.signing import SigningKey
+
+DEADLINE_S = 600
+
+
+# ---- baseline: bare grpc.aio server streaming -------------------------------------------
+
+
+class BareStreamer(relay_pb2_grpc.RelayServiceServicer):
+    """The usual shape: a queue per stream, the post handler puts into every queue."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.queues: set[asyncio.Queue] = set()
+
+    async def Post(self, request, context):
+        self.seq += 1
+        delivery = relay_pb2.Delivery(seq=self.seq, post=request.envelope)
+        for q in self.queues:
+            q.put_nowait(delivery)
+        return relay_pb2.PostAck(seq=self.seq)
+
+    async def Subscribe(self, request, context):
+        q: asyncio.Queue = asyncio.Queue()
+        self.queues.add(q)
+        try:
+            while True:
+                batch = [await q.get()]
+                while not q.empty():
+                    batch.append(q.get_nowait())
+                yield relay_pb2.DeliveryBatch(deliveries=batch, last_seq=batch[-1].seq)
+        finally:
+            self.queues.discard(q)
+
+
+def run_baseline_server(port_queue) -> None:
+    async def main():
+        server = grpc.aio.server()
+        relay_pb2_grpc.add_RelayServiceServicer_to_server(BareStreamer(), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        port_queue.put(port)
+        await server.wait_for_termination()
+
+    asyncio.run(main())
+
+
+# ---- the measurement, the same for both --------------------------------------------------
+
+
+async def measure(target: str, credentials: list, post_fn, posts: int) -> tuple[float, int]:
+    """Open one stream per credential, post `posts` times, wait until every stream has
+    every post. Returns (seconds from first post to last delivery, deliveries)."""
+    channels = [grpc.aio.insecure_channel(target) for _ in range(max(1, len(credentials) // 100))]
+    got = [0] * len(credentials)
+    done = asyncio.Event()
+    remaining = [len(credentials)]
+
+    async def subscriber(i: int, credential) -> None:
+        stub = relay_pb2_grpc.RelayServiceStub(channels[i % len(channels)])
+        async for batch in stub.Subscribe(relay_pb2.SubscribeRequest(credential=credential, since_seq=0)):
+            got[i] += len(batch.deliveries)
+            if got[i] >= posts:
+                remaining[0] -= 1
+                if remaining[0] == 0:
+                    done.set()
+                return
+
+    tasks = [asyncio.create_task(subscriber(i, c)) for i, c in enumerate(credentials)]
+    await asyncio.sleep(2.0)  # every stream is open
+    start = time.perf_counter()
+    for i in range(posts):
+        await post_fn(i)
+    await asyncio.wait_for(done.wait(), DEADLINE_S)
+    elapsed = time.perf_counter() - start
+    for t in tasks:
+        t.cancel()
+    for ch in channels:
+        await ch.close()
+    return elapsed, sum(got)
+
+
+async def bench_relay(n: int, posts: int, payload: bytes) -> tuple[float, int]:
+    from chatrelay.cluster import up
+    from chatrelay.settings import Settings
+
+    data = tempfile.mkdtemp(prefix="chatrelay-bench-")
+    relay = await asyncio.to_thread(up.start, Settings(data_dir=data, listen="127.0.0.1:0", shards=2))
+    try:
+        owned = await client.create_group([relay.link], "Bench", GroupKind.CHANNEL)
+        print(f"  relay up at {relay.target}; joining {n} members", file=sys.stderr)
+        joined = []
+        for start in range(0, n, 100):
+            joined += await asyncio.gather(*(client.join(owned.link, f"m{i}") for i in range(start, min(n, start + 100))))
+        credentials = [client._credential(SigningKey(unb64(m.sign_seed)), m.relays[0].address) for m in joined]
+        owner = SigningKey(unb64(owned.owner_seed))
+        group_id = bytes.fromhex(owned.group_id)
+        address = owned.relays[0].address
+        async with client.RelayClient(relay.target) as c:
+            async def post(i):
+                await c.post(address, members.sign_post(owner, group_id, payload))
+            return await measure(relay.target, credentials, post, posts)
+    finally:
+        await asyncio.to_thread(up.stop, relay)
+
+
+async def bench_baseline(n: int, posts: int, payload: bytes) -> tuple[float, int]:
+    ctx = multiprocessing.get_context("spawn")
+    ports = ctx.Queue()
+    server = ctx.Process(target=run_baseline_server, args=(ports,), daemon=True)
+    server.start()
+    try:
+        port = await asyncio.to_thread(ports.get, True, 60)
+        target = f"127.0.0.1:{port}"
+        owner = SigningKey.generate()
+        credential = env.sign_message(owner, env.Domain.SUBSCRIBE, relay_pb2.SubscribeBody(group_address="x"))
+        channel = grpc.aio.insecure_channel(target)
+        stub = relay_pb2_grpc.RelayServiceStub(channel)
+
+        async def post(i):
+            await stub.Post(relay_pb2.PostRequest(group_address="x", envelope=members.sign_post(owner, bytes(32), payload)))
+
+        try:
+            return await measure(target, [credential] * n, post, posts)
+        finally:
+            await channel.close()
+    finally:
+        server.terminate()
+        server.join(10)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--posts", type=int, default=100)
+    parser.add_argument("--payload", type=int, default=200, help="post size in bytes")
+    args = parser.parse_args()
+    if not (1 <= args.subscribers <= 20_000 and 1 <= args.posts <= 10_000):
+        parser.error("--subscribers 1..20000, --posts 1..10000")
+    payload = os.urandom(args.payload // 2).hex().encode()[: args.payload]
+
+    print(f"fan-out: {args.subscribers} subscribers, {args.posts} posts of {args.payload} bytes")
+    b_time, b_count = asyncio.run(bench_baseline(args.subscribers, args.posts, payload))
+    b_rate = b_count / b_time
+    print(f"  bare grpc.aio streaming: {b_count} deliveries in {b_time:.2f} s = {b_rate:,.0f} deliveries/s")
+    r_time, r_count = asyncio.run(bench_relay(args.subscribers, args.posts, payload))
+    r_rate = r_count / r_time
+    print(f"  chatrelay:               {r_count} deliveries in {r_time:.2f} s = {r_rate:,.0f} deliveries/s")
+    print(f"  ratio chatrelay / baseline: {r_rate / b_rate:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
