@@ -9,6 +9,7 @@ to readers waiting on the group.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import os
 import time
@@ -42,6 +43,8 @@ class RelayContext:
     log: MessageLog
     mailbox_size: int = 1024
     retention: int = 0  # posts kept per group; 0 keeps all
+    post_limit: int = 15  # posts per member per window, in groups
+    post_window_s: float = 60.0
 
     @property
     def relay_key(self) -> bytes:
@@ -105,6 +108,8 @@ class GroupRelay:
         self.changed = asyncio.Condition()
         self.posts_accepted = 0
         self.trimmed_through = 0
+        self.held_refused: list[tuple[bytes, str]] = []
+        self.recent_posts: dict[bytes, collections.deque] = {}
         self._worker: asyncio.Task | None = None
 
     def __str__(self) -> str:
@@ -124,6 +129,8 @@ class GroupRelay:
             sign_key = _unb64(entry.key.rsplit(b"/", 1)[1].decode())
             self.members[sign_key] = MemberRecord.loads(entry.value)
         self._worker = asyncio.create_task(self._work(), name=f"group-{self.address}")
+        if self.record.state is GroupState.ACTIVE:
+            self._schedule_drain()  # joins held before a restart are not forgotten
 
     async def stop(self) -> None:
         if self._worker:
@@ -173,7 +180,22 @@ class GroupRelay:
         member = self.members.get(signer)
         if member is None or member.status != "member":
             raise ChatRelayError(Reason.NOT_MEMBER, "post author is not a member of this group")
+        self._rate_limit(signer)
         return body
+
+    def _rate_limit(self, signer: bytes) -> None:
+        """Members post at most `post_limit` times per `post_window_s` (owners are free)."""
+        limit, window = self.ctx.post_limit, self.ctx.post_window_s
+        now = time.monotonic()
+        times = self.recent_posts.setdefault(signer, collections.deque())
+        while times and now - times[0] >= window:
+            times.popleft()
+        if len(times) >= limit:
+            retry = int(window - (now - times[0])) + 1
+            raise ChatRelayError(
+                Reason.RATE_LIMITED, f"at most {limit} posts per {window:g} s; retry in {retry} s"
+            )
+        times.append(now)
 
     async def post(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.PostAck:
         return await self.call("post", None, envelope)
@@ -267,16 +289,23 @@ class GroupRelay:
         body = members.verify_join(envelope, self.record.group_id)
         if body.group_address != self.address:
             raise ChatRelayError(Reason.GROUP_MISMATCH, "join request is for another group address")
-        if self.record.state is GroupState.SUSPENDED:
+        state = self.record.state
+        if state is GroupState.SUSPENDED:
             raise ChatRelayError(Reason.REFUSED, "the owners have suspended new members for now")
-        if self.record.state is not GroupState.ACTIVE:
-            raise ChatRelayError(Reason.NOT_ACTIVE, f"group is {self.record.state.value}, not active yet")
+        if state is GroupState.REMOVED:
+            raise ChatRelayError(Reason.NOT_ACTIVE, "this relay no longer serves this group")
+        if state is GroupState.PENDING:
+            # Registration step 5: held durably, processed by the worker after activation.
+            request_id = _request_id(envelope)
+            await self.ctx.log.append(records.held_stream(self.address), [env.encode(envelope)], keys=[request_id])
+            return relay_pb2.JoinResponse(status=relay_pb2.JOIN_STATUS_HELD, request_id=request_id)
+        return await self._admit(envelope, body)
+
+    async def _admit(self, envelope: core_pb2.SignedEnvelope, body: core_pb2.JoinBody) -> relay_pb2.JoinResponse:
         sign_key = body.keys.sign_key
-        request_id = hashlib.sha256(env.encode(envelope)).digest()[:16]
         existing = self.members.get(sign_key)
         if existing is not None:  # a repeated join: same answer, nothing new stored
-            status = relay_pb2.JOIN_STATUS_ACCEPTED if existing.status == "member" else relay_pb2.JOIN_STATUS_PENDING_APPROVAL
-            return relay_pb2.JoinResponse(status=status, request_id=existing.request_id)
+            return relay_pb2.JoinResponse(status=_JOIN_PB[existing.status], request_id=existing.request_id)
         policy = self.profile.profile.settings.join
         status = "member"
         if body.HasField("invite"):
@@ -287,14 +316,43 @@ class GroupRelay:
             status = "pending"
         record = MemberRecord(
             box_key=body.keys.box_key, display_name=body.profile.display_name, status=status,
-            joined_ms=int(time.time() * 1000), request_id=request_id,
+            joined_ms=int(time.time() * 1000), request_id=_request_id(envelope),
+            join=env.encode(envelope) if status == "pending" else b"",
         )
         await self.ctx.registry.put(records.member_key(self.address, sign_key), record.dumps())
         self.members[sign_key] = record
-        return relay_pb2.JoinResponse(
-            status=relay_pb2.JOIN_STATUS_ACCEPTED if status == "member" else relay_pb2.JOIN_STATUS_PENDING_APPROVAL,
-            request_id=request_id,
-        )
+        return relay_pb2.JoinResponse(status=_JOIN_PB[status], request_id=record.request_id)
+
+    async def _drain_held(self) -> int:
+        """Admit the joins held while PENDING, each once: the cursor moves after each."""
+        if self.record.state is not GroupState.ACTIVE:
+            return 0
+        key = records.held_cursor_key(self.address)
+        entry = await self.ctx.registry.get(key)
+        cursor = int(entry.value) if entry else 0
+        done = 0
+        for _ in range(10_000):  # bounded: each round consumes a page or stops
+            page = await self.ctx.log.read(records.held_stream(self.address), cursor, READ_LIMIT)
+            if not page:
+                break
+            for rec in page:
+                envelope = env.decode(rec.data)
+                try:
+                    await self._admit(envelope, members.verify_join(envelope, self.record.group_id))
+                except ChatRelayError as exc:  # e.g. a used-up invite: that join is refused
+                    self.held_refused.append((rec.key, exc.reason.value))
+                cursor = rec.seq
+                await self.ctx.registry.put(key, str(cursor).encode())
+                done += 1
+        return done
+
+    def _schedule_drain(self) -> None:
+        async def drain():
+            return await self._drain_held()
+        try:
+            self.mailbox.put_nowait(("drain", drain, (), asyncio.get_running_loop().create_future()))
+        except asyncio.QueueFull:  # the worker drains at the next activation or start
+            pass
 
     async def _consume_invite(self, body: core_pb2.JoinBody, sign_key: bytes) -> None:
         grant = invites.verify_invite(body.invite, self.profile, sign_key)
@@ -310,7 +368,31 @@ class GroupRelay:
                 return
         raise ChatRelayError(Reason.BUSY, "invite is being used concurrently; retry")
 
-    # ---- owner commands -------------------------------------------------------------
+    # ---- owners ---------------------------------------------------------------------
+
+    def check_owner_read(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.OwnerReadBody:
+        checked, body = env.verify_message(envelope, env.Domain.OWNER_READ, relay_pb2.OwnerReadBody, "owner read")
+        if checked.signer not in self.profile.authorities():
+            raise ChatRelayError(Reason.UNKNOWN_SIGNER, "only owners of the group may read this")
+        if body.group_address != self.address:
+            raise ChatRelayError(Reason.GROUP_MISMATCH, "owner read is for another group address")
+        if abs(time.time() - body.timestamp) > CREDENTIAL_SKEW_S:
+            raise ChatRelayError(Reason.BAD_SIGNATURE, "owner read is too old or from the future; check the clock")
+        return body
+
+    async def service_log(self, since_seq: int) -> list[relay_pb2.ServiceLogEntry]:
+        rows = await self.ctx.log.read(records.service_stream(self.address), since_seq, READ_LIMIT)
+        return [
+            relay_pb2.ServiceLogEntry(seq=r.seq, command=env.decode(r.data), applied_at=r.ts, outcome="applied")
+            for r in rows
+        ]
+
+    def pending(self) -> list[relay_pb2.JoinPending]:
+        return [
+            relay_pb2.JoinPending(request_id=m.request_id, join=env.decode(m.join), received_at=m.joined_ms)
+            for m in sorted(self.members.values(), key=lambda m: m.joined_ms)
+            if m.status == "pending"
+        ]
 
     async def owner_command(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.OwnerCommandResponse:
         return await self.call("command", self._owner_command, envelope)
@@ -326,19 +408,51 @@ class GroupRelay:
         if not body.command_id or len(body.command_id) > 64:
             raise ChatRelayError(Reason.MALFORMED, "owner command needs a command id of 1 to 64 bytes")
         stream = records.service_stream(self.address)
-        previous = [r for r in await self.ctx.log.read(stream, 0, READ_LIMIT) if r.key == body.command_id]
-        if previous:
+        seen = await self.ctx.registry.get(records.command_key(self.address, body.command_id))
+        if seen is not None:  # idempotent: the same command id is applied once
             return relay_pb2.OwnerCommandResponse(
-                state=_STATE_PB[self.record.state], applied_before=True, log_seq=previous[0].seq
+                state=_STATE_PB[self.record.state], applied_before=True, log_seq=int(seen.value)
             )
-        if body.kind == relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE:
+        kind = body.kind
+        if kind == relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE:
             await self._update_profile(body.profile)
+        elif kind == relay_pb2.OWNER_COMMAND_KIND_SUSPEND:
+            self._require(GroupState.ACTIVE, GroupState.SUSPENDED)
+            await self._save(GroupState.SUSPENDED, self.record.profile, self.profile)
+        elif kind == relay_pb2.OWNER_COMMAND_KIND_RESUME:
+            self._require(GroupState.ACTIVE, GroupState.SUSPENDED)
+            await self._save(GroupState.ACTIVE, self.record.profile, self.profile)
+        elif kind in (relay_pb2.OWNER_COMMAND_KIND_REMOVE_RELAY, relay_pb2.OWNER_COMMAND_KIND_DELETE_GROUP):
+            await self._save(GroupState.REMOVED, self.record.profile, self.profile)
+            if kind == relay_pb2.OWNER_COMMAND_KIND_DELETE_GROUP and self.last_seq:
+                await self.ctx.log.trim(self.stream, self.last_seq)
+        elif kind in (relay_pb2.OWNER_COMMAND_KIND_APPROVE_JOIN, relay_pb2.OWNER_COMMAND_KIND_REJECT_JOIN):
+            await self._decide(body.request_id, kind == relay_pb2.OWNER_COMMAND_KIND_APPROVE_JOIN)
         else:
-            raise ChatRelayError(Reason.MALFORMED, "this owner command is not supported by this relay yet")
+            raise ChatRelayError(Reason.MALFORMED, f"unknown owner command kind {kind}")
         appended = await self.ctx.log.append(stream, [env.encode(envelope)], keys=[body.command_id])
+        seq = appended.seqs[0]
+        await self.ctx.registry.put(records.command_key(self.address, body.command_id), str(seq).encode())
         return relay_pb2.OwnerCommandResponse(
-            state=_STATE_PB[self.record.state], applied_before=appended.duplicates[0], log_seq=appended.seqs[0]
+            state=_STATE_PB[self.record.state], applied_before=appended.duplicates[0], log_seq=seq
         )
+
+    def _require(self, *states: GroupState) -> None:
+        if self.record.state not in states:
+            raise ChatRelayError(Reason.NOT_ACTIVE, f"group is {self.record.state.value} here")
+
+    async def _decide(self, request_id: bytes, approve: bool) -> None:
+        for sign_key, member in self.members.items():
+            if member.request_id == request_id and member.status == "pending":
+                key = records.member_key(self.address, sign_key)
+                if approve:
+                    member.status, member.join = "member", b""
+                    await self.ctx.registry.put(key, member.dumps())
+                else:
+                    await self.ctx.registry.delete(key)
+                    del self.members[sign_key]
+                return
+        raise ChatRelayError(Reason.UNKNOWN_ADDRESS, "no pending join request with this id")
 
     async def _update_profile(self, profile_envelope: core_pb2.SignedEnvelope) -> None:
         new = group.verify_profile(profile_envelope, group_id=self.record.group_id)
@@ -350,9 +464,14 @@ class GroupRelay:
         state = self.record.state
         if state is GroupState.PENDING and mine:
             state = GroupState.ACTIVE
+        await self._save(state, env.encode(profile_envelope), new)
+        if state is GroupState.ACTIVE:
+            self._schedule_drain()
+
+    async def _save(self, state: GroupState, profile_bytes: bytes, profile: group.VerifiedProfile) -> None:
         updated = GroupRecord(
             group_id=self.record.group_id, address=self.address, state=state,
-            registration_key=self.record.registration_key, profile=env.encode(profile_envelope),
+            registration_key=self.record.registration_key, profile=profile_bytes,
         )
         key = records.group_key(self.record.group_id)
         result = await self.ctx.registry.transaction(
@@ -360,11 +479,12 @@ class GroupRelay:
         )
         if not result.succeeded:
             raise ChatRelayError(Reason.BUSY, "group record changed concurrently; retry")
-        self.record, self.profile, self.mod_revision = updated, new, result.gets[0].mod_revision
+        self.record, self.profile, self.mod_revision = updated, profile, result.gets[0].mod_revision
 
     def stats(self) -> dict:
         return {
             "address": self.address,
+            "held_refused": len(self.held_refused),
             "state": self.record.state.value,
             "last_seq": self.last_seq,
             "members": len(self.members),
@@ -382,6 +502,13 @@ def _deliveries(rows) -> list[relay_pb2.Delivery]:
 
 def _unb64(text: str) -> bytes:
     return codec.unb64url(text, "registry key")
+
+
+def _request_id(envelope: core_pb2.SignedEnvelope) -> bytes:
+    return hashlib.sha256(env.encode(envelope)).digest()[:16]
+
+
+_JOIN_PB = {"member": relay_pb2.JOIN_STATUS_ACCEPTED, "pending": relay_pb2.JOIN_STATUS_PENDING_APPROVAL}
 
 
 async def _settle(future: asyncio.Future, fn, *args) -> None:

@@ -52,6 +52,18 @@ def link_key(lookup_id: bytes) -> bytes:
     return b"links/" + codec.b64url(lookup_id).encode()
 
 
+def command_key(address: str, command_id: bytes) -> bytes:
+    return b"commands/" + address.encode() + b"/" + codec.b64url(command_id).encode()
+
+
+def held_cursor_key(address: str) -> bytes:
+    return b"held-cursor/" + address.encode()
+
+
+def held_stream(address: str) -> str:
+    return "held/" + address
+
+
 def post_stream(address: str) -> str:
     return "posts/" + address
 
@@ -99,16 +111,17 @@ class MemberRecord:
     status: str  # "member" or "pending"
     joined_ms: int
     request_id: bytes = b""
+    join: bytes = b""  # the signed join request, kept while owners decide
 
     def dumps(self) -> bytes:
         d = asdict(self)
-        d["box_key"] = _b(self.box_key)
-        d["request_id"] = _b(self.request_id)
+        for name in ("box_key", "request_id", "join"):
+            d[name] = _b(getattr(self, name))
         return json.dumps(d, sort_keys=True).encode()
 
     @classmethod
     def loads(cls, data: bytes) -> "MemberRecord":
         d = json.loads(data)
-        d["box_key"] = _unb(d["box_key"])
-        d["request_id"] = _unb(d.get("request_id", ""))
+        for name in ("box_key", "request_id", "join"):
+            d[name] = _unb(d.get(name, ""))
         return cls(**d)

@@ -69,6 +69,8 @@ class RelayShard:
                 log=open_message_log(self.config),
                 mailbox_size=self.config.mailbox_size,
                 retention=self.config.retention,
+                post_limit=self.config.post_limit,
+                post_window_s=self.config.post_window_s,
             )
         return self.index
 
@@ -163,6 +165,27 @@ class RelayShard:
             reader = relay.check_reader(req.credential)
             deliveries = await relay.history(reader, req.before_seq, req.limit or 100)
             return relay_pb2.HistoryResponse(deliveries=deliveries).SerializeToString()
+        return await guarded(run())
+
+    async def service_log(self, request: bytes) -> Outcome:
+        req = relay_pb2.ServiceLogRequest.FromString(request)
+
+        async def run():
+            body = _body(req.envelope, relay_pb2.OwnerReadBody, "owner read")
+            relay = await self._group(body.group_address)
+            relay.check_owner_read(req.envelope)
+            entries = await relay.service_log(body.since_seq)
+            return relay_pb2.ServiceLogResponse(entries=entries).SerializeToString()
+        return await guarded(run())
+
+    async def list_pending(self, request: bytes) -> Outcome:
+        req = relay_pb2.ListPendingRequest.FromString(request)
+
+        async def run():
+            body = _body(req.envelope, relay_pb2.OwnerReadBody, "owner read")
+            relay = await self._group(body.group_address)
+            relay.check_owner_read(req.envelope)
+            return relay_pb2.ListPendingResponse(pending=relay.pending()).SerializeToString()
         return await guarded(run())
 
     async def stats(self) -> dict:

@@ -46,7 +46,9 @@ def link_parse(text: str) -> None:
 @click.option("--etcd", default=None, help="etcd URL instead of the embedded registry [CHATRELAY_ETCD].")
 @click.option("--shards", default=None, type=int, help="Relay shard actors [CHATRELAY_SHARDS].")
 @click.option("--retention", default=None, type=int, help="Posts kept per group, 0 = all [CHATRELAY_RETENTION].")
-def up(data_dir, listen, etcd, shards, retention) -> None:
+@click.option("--post-limit", default=None, type=int, help="Member posts per window in groups [CHATRELAY_POST_LIMIT].")
+@click.option("--post-window", default=None, type=float, help="The window, seconds [CHATRELAY_POST_WINDOW_S].")
+def up(data_dir, listen, etcd, shards, retention, post_limit, post_window) -> None:
     """Run a relay on this machine until interrupted; prints its relay link, then `ready`."""
     import signal
     import threading
@@ -56,7 +58,8 @@ def up(data_dir, listen, etcd, shards, retention) -> None:
 
     try:
         settings = settings_mod.load(
-            {"data_dir": data_dir, "listen": listen, "etcd": etcd, "shards": shards, "retention": retention}
+            {"data_dir": data_dir, "listen": listen, "etcd": etcd, "shards": shards, "retention": retention,
+             "post_limit": post_limit, "post_window_s": post_window}
         )
         relay = up_mod.start(settings)
     except ChatRelayError as exc:

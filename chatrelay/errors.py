@@ -33,6 +33,7 @@ class Reason(enum.StrEnum):
     NOT_ACTIVE = "not_active"
     REFUSED = "refused"
     BUSY = "busy"
+    RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
 
 

@@ -25,6 +25,8 @@ class Settings:
     shards: int = 2
     relay_name: str = "chatrelay"
     retention: int = 0  # posts kept per group; 0 keeps all
+    post_limit: int = 15  # posts per member per window, in groups
+    post_window_s: float = 60.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.data_dir, pathlib.Path):
@@ -37,6 +39,8 @@ class Settings:
             raise ChatRelayError(Reason.MALFORMED, f"--etcd must be an http(s):// URL, got {self.etcd!r}")
         if not 1 <= self.shards <= 256:
             raise ChatRelayError(Reason.MALFORMED, f"--shards must be 1 to 256, got {self.shards}")
+        if self.post_limit < 1 or self.post_window_s <= 0:
+            raise ChatRelayError(Reason.MALFORMED, "--post-limit must be at least 1 and --post-window positive")
         if self.retention < 0:
             raise ChatRelayError(Reason.MALFORMED, f"--retention must be 0 (keep all) or more, got {self.retention}")
 
@@ -62,7 +66,12 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> Settings
 def _convert(name: str, value):
     if name == "data_dir":
         return pathlib.Path(value)
-    if name in ("shards", "retention"):
+    if name == "post_window_s":
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ChatRelayError(Reason.MALFORMED, f"post window must be seconds, got {value!r}") from None
+    if name in ("shards", "retention", "post_limit"):
         try:
             return int(value)
         except (TypeError, ValueError):

@@ -23,6 +23,7 @@ CODES: dict[Reason, grpc.StatusCode] = {
     Reason.REFUSED: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.STALE_PROFILE_VERSION: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.BUSY: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Reason.RATE_LIMITED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
 }
 

@@ -20,6 +20,8 @@ class ClusterConfig:
     listen: str = "127.0.0.1:0"
     mailbox_size: int = 1024
     retention: int = 0
+    post_limit: int = 15
+    post_window_s: float = 60.0
 
     def __repr__(self) -> str:  # the seed stays out of logs
         return f"ClusterConfig(data_dir={self.data_dir!r}, shards={self.shards}, etcd={self.etcd!r})"

@@ -243,6 +243,20 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             return relay_pb2.HistoryResponse.FromString(raw)
         return await self._guard(context, run())
 
+    async def ReadServiceLog(self, request, context):
+        async def run():
+            body = _peek(request.envelope, relay_pb2.OwnerReadBody, env.Domain.OWNER_READ, "owner read")
+            raw = await self.router.call_address(body.group_address, "service_log", request.SerializeToString())
+            return relay_pb2.ServiceLogResponse.FromString(raw)
+        return await self._guard(context, run())
+
+    async def ListPending(self, request, context):
+        async def run():
+            body = _peek(request.envelope, relay_pb2.OwnerReadBody, env.Domain.OWNER_READ, "owner read")
+            raw = await self.router.call_address(body.group_address, "list_pending", request.SerializeToString())
+            return relay_pb2.ListPendingResponse.FromString(raw)
+        return await self._guard(context, run())
+
     async def Subscribe(self, request, context):
         try:
             body = _peek(request.credential, relay_pb2.SubscribeBody, env.Domain.SUBSCRIBE, "credential")

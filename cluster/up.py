@@ -45,6 +45,8 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
         etcd=settings.etcd,
         listen=settings.listen,
         retention=settings.retention,
+        post_limit=settings.post_limit,
+        post_window_s=settings.post_window_s,
     )
     if ray_init and not ray.is_initialized():
         ray.init(
