@@ -139,17 +139,160 @@ def channel_create(relays, name, description, state_path) -> None:
     click.echo(owned.link)
 
 
+@main.group("group")
+def group_cmd() -> None:
+    """Groups: members post within their role and rate limits."""
+
+
+@group_cmd.command("create")
+@click.option("--relay", "relays", required=True, multiple=True, help="Relay link (repeat for several relays).")
+@click.option("--name", required=True, help="The group's name.")
+@click.option("--join", "join_policy", type=click.Choice(["open", "approval", "invite"]), default="open",
+              show_default=True, help="Who may join.")
+@click.option("--description", default="", help="A line about the group.")
+@_state_option
+def group_create(relays, name, join_policy, description, state_path) -> None:
+    """Make a group, register and activate it with the relays, print its link."""
+    from chatrelay import client
+    from chatrelay.group import GroupKind, JoinPolicy
+
+    st = _load_state(state_path)
+    owned = _run(client.create_group(list(relays), name, GroupKind.GROUP, JoinPolicy(join_policy), description))
+    st.owned.append(owned)
+    _save_state(state_path, st)
+    click.echo(owned.link)
+
+
+def _owned_command(which, state_path, action, save=True):
+    st = _load_state(state_path)
+    try:
+        owned = st.find_owned(which)
+    except ChatRelayError as exc:
+        fail(str(exc))
+    result = _run(action(owned))
+    if save:
+        _save_state(state_path, st)
+    return owned, result
+
+
+_group_option = click.option("--group", "which", default=None, help="Name or link, when the state file owns several.")
+
+
+@main.group()
+def relay() -> None:
+    """The relays of a group or channel you own."""
+
+
+@relay.command("add")
+@click.argument("relay_link", metavar="RELAY_LINK")
+@_group_option
+@_state_option
+def relay_add(relay_link, which, state_path) -> None:
+    """Register with one more relay (idempotent) and publish it in the profile."""
+    from chatrelay import client
+
+    _, entry = _owned_command(which, state_path, lambda owned: client.add_relay(owned, relay_link))
+    click.echo(f"{entry.relay_link} {entry.address} {entry.state}")
+
+
+@main.command()
+@_group_option
+@_state_option
+def relays(which, state_path) -> None:
+    """One line per relay: relay link, group address, state."""
+    st = _load_state(state_path)
+    try:
+        owned = st.find_owned(which)
+    except ChatRelayError as exc:
+        fail(str(exc))
+    for entry in owned.relays:
+        click.echo(f"{entry.relay_link} {entry.address} {entry.state}")
+
+
+@main.command()
+@_group_option
+@_state_option
+def pending(which, state_path) -> None:
+    """Join requests waiting for approval: request id and the member's name."""
+    from chatrelay import client
+
+    _, items = _owned_command(which, state_path, client.pending, save=False)
+    for item in items:
+        click.echo(str(item))
+
+
+@main.command()
+@click.argument("request_id")
+@_group_option
+@_state_option
+def approve(request_id, which, state_path) -> None:
+    """Approve a pending join request by its id."""
+    from chatrelay import client
+
+    _owned_command(which, state_path, lambda owned: client.decide(owned, request_id, True))
+    click.echo("approved")
+
+
+@main.command()
+@click.argument("request_id")
+@_group_option
+@_state_option
+def reject(request_id, which, state_path) -> None:
+    """Reject a pending join request by its id."""
+    from chatrelay import client
+
+    _owned_command(which, state_path, lambda owned: client.decide(owned, request_id, False))
+    click.echo("rejected")
+
+
+@main.command()
+@_group_option
+@_state_option
+def suspend(which, state_path) -> None:
+    """Stop taking new members on every relay of the group."""
+    from chatrelay import client
+
+    _owned_command(which, state_path, client.suspend)
+    click.echo("suspended: new members are refused")
+
+
+@main.command()
+@_group_option
+@_state_option
+def resume(which, state_path) -> None:
+    """Take new members again."""
+    from chatrelay import client
+
+    _owned_command(which, state_path, client.resume)
+    click.echo("resumed")
+
+
+@main.command("log")
+@_group_option
+@_state_option
+def service_log(which, state_path) -> None:
+    """The group's service log on each relay: every owner command, once."""
+    from chatrelay import client
+    from chatrelay.v1 import relay_pb2
+
+    _, entries = _owned_command(which, state_path, client.service_log, save=False)
+    for entry, item in entries:
+        body = relay_pb2.OwnerCommandBody.FromString(item.command.body)
+        kind = relay_pb2.OwnerCommandKind.Name(body.kind).removeprefix("OWNER_COMMAND_KIND_").lower()
+        click.echo(f"{entry.address} #{item.seq} {kind} {body.command_id.hex()}")
+
+
 @main.command()
 @click.argument("text")
 @click.option("--group", "which", default=None, help="Name or link, when the state file owns several.")
 @_state_option
 def post(text, which, state_path) -> None:
-    """Post TEXT to a group or channel you own (signed by your owner key)."""
+    """Post TEXT to a group you are in or a channel you own (signed by your key)."""
     from chatrelay import client
 
     st = _load_state(state_path)
     try:
-        owned = st.find_owned(which)
+        owned = st.find_membership(which)
     except ChatRelayError as exc:
         fail(str(exc))
     acks = _run(client.post(owned, text))
@@ -168,7 +311,11 @@ def join(link_text, name, state_path) -> None:
     membership = _run(client.join(link_text, name))
     st.memberships = [m for m in st.memberships if m.group_id != membership.group_id] + [membership]
     _save_state(state_path, st)
-    state = "joined" if membership.status == "member" else "waiting for the owners to approve"
+    state = {
+        "member": "joined",
+        "pending": "waiting for the owners to approve",
+        "held": "held by the relay until the group is active",
+    }[membership.status]
     click.echo(f"{state}: {membership.name}")
 
 

@@ -134,11 +134,12 @@ async def register(
 
 
 async def owner_command(
-    client: RelayClient, key: SigningKey, address: str, kind: int, *, profile=None, command_id: bytes | None = None
+    client: RelayClient, key: SigningKey, address: str, kind: int, *, profile=None,
+    command_id: bytes | None = None, request_id: bytes = b"",
 ) -> relay_pb2.OwnerCommandResponse:
     body = relay_pb2.OwnerCommandBody(
         group_address=address, command_id=command_id or os.urandom(16), kind=kind,
-        nonce=os.urandom(NONCE), timestamp=int(time.time()),
+        request_id=request_id, nonce=os.urandom(NONCE), timestamp=int(time.time()),
     )
     if profile is not None:
         body.profile.CopyFrom(profile)
@@ -209,6 +210,113 @@ async def post(owned: OwnedGroup | Membership, text: str) -> list[relay_pb2.Post
     return acks
 
 
+async def _send_to_relays(owned: OwnedGroup, kind: int, **fields) -> list[relay_pb2.OwnerCommandResponse]:
+    """One command id for all relays: a retry anywhere is applied once there."""
+    key = SigningKey(unb64(owned.owner_seed))
+    command_id = os.urandom(16)
+    responses = []
+    for entry in owned.relays:
+        async with RelayClient(entry.target) as client:
+            response = await owner_command(client, key, entry.address, kind, command_id=command_id, **fields)
+        entry.state = relay_pb2.GroupState.Name(response.state).removeprefix("GROUP_STATE_").lower()
+        responses.append(response)
+    return responses
+
+
+async def suspend(owned: OwnedGroup) -> list[relay_pb2.OwnerCommandResponse]:
+    return await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_SUSPEND)
+
+
+async def resume(owned: OwnedGroup) -> list[relay_pb2.OwnerCommandResponse]:
+    return await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_RESUME)
+
+
+def _owner_read(owned: OwnedGroup, address: str, since_seq: int = 0) -> core_pb2.SignedEnvelope:
+    body = relay_pb2.OwnerReadBody(
+        group_address=address, since_seq=since_seq, nonce=os.urandom(NONCE), timestamp=int(time.time())
+    )
+    return env.sign_message(SigningKey(unb64(owned.owner_seed)), env.Domain.OWNER_READ, body)
+
+
+async def service_log(owned: OwnedGroup) -> list[tuple[RelayEntry, relay_pb2.ServiceLogEntry]]:
+    out = []
+    for entry in owned.relays:
+        async with RelayClient(entry.target) as client:
+            response = await client.call(
+                "ReadServiceLog", relay_pb2.ServiceLogRequest(envelope=_owner_read(owned, entry.address))
+            )
+        out.extend((entry, e) for e in response.entries)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PendingJoin:
+    request_id: bytes
+    display_name: str
+    sign_key: bytes
+    relay: str
+
+    def __str__(self) -> str:
+        return f"{codec.b64url(self.request_id)} {self.display_name or '(no name)'}"
+
+
+async def pending(owned: OwnedGroup) -> list[PendingJoin]:
+    """Join requests waiting for the owners, with the member keys as the member sealed
+    them to the owners: a relay that swapped keys in the request is caught here."""
+    group_id = bytes.fromhex(owned.group_id)
+    out: dict[bytes, PendingJoin] = {}
+    for entry in owned.relays:
+        async with RelayClient(entry.target) as client:
+            response = await client.call(
+                "ListPending", relay_pb2.ListPendingRequest(envelope=_owner_read(owned, entry.address))
+            )
+        for item in response.pending:
+            body = members.verify_join(item.join, group_id)
+            announced = members.open_announcement(body.sealed_announcement, unb64(owned.intake_secret), group_id)
+            if announced.keys != body.keys:
+                raise ChatRelayError(Reason.UNKNOWN_SIGNER, "join request keys differ from what the member sealed to the owners")
+            out.setdefault(item.request_id, PendingJoin(
+                request_id=item.request_id, display_name=announced.profile.display_name,
+                sign_key=body.keys.sign_key, relay=entry.relay_link,
+            ))
+    return list(out.values())
+
+
+async def decide(owned: OwnedGroup, request_id_text: str, approve: bool) -> None:
+    request_id = codec.unb64url(request_id_text, "request id")
+    kind = relay_pb2.OWNER_COMMAND_KIND_APPROVE_JOIN if approve else relay_pb2.OWNER_COMMAND_KIND_REJECT_JOIN
+    await _send_to_relays(owned, kind, request_id=request_id)
+
+
+async def add_relay(owned: OwnedGroup, relay_link: str) -> RelayEntry:
+    """Register with one more relay and publish it in a new profile version. Running it
+    again changes nothing: the relay answers with the same address."""
+    relay = await relay_info(relay_link)
+    secrets_key = SigningKey(unb64(owned.owner_seed))
+    current = group.verify_profile(env.decode(unb64(owned.profile)), group_id=bytes.fromhex(owned.group_id))
+    async with RelayClient(relay.target) as client:
+        address, _ = await register(client, relay, current.envelope, current.group_id)
+    for entry in owned.relays:
+        if entry.address == address and entry.relay_key == b64(relay.relay_key):
+            return entry  # already there
+    entry = RelayEntry(relay_link=str(relay.link), relay_key=b64(relay.relay_key), address=address, target=relay.target)
+    refs = [*current.profile.relays, core_pb2.RelayRef(relay_key=relay.relay_key, relay_link=str(relay.link), group_address=address)]
+    updated = group.next_version(secrets_key, current, relays=refs)
+    owned.relays.append(entry)
+    await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE, profile=updated)
+    owned.profile = b64(env.encode(updated))
+    link = ShortLink.parse(owned.link)
+    secrets = group.OwnerSecrets(
+        group_id=current.group_id, owner_id=unb64(owned.owner_id), owner_seed=unb64(owned.owner_seed),
+        intake_secret=unb64(owned.intake_secret),
+    )
+    bundle = links.group_link(secrets, updated, link.hosts)
+    for e in owned.relays:
+        async with RelayClient(e.target) as client:
+            await client.store_link(secrets_key, bundle)
+    return entry
+
+
 # ---- members --------------------------------------------------------------------------
 
 
@@ -236,6 +344,8 @@ async def join(link_text: str, display_name: str = "") -> Membership:
             response = await client.call("Join", relay_pb2.JoinRequest(envelope=request))
         if response.status == relay_pb2.JOIN_STATUS_PENDING_APPROVAL:
             status = "pending"
+        elif response.status == relay_pb2.JOIN_STATUS_HELD and status == "member":
+            status = "held"
         entry.state = "joined"
         entries.append(entry)
     return Membership(
@@ -293,11 +403,7 @@ class PostChecker:
         )
 
 
-async def read_all(who: OwnedGroup | Membership) -> list[ReceivedPost]:
-    """Every post the relay keeps for this reader, oldest first."""
-    entry = who.relays[0]
-    key = _reader_key(who)
-    checker = PostChecker(who)
+async def _read_relay(who, entry: RelayEntry, key: SigningKey) -> list[relay_pb2.Delivery]:
     pages: list[list[relay_pb2.Delivery]] = []
     before = 0
     async with RelayClient(entry.target) as client:
@@ -310,23 +416,68 @@ async def read_all(who: OwnedGroup | Membership) -> list[ReceivedPost]:
             before = page[0].seq
             if before <= 1:
                 break
-    out = []
-    for page in reversed(pages):
-        for delivery in page:
+    return [d for page in reversed(pages) for d in page]
+
+
+async def read_all(who: OwnedGroup | Membership) -> list[ReceivedPost]:
+    """Every post the group's relays keep for this reader, oldest first, each once
+    (posts reach every relay; the message id tells copies apart). A relay that is down
+    is skipped while another answers."""
+    key = _reader_key(who)
+    checker = PostChecker(who)
+    out: list[tuple[int, int, ReceivedPost]] = []
+    errors = []
+    for rank, entry in enumerate(who.relays):
+        try:
+            deliveries = await _read_relay(who, entry, key)
+        except ChatRelayError as exc:
+            if exc.reason is not Reason.UNAVAILABLE:
+                raise
+            errors.append(exc)
+            continue
+        for delivery in deliveries:
             post_ = checker.check(delivery)
             if post_ is not None:
-                out.append(post_)
-    return out
+                body = core_pb2.PostBody.FromString(delivery.post.body)
+                out.append((body.client_ts, rank, post_))
+    if errors and len(errors) == len(who.relays):
+        raise errors[0]
+    if len(who.relays) > 1:  # copies from several relays: the authors' clocks order them
+        out.sort(key=lambda item: (item[0], item[1], item[2].seq))
+    return [post_ for _, _, post_ in out]
 
 
 async def follow(
     who: OwnedGroup | Membership, since_seq: int = 0, *, max_reconnects: int | None = None
 ) -> AsyncIterator[ReceivedPost]:
-    """Stream posts after `since_seq`; on a broken connection, reconnect and resume after
-    the last post yielded, so nothing is lost or repeated."""
-    entry = who.relays[0]
-    key = _reader_key(who)
+    """Stream posts from every relay of the group, each post once. Each relay's stream
+    resumes after its own last post when it reconnects, so nothing is lost or repeated,
+    and a relay that is down does not stop the others."""
     checker = PostChecker(who)
+    queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
+    tasks = [
+        asyncio.create_task(_follow_relay(who, entry, since_seq, max_reconnects, queue))
+        for entry in who.relays
+    ]
+    alive = len(tasks)
+    try:
+        while alive:
+            item = await queue.get()
+            if isinstance(item, BaseException):
+                alive -= 1
+                if alive == 0 or not (isinstance(item, ChatRelayError) and item.reason is Reason.UNAVAILABLE):
+                    raise item
+                continue
+            post_ = checker.check(item)
+            if post_ is not None:
+                yield post_
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def _follow_relay(who, entry: RelayEntry, since_seq: int, max_reconnects, queue: asyncio.Queue) -> None:
+    key = _reader_key(who)
     last = since_seq
     delay = 0.2
     reconnects = 0
@@ -339,18 +490,18 @@ async def follow(
                 for delivery in batch.deliveries:
                     if delivery.seq <= last:
                         continue
-                    post_ = checker.check(delivery)
+                    await queue.put(delivery)
                     last = delivery.seq
-                    if post_ is not None:
-                        yield post_
         except grpc.aio.AioRpcError as exc:
             error = from_rpc_error(exc)
             if error.reason is not Reason.UNAVAILABLE:
-                raise error from None
+                await queue.put(error)
+                return
         finally:
             await client.close()
         reconnects += 1
         if max_reconnects is not None and reconnects > max_reconnects:
-            raise ChatRelayError(Reason.UNAVAILABLE, "relay unreachable; gave up reconnecting")
+            await queue.put(ChatRelayError(Reason.UNAVAILABLE, f"relay {entry.target} unreachable; gave up reconnecting"))
+            return
         await asyncio.sleep(delay)
         delay = min(delay * 2, 2.0)

@@ -1,0 +1,321 @@
+"""Registration, group management and several relays (DESIGN.md sections 5 to 7)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from nacl.signing import SigningKey
+
+from chatrelay import client, group, links, members
+from chatrelay import envelope as env
+from chatrelay.actors import records
+from chatrelay.cluster.registry_sqlite import SqliteRegistry
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.group import GroupKind, JoinPolicy
+from chatrelay.members import MemberIdentity
+from chatrelay.state import unb64
+from chatrelay.v1 import core_pb2, relay_pb2
+
+from realparts import start_relay
+
+
+def registry_of(relay) -> SqliteRegistry:
+    return SqliteRegistry(f"{relay.config.data_dir}/registry.db")
+
+
+async def test_100_concurrent_registrations_leave_one_address_and_one_record(relay):
+    info = await client.relay_info(relay.link)
+    secrets, signed = group.create_group(GroupKind.GROUP, "Popular")
+
+    async def register():
+        async with client.RelayClient(info.target) as c:
+            return await client.register(c, info, signed, secrets.group_id)
+
+    results = await asyncio.gather(*(register() for _ in range(100)))
+    assert len({address for address, _ in results}) == 1
+    registry = registry_of(relay)
+    try:
+        group_records = [e for e in await registry.get_prefix(b"groups/") if secrets.group_id.hex().encode() in e.key]
+        address = results[0][0]
+        placements = await registry.get_prefix(records.placement_key(address))
+    finally:
+        await registry.close()
+    assert len(group_records) == 1 and len(placements) == 1
+
+
+async def test_joins_held_while_pending_are_all_admitted_once_after_a_restart(ray_session, tmp_path):
+    from chatrelay.cluster import up
+
+    data = tmp_path / "held"
+    first = await asyncio.to_thread(start_relay, data)
+    info = await client.relay_info(first.link)
+    secrets, signed = group.create_group(GroupKind.GROUP, "Early birds")
+    async with client.RelayClient(info.target) as c:
+        address, state = await client.register(c, info, signed, secrets.group_id)
+    assert state == relay_pb2.GROUP_STATE_PENDING
+    profile = group.verify_profile(signed)
+    joiners = [MemberIdentity.generate() for _ in range(20)]
+
+    async def join(member):
+        request = members.join_request(member, secrets.group_id, address, profile.profile.intake_key, "early")
+        async with client.RelayClient(info.target) as c:
+            return await c.call("Join", relay_pb2.JoinRequest(envelope=request))
+
+    answers = await asyncio.gather(*(join(m) for m in joiners))
+    assert {a.status for a in answers} == {relay_pb2.JOIN_STATUS_HELD}
+    await join(joiners[0])  # sent twice: still admitted once
+
+    await asyncio.to_thread(up.stop, first, ray_shutdown=False)
+    second = await asyncio.to_thread(start_relay, data)  # same data dir: a restart
+    try:
+        target = second.target
+        refs = [core_pb2.RelayRef(relay_key=info.relay_key, relay_link=second.link, group_address=address)]
+        updated = group.next_version(secrets.owner_key, profile, relays=refs)
+        async with client.RelayClient(target) as c:
+            response = await client.owner_command(
+                c, secrets.owner_key, address, relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE, profile=updated
+            )
+        assert response.state == relay_pb2.GROUP_STATE_ACTIVE
+        registry = registry_of(second)
+        try:
+            for _ in range(100):  # the worker admits them after activation
+                admitted = await registry.get_prefix(records.member_prefix(address))
+                if len(admitted) == 20:
+                    break
+                await asyncio.sleep(0.1)
+            cursor = await registry.get(records.held_cursor_key(address))
+        finally:
+            await registry.close()
+        assert len(admitted) == 20  # each joiner once, the repeated join too
+        assert int(cursor.value) == 21  # 21 held requests, all processed
+        member = joiners[5]
+        credential = client._credential(member.signing_key, address)
+        async with client.RelayClient(target) as c:
+            history = await c.call("History", relay_pb2.HistoryRequest(credential=credential))
+        assert list(history.deliveries) == []  # a member now: reading is allowed
+    finally:
+        await asyncio.to_thread(up.stop, second, ray_shutdown=False)
+
+
+async def test_members_post_in_groups_within_the_rate_limit(relay):
+    owned = await client.create_group([relay.link], "Chat", GroupKind.GROUP)
+    alice = await client.join(owned.link, "alice")
+    for i in range(15):
+        await client.post(alice, f"a{i}")
+    with pytest.raises(ChatRelayError) as info:
+        await client.post(alice, "one too many")
+    assert info.value.reason is Reason.RATE_LIMITED
+    assert info.value.message.startswith("at most 15 posts per 60 s; retry in ")
+    await client.post(owned, "owners are not limited")
+    stranger = SigningKey.generate()
+    async with client.RelayClient(relay.target) as c:
+        with pytest.raises(ChatRelayError) as info:
+            await c.post(owned.relays[0].address, members.sign_post(stranger, bytes.fromhex(owned.group_id), b"x"))
+    assert (info.value.reason, info.value.message) == (Reason.NOT_MEMBER, "post author is not a member of this group")
+    texts = [p.text for p in await client.read_all(alice)]
+    assert texts == [f"a{i}" for i in range(15)] + ["owners are not limited"]
+
+
+async def test_approval_groups_wait_for_the_owners(relay):
+    owned = await client.create_group([relay.link], "Club", GroupKind.GROUP, JoinPolicy.APPROVAL)
+    bob = await client.join(owned.link, "Bob")
+    eve = await client.join(owned.link, "Eve")
+    assert bob.status == eve.status == "pending"
+    waiting = {p.display_name: p for p in await client.pending(owned)}
+    assert set(waiting) == {"Bob", "Eve"}
+    with pytest.raises(ChatRelayError) as info:
+        await client.read_all(bob)
+    assert info.value.reason is Reason.NOT_MEMBER
+    await client.decide(owned, str(waiting["Bob"]).split()[0], approve=True)
+    await client.decide(owned, str(waiting["Eve"]).split()[0], approve=False)
+    await client.post(owned, "welcome")
+    assert [p.text for p in await client.read_all(bob)] == ["welcome"]
+    with pytest.raises(ChatRelayError) as info:
+        await client.read_all(eve)
+    assert info.value.reason is Reason.NOT_MEMBER
+    assert await client.pending(owned) == []
+    with pytest.raises(ChatRelayError) as info:
+        await client.decide(owned, str(waiting["Eve"]).split()[0], approve=True)
+    assert info.value.message == "no pending join request with this id"
+
+
+async def test_suspend_and_resume_each_logged_once(relay):
+    owned = await client.create_group([relay.link], "Pause", GroupKind.CHANNEL)
+    await client.suspend(owned)
+    with pytest.raises(ChatRelayError) as info:
+        await client.join(owned.link, "late")
+    assert (info.value.reason, info.value.message) == (Reason.REFUSED, "the owners have suspended new members for now")
+    # The same command sent twice (a retry after a lost answer) is applied once.
+    key = SigningKey(unb64(owned.owner_seed))
+    entry = owned.relays[0]
+    async with client.RelayClient(entry.target) as c:
+        first = await client.owner_command(c, key, entry.address, relay_pb2.OWNER_COMMAND_KIND_RESUME, command_id=b"resume-1")
+        again = await client.owner_command(c, key, entry.address, relay_pb2.OWNER_COMMAND_KIND_RESUME, command_id=b"resume-1")
+    assert not first.applied_before and again.applied_before and again.log_seq == first.log_seq
+    assert (await client.join(owned.link, "late")).status == "member"
+    kinds = [
+        relay_pb2.OwnerCommandBody.FromString(e.command.body).kind for _, e in await client.service_log(owned)
+    ]
+    assert kinds == [
+        relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE,
+        relay_pb2.OWNER_COMMAND_KIND_SUSPEND,
+        relay_pb2.OWNER_COMMAND_KIND_RESUME,
+    ]
+
+
+async def test_only_owners_read_the_service_log(relay):
+    owned = await client.create_group([relay.link], "Private log", GroupKind.CHANNEL)
+    member = await client.join(owned.link, "m")
+    fake = client.OwnedGroup(**{**owned.__dict__, "owner_seed": member.sign_seed})
+    with pytest.raises(ChatRelayError) as info:
+        await client.service_log(fake)
+    assert (info.value.reason, info.value.message) == (Reason.UNKNOWN_SIGNER, "only owners of the group may read this")
+
+
+async def test_two_relays_keep_delivering_when_one_stops(relay, ray_session, tmp_path):
+    from chatrelay.cluster import up
+
+    other = await asyncio.to_thread(start_relay, tmp_path / "second")
+    try:
+        owned = await client.create_group([relay.link, other.link], "Redundant", GroupKind.CHANNEL)
+        assert len(owned.relays) == 2 and {e.state for e in owned.relays} == {"active"}
+        assert "?h=" in owned.link
+        member = await client.join(owned.link, "m")
+        assert len(member.relays) == 2
+        received: list[str] = []
+
+        async def follow():
+            async for p in client.follow(member, max_reconnects=2):
+                received.append(p.text)
+                if len(received) == 10:
+                    return
+
+        task = asyncio.create_task(follow())
+        for i in range(5):
+            acks = await client.post(owned, f"p{i}")
+            assert len(acks) == 2
+        await asyncio.to_thread(up.stop, other, ray_shutdown=False)
+        other = None
+        for i in range(5, 10):
+            await client.post(owned, f"p{i}")
+        await asyncio.wait_for(task, timeout=60)
+        assert received == [f"p{i}" for i in range(10)]  # each once, in order
+        assert [p.text for p in await client.read_all(member)] == [f"p{i}" for i in range(10)]
+    finally:
+        if other is not None:
+            await asyncio.to_thread(up.stop, other, ray_shutdown=False)
+
+
+async def test_relay_add_is_idempotent(relay, ray_session, tmp_path):
+    from chatrelay.cluster import up
+
+    other = await asyncio.to_thread(start_relay, tmp_path / "added")
+    try:
+        owned = await client.create_group([relay.link], "Growing", GroupKind.GROUP)
+        first = await client.add_relay(owned, other.link)
+        again = await client.add_relay(owned, other.link)
+        assert first.address == again.address and len(owned.relays) == 2
+        profile = group.verify_profile(env.decode(unb64(owned.profile)))
+        assert profile.version == 3 and len(profile.profile.relays) == 2
+        member = await client.join(owned.link, "m")  # the stored link data names both relays
+        assert {e.address for e in member.relays} == {e.address for e in owned.relays}
+    finally:
+        await asyncio.to_thread(up.stop, other, ray_shutdown=False)
+
+
+# ---- a relay that tampers is caught by the client --------------------------------------
+
+
+async def test_tampered_post_is_caught(relay):
+    owned = await client.create_group([relay.link], "Signed", GroupKind.CHANNEL)
+    member = await client.join(owned.link, "m")
+    await client.post(owned, "genuine")
+    checker = client.PostChecker(member)
+    credential = client._credential(SigningKey(unb64(member.sign_seed)), member.relays[0].address)
+    async with client.RelayClient(relay.target) as c:
+        delivery = (await c.call("History", relay_pb2.HistoryRequest(credential=credential))).deliveries[0]
+    altered = relay_pb2.Delivery()
+    altered.CopyFrom(delivery)
+    body = core_pb2.PostBody.FromString(altered.post.body)
+    body.body = b"forged"
+    altered.post.body = body.SerializeToString()
+    with pytest.raises(ChatRelayError) as info:
+        checker.check(altered)
+    assert info.value.reason is Reason.BAD_SIGNATURE
+    relay_signed = relay_pb2.Delivery(seq=9, post=members.sign_post(SigningKey.generate(), bytes.fromhex(owned.group_id), b"x"))
+    with pytest.raises(ChatRelayError) as info:
+        checker.check(relay_signed)  # validly signed, but not by an owner
+    assert info.value.reason is Reason.UNKNOWN_SIGNER
+
+
+async def test_tampered_link_data_and_relay_list_are_caught(relay):
+    owned = await client.create_group([relay.link], "Linked", GroupKind.CHANNEL)
+    link = links.ShortLink.parse(owned.link)
+    key = records.link_key(links.derive(link.link_key).lookup_id)
+    registry = registry_of(relay)
+    try:
+        import json
+
+        stored = await registry.get(key)
+        record = json.loads(stored.value)
+        from chatrelay import codec
+
+        data = bytearray(codec.unb64url(record["data"], "data"))
+        data[-1] ^= 1  # the relay alters a byte of what it stores
+        await registry.put(key, json.dumps({**record, "data": codec.b64url(bytes(data))}).encode())
+        with pytest.raises(ChatRelayError) as info:
+            await client.join(owned.link, "m")
+        assert info.value.reason is Reason.LINK_DECRYPT_FAILED
+
+        # A relay that learned the link swaps the relay list for its own, signing itself.
+        plain = links.decrypt(link.link_key, codec.unb64url(record["data"], "data"))
+        mutable = core_pb2.LinkMutable.FromString(plain.mutable.body)
+        profile = core_pb2.Profile.FromString(mutable.group_profile.body)
+        profile.relays[0].group_address = "attacker"
+        profile.version += 1
+        evil = SigningKey.generate()
+        mutable.group_profile.CopyFrom(group.sign_profile(evil, profile))
+        plain.mutable.CopyFrom(env.sign_message(evil, env.Domain.LINK, mutable))
+        await registry.put(key, json.dumps({**record, "data": codec.b64url(links.encrypt(link.link_key, plain))}).encode())
+        with pytest.raises(ChatRelayError) as info:
+            await client.join(owned.link, "m")
+        assert info.value.reason is Reason.UNKNOWN_SIGNER
+    finally:
+        await registry.close()
+
+
+async def test_swapped_member_key_is_caught_by_the_owner(relay):
+    owned = await client.create_group([relay.link], "Keys", GroupKind.GROUP, JoinPolicy.APPROVAL)
+    await client.join(owned.link, "Bob")
+    entry = owned.relays[0]
+    registry = registry_of(relay)
+    try:
+        [pending_entry] = await registry.get_prefix(records.member_prefix(entry.address))
+        record = records.MemberRecord.loads(pending_entry.value)
+        real = core_pb2.JoinBody.FromString(env.decode(record.join).body)
+        # The relay makes its own member key, keeps Bob's sealed announcement, and signs.
+        relay_member = MemberIdentity.generate()
+        forged = core_pb2.JoinBody()
+        forged.CopyFrom(real)
+        forged.keys.CopyFrom(relay_member.public)
+        record.join = env.encode(env.sign_message(relay_member.signing_key, env.Domain.JOIN, forged))
+        await registry.put(records.member_key(entry.address, relay_member.public.sign_key), record.dumps())
+    finally:
+        await registry.close()
+    # Shards cache members: restart them so they serve what the registry now holds.
+    import ray
+
+    for shard in relay.shards:
+        ray.kill(shard, no_restart=False)
+    for _ in range(100):
+        try:
+            waiting = await client.pending(owned)
+        except ChatRelayError as exc:
+            if exc.reason is Reason.UNKNOWN_SIGNER:
+                assert exc.message == "join request keys differ from what the member sealed to the owners"
+                return
+            raise
+        assert len(waiting) == 1  # before the restart took effect: Bob alone
+        await asyncio.sleep(0.1)
+    pytest.fail("the swapped key was not caught")
