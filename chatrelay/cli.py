@@ -221,16 +221,20 @@ def pending(which, state_path) -> None:
         click.echo(str(item))
 
 
+def _decide(request_id, which, state_path, approve_it: bool) -> None:
+    from chatrelay import client
+
+    _owned_command(which, state_path, lambda owned: client.decide(owned, request_id, approve_it))
+    click.echo("approved" if approve_it else "rejected")
+
+
 @main.command()
 @click.argument("request_id")
 @_group_option
 @_state_option
 def approve(request_id, which, state_path) -> None:
     """Approve a pending join request by its id."""
-    from chatrelay import client
-
-    _owned_command(which, state_path, lambda owned: client.decide(owned, request_id, True))
-    click.echo("approved")
+    _decide(request_id, which, state_path, True)
 
 
 @main.command()
@@ -239,10 +243,7 @@ def approve(request_id, which, state_path) -> None:
 @_state_option
 def reject(request_id, which, state_path) -> None:
     """Reject a pending join request by its id."""
-    from chatrelay import client
-
-    _owned_command(which, state_path, lambda owned: client.decide(owned, request_id, False))
-    click.echo("rejected")
+    _decide(request_id, which, state_path, False)
 
 
 @main.command()

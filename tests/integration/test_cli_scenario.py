@@ -141,3 +141,38 @@ def test_channel_from_create_to_follow_across_a_restart(backend, tmp_path, reque
             follower.kill()
             follower.wait(timeout=10)
         up.stop()
+
+
+def test_group_management_from_the_cli(tmp_path):
+    one, two = Up(tmp_path / "one", free_port()), Up(tmp_path / "two", free_port())
+    owner, bob, carol = (str(tmp_path / f"{n}.json") for n in ("owner", "bob", "carol"))
+    try:
+        link = ok("group", "create", "--relay", one.link, "--name", "Club", "--join", "approval", "--state", owner).strip()
+        assert "/g#" in link
+        assert ok("join", link, "--state", bob, "--name", "Bob").strip() == "waiting for the owners to approve: Club"
+        [line] = ok("pending", "--state", owner).splitlines()
+        request_id, name = line.split(" ", 1)
+        assert name == "Bob"
+        assert ok("approve", request_id, "--state", owner).strip() == "approved"
+        assert ok("pending", "--state", owner) == ""
+        ok("post", "--state", bob, "hello from Bob")  # members post in groups
+        assert ok("read", "--state", owner).splitlines() == ["hello from Bob"]
+
+        assert ok("suspend", "--state", owner).strip() == "suspended: new members are refused"
+        refused = cli("join", link, "--state", carol)
+        assert refused.returncode == 2
+        assert refused.stderr == "chatrelay: the owners have suspended new members for now (refused)\n"
+        ok("resume", "--state", owner)
+        log = [l.split()[2] for l in ok("log", "--state", owner).splitlines()]
+        assert log == ["update_profile", "approve_join", "suspend", "resume"]
+
+        first = ok("relay", "add", two.link, "--state", owner).split()
+        again = ok("relay", "add", two.link, "--state", owner).split()
+        assert first[1] == again[1] and first[2] == "active"
+        rows = [l.split() for l in ok("relays", "--state", owner).splitlines()]
+        assert [r[0] for r in rows] == [one.link, two.link] and {r[2] for r in rows} == {"active"}
+        bad = cli("approve", "not-an-id!", "--state", owner)
+        assert bad.returncode == 2 and bad.stderr.startswith("chatrelay: request id is malformed")
+    finally:
+        one.stop()
+        two.stop()

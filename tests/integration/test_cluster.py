@@ -127,21 +127,6 @@ async def test_refusals_carry_grpc_codes(relay):
     assert from_rpc_error(info.value).reason is Reason.UNKNOWN_ADDRESS
 
 
-async def test_registration_is_idempotent_under_concurrency(relay):
-    from chatrelay import group
-
-    relay_info = await client.relay_info(relay.link)
-    secrets, signed = group.create_group(GroupKind.GROUP, "Once")
-
-    async def register():
-        async with client.RelayClient(relay_info.target) as c:
-            return await client.register(c, relay_info, signed, secrets.group_id)
-
-    results = await asyncio.gather(*(register() for _ in range(20)))
-    assert len({address for address, _ in results}) == 1
-    assert {state for _, state in results} == {relay_pb2.GROUP_STATE_PENDING}
-
-
 async def test_an_acked_post_survives_killing_its_shard(relay, ray_session):
     ray = ray_session
     owned = await client.create_group([relay.link], "Durable", GroupKind.CHANNEL)
