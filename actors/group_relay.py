@@ -26,6 +26,7 @@ from chatrelay.cluster.registry import Get, Put, Registry, absent, unchanged_sin
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
 from chatrelay.actors import records
+from chatrelay.actors.policy import RelayPolicy
 from chatrelay.actors.records import GroupRecord, GroupState, MemberRecord
 
 MAX_TURN = 64  # requests a group's worker takes per turn, so one group cannot hog a shard
@@ -45,6 +46,7 @@ class RelayContext:
     retention: int = 0  # posts kept per group; 0 keeps all
     post_limit: int = 15  # posts per member per window, in groups
     post_window_s: float = 60.0
+    policy: RelayPolicy = RelayPolicy()
 
     @property
     def relay_key(self) -> bytes:
@@ -63,21 +65,35 @@ async def register_group(ctx: RelayContext, envelope: core_pb2.SignedEnvelope, s
     if checked.signer != body.registration_key:
         raise ChatRelayError(Reason.UNKNOWN_SIGNER, "registration is not signed by its registration key")
     profile = group.verify_profile(body.profile)
-    record = GroupRecord(
-        group_id=profile.group_id, address=new_address(), state=GroupState.PENDING,
-        registration_key=body.registration_key, profile=env.encode(body.profile),
-    )
-    result = await ctx.registry.transaction(
-        [absent(records.group_key(profile.group_id))],
-        [
-            Put(records.group_key(profile.group_id), record.dumps()),
-            Put(records.address_key(record.address), profile.group_id.hex().encode()),
-            Put(records.placement_key(record.address), str(shard).encode()),
-        ],
-        [Get(records.group_key(profile.group_id))],
-    )
-    if not result.succeeded:
-        record = GroupRecord.loads(result.gets[0].value)
+    key = records.group_key(profile.group_id)
+    record = None
+    for _ in range(100):  # compare-and-swap on the group and on the relay's group count
+        existing = await ctx.registry.get(key)
+        if existing is not None:
+            record = GroupRecord.loads(existing.value)
+            break
+        counter = await ctx.registry.get(records.GROUP_COUNT)
+        count = int(counter.value) if counter else 0
+        ctx.policy.check(profile, count)
+        fresh = GroupRecord(
+            group_id=profile.group_id, address=new_address(), state=GroupState.PENDING,
+            registration_key=body.registration_key, profile=env.encode(body.profile),
+        )
+        counted = absent(records.GROUP_COUNT) if counter is None else unchanged_since(records.GROUP_COUNT, counter.mod_revision)
+        result = await ctx.registry.transaction(
+            [absent(key), counted],
+            [
+                Put(key, fresh.dumps()),
+                Put(records.address_key(fresh.address), profile.group_id.hex().encode()),
+                Put(records.placement_key(fresh.address), str(shard).encode()),
+                Put(records.GROUP_COUNT, str(count + 1).encode()),
+            ],
+        )
+        if result.succeeded:
+            record = fresh
+            break
+    if record is None:
+        raise ChatRelayError(Reason.BUSY, "registrations are racing; retry")
     grant = relay_pb2.AddressGrant(
         group_id=record.group_id, group_address=record.address,
         relay_key=ctx.relay_key, registration_key=record.registration_key,

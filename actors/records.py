@@ -34,6 +34,7 @@ def placement_key(address: str) -> bytes:
 
 
 PLACEMENT_PREFIX = b"placement/"
+GROUP_COUNT = b"stats/groups"  # how many groups this relay serves: a number, nothing more
 
 
 def member_key(address: str, sign_key: bytes) -> bytes:

@@ -71,6 +71,7 @@ class RelayShard:
                 retention=self.config.retention,
                 post_limit=self.config.post_limit,
                 post_window_s=self.config.post_window_s,
+                policy=self.config.policy,
             )
         return self.index
 

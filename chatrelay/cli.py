@@ -48,7 +48,10 @@ def link_parse(text: str) -> None:
 @click.option("--retention", default=None, type=int, help="Posts kept per group, 0 = all [CHATRELAY_RETENTION].")
 @click.option("--post-limit", default=None, type=int, help="Member posts per window in groups [CHATRELAY_POST_LIMIT].")
 @click.option("--post-window", default=None, type=float, help="The window, seconds [CHATRELAY_POST_WINDOW_S].")
-def up(data_dir, listen, etcd, shards, retention, post_limit, post_window) -> None:
+@click.option("--max-groups", default=None, type=int, help="Groups this relay serves at most, 0 = no limit [CHATRELAY_MAX_GROUPS].")
+@click.option("--deny-names", default=None, help="Refuse groups whose name matches this regular expression [CHATRELAY_DENY_NAMES].")
+@click.option("--deny-groups", default=None, help="File of group ids (hex) to refuse, one a line [CHATRELAY_DENY_GROUPS].")
+def up(data_dir, listen, etcd, shards, retention, post_limit, post_window, max_groups, deny_names, deny_groups) -> None:
     """Run a relay on this machine until interrupted; prints its relay link, then `ready`."""
     import signal
     import threading
@@ -59,7 +62,8 @@ def up(data_dir, listen, etcd, shards, retention, post_limit, post_window) -> No
     try:
         settings = settings_mod.load(
             {"data_dir": data_dir, "listen": listen, "etcd": etcd, "shards": shards, "retention": retention,
-             "post_limit": post_limit, "post_window_s": post_window}
+             "post_limit": post_limit, "post_window_s": post_window, "max_groups": max_groups,
+             "deny_names": deny_names, "deny_groups": deny_groups}
         )
         relay = up_mod.start(settings)
     except ChatRelayError as exc:

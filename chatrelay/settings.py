@@ -27,6 +27,9 @@ class Settings:
     retention: int = 0  # posts kept per group; 0 keeps all
     post_limit: int = 15  # posts per member per window, in groups
     post_window_s: float = 60.0
+    max_groups: int = 0  # 0: no limit
+    deny_names: str = ""  # regular expression refused in group names
+    deny_groups: pathlib.Path | None = None  # file of group ids (hex), one a line
 
     def __post_init__(self) -> None:
         if not isinstance(self.data_dir, pathlib.Path):
@@ -41,6 +44,8 @@ class Settings:
             raise ChatRelayError(Reason.MALFORMED, f"--shards must be 1 to 256, got {self.shards}")
         if self.post_limit < 1 or self.post_window_s <= 0:
             raise ChatRelayError(Reason.MALFORMED, "--post-limit must be at least 1 and --post-window positive")
+        if self.max_groups < 0:
+            raise ChatRelayError(Reason.MALFORMED, f"--max-groups must be 0 (no limit) or more, got {self.max_groups}")
         if self.retention < 0:
             raise ChatRelayError(Reason.MALFORMED, f"--retention must be 0 (keep all) or more, got {self.retention}")
 
@@ -71,7 +76,9 @@ def _convert(name: str, value):
             return float(value)
         except (TypeError, ValueError):
             raise ChatRelayError(Reason.MALFORMED, f"post window must be seconds, got {value!r}") from None
-    if name in ("shards", "retention", "post_limit"):
+    if name == "deny_groups":
+        return pathlib.Path(value)
+    if name in ("shards", "retention", "post_limit", "max_groups"):
         try:
             return int(value)
         except (TypeError, ValueError):

@@ -6,6 +6,7 @@ import hashlib
 import pathlib
 from dataclasses import dataclass
 
+from chatrelay.actors.policy import RelayPolicy
 from chatrelay.cluster.message_log import SqliteMessageLog
 from chatrelay.cluster.registry import Registry
 
@@ -22,6 +23,7 @@ class ClusterConfig:
     retention: int = 0
     post_limit: int = 15
     post_window_s: float = 60.0
+    policy: RelayPolicy = RelayPolicy()
 
     def __repr__(self) -> str:  # the seed stays out of logs
         return f"ClusterConfig(data_dir={self.data_dir!r}, shards={self.shards}, etcd={self.etcd!r})"

@@ -31,6 +31,23 @@ class RunningRelay:
         return f"{host}:{self.port}"
 
 
+def policy_of(settings: Settings):
+    from chatrelay.actors.policy import RelayPolicy
+    from chatrelay.errors import ChatRelayError, Reason
+
+    denied: frozenset[str] = frozenset()
+    if settings.deny_groups is not None:
+        try:
+            lines = settings.deny_groups.read_text().split()
+        except OSError as exc:
+            raise ChatRelayError(Reason.MALFORMED, f"cannot read --deny-groups file: {exc}") from None
+        bad = [line for line in lines if len(line) != 64 or any(c not in "0123456789abcdef" for c in line.lower())]
+        if bad:
+            raise ChatRelayError(Reason.MALFORMED, f"--deny-groups file has lines that are not group ids: {bad[0]!r}")
+        denied = frozenset(line.lower() for line in lines)
+    return RelayPolicy(max_groups=settings.max_groups, deny_names=settings.deny_names, denied_groups=denied)
+
+
 def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
     import ray
 
@@ -47,6 +64,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
         retention=settings.retention,
         post_limit=settings.post_limit,
         post_window_s=settings.post_window_s,
+        policy=policy_of(settings),
     )
     if ray_init and not ray.is_initialized():
         ray.init(

@@ -319,3 +319,31 @@ async def test_swapped_member_key_is_caught_by_the_owner(relay):
         assert len(waiting) == 1  # before the restart took effect: Bob alone
         await asyncio.sleep(0.1)
     pytest.fail("the swapped key was not caught")
+
+
+async def test_operator_policy_refuses_with_a_reason_the_owner_sees(ray_session, tmp_path):
+    from chatrelay.cluster import up
+
+    deny = tmp_path / "deny.txt"
+    listed_secrets, listed = group.create_group(GroupKind.GROUP, "Listed")
+    deny.write_text(listed_secrets.group_id.hex() + "\n")
+    strict = await asyncio.to_thread(
+        start_relay, tmp_path / "strict", max_groups=2, deny_names="casino", deny_groups=deny
+    )
+    try:
+        with pytest.raises(ChatRelayError) as info:
+            await client.create_group([strict.link], "Best Casino", GroupKind.GROUP)
+        assert (info.value.reason, info.value.message) == (Reason.REFUSED, "this relay does not serve groups with such names")
+        info_ = await client.relay_info(strict.link)
+        async with client.RelayClient(info_.target) as c:
+            with pytest.raises(ChatRelayError) as info:
+                await client.register(c, info_, listed, listed_secrets.group_id)
+        assert info.value.message == "this relay does not serve this group"
+        await client.create_group([strict.link], "one", GroupKind.GROUP)
+        second = await client.create_group([strict.link], "two", GroupKind.GROUP)
+        await client.add_relay(second, strict.link)  # a group it has already is not a new one
+        with pytest.raises(ChatRelayError) as info:
+            await client.create_group([strict.link], "three", GroupKind.GROUP)
+        assert info.value.message == "this relay serves at most 2 groups and is full"
+    finally:
+        await asyncio.to_thread(up.stop, strict, ray_shutdown=False)

@@ -1,0 +1,41 @@
+"""The operator's policy for registrations: a relay may refuse a group, with a reason
+the owner sees (DESIGN.md section 5, step 2)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.group import VerifiedProfile
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class RelayPolicy:
+    max_groups: int = 0  # 0: no limit
+    deny_names: str = ""  # a regular expression, matched case-insensitively anywhere in the name
+    denied_groups: frozenset[str] = field(default_factory=frozenset)  # group ids, hex
+
+    def __post_init__(self) -> None:
+        if self.deny_names:
+            try:
+                re.compile(self.deny_names)
+            except re.error as exc:
+                raise ChatRelayError(Reason.MALFORMED, f"--deny-names is not a regular expression: {exc}") from None
+
+    def __str__(self) -> str:
+        limit = self.max_groups or "no"
+        return f"{limit} group limit, {len(self.denied_groups)} denied groups"
+
+    def check(self, profile: VerifiedProfile, groups_now: int) -> None:
+        name = profile.profile.name
+        if _CONTROL.search(name) or name != name.strip():
+            raise ChatRelayError(Reason.REFUSED, "group name has control characters or surrounding spaces")
+        if profile.group_id.hex() in self.denied_groups:
+            raise ChatRelayError(Reason.REFUSED, "this relay does not serve this group")
+        if self.deny_names and re.search(self.deny_names, name, re.IGNORECASE):
+            raise ChatRelayError(Reason.REFUSED, "this relay does not serve groups with such names")
+        if self.max_groups and groups_now >= self.max_groups:
+            raise ChatRelayError(Reason.REFUSED, f"this relay serves at most {self.max_groups} groups and is full")
