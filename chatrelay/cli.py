@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from chatrelay.errors import ChatRelayError
+from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.links import ShortLink
 
 EXIT_ERROR = 2
@@ -304,12 +304,44 @@ def post(text, which, state_path) -> None:
     click.echo(f"posted #{acks[0].seq}")
 
 
+@main.group()
+def invite() -> None:
+    """Invite codes, made offline by an owner."""
+
+
+def parse_duration(text: str) -> int:
+    """`90`, `90s`, `30m`, `12h`, `7d` -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    if not number.isdigit() or int(number) <= 0:
+        raise ChatRelayError(Reason.MALFORMED, f"--expires must look like 90s, 30m, 12h or 7d, got {text!r}")
+    return int(number) * units[unit]
+
+
+@invite.command("create")
+@click.option("--uses", default=1, show_default=True, type=int, help="How many joins the code allows.")
+@click.option("--expires", default=None, help="Valid for this long: 90s, 30m, 12h, 7d (default: no expiry).")
+@_group_option
+@_state_option
+def invite_create(uses, expires, which, state_path) -> None:
+    """Print an invite code for a group you own; made offline, consumed by the relay."""
+    from chatrelay import client
+
+    st = _load_state(state_path)
+    try:
+        owned = st.find_owned(which)
+        code = client.make_invite(owned, uses=uses, expires_in_s=parse_duration(expires) if expires else 0)
+    except ChatRelayError as exc:
+        fail(str(exc))
+    click.echo(code)
+
+
 @main.command()
-@click.argument("link_text", metavar="LINK")
+@click.argument("link_text", metavar="LINK_OR_CODE")
 @click.option("--name", default="", help="Your display name in this group.")
 @_state_option
 def join(link_text, name, state_path) -> None:
-    """Resolve and verify a group or channel link, then join it."""
+    """Resolve and verify a group or channel link (or an invite code), then join."""
     from chatrelay import client
 
     st = _load_state(state_path)

@@ -13,7 +13,7 @@ from typing import AsyncIterator
 import grpc
 from nacl.signing import SigningKey
 
-from chatrelay import codec, group, links, members
+from chatrelay import codec, group, invites, links, members
 from chatrelay import envelope as env
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.links import LinkKind, ShortLink
@@ -317,15 +317,69 @@ async def add_relay(owned: OwnedGroup, relay_link: str) -> RelayEntry:
     return entry
 
 
+async def remove_relay(owned: OwnedGroup, relay_link: str) -> None:
+    """Tell one relay to stop serving the group, and publish the profile without it."""
+    link = ShortLink.parse(relay_link)
+    gone = [e for e in owned.relays if e.relay_link == str(link)]
+    if not gone:
+        raise ChatRelayError(Reason.UNKNOWN_ADDRESS, f"{relay_link} is not a relay of this group")
+    if len(gone) == len(owned.relays):
+        raise ChatRelayError(Reason.NOT_ALLOWED, "a group keeps at least one relay; delete the group instead")
+    key = SigningKey(unb64(owned.owner_seed))
+    current = group.verify_profile(env.decode(unb64(owned.profile)), group_id=bytes.fromhex(owned.group_id))
+    removed = {e.address for e in gone}
+    refs = [r for r in current.profile.relays if r.group_address not in removed]
+    updated = group.next_version(key, current, relays=refs)
+    keep = [e for e in owned.relays if e.address not in removed]
+    for entry in gone:
+        async with RelayClient(entry.target) as client:
+            await owner_command(client, key, entry.address, relay_pb2.OWNER_COMMAND_KIND_REMOVE_RELAY)
+    owned.relays = keep
+    await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE, profile=updated)
+    owned.profile = b64(env.encode(updated))
+    secrets = group.OwnerSecrets(
+        group_id=current.group_id, owner_id=unb64(owned.owner_id), owner_seed=unb64(owned.owner_seed),
+        intake_secret=unb64(owned.intake_secret),
+    )
+    bundle = links.group_link(secrets, updated, ShortLink.parse(owned.link).hosts)
+    for entry in keep:
+        async with RelayClient(entry.target) as client:
+            await client.store_link(key, bundle)
+
+
+async def delete_group(owned: OwnedGroup) -> None:
+    """Every relay stops serving the group and drops its posts."""
+    await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_DELETE_GROUP)
+
+
+def make_invite(owned: OwnedGroup, uses: int = 1, expires_in_s: int = 0) -> str:
+    """Made offline: nothing is sent to any relay until the invitee joins."""
+    secrets = group.OwnerSecrets(
+        group_id=bytes.fromhex(owned.group_id), owner_id=unb64(owned.owner_id),
+        owner_seed=unb64(owned.owner_seed), intake_secret=unb64(owned.intake_secret),
+    )
+    expires_at = int(time.time()) + expires_in_s if expires_in_s else 0
+    return invites.make_invite(secrets, ShortLink.parse(owned.link), uses=uses, expires_at=expires_at).render()
+
+
 # ---- members --------------------------------------------------------------------------
 
 
 async def join(link_text: str, display_name: str = "") -> Membership:
-    link = ShortLink.parse(link_text)
+    """Join by a group or channel link, or by an invite code (which carries the link and
+    passes INVITE_ONLY and APPROVAL gates while every owner is offline)."""
+    invite = None
+    if link_text.strip().startswith(invites.PREFIX):
+        invite = invites.parse_invite(link_text)
+        link = invite.group_link
+    else:
+        link = ShortLink.parse(link_text)
     if link.kind not in (LinkKind.GROUP, LinkKind.CHANNEL):
         raise ChatRelayError(Reason.LINK_KIND_MISMATCH, "only group (g) and channel (c) links can be joined")
     resolved = await resolve_link(link)
     profile = resolved.profile
+    if invite is not None and invite.grant.group_id != profile.group_id:
+        raise ChatRelayError(Reason.BAD_INVITE, "invite code is for another group than its link")
     if not profile.profile.relays:
         raise ChatRelayError(Reason.NOT_ACTIVE, "this group has no relays yet")
     member = MemberIdentity.generate()  # a new identity per group: groups stay unlinked
@@ -337,8 +391,9 @@ async def join(link_text: str, display_name: str = "") -> Membership:
             relay_link=ref.relay_link, relay_key=b64(ref.relay_key), address=ref.group_address,
             target=target_of(relay_link.hosts[0]),
         )
+        proof = invites.prove(invite, member.public.sign_key) if invite is not None else None
         request = members.join_request(
-            member, profile.group_id, ref.group_address, profile.profile.intake_key, display_name
+            member, profile.group_id, ref.group_address, profile.profile.intake_key, display_name, invite=proof
         )
         async with RelayClient(entry.target) as client:
             response = await client.call("Join", relay_pb2.JoinRequest(envelope=request))

@@ -24,6 +24,36 @@ def registry_of(relay) -> SqliteRegistry:
     return SqliteRegistry(f"{relay.config.data_dir}/registry.db")
 
 
+@pytest.fixture(scope="module")
+def etcd_relay(ray_session, etcd_server, tmp_path_factory):
+    from chatrelay.cluster import up
+
+    running = start_relay(tmp_path_factory.mktemp("etcd-relay"), etcd=etcd_server.url)
+    yield running
+    up.stop(running, ray_shutdown=False)
+
+
+async def test_100_concurrent_registrations_on_etcd_leave_one_address(etcd_relay, etcd_server):
+    from chatrelay.cluster.config import open_registry
+
+    info = await client.relay_info(etcd_relay.link)
+    secrets, signed = group.create_group(GroupKind.GROUP, "Popular on etcd")
+
+    async def register():
+        async with client.RelayClient(info.target) as c:
+            return await client.register(c, info, signed, secrets.group_id)
+
+    results = await asyncio.gather(*(register() for _ in range(100)))
+    assert len({address for address, _ in results}) == 1
+    registry = open_registry(etcd_relay.config)  # the relay's own key space in etcd
+    try:
+        assert await registry.get(records.group_key(secrets.group_id)) is not None
+        assert len(await registry.get_prefix(records.placement_key(results[0][0]))) == 1
+        assert int((await registry.get(records.GROUP_COUNT)).value) == 1
+    finally:
+        await registry.close()
+
+
 async def test_100_concurrent_registrations_leave_one_address_and_one_record(relay):
     info = await client.relay_info(relay.link)
     secrets, signed = group.create_group(GroupKind.GROUP, "Popular")
@@ -347,3 +377,90 @@ async def test_operator_policy_refuses_with_a_reason_the_owner_sees(ray_session,
         assert info.value.message == "this relay serves at most 2 groups and is full"
     finally:
         await asyncio.to_thread(up.stop, strict, ray_shutdown=False)
+
+
+async def test_invite_codes_pass_invite_only_gates_once(relay):
+    owned = await client.create_group([relay.link], "Invited", GroupKind.GROUP, JoinPolicy.INVITE_ONLY)
+    with pytest.raises(ChatRelayError) as info:
+        await client.join(owned.link, "gatecrasher")
+    assert (info.value.reason, info.value.message) == (Reason.NOT_ALLOWED, "this group takes members by invite only")
+
+    code = client.make_invite(owned)  # single use, made offline
+    member = await client.join(code, "guest")
+    assert member.status == "member"
+    with pytest.raises(ChatRelayError) as info:
+        await client.join(code, "second guest")
+    assert (info.value.reason, info.value.message) == (Reason.BAD_INVITE, "this invite has been used up")
+
+    # Both uses racing: exactly one wins.
+    racing = client.make_invite(owned)
+    results = await asyncio.gather(*(client.join(racing, f"r{i}") for i in range(2)), return_exceptions=True)
+    assert sum(1 for r in results if not isinstance(r, BaseException)) == 1
+    [loser] = [r for r in results if isinstance(r, BaseException)]
+    assert loser.reason is Reason.BAD_INVITE
+
+    three = client.make_invite(owned, uses=3)
+    for i in range(3):
+        await client.join(three, f"t{i}")
+    with pytest.raises(ChatRelayError):
+        await client.join(three, "t3")
+
+
+async def test_expired_and_forged_invites_are_refused(relay):
+    from chatrelay import invites
+    from chatrelay.links import ShortLink
+
+    owned = await client.create_group([relay.link], "Expiring", GroupKind.GROUP, JoinPolicy.INVITE_ONLY)
+    secrets = group.OwnerSecrets(
+        group_id=bytes.fromhex(owned.group_id), owner_id=unb64(owned.owner_id),
+        owner_seed=unb64(owned.owner_seed), intake_secret=unb64(owned.intake_secret),
+    )
+    expired = invites.make_invite(secrets, ShortLink.parse(owned.link), expires_at=1).render()
+    with pytest.raises(ChatRelayError) as info:
+        await client.join(expired, "late")
+    assert (info.value.reason, info.value.message) == (Reason.INVITE_EXPIRED, "invite has expired")
+    stranger = group.OwnerSecrets(
+        group_id=secrets.group_id, owner_id=bytes(16), owner_seed=bytes(SigningKey.generate()),
+        intake_secret=secrets.intake_secret,
+    )
+    forged = invites.make_invite(stranger, ShortLink.parse(owned.link)).render()
+    with pytest.raises(ChatRelayError) as info:
+        await client.join(forged, "forger")
+    assert info.value.message == "invite grant is not signed by an owner of the group"
+
+
+async def test_approval_groups_admit_invitees_while_owners_are_offline(relay):
+    owned = await client.create_group([relay.link], "Gated", GroupKind.GROUP, JoinPolicy.APPROVAL)
+    assert (await client.join(client.make_invite(owned), "vip")).status == "member"
+    assert (await client.join(owned.link, "walk-in")).status == "pending"
+
+
+async def test_remove_relay_and_delete_group(relay, ray_session, tmp_path):
+    from chatrelay.cluster import up
+
+    other = await asyncio.to_thread(start_relay, tmp_path / "leaving")
+    try:
+        owned = await client.create_group([relay.link, other.link], "Shrinking", GroupKind.CHANNEL)
+        leaving = next(e for e in owned.relays if e.relay_link == other.link)
+        await client.remove_relay(owned, other.link)
+        assert [e.relay_link for e in owned.relays] == [relay.link]
+        async with client.RelayClient(leaving.target) as c:
+            with pytest.raises(ChatRelayError) as info:
+                await c.post(leaving.address, members.sign_post(
+                    SigningKey(unb64(owned.owner_seed)), bytes.fromhex(owned.group_id), b"x"))
+        assert (info.value.reason, info.value.message) == (Reason.NOT_ACTIVE, "group is removed, not active")
+        member = await client.join(owned.link, "m")  # the link now names one relay
+        assert [e.address for e in member.relays] == [owned.relays[0].address]
+        with pytest.raises(ChatRelayError) as info:
+            await client.remove_relay(owned, relay.link)
+        assert info.value.message == "a group keeps at least one relay; delete the group instead"
+
+        await client.post(owned, "last words")
+        await client.delete_group(owned)
+        with pytest.raises(ChatRelayError) as info:
+            await client.post(owned, "after")
+        assert info.value.reason is Reason.NOT_ACTIVE
+        kinds = [relay_pb2.OwnerCommandBody.FromString(e.command.body).kind for _, e in await client.service_log(owned)]
+        assert kinds[-1] == relay_pb2.OWNER_COMMAND_KIND_DELETE_GROUP
+    finally:
+        await asyncio.to_thread(up.stop, other, ray_shutdown=False)

@@ -55,3 +55,21 @@ def test_up_refuses_a_bad_listen_address(tmp_path):
     result = run("up", "--data-dir", str(tmp_path), "--listen", "nowhere")
     assert result.exit_code == 2
     assert result.stderr == "chatrelay: --listen must be HOST:PORT, got 'nowhere' (malformed)\n"
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("30m", 1800), ("12h", 43200), ("7d", 604800)])
+def test_durations(text, seconds):
+    from chatrelay.cli import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "0", "-5m", "soon", "5w", "1.5h"])
+def test_bad_durations_are_refused(text):
+    from chatrelay.cli import parse_duration
+    from chatrelay.errors import ChatRelayError, Reason
+
+    with pytest.raises(ChatRelayError) as info:
+        parse_duration(text)
+    assert info.value.reason is Reason.MALFORMED
+    assert info.value.message == f"--expires must look like 90s, 30m, 12h or 7d, got {text!r}"
