@@ -33,28 +33,17 @@ def etcd_relay(ray_session, etcd_server, tmp_path_factory):
     up.stop(running, ray_shutdown=False)
 
 
-async def test_100_concurrent_registrations_on_etcd_leave_one_address(etcd_relay, etcd_server):
+@pytest.fixture(params=["embedded", "etcd"])
+def either_relay(request):
+    """A relay on the embedded registry, then one on etcd (set up outside the event loop)."""
+    return request.getfixturevalue("relay" if request.param == "embedded" else "etcd_relay")
+
+
+async def test_100_concurrent_registrations_leave_one_address_and_one_record(either_relay):
+    """On the embedded registry and on etcd alike."""
     from chatrelay.cluster.config import open_registry
 
-    info = await client.relay_info(etcd_relay.link)
-    secrets, signed = group.create_group(GroupKind.GROUP, "Popular on etcd")
-
-    async def register():
-        async with client.RelayClient(info.target) as c:
-            return await client.register(c, info, signed, secrets.group_id)
-
-    results = await asyncio.gather(*(register() for _ in range(100)))
-    assert len({address for address, _ in results}) == 1
-    registry = open_registry(etcd_relay.config)  # the relay's own key space in etcd
-    try:
-        assert await registry.get(records.group_key(secrets.group_id)) is not None
-        assert len(await registry.get_prefix(records.placement_key(results[0][0]))) == 1
-        assert int((await registry.get(records.GROUP_COUNT)).value) == 1
-    finally:
-        await registry.close()
-
-
-async def test_100_concurrent_registrations_leave_one_address_and_one_record(relay):
+    relay = either_relay
     info = await client.relay_info(relay.link)
     secrets, signed = group.create_group(GroupKind.GROUP, "Popular")
 
@@ -64,14 +53,13 @@ async def test_100_concurrent_registrations_leave_one_address_and_one_record(rel
 
     results = await asyncio.gather(*(register() for _ in range(100)))
     assert len({address for address, _ in results}) == 1
-    registry = registry_of(relay)
+    registry = open_registry(relay.config)  # the relay's own registry, whichever it is
     try:
-        group_records = [e for e in await registry.get_prefix(b"groups/") if secrets.group_id.hex().encode() in e.key]
-        address = results[0][0]
-        placements = await registry.get_prefix(records.placement_key(address))
+        groups = [e for e in await registry.get_prefix(b"groups/") if secrets.group_id.hex().encode() in e.key]
+        placements = await registry.get_prefix(records.placement_key(results[0][0]))
     finally:
         await registry.close()
-    assert len(group_records) == 1 and len(placements) == 1
+    assert len(groups) == 1 and len(placements) == 1
 
 
 async def test_joins_held_while_pending_are_all_admitted_once_after_a_restart(ray_session, tmp_path):
