@@ -189,6 +189,33 @@ class RelayShard:
             return relay_pb2.ListPendingResponse(pending=relay.pending()).SerializeToString()
         return await guarded(run())
 
+    # ---- queues of 1:1 connections -------------------------------------------------
+
+    def _queues(self):
+        from chatrelay.actors.queues import QueueStore
+
+        return QueueStore(self.ctx)
+
+    async def create_queue(self, request: bytes) -> Outcome:
+        await self.start()
+        req = relay_pb2.CreateQueueRequest.FromString(request)
+        return await guarded(self._serialized(self._queues().create(req.envelope)))
+
+    async def request_connection(self, request: bytes) -> Outcome:
+        await self.start()
+        req = relay_pb2.ConnectionRequest.FromString(request)
+        return await guarded(self._serialized(self._queues().request(req.body)))
+
+    async def send_queue(self, request: bytes) -> Outcome:
+        await self.start()
+        req = relay_pb2.SendQueueRequest.FromString(request)
+        return await guarded(self._serialized(self._queues().send(req.envelope)))
+
+    async def read_queue(self, request: bytes) -> Outcome:
+        await self.start()
+        req = relay_pb2.ReadQueueRequest.FromString(request)
+        return await guarded(self._queues().read(req.envelope, req.after_seq))
+
     async def stats(self) -> dict:
         return {
             "shard": self.index,

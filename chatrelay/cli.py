@@ -246,7 +246,16 @@ def approve(request_id, which, state_path) -> None:
 @_group_option
 @_state_option
 def reject(request_id, which, state_path) -> None:
-    """Reject a pending join request by its id."""
+    """Reject a connection request at your addresses, or a group's pending join request."""
+    from chatrelay import contacts
+
+    st = _load_state(state_path)
+    for addr in st.addresses:
+        if any(item["id"] == request_id for item in _run(contacts.requests(addr))):
+            contacts.reject(addr, request_id)
+            _save_state(state_path, st)
+            click.echo("rejected")
+            return
     _decide(request_id, which, state_path, False)
 
 
@@ -390,6 +399,164 @@ def read(which, follow, as_json, state_path) -> None:
         _run(run())
     except KeyboardInterrupt:
         pass
+
+
+# ---- 1:1 connections -------------------------------------------------------------------
+
+
+def _unique_name(st, name: str) -> str:
+    taken = {c.name for c in st.contacts}
+    if name not in taken:
+        return name
+    for i in range(2, 10_000):
+        if f"{name} {i}" not in taken:
+            return f"{name} {i}"
+    return name
+
+
+@main.group()
+def address() -> None:
+    """Contact addresses: multi-use links people connect to."""
+
+
+@address.command("create")
+@click.option("--relay", "relay_link", required=True, help="The relay that holds the address.")
+@click.option("--name", default="", help="The name people see when they connect.")
+@_state_option
+def address_create(relay_link, name, state_path) -> None:
+    """Make a multi-use contact address and print its short link."""
+    from chatrelay import contacts
+
+    st = _load_state(state_path)
+    made = _run(contacts.create_address(relay_link, name))
+    st.addresses.append(made)
+    _save_state(state_path, st)
+    click.echo(made.link)
+
+
+@main.group()
+def invitation() -> None:
+    """One-time invitations: links that lock on first use."""
+
+
+@invitation.command("create")
+@click.option("--relay", "relay_link", required=True, help="The relay that holds the invitation.")
+@click.option("--name", default="", help="The name the invitee sees.")
+@_state_option
+def invitation_create(relay_link, name, state_path) -> None:
+    """Make a one-time invitation and print its short link."""
+    from chatrelay import contacts
+
+    st = _load_state(state_path)
+    made = _run(contacts.create_address(relay_link, name, one_time=True))
+    st.addresses.append(made)
+    _save_state(state_path, st)
+    click.echo(made.link)
+
+
+@main.command()
+@click.argument("link_text", metavar="LINK")
+@click.option("--name", default="", help="Your name, as the other side will see it.")
+@click.option("--message", default="", help="A first message, delivered with the request.")
+@_state_option
+def connect(link_text, name, message, state_path) -> None:
+    """Ask to connect through a contact address or one-time invitation."""
+    from chatrelay import contacts
+
+    st = _load_state(state_path)
+    contact = _run(contacts.connect(link_text, name, message))
+    contact.name = _unique_name(st, contact.name)
+    st.contacts.append(contact)
+    _save_state(state_path, st)
+    click.echo(f"request sent to {contact.name}; it waits on the relay until they accept")
+
+
+@main.command()
+@_state_option
+def requests(state_path) -> None:
+    """Connection requests waiting at your addresses: ID, name, first message."""
+    from chatrelay import contacts
+
+    st = _load_state(state_path)
+    for addr in st.addresses:
+        for item in _run(contacts.requests(addr)):
+            if item["status"] == "waiting":
+                click.echo(f"{item['id']} {item['name'] or '(no name)'}: {item['message']}")
+
+
+def _find_request(st, request_id):
+    from chatrelay import contacts
+
+    for addr in st.addresses:
+        if any(item["id"] == request_id for item in _run(contacts.requests(addr))):
+            return addr
+    fail(f"no connection request {request_id} at your addresses (unknown_address)")
+
+
+@main.command("accept")
+@click.argument("request_id", metavar="ID")
+@_state_option
+def accept_cmd(request_id, state_path) -> None:
+    """Accept a connection request: you become contacts."""
+    from chatrelay import contacts
+
+    st = _load_state(state_path)
+    addr = _find_request(st, request_id)
+    contact = _run(contacts.accept(addr, request_id))
+    contact.name = _unique_name(st, contact.name)
+    st.contacts.append(contact)
+    _save_state(state_path, st)
+    click.echo(f"connected: {contact.name}")
+
+
+@main.command("contacts")
+@_state_option
+def contacts_cmd(state_path) -> None:
+    """Your contacts, one a line: name and status."""
+    st = _load_state(state_path)
+    for c in st.contacts:
+        click.echo(f"{c.name}\t{c.status}")
+
+
+@main.command()
+@click.argument("contact_name", metavar="CONTACT")
+@click.argument("text")
+@_state_option
+def send(contact_name, text, state_path) -> None:
+    """Send TEXT to a contact, end-to-end encrypted."""
+    from chatrelay import contacts
+
+    st = _load_state(state_path)
+    try:
+        contact = st.find_contact(contact_name)
+    except ChatRelayError as exc:
+        fail(str(exc))
+    _run(contacts.send(contact, text))
+    click.echo("sent")
+
+
+@main.command()
+@click.option("--follow", is_flag=True, help="Keep waiting for new messages.")
+@_state_option
+def inbox(follow, state_path) -> None:
+    """New messages from your contacts: `NAME: text`, one a line."""
+    import time as time_mod
+
+    from chatrelay import contacts
+
+    while True:
+        st = _load_state(state_path)
+        for contact in st.contacts:
+            for text in _run(contacts.inbox(contact)):
+                click.echo(f"{contact.name}: {text}")
+                sys.stdout.flush()
+        _save_state(state_path, st)
+        if not follow:
+            return
+        try:
+            time_mod.sleep(1.0)
+        except KeyboardInterrupt:
+            return
 
 
 if __name__ == "__main__":

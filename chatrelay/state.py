@@ -64,9 +64,50 @@ class Membership:
 
 
 @dataclass
+class Address:
+    """A contact address (a) or one-time invitation (i) this identity made."""
+
+    kind: str  # "a" or "i"
+    link: str
+    queue: str
+    target: str
+    owner_seed: str  # Ed25519: owns the queue, signs the link data
+    e2e_secret: str  # X25519: requests are boxed to its public half
+    display_name: str
+    read_seq: int = 0
+    handled: dict[str, str] = field(default_factory=dict)  # request id -> accepted/rejected
+
+
+@dataclass
+class Contact:
+    """A 1:1 connection: I read `my_queue`, I send to `their_queue`, Box end to end."""
+
+    name: str
+    my_queue: str
+    my_target: str
+    my_seed: str  # Ed25519 owning my queue and signing what I send
+    my_box_secret: str  # X25519
+    their_queue: str = ""  # empty until the other side accepts
+    their_target: str = ""
+    their_box_key: str = ""  # X25519 public
+    first_box_key: str = ""  # the address key the acceptance comes boxed from
+    read_seq: int = 0
+    status: str = "waiting"  # waiting, connected
+
+
+@dataclass
 class State:
     owned: list[OwnedGroup] = field(default_factory=list)
     memberships: list[Membership] = field(default_factory=list)
+    addresses: list[Address] = field(default_factory=list)
+    contacts: list[Contact] = field(default_factory=list)
+
+    def find_contact(self, name: str) -> Contact:
+        for c in self.contacts:
+            if c.name == name:
+                return c
+        known = ", ".join(repr(c.name) for c in self.contacts) or "none yet"
+        raise ChatRelayError(Reason.NOT_MEMBER, f"no contact {name!r} in this state file (contacts: {known})")
 
     def find_owned(self, which: str | None) -> OwnedGroup:
         return _pick(self.owned, which, "owns no group or channel; make one with `chatrelay channel create`")
@@ -100,6 +141,8 @@ def load(path: pathlib.Path) -> State:
         return State(
             owned=[OwnedGroup(**{**g, "relays": [RelayEntry(**r) for r in g["relays"]]}) for g in raw["owned"]],
             memberships=[Membership(**{**m, "relays": [RelayEntry(**r) for r in m["relays"]]}) for m in raw["memberships"]],
+            addresses=[Address(**a) for a in raw.get("addresses", [])],
+            contacts=[Contact(**c) for c in raw.get("contacts", [])],
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ChatRelayError(Reason.MALFORMED, f"state file {path} is not a chatrelay state file: {exc}") from None

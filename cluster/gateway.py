@@ -34,6 +34,7 @@ MAX_REQUEST = 64 * 1024
 TAIL_WAIT_S = 5.0
 BATCH = 200
 CALL_ATTEMPTS = 20
+QUEUE_POLL_S = 0.5
 
 
 def shard_for(key: bytes, shards: int) -> int:
@@ -256,6 +257,58 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             raw = await self.router.call_address(body.group_address, "list_pending", request.SerializeToString())
             return relay_pb2.ListPendingResponse.FromString(raw)
         return await self._guard(context, run())
+
+    # ---- queues of 1:1 connections: placed by address hash, they never move ----------
+
+    async def _queue_call(self, address: str, method: str, request) -> bytes:
+        if not isinstance(address, str) or not 0 < len(address) <= 64:
+            raise ChatRelayError(Reason.UNKNOWN_ADDRESS, "no queue at this address")
+        index = shard_for(address.encode(), len(self.router.shards))
+        return await self.router.call(index, method, request.SerializeToString())
+
+    async def CreateQueue(self, request, context):
+        async def run():
+            body = _peek(request.envelope, relay_pb2.CreateQueueBody, env.Domain.QUEUE_CREATE, "queue request")
+            address = codec.b64url(body.queue_id) if body.queue_id else ""
+            return relay_pb2.CreateQueueResponse.FromString(await self._queue_call(address, "create_queue", request))
+        return await self._guard(context, run())
+
+    async def RequestConnection(self, request, context):
+        async def run():
+            raw = await self._queue_call(request.body.queue_address, "request_connection", request)
+            return relay_pb2.ConnectionRequestAck.FromString(raw)
+        return await self._guard(context, run())
+
+    async def SendQueue(self, request, context):
+        async def run():
+            body = _peek(request.envelope, relay_pb2.QueueSendBody, env.Domain.QUEUE_SEND, "queue message")
+            return relay_pb2.SendQueueResponse.FromString(await self._queue_call(body.queue_address, "send_queue", request))
+        return await self._guard(context, run())
+
+    async def ReadQueue(self, request, context):
+        """Everything after since_seq; with follow, keeps polling for more."""
+        try:
+            body = _peek(request.envelope, relay_pb2.QueueReadBody, env.Domain.QUEUE_READ, "queue read")
+            while True:
+                raw = await self._queue_call(body.queue_address, "read_queue", request)
+                if raw:
+                    messages = [relay_pb2.QueueMessage.FromString(r) for r in raw]
+                    yield relay_pb2.QueueBatch(messages=messages)
+                    # The owner's signature covers since_seq, so pages past the first are
+                    # read with the same credential and filtered here.
+                    last = messages[-1].seq
+                    if len(raw) < 500 and not request.follow:
+                        return
+                    advanced = relay_pb2.ReadQueueRequest()
+                    advanced.CopyFrom(request)
+                    advanced.after_seq = last
+                    request = advanced
+                    continue
+                if not request.follow:
+                    return
+                await asyncio.sleep(QUEUE_POLL_S)
+        except ChatRelayError as exc:
+            await context.abort_with_status(to_status(exc))
 
     async def Subscribe(self, request, context):
         try:

@@ -408,12 +408,14 @@ class QueueReadBody(_message.Message):
     def __init__(self, queue_address: _Optional[str] = ..., since_seq: _Optional[int] = ..., nonce: _Optional[bytes] = ..., timestamp: _Optional[int] = ...) -> None: ...
 
 class ReadQueueRequest(_message.Message):
-    __slots__ = ("envelope", "follow")
+    __slots__ = ("envelope", "follow", "after_seq")
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
     envelope: _core_pb2.SignedEnvelope
     follow: bool
-    def __init__(self, envelope: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ..., follow: _Optional[bool] = ...) -> None: ...
+    after_seq: int
+    def __init__(self, envelope: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ..., follow: _Optional[bool] = ..., after_seq: _Optional[int] = ...) -> None: ...
 
 class QueueBatch(_message.Message):
     __slots__ = ("messages",)

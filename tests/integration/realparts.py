@@ -72,5 +72,5 @@ def start_relay(data_dir, **overrides):
     from chatrelay.cluster import up
     from chatrelay.settings import Settings
 
-    settings = Settings(data_dir=data_dir, listen="127.0.0.1:0", shards=2, **overrides)
+    settings = Settings(**{"data_dir": data_dir, "listen": "127.0.0.1:0", "shards": 2, **overrides})
     return up.start(settings)

@@ -176,3 +176,36 @@ def test_group_management_from_the_cli(tmp_path):
     finally:
         one.stop()
         two.stop()
+
+
+def test_contacts_from_the_cli(tmp_path):
+    up = Up(tmp_path / "relay", free_port())
+    alice, bob, carol = (str(tmp_path / f"{n}.json") for n in ("alice", "bob", "carol"))
+    try:
+        address = ok("address", "create", "--relay", up.link, "--name", "Alice", "--state", alice).strip()
+        assert "/a#" in address
+        assert ok("connect", address, "--state", bob, "--name", "Bob", "--message", "hello Alice").startswith("request sent to Alice")
+        [line] = ok("requests", "--state", alice).splitlines()
+        request_id, rest = line.split(" ", 1)
+        assert rest == "Bob: hello Alice"
+        assert ok("accept", request_id, "--state", alice).strip() == "connected: Bob"
+        assert ok("requests", "--state", alice) == ""
+        assert ok("inbox", "--state", bob).splitlines() == ["Alice: Alice accepted the connection"]
+        assert ok("contacts", "--state", bob).splitlines() == ["Alice\tconnected"]
+        ok("send", "Alice", "hi there", "--state", bob)
+        assert ok("inbox", "--state", alice).splitlines() == ["Bob: hi there"]
+        missing = cli("send", "Zed", "x", "--state", bob)
+        assert missing.returncode == 2
+        assert missing.stderr == "chatrelay: no contact 'Zed' in this state file (contacts: 'Alice') (not_member)\n"
+
+        once = ok("invitation", "create", "--relay", up.link, "--name", "Alice", "--state", alice).strip()
+        assert "/i#" in once
+        ok("connect", once, "--state", carol, "--name", "Carol")
+        second = cli("connect", once, "--state", bob, "--name", "Bob again")
+        assert second.returncode == 2
+        assert second.stderr == "chatrelay: this one-time invitation has already been used (refused)\n"
+        [line] = ok("requests", "--state", alice).splitlines()
+        assert ok("reject", line.split()[0], "--state", alice).strip() == "rejected"
+        assert ok("requests", "--state", alice) == ""
+    finally:
+        up.stop()

@@ -1,0 +1,92 @@
+"""Contact addresses, one-time invitations and 1:1 connections through the relay."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+
+import pytest
+
+from chatrelay import contacts
+from chatrelay.errors import ChatRelayError, Reason
+
+
+async def test_a_contact_address_connects_two_people_end_to_end(relay):
+    alice_address = await contacts.create_address(relay.link, "Alice")
+    assert "/a#" in alice_address.link
+    bob = await contacts.connect(alice_address.link, "Bob", "hi, it's Bob")
+    assert bob.status == "waiting"
+    [request] = await contacts.requests(alice_address)
+    assert (request["name"], request["message"]) == ("Bob", "hi, it's Bob")
+    alice = await contacts.accept(alice_address, request["id"])
+    assert await contacts.inbox(bob) == ["Alice accepted the connection"]
+    assert bob.status == "connected"
+    await contacts.send(bob, "how are you?")
+    await contacts.send(alice, "fine, thanks")
+    assert await contacts.inbox(alice) == ["how are you?"]
+    assert await contacts.inbox(bob) == ["fine, thanks"]
+    assert await contacts.inbox(bob) == []  # read positions move
+    with pytest.raises(ChatRelayError) as info:
+        await contacts.accept(alice_address, request["id"])
+    assert info.value.reason is Reason.REFUSED
+
+
+async def test_a_one_time_invitation_locks_on_first_use_even_when_racing(relay):
+    invitation = await contacts.create_address(relay.link, "Carol", one_time=True)
+    assert "/i#" in invitation.link and len(invitation.link) <= 110
+    results = await asyncio.gather(
+        *(contacts.connect(invitation.link, f"racer {i}") for i in range(2)), return_exceptions=True
+    )
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    [loser] = [r for r in results if isinstance(r, BaseException)]
+    assert len(winners) == 1
+    assert (loser.reason, loser.message) == (Reason.REFUSED, "this one-time invitation has already been used")
+    with pytest.raises(ChatRelayError) as info:
+        await contacts.connect(invitation.link, "late")
+    assert info.value.reason is Reason.REFUSED
+    assert len(await contacts.requests(invitation)) == 1
+
+
+async def test_a_thousand_requests_wait_for_an_offline_owner_across_a_restart(ray_session, tmp_path):
+    from realparts import free_port, start_relay
+
+    from chatrelay.cluster import up
+
+    data, listen = tmp_path / "relay", f"127.0.0.1:{free_port()}"
+    running = await asyncio.to_thread(start_relay, data, listen=listen)
+    try:
+        address = await contacts.create_address(running.link, "Popular")  # then the owner goes offline
+        semaphore = asyncio.Semaphore(32)
+
+        async def one(i):
+            async with semaphore:
+                await contacts.connect(address.link, f"fan {i}", f"message {i}")
+
+        await asyncio.gather(*(one(i) for i in range(1000)))
+    finally:
+        await asyncio.to_thread(up.stop, running, ray_shutdown=False)
+    running = await asyncio.to_thread(start_relay, data, listen=listen)  # the relay restarts
+    try:
+        waiting = await contacts.requests(address)  # the owner comes back
+    finally:
+        await asyncio.to_thread(up.stop, running, ray_shutdown=False)
+    assert len(waiting) == 1000
+    assert {(r["name"], r["message"]) for r in waiting} == {(f"fan {i}", f"message {i}") for i in range(1000)}
+
+
+async def test_the_relay_stores_no_plaintext(relay):
+    marker = "MARKER-" + os.urandom(8).hex()
+    address = await contacts.create_address(relay.link, "Dora")
+    eve = await contacts.connect(address.link, "Eve", f"first {marker}")
+    [request] = await contacts.requests(address)
+    dora = await contacts.accept(address, request["id"])
+    await contacts.inbox(eve)
+    await contacts.send(eve, f"second {marker}")
+    await contacts.send(dora, f"third {marker}")
+    assert await contacts.inbox(dora) == [f"second {marker}"]
+    data = pathlib.Path(relay.config.data_dir)
+    await asyncio.sleep(0.5)
+    for path in data.rglob("*"):
+        if path.is_file():
+            assert marker.encode() not in path.read_bytes(), f"plaintext in {path.name}"
