@@ -425,10 +425,14 @@ def address() -> None:
 @_state_option
 def address_create(relay_link, name, state_path) -> None:
     """Make a multi-use contact address and print its short link."""
+    _create_address(relay_link, name, state_path, one_time=False)
+
+
+def _create_address(relay_link, name, state_path, one_time: bool) -> None:
     from chatrelay import contacts
 
     st = _load_state(state_path)
-    made = _run(contacts.create_address(relay_link, name))
+    made = _run(contacts.create_address(relay_link, name, one_time=one_time))
     st.addresses.append(made)
     _save_state(state_path, st)
     click.echo(made.link)
@@ -445,13 +449,7 @@ def invitation() -> None:
 @_state_option
 def invitation_create(relay_link, name, state_path) -> None:
     """Make a one-time invitation and print its short link."""
-    from chatrelay import contacts
-
-    st = _load_state(state_path)
-    made = _run(contacts.create_address(relay_link, name, one_time=True))
-    st.addresses.append(made)
-    _save_state(state_path, st)
-    click.echo(made.link)
+    _create_address(relay_link, name, state_path, one_time=True)
 
 
 @main.command()
