@@ -333,7 +333,7 @@ class GroupRelay:
         record = MemberRecord(
             box_key=body.keys.box_key, display_name=body.profile.display_name, status=status,
             joined_ms=int(time.time() * 1000), request_id=_request_id(envelope),
-            join=env.encode(envelope) if status == "pending" else b"",
+            join=env.encode(envelope),  # owners decide on it; members fetch keys from it
         )
         await self.ctx.registry.put(records.member_key(self.address, sign_key), record.dumps())
         self.members[sign_key] = record
@@ -383,6 +383,47 @@ class GroupRelay:
             if result.succeeded:
                 return
         raise ChatRelayError(Reason.BUSY, "invite is being used concurrently; retry")
+
+    # ---- members find each other; direct invitations --------------------------------
+
+    def member_join(self, sign_key: bytes, display_name: str) -> core_pb2.SignedEnvelope:
+        """A member's own signed join request: its keys, bound by its signature."""
+        if sign_key:
+            found = [self.members.get(sign_key)]
+        else:
+            found = [m for m in self.members.values() if display_name and m.display_name == display_name]
+        found = [m for m in found if m is not None and m.status == "member" and m.join]
+        if not found:
+            raise ChatRelayError(Reason.NOT_MEMBER, "no such member in this group")
+        if len(found) > 1:
+            raise ChatRelayError(Reason.MALFORMED, "several members have this name; name one by its key")
+        return env.decode(found[0].join)
+
+    async def direct_invitation(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.DirectInvitationResponse:
+        checked, body = env.verify_message(
+            envelope, env.Domain.DIRECT_INVITATION, relay_pb2.DirectInvitationBody, "direct invitation"
+        )
+        if body.group_address != self.address:
+            raise ChatRelayError(Reason.GROUP_MISMATCH, "direct invitation is for another group address")
+        if not self.profile.profile.settings.direct_messages:
+            raise ChatRelayError(Reason.NOT_ALLOWED, "direct messages are off in this group")
+        sender = self.members.get(checked.signer)
+        if checked.signer not in self.profile.authorities() and (sender is None or sender.status != "member"):
+            raise ChatRelayError(Reason.NOT_MEMBER, "sender is not a member of this group")
+        recipient = self.members.get(body.to_member)
+        if recipient is None or recipient.status != "member":
+            raise ChatRelayError(Reason.NOT_MEMBER, "recipient is not a member of this group")
+        if len(body.sealed) > 32 * 1024:
+            raise ChatRelayError(Reason.TOO_LARGE, "direct invitation is over 32768 bytes")
+        key = hashlib.sha256(checked.signer + body.nonce).digest()[:16]
+        appended = await self.ctx.log.append(
+            records.direct_stream(self.address, body.to_member), [env.encode(envelope)], keys=[key]
+        )
+        return relay_pb2.DirectInvitationResponse(seq=appended.seqs[0])
+
+    async def direct_inbox(self, reader: bytes, after_seq: int) -> list[relay_pb2.DirectInvitationDelivery]:
+        rows = await self.ctx.log.read(records.direct_stream(self.address, reader), after_seq, READ_LIMIT)
+        return [relay_pb2.DirectInvitationDelivery(seq=r.seq, invitation=env.decode(r.data)) for r in rows]
 
     # ---- owners ---------------------------------------------------------------------
 
@@ -462,7 +503,7 @@ class GroupRelay:
             if member.request_id == request_id and member.status == "pending":
                 key = records.member_key(self.address, sign_key)
                 if approve:
-                    member.status, member.join = "member", b""
+                    member.status = "member"
                     await self.ctx.registry.put(key, member.dumps())
                 else:
                     await self.ctx.registry.delete(key)

@@ -65,6 +65,10 @@ def held_stream(address: str) -> str:
     return "held/" + address
 
 
+def direct_stream(address: str, member: bytes) -> str:
+    return "direct/" + address + "/" + codec.b64url(member)
+
+
 def post_stream(address: str) -> str:
     return "posts/" + address
 

@@ -189,6 +189,37 @@ class RelayShard:
             return relay_pb2.ListPendingResponse(pending=relay.pending()).SerializeToString()
         return await guarded(run())
 
+    async def member_keys(self, request: bytes) -> Outcome:
+        req = relay_pb2.MemberKeysRequest.FromString(request)
+
+        async def run():
+            body = _body(req.credential, relay_pb2.SubscribeBody, "credential")
+            relay = await self._group(body.group_address)
+            relay.check_reader(req.credential)
+            join = relay.member_join(req.member, req.display_name)
+            return relay_pb2.MemberKeysResponse(join=join).SerializeToString()
+        return await guarded(run())
+
+    async def direct_invitation(self, request: bytes) -> Outcome:
+        req = relay_pb2.DirectInvitationRequest.FromString(request)
+
+        async def run():
+            body = _body(req.envelope, relay_pb2.DirectInvitationBody, "direct invitation")
+            relay = await self._group(body.group_address)
+            return (await relay.direct_invitation(req.envelope)).SerializeToString()
+        return await guarded(run())
+
+    async def direct_inbox(self, request: bytes) -> Outcome:
+        req = relay_pb2.DirectInboxRequest.FromString(request)
+
+        async def run():
+            body = _body(req.credential, relay_pb2.SubscribeBody, "credential")
+            relay = await self._group(body.group_address)
+            reader = relay.check_reader(req.credential)
+            items = await relay.direct_inbox(reader, req.after_seq)
+            return relay_pb2.DirectInboxResponse(invitations=items).SerializeToString()
+        return await guarded(run())
+
     # ---- queues of 1:1 connections -------------------------------------------------
 
     def _queues(self):

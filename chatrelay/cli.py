@@ -154,14 +154,18 @@ def group_cmd() -> None:
 @click.option("--join", "join_policy", type=click.Choice(["open", "approval", "invite"]), default="open",
               show_default=True, help="Who may join.")
 @click.option("--description", default="", help="A line about the group.")
+@click.option("--direct-messages/--no-direct-messages", default=False, show_default=True,
+              help="Whether members may open direct connections to each other through the group.")
 @_state_option
-def group_create(relays, name, join_policy, description, state_path) -> None:
+def group_create(relays, name, join_policy, description, direct_messages, state_path) -> None:
     """Make a group, register and activate it with the relays, print its link."""
     from chatrelay import client
     from chatrelay.group import GroupKind, JoinPolicy
 
     st = _load_state(state_path)
-    owned = _run(client.create_group(list(relays), name, GroupKind.GROUP, JoinPolicy(join_policy), description))
+    owned = _run(client.create_group(
+        list(relays), name, GroupKind.GROUP, JoinPolicy(join_policy), description, direct_messages
+    ))
     st.owned.append(owned)
     _save_state(state_path, st)
     click.echo(owned.link)
@@ -534,6 +538,41 @@ def send(contact_name, text, state_path) -> None:
 
 
 @main.command()
+@click.argument("member")
+@click.argument("text")
+@click.option("--group", "which", default=None, help="Name or link, when the state file has several groups.")
+@_state_option
+def dm(member, text, which, state_path) -> None:
+    """Message MEMBER of a group directly (a name, or an author key from `read --json`).
+
+    The first time, this sends a direct invitation through the group, where the group
+    allows direct messages; TEXT arrives with it. Later, it uses the direct connection.
+    """
+    from chatrelay import contacts
+
+    st = _load_state(state_path)
+    for contact in st.contacts:
+        if member not in (contact.name, contact.member):
+            continue
+        if contact.status == "waiting":  # the acceptance may be in my queue already
+            for line in _run(contacts.inbox(contact)):
+                click.echo(f"{contact.name}: {line}")
+        if contact.status == "connected":
+            _run(contacts.send(contact, text))
+            _save_state(state_path, st)
+            click.echo("sent")
+            return
+    try:
+        who = st.find_membership(which)
+    except ChatRelayError as exc:
+        fail(str(exc))
+    invitation_ = _run(contacts.send_direct_invitation(who, member, text))
+    st.addresses.append(invitation_)
+    _save_state(state_path, st)
+    click.echo(f"direct invitation sent to {member}; your message travels with it")
+
+
+@main.command()
 @click.option("--follow", is_flag=True, help="Keep waiting for new messages.")
 @_state_option
 def inbox(follow, state_path) -> None:
@@ -544,6 +583,19 @@ def inbox(follow, state_path) -> None:
 
     while True:
         st = _load_state(state_path)
+        for membership in st.memberships:
+            if membership.kind != "group" or membership.status != "member":
+                continue
+            for contact, first in _run(contacts.direct_invitations(membership)):
+                contact.name = _unique_name(st, contact.name)
+                st.contacts.append(contact)
+                click.echo(f"{contact.name}: {first}" if first else f"{contact.name} wants to talk directly")
+        for addr in st.addresses:
+            if addr.auto_accept:
+                for contact in _run(contacts.accept_direct(addr)):
+                    contact.name = _unique_name(st, contact.name)
+                    st.contacts.append(contact)
+                    click.echo(f"{contact.name} connected directly")
         for contact in st.contacts:
             for text in _run(contacts.inbox(contact)):
                 click.echo(f"{contact.name}: {text}")

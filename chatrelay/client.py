@@ -149,11 +149,13 @@ async def owner_command(
 
 async def create_group(
     relay_links: list[str], name: str, kind: group.GroupKind, join: group.JoinPolicy = group.JoinPolicy.OPEN,
-    description: str = "",
+    description: str = "", direct_messages: bool = False,
 ) -> OwnedGroup:
     """Make a group or channel, register it with each relay, activate it, store its link."""
     relays = [await relay_info(r) for r in relay_links]
-    secrets, signed = group.create_group(kind, name, join=join, description=description)
+    secrets, signed = group.create_group(
+        kind, name, join=join, description=description, direct_messages=direct_messages
+    )
     current = group.verify_profile(signed)
     entries: list[RelayEntry] = []
     for relay in relays:

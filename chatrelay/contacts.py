@@ -191,3 +191,117 @@ async def inbox(contact: Contact) -> list[str]:
         if payload.get("type") == "msg":
             texts.append(str(payload.get("text", "")))
     return texts
+
+
+# ---- direct connections on demand, negotiated through a group ----------------------------
+
+
+def _group_profile(who):
+    from chatrelay import group
+
+    return group.verify_profile(env.decode(unb64(who.profile)), group_id=bytes.fromhex(who.group_id))
+
+
+async def member_keys(who, member: str) -> core_pb2.MemberKeys:
+    """Another member's keys, checked against that member's own signature."""
+    from chatrelay import client as sdk, members
+
+    entry = who.relays[0]
+    credential = sdk._credential(sdk._reader_key(who), entry.address)
+    request = relay_pb2.MemberKeysRequest(credential=credential)
+    asked_key = b""
+    if len(member) == 43:
+        try:
+            asked_key = codec.unb64url(member, "member key")
+        except ChatRelayError:
+            asked_key = b""
+    if asked_key:
+        request.member = asked_key
+    else:
+        request.display_name = member
+    async with RelayClient(entry.target) as c:
+        response = await c.call("MemberKeys", request)
+    body = members.verify_join(response.join, bytes.fromhex(who.group_id))
+    if asked_key and body.keys.sign_key != asked_key:
+        raise ChatRelayError(Reason.UNKNOWN_SIGNER, "the relay answered with another member's keys")
+    if not asked_key and body.profile.display_name != member:
+        raise ChatRelayError(Reason.UNKNOWN_SIGNER, "the relay answered with another member's keys")
+    return body.keys
+
+
+async def send_direct_invitation(who, member: str, text: str) -> Address:
+    """Member A to member B: a one-time invitation, sealed to B's X25519 key, through
+    the group address. No direct connection exists before this; the group must allow it."""
+    from nacl.public import SealedBox
+
+    from chatrelay import client as sdk
+
+    if not _group_profile(who).profile.settings.direct_messages:
+        raise ChatRelayError(Reason.NOT_ALLOWED, "direct messages are off in this group")
+    keys = await member_keys(who, member)
+    entry = who.relays[0]
+    name = getattr(who, "display_name", "") or "owner"  # the name this member uses in the group
+    invitation = await create_address(entry.relay_link, name, one_time=True)
+    invitation.auto_accept = b64(keys.sign_key)
+    sealed = SealedBox(PublicKey(keys.box_key)).encrypt(json.dumps(
+        {"link": invitation.link, "name": name, "message": text, "group": who.group_id}
+    ).encode())
+    body = relay_pb2.DirectInvitationBody(
+        group_address=entry.address, to_member=keys.sign_key, sealed=bytes(sealed),
+        nonce=os.urandom(16), timestamp=int(time.time()),
+    )
+    envelope = env.sign_message(sdk._reader_key(who), env.Domain.DIRECT_INVITATION, body)
+    async with RelayClient(entry.target) as c:
+        await c.call("SendDirectInvitation", relay_pb2.DirectInvitationRequest(envelope=envelope))
+    return invitation
+
+
+async def direct_invitations(membership) -> list[tuple[Contact, str]]:
+    """Direct invitations received in a group: each is checked against the group's
+    settings (refused where the profile says no, whatever the relay did), then accepted
+    by connecting with the name used in the group. Returns (contact, first message)."""
+    from nacl.public import SealedBox
+
+    from chatrelay import client as sdk, members
+
+    entry = membership.relays[0]
+    credential = sdk._credential(sdk._reader_key(membership), entry.address)
+    async with RelayClient(entry.target) as c:
+        response = await c.call(
+            "DirectInbox", relay_pb2.DirectInboxRequest(credential=credential, after_seq=membership.direct_seq)
+        )
+    allowed = _group_profile(membership).profile.settings.direct_messages
+    out = []
+    for item in response.invitations:
+        membership.direct_seq = max(membership.direct_seq, item.seq)
+        checked, body = env.verify_message(
+            item.invitation, env.Domain.DIRECT_INVITATION, relay_pb2.DirectInvitationBody, "direct invitation"
+        )
+        if not allowed:
+            raise ChatRelayError(Reason.NOT_ALLOWED, "refused a direct invitation: direct messages are off in this group")
+        if body.to_member != members.MemberIdentity(
+            sign_seed=unb64(membership.sign_seed), box_secret=unb64(membership.box_secret)
+        ).public.sign_key:
+            continue
+        try:
+            payload = json.loads(SealedBox(PrivateKey(unb64(membership.box_secret))).decrypt(body.sealed))
+        except (CryptoError, ValueError):
+            raise ChatRelayError(Reason.BAD_SIGNATURE, "a direct invitation does not open with my key") from None
+        if payload.get("group") != membership.group_id:
+            raise ChatRelayError(Reason.GROUP_MISMATCH, "a direct invitation names another group")
+        contact = await connect(payload["link"], membership.display_name)
+        contact.name = payload.get("name") or contact.name
+        contact.member = b64(checked.signer)
+        out.append((contact, str(payload.get("message", ""))))
+    return out
+
+
+async def accept_direct(address: Address) -> list[Contact]:
+    """The inviting side: accept the connection the invited member asked for."""
+    made = []
+    for request in await requests(address):
+        if request["status"] == "waiting":
+            contact = await accept(address, request["id"])
+            contact.member = address.auto_accept
+            made.append(contact)
+    return made

@@ -61,6 +61,7 @@ class Membership:
     profile: str
     relays: list[RelayEntry] = field(default_factory=list)
     status: str = "member"
+    direct_seq: int = 0  # direct invitations read so far
 
 
 @dataclass
@@ -76,6 +77,7 @@ class Address:
     display_name: str
     read_seq: int = 0
     handled: dict[str, str] = field(default_factory=dict)  # request id -> accepted/rejected
+    auto_accept: str = ""  # for a direct invitation: the member (key, b64) it was sent to
 
 
 @dataclass
@@ -93,6 +95,7 @@ class Contact:
     first_box_key: str = ""  # the address key the acceptance comes boxed from
     read_seq: int = 0
     status: str = "waiting"  # waiting, connected
+    member: str = ""  # for a direct connection made in a group: the other member's key (b64)
 
 
 @dataclass

@@ -258,6 +258,27 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             return relay_pb2.ListPendingResponse.FromString(raw)
         return await self._guard(context, run())
 
+    async def MemberKeys(self, request, context):
+        async def run():
+            body = _peek(request.credential, relay_pb2.SubscribeBody, env.Domain.SUBSCRIBE, "credential")
+            raw = await self.router.call_address(body.group_address, "member_keys", request.SerializeToString())
+            return relay_pb2.MemberKeysResponse.FromString(raw)
+        return await self._guard(context, run())
+
+    async def SendDirectInvitation(self, request, context):
+        async def run():
+            body = _peek(request.envelope, relay_pb2.DirectInvitationBody, env.Domain.DIRECT_INVITATION, "direct invitation")
+            raw = await self.router.call_address(body.group_address, "direct_invitation", request.SerializeToString())
+            return relay_pb2.DirectInvitationResponse.FromString(raw)
+        return await self._guard(context, run())
+
+    async def DirectInbox(self, request, context):
+        async def run():
+            body = _peek(request.credential, relay_pb2.SubscribeBody, env.Domain.SUBSCRIBE, "credential")
+            raw = await self.router.call_address(body.group_address, "direct_inbox", request.SerializeToString())
+            return relay_pb2.DirectInboxResponse.FromString(raw)
+        return await self._guard(context, run())
+
     # ---- queues of 1:1 connections: placed by address hash, they never move ----------
 
     async def _queue_call(self, address: str, method: str, request) -> bytes:

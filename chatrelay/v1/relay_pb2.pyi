@@ -333,6 +333,44 @@ class DirectInvitationResponse(_message.Message):
     seq: int
     def __init__(self, seq: _Optional[int] = ...) -> None: ...
 
+class MemberKeysRequest(_message.Message):
+    __slots__ = ("credential", "member", "display_name")
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    credential: _core_pb2.SignedEnvelope
+    member: bytes
+    display_name: str
+    def __init__(self, credential: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ..., member: _Optional[bytes] = ..., display_name: _Optional[str] = ...) -> None: ...
+
+class MemberKeysResponse(_message.Message):
+    __slots__ = ("join",)
+    JOIN_FIELD_NUMBER: _ClassVar[int]
+    join: _core_pb2.SignedEnvelope
+    def __init__(self, join: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
+
+class DirectInboxRequest(_message.Message):
+    __slots__ = ("credential", "after_seq")
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    credential: _core_pb2.SignedEnvelope
+    after_seq: int
+    def __init__(self, credential: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ..., after_seq: _Optional[int] = ...) -> None: ...
+
+class DirectInvitationDelivery(_message.Message):
+    __slots__ = ("seq", "invitation")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    INVITATION_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    invitation: _core_pb2.SignedEnvelope
+    def __init__(self, seq: _Optional[int] = ..., invitation: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
+
+class DirectInboxResponse(_message.Message):
+    __slots__ = ("invitations",)
+    INVITATIONS_FIELD_NUMBER: _ClassVar[int]
+    invitations: _containers.RepeatedCompositeFieldContainer[DirectInvitationDelivery]
+    def __init__(self, invitations: _Optional[_Iterable[_Union[DirectInvitationDelivery, _Mapping]]] = ...) -> None: ...
+
 class CreateQueueBody(_message.Message):
     __slots__ = ("kind", "queue_id", "nonce", "timestamp")
     KIND_FIELD_NUMBER: _ClassVar[int]

@@ -89,6 +89,16 @@ class RelayServiceStub:
                 request_serializer=chatrelay_dot_v1_dot_relay__pb2.DirectInvitationRequest.SerializeToString,
                 response_deserializer=chatrelay_dot_v1_dot_relay__pb2.DirectInvitationResponse.FromString,
                 _registered_method=True)
+        self.MemberKeys = channel.unary_unary(
+                '/chatrelay.v1.RelayService/MemberKeys',
+                request_serializer=chatrelay_dot_v1_dot_relay__pb2.MemberKeysRequest.SerializeToString,
+                response_deserializer=chatrelay_dot_v1_dot_relay__pb2.MemberKeysResponse.FromString,
+                _registered_method=True)
+        self.DirectInbox = channel.unary_unary(
+                '/chatrelay.v1.RelayService/DirectInbox',
+                request_serializer=chatrelay_dot_v1_dot_relay__pb2.DirectInboxRequest.SerializeToString,
+                response_deserializer=chatrelay_dot_v1_dot_relay__pb2.DirectInboxResponse.FromString,
+                _registered_method=True)
         self.CreateQueue = channel.unary_unary(
                 '/chatrelay.v1.RelayService/CreateQueue',
                 request_serializer=chatrelay_dot_v1_dot_relay__pb2.CreateQueueRequest.SerializeToString,
@@ -180,6 +190,18 @@ class RelayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MemberKeys(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DirectInbox(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateQueue(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -261,6 +283,16 @@ def add_RelayServiceServicer_to_server(servicer, server):
                     servicer.SendDirectInvitation,
                     request_deserializer=chatrelay_dot_v1_dot_relay__pb2.DirectInvitationRequest.FromString,
                     response_serializer=chatrelay_dot_v1_dot_relay__pb2.DirectInvitationResponse.SerializeToString,
+            ),
+            'MemberKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.MemberKeys,
+                    request_deserializer=chatrelay_dot_v1_dot_relay__pb2.MemberKeysRequest.FromString,
+                    response_serializer=chatrelay_dot_v1_dot_relay__pb2.MemberKeysResponse.SerializeToString,
+            ),
+            'DirectInbox': grpc.unary_unary_rpc_method_handler(
+                    servicer.DirectInbox,
+                    request_deserializer=chatrelay_dot_v1_dot_relay__pb2.DirectInboxRequest.FromString,
+                    response_serializer=chatrelay_dot_v1_dot_relay__pb2.DirectInboxResponse.SerializeToString,
             ),
             'CreateQueue': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateQueue,
@@ -580,6 +612,60 @@ class RelayService:
             '/chatrelay.v1.RelayService/SendDirectInvitation',
             chatrelay_dot_v1_dot_relay__pb2.DirectInvitationRequest.SerializeToString,
             chatrelay_dot_v1_dot_relay__pb2.DirectInvitationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MemberKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatrelay.v1.RelayService/MemberKeys',
+            chatrelay_dot_v1_dot_relay__pb2.MemberKeysRequest.SerializeToString,
+            chatrelay_dot_v1_dot_relay__pb2.MemberKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DirectInbox(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatrelay.v1.RelayService/DirectInbox',
+            chatrelay_dot_v1_dot_relay__pb2.DirectInboxRequest.SerializeToString,
+            chatrelay_dot_v1_dot_relay__pb2.DirectInboxResponse.FromString,
             options,
             channel_credentials,
             insecure,

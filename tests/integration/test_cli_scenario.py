@@ -207,5 +207,18 @@ def test_contacts_from_the_cli(tmp_path):
         [line] = ok("requests", "--state", alice).splitlines()
         assert ok("reject", line.split()[0], "--state", alice).strip() == "rejected"
         assert ok("requests", "--state", alice) == ""
+
+        # Direct messages in a group that allows them, negotiated on demand.
+        ann, ben = str(tmp_path / "ann.json"), str(tmp_path / "ben.json")
+        link = ok("group", "create", "--relay", up.link, "--name", "Street", "--direct-messages", "--state", alice).strip()
+        ok("join", link, "--state", ann, "--name", "Ann")
+        ok("join", link, "--state", ben, "--name", "Ben")
+        assert ok("dm", "Ben", "hi Ben", "--state", ann).startswith("direct invitation sent to Ben")
+        assert ok("inbox", "--state", ben).splitlines() == ["Ann: hi Ben"]
+        assert ok("inbox", "--state", ann).splitlines() == ["Ben connected directly"]
+        assert ok("dm", "Ann", "hello Ann", "--state", ben).splitlines() == [
+            "Ann: Ann accepted the connection", "sent",
+        ]
+        assert ok("inbox", "--state", ann).splitlines() == ["Ben: hello Ann"]
     finally:
         up.stop()

@@ -5,11 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import pathlib
+import time
 
 import pytest
+from nacl.public import PrivateKey, SealedBox
+from nacl.signing import SigningKey
 
-from chatrelay import contacts
+from chatrelay import client as sdk
+from chatrelay import contacts, group
+from chatrelay import envelope as env
 from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.state import b64, unb64
+from chatrelay.v1 import relay_pb2
 
 
 async def test_a_contact_address_connects_two_people_end_to_end(relay):
@@ -90,3 +97,74 @@ async def test_the_relay_stores_no_plaintext(relay):
     for path in data.rglob("*"):
         if path.is_file():
             assert marker.encode() not in path.read_bytes(), f"plaintext in {path.name}"
+
+
+async def _group_with_two_members(relay, direct_messages: bool):
+    owned = await sdk.create_group([relay.link], "Neighbours", group.GroupKind.GROUP, direct_messages=direct_messages)
+    ann = await sdk.join(owned.link, "Ann (incognito)")
+    ben = await sdk.join(owned.link, "Ben")
+    return owned, ann, ben
+
+
+async def test_direct_connection_on_demand_through_the_group(relay):
+    owned, ann, ben = await _group_with_two_members(relay, direct_messages=True)
+    invitation = await contacts.send_direct_invitation(ann, "Ben", "hi Ben, Ann here")
+    [(ben_side, first)] = await contacts.direct_invitations(ben)
+    assert first == "hi Ben, Ann here"
+    assert ben_side.name == "Ann (incognito)"  # the name Ann uses in the group, not another
+    [ann_side] = await contacts.accept_direct(invitation)
+    assert ann_side.name == "Ben"
+    assert await contacts.inbox(ben_side) == ["Ann (incognito) accepted the connection"]
+    await contacts.send(ben_side, "hello Ann")
+    assert await contacts.inbox(ann_side) == ["hello Ann"]
+    assert await contacts.direct_invitations(ben) == []  # read once
+
+
+async def test_direct_invitations_are_refused_where_the_group_says_no(relay):
+    owned, ann, ben = await _group_with_two_members(relay, direct_messages=False)
+    with pytest.raises(ChatRelayError) as info:
+        await contacts.send_direct_invitation(ann, "Ben", "psst")  # the client refuses first
+    assert info.value.reason is Reason.NOT_ALLOWED
+
+    # A client that ignores the setting is refused by the relay.
+    keys = await contacts.member_keys(ann, "Ben")
+    body = relay_pb2.DirectInvitationBody(
+        group_address=ann.relays[0].address, to_member=keys.sign_key,
+        sealed=bytes(SealedBox(PrivateKey.generate().public_key).encrypt(b"x")),
+        nonce=os.urandom(16), timestamp=int(time.time()),
+    )
+    envelope = env.sign_message(sdk._reader_key(ann), env.Domain.DIRECT_INVITATION, body)
+    async with sdk.RelayClient(relay.target) as c:
+        with pytest.raises(ChatRelayError) as info:
+            await c.call("SendDirectInvitation", relay_pb2.DirectInvitationRequest(envelope=envelope))
+    assert (info.value.reason, info.value.message) == (Reason.NOT_ALLOWED, "direct messages are off in this group")
+
+
+async def test_a_client_refuses_a_direct_invitation_its_profile_forbids(relay):
+    """The relay forwarded one anyway (here: the group allowed it when sent, and Ben's
+    profile says no): Ben's client refuses it."""
+    owned, ann, ben = await _group_with_two_members(relay, direct_messages=True)
+    await contacts.send_direct_invitation(ann, "Ben", "hello")
+    profile = group.verify_profile(env.decode(unb64(ben.profile)))
+    settings = type(profile.profile.settings)()
+    settings.CopyFrom(profile.profile.settings)
+    settings.direct_messages = False
+    forbidding = group.next_version(SigningKey(unb64(owned.owner_seed)), profile, settings=settings)
+    ben.profile = b64(env.encode(forbidding))  # what Ben's client knows of the group
+    with pytest.raises(ChatRelayError) as info:
+        await contacts.direct_invitations(ben)
+    assert (info.value.reason, info.value.message) == (
+        Reason.NOT_ALLOWED, "refused a direct invitation: direct messages are off in this group"
+    )
+
+
+async def test_direct_invitations_store_no_plaintext(relay):
+    marker = "DM-MARKER-" + os.urandom(8).hex()
+    owned, ann, ben = await _group_with_two_members(relay, direct_messages=True)
+    await contacts.send_direct_invitation(ann, "Ben", marker)
+    await asyncio.sleep(0.3)
+    for path in pathlib.Path(relay.config.data_dir).rglob("*"):
+        if path.is_file():
+            assert marker.encode() not in path.read_bytes(), f"plaintext in {path.name}"
+    [(_, first)] = await contacts.direct_invitations(ben)
+    assert first == marker
