@@ -212,20 +212,18 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         return await self._guard(context, run())
 
     async def OwnerCommand(self, request, context):
-        async def run():
-            body = _peek(request.envelope, relay_pb2.OwnerCommandBody, env.Domain.OWNER_COMMAND, "owner command")
-            raw = await self.router.call_address(body.group_address, "owner_command", request.SerializeToString())
-            return relay_pb2.OwnerCommandResponse.FromString(raw)
-        return await self._guard(context, run())
+        return await self._routed(
+            context, request, "envelope", relay_pb2.OwnerCommandBody, env.Domain.OWNER_COMMAND,
+            "owner command", "owner_command", relay_pb2.OwnerCommandResponse,
+        )
 
     # ---- members ----------------------------------------------------------------------
 
     async def Join(self, request, context):
-        async def run():
-            body = _peek(request.envelope, core_pb2.JoinBody, env.Domain.JOIN, "join request")
-            raw = await self.router.call_address(body.group_address, "join", request.SerializeToString())
-            return relay_pb2.JoinResponse.FromString(raw)
-        return await self._guard(context, run())
+        return await self._routed(
+            context, request, "envelope", core_pb2.JoinBody, env.Domain.JOIN,
+            "join request", "join", relay_pb2.JoinResponse,
+        )
 
     async def Post(self, request, context):
         async def run():
@@ -238,46 +236,40 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         return await self._guard(context, run())
 
     async def History(self, request, context):
-        async def run():
-            body = _peek(request.credential, relay_pb2.SubscribeBody, env.Domain.SUBSCRIBE, "credential")
-            raw = await self.router.call_address(body.group_address, "history", request.SerializeToString())
-            return relay_pb2.HistoryResponse.FromString(raw)
-        return await self._guard(context, run())
+        return await self._routed(
+            context, request, "credential", relay_pb2.SubscribeBody, env.Domain.SUBSCRIBE,
+            "credential", "history", relay_pb2.HistoryResponse,
+        )
 
     async def ReadServiceLog(self, request, context):
-        async def run():
-            body = _peek(request.envelope, relay_pb2.OwnerReadBody, env.Domain.OWNER_READ, "owner read")
-            raw = await self.router.call_address(body.group_address, "service_log", request.SerializeToString())
-            return relay_pb2.ServiceLogResponse.FromString(raw)
-        return await self._guard(context, run())
+        return await self._routed(
+            context, request, "envelope", relay_pb2.OwnerReadBody, env.Domain.OWNER_READ,
+            "owner read", "service_log", relay_pb2.ServiceLogResponse,
+        )
 
     async def ListPending(self, request, context):
-        async def run():
-            body = _peek(request.envelope, relay_pb2.OwnerReadBody, env.Domain.OWNER_READ, "owner read")
-            raw = await self.router.call_address(body.group_address, "list_pending", request.SerializeToString())
-            return relay_pb2.ListPendingResponse.FromString(raw)
-        return await self._guard(context, run())
+        return await self._routed(
+            context, request, "envelope", relay_pb2.OwnerReadBody, env.Domain.OWNER_READ,
+            "owner read", "list_pending", relay_pb2.ListPendingResponse,
+        )
 
     async def MemberKeys(self, request, context):
-        async def run():
-            body = _peek(request.credential, relay_pb2.SubscribeBody, env.Domain.SUBSCRIBE, "credential")
-            raw = await self.router.call_address(body.group_address, "member_keys", request.SerializeToString())
-            return relay_pb2.MemberKeysResponse.FromString(raw)
-        return await self._guard(context, run())
+        return await self._routed(
+            context, request, "credential", relay_pb2.SubscribeBody, env.Domain.SUBSCRIBE,
+            "credential", "member_keys", relay_pb2.MemberKeysResponse,
+        )
 
     async def SendDirectInvitation(self, request, context):
-        async def run():
-            body = _peek(request.envelope, relay_pb2.DirectInvitationBody, env.Domain.DIRECT_INVITATION, "direct invitation")
-            raw = await self.router.call_address(body.group_address, "direct_invitation", request.SerializeToString())
-            return relay_pb2.DirectInvitationResponse.FromString(raw)
-        return await self._guard(context, run())
+        return await self._routed(
+            context, request, "envelope", relay_pb2.DirectInvitationBody, env.Domain.DIRECT_INVITATION,
+            "direct invitation", "direct_invitation", relay_pb2.DirectInvitationResponse,
+        )
 
     async def DirectInbox(self, request, context):
-        async def run():
-            body = _peek(request.credential, relay_pb2.SubscribeBody, env.Domain.SUBSCRIBE, "credential")
-            raw = await self.router.call_address(body.group_address, "direct_inbox", request.SerializeToString())
-            return relay_pb2.DirectInboxResponse.FromString(raw)
-        return await self._guard(context, run())
+        return await self._routed(
+            context, request, "credential", relay_pb2.SubscribeBody, env.Domain.SUBSCRIBE,
+            "credential", "direct_inbox", relay_pb2.DirectInboxResponse,
+        )
 
     # ---- queues of 1:1 connections: placed by address hash, they never move ----------
 
@@ -367,6 +359,15 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
                 del self.tails[address]
 
     # ---- plumbing -----------------------------------------------------------------------
+
+    async def _routed(self, context, request, field, body_cls, domain, what, method, response_cls):
+        """The shape of most calls: read the group address from the signed body, call the
+        shard that owns it, parse its answer. The shard verifies the signature."""
+        async def run():
+            body = _peek(getattr(request, field), body_cls, domain, what)
+            raw = await self.router.call_address(body.group_address, method, request.SerializeToString())
+            return response_cls.FromString(raw)
+        return await self._guard(context, run())
 
     async def _guard(self, context, coro):
         try:
