@@ -48,6 +48,11 @@ async def guarded(coro) -> Outcome:
         return ok(await coro)
     except ChatRelayError as exc:
         return error(exc)
+    except (OSError, ConnectionError, TimeoutError, asyncio.TimeoutError) as exc:
+        return error(ChatRelayError(Reason.UNAVAILABLE, f"relay storage unavailable: {type(exc).__name__}"))
+    except Exception as exc:  # the registry client's own errors (etcd down, …) and bugs
+        log.exception("shard call failed")
+        return error(ChatRelayError(Reason.UNAVAILABLE, f"relay error: {type(exc).__name__}"))
 
 
 class RelayShard:

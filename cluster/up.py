@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
-from dataclasses import dataclass
+import socket
+import threading
+from dataclasses import dataclass, field
 
 from nacl.signing import SigningKey
 
@@ -24,6 +26,7 @@ class RunningRelay:
     link: str
     shards: list
     gateway: object
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def target(self) -> str:
@@ -54,13 +57,21 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
     from chatrelay.actors import factory
 
     key = identity.load_or_create(settings.data_dir)
+    listen = settings.listen
+    host, _, port_text = listen.rpartition(":")
+    if port_text == "0":
+        # Pick the port now: a gateway restarted by Ray binds it again, so the relay link
+        # (which names it) stays true.
+        with socket.socket(socket.AF_INET6 if host.startswith("[") else socket.AF_INET) as s:
+            s.bind((host.strip("[]"), 0))
+            listen = f"{host}:{s.getsockname()[1]}"
     config = ClusterConfig(
         data_dir=str(pathlib.Path(settings.data_dir).resolve()),
         relay_key_seed=bytes(key),
         relay_link="",
         shards=settings.shards,
         etcd=settings.etcd,
-        listen=settings.listen,
+        listen=listen,
         retention=settings.retention,
         post_limit=settings.post_limit,
         post_window_s=settings.post_window_s,
@@ -81,7 +92,24 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
     host = config.listen.rpartition(":")[0]
     bundle = links.relay_link(key, settings.relay_name, [f"{host}:{port}"])
     asyncio.run(_store_relay_link(config, key, bundle))
-    return RunningRelay(config=config, port=port, link=str(bundle.link), shards=shards, gateway=gateway)
+    relay = RunningRelay(config=config, port=port, link=str(bundle.link), shards=shards, gateway=gateway)
+    threading.Thread(target=_supervise, args=(relay,), name="gateway-supervisor", daemon=True).start()
+    return relay
+
+
+SUPERVISE_S = 1.0
+
+
+def _supervise(relay: RunningRelay) -> None:
+    """Ray restarts a gateway actor that died, but only `start` makes it serve again:
+    ask it to (idempotent) every second until the relay stops."""
+    import ray
+
+    while not relay.stopping.wait(SUPERVISE_S):
+        try:
+            ray.get(relay.gateway.start.remote(), timeout=30)
+        except Exception:  # restarting, or Ray going down: try again next round
+            continue
 
 
 async def _store_relay_link(config: ClusterConfig, key: SigningKey, bundle: links.LinkBundle) -> None:
@@ -98,6 +126,7 @@ async def _store_relay_link(config: ClusterConfig, key: SigningKey, bundle: link
 def stop(relay: RunningRelay, *, ray_shutdown: bool = True) -> None:
     import ray
 
+    relay.stopping.set()
     try:
         ray.get(relay.gateway.stop.remote(), timeout=10)
     except Exception:  # stopping anyway

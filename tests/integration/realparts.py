@@ -57,7 +57,12 @@ class EtcdServer:
             time.sleep(0.1)
         pytest.fail(f"etcd did not become healthy within {timeout} s")
 
-    def stop(self) -> None:
+    def restart(self) -> None:
+        """Stop and start again on the same ports and data: clients reconnect."""
+        self.stop(keep_log=True)
+        self.start()
+
+    def stop(self, keep_log: bool = False) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -65,7 +70,8 @@ class EtcdServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
-        self.log.close()
+        if not keep_log:
+            self.log.close()
 
 
 def start_relay(data_dir, **overrides):

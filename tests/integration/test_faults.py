@@ -1,0 +1,90 @@
+"""Faults, bounded and on loopback: a shard killed mid-stream, the gateway killed, etcd
+restarted. In each, no acked post is lost, a following reader sees nothing twice, and
+service comes back."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+from chatrelay import client
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.group import GroupKind
+
+from realparts import start_relay
+
+RECOVERY_S = 60
+
+
+async def post_until_served(owned, text: str) -> None:
+    """Post, retrying while the relay recovers (the ack is what counts)."""
+    deadline = asyncio.get_running_loop().time() + RECOVERY_S
+    while True:
+        try:
+            await client.post(owned, text)
+            return
+        except ChatRelayError as exc:
+            if exc.reason is not Reason.UNAVAILABLE or asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def follow_into(member, received: list, count: int) -> None:
+    async for p in client.follow(member, max_reconnects=200):
+        received.append(p.text)
+        if len(received) == count:
+            return
+
+
+async def run_with_fault(running, fault) -> None:
+    owned = await client.create_group([running.link], "Faulty", GroupKind.CHANNEL)
+    member = await client.join(owned.link, "reader")
+    received: list[str] = []
+    task = asyncio.create_task(follow_into(member, received, 20))
+    for i in range(10):
+        await post_until_served(owned, f"p{i}")
+    await fault()
+    for i in range(10, 20):
+        await post_until_served(owned, f"p{i}")
+    await asyncio.wait_for(task, RECOVERY_S)
+    assert received == [f"p{i}" for i in range(20)]  # all, in order, none twice
+    assert [p.text for p in await client.read_all(member)] == [f"p{i}" for i in range(20)]
+
+
+async def test_a_shard_killed_mid_stream(relay, ray_session):
+    async def kill_shards():
+        for shard in relay.shards:
+            ray_session.kill(shard, no_restart=False)
+
+    await run_with_fault(relay, kill_shards)
+
+
+async def test_the_gateway_killed_mid_stream(ray_session, tmp_path):
+    from chatrelay.cluster import up
+
+    running = await asyncio.to_thread(start_relay, tmp_path / "relay")
+    try:
+        async def kill_gateway():
+            ray_session.kill(running.gateway, no_restart=False)
+
+        await run_with_fault(running, kill_gateway)
+    finally:
+        await asyncio.to_thread(up.stop, running, ray_shutdown=False)
+
+
+async def test_etcd_restarted(ray_session, etcd_server, tmp_path):
+    from chatrelay.cluster import up
+
+    running = await asyncio.to_thread(start_relay, tmp_path / "relay", etcd=etcd_server.url)
+    try:
+        async def restart_etcd():
+            await asyncio.to_thread(etcd_server.restart)
+
+        await run_with_fault(running, restart_etcd)
+        # Registration and joining work again too.
+        again = await client.create_group([running.link], "After etcd", GroupKind.GROUP)
+        assert (await client.join(again.link, "m")).status == "member"
+    finally:
+        await asyncio.to_thread(up.stop, running, ray_shutdown=False)
+
+
