@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 
-
 from chatrelay import client
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind
