@@ -67,31 +67,44 @@ async def register_group(ctx: RelayContext, envelope: core_pb2.SignedEnvelope, s
     profile = group.verify_profile(body.profile)
     key = records.group_key(profile.group_id)
     record = None
-    for _ in range(100):  # compare-and-swap on the group and on the relay's group count
-        existing = await ctx.registry.get(key)
+    # The group count is kept only where the operator limits it: it is one key that
+    # every registration would otherwise contend on.
+    counting = ctx.policy.max_groups > 0
+    existing = None
+    for _ in range(100):  # compare-and-swap on the group (and the relay's group count)
         if existing is not None:
             record = GroupRecord.loads(existing.value)
             break
-        counter = await ctx.registry.get(records.GROUP_COUNT)
+        counter = await ctx.registry.get(records.GROUP_COUNT) if counting else None
         count = int(counter.value) if counter else 0
-        ctx.policy.check(profile, count)
+        try:
+            ctx.policy.check(profile, count)
+        except ChatRelayError:
+            existing = await ctx.registry.get(key)  # a group it serves already is not new
+            if existing is None:
+                raise
+            continue
         fresh = GroupRecord(
             group_id=profile.group_id, address=new_address(), state=GroupState.PENDING,
             registration_key=body.registration_key, profile=env.encode(body.profile),
         )
-        counted = absent(records.GROUP_COUNT) if counter is None else unchanged_since(records.GROUP_COUNT, counter.mod_revision)
-        result = await ctx.registry.transaction(
-            [absent(key), counted],
-            [
-                Put(key, fresh.dumps()),
-                Put(records.address_key(fresh.address), profile.group_id.hex().encode()),
-                Put(records.placement_key(fresh.address), str(shard).encode()),
-                Put(records.GROUP_COUNT, str(count + 1).encode()),
-            ],
-        )
+        compare = [absent(key)]
+        puts = [
+            Put(key, fresh.dumps()),
+            Put(records.address_key(fresh.address), profile.group_id.hex().encode()),
+            Put(records.placement_key(fresh.address), str(shard).encode()),
+        ]
+        if counting:
+            compare.append(
+                absent(records.GROUP_COUNT) if counter is None
+                else unchanged_since(records.GROUP_COUNT, counter.mod_revision)
+            )
+            puts.append(Put(records.GROUP_COUNT, str(count + 1).encode()))
+        result = await ctx.registry.transaction(compare, puts, [Get(key)])
         if result.succeeded:
             record = fresh
             break
+        existing = result.gets[0]  # registered meanwhile (or the count moved: None)
     if record is None:
         raise ChatRelayError(Reason.BUSY, "registrations are racing; retry")
     grant = relay_pb2.AddressGrant(

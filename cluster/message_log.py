@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from chatrelay.cluster.sqlite_files import open_shared
+
 MAX_BATCH = 512  # appends committed together at most
 
 
@@ -83,9 +85,11 @@ class SqliteMessageLog:
         self._closed = False
         self.commits = 0  # transactions committed by the writer: group commit at work
         ready = threading.Event()
+        self._open_error: BaseException | None = None
         self._writer = threading.Thread(target=self._write_loop, args=(ready,), name="message-log-writer", daemon=True)
         self._writer.start()
-        ready.wait(30)
+        if not ready.wait(60) or self._open_error is not None:
+            raise RuntimeError(f"cannot open the message log at {self.path}: {self._open_error}")
         self._reads = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="message-log-read")
         self._read_conn: sqlite3.Connection | None = None
         self._reads.submit(self._open_reader).result()
@@ -93,20 +97,18 @@ class SqliteMessageLog:
     def __str__(self) -> str:
         return f"message log at {self.path}"
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")  # the ack promises durability
-        return conn
-
     def _open_reader(self) -> None:
-        self._read_conn = self._connect()
+        self._read_conn = open_shared(self.path, SCHEMA)
 
     # ---- writer -----------------------------------------------------------------------
 
     def _write_loop(self, ready: threading.Event) -> None:
-        conn = self._connect()
-        conn.executescript(SCHEMA)
+        try:
+            conn = open_shared(self.path, SCHEMA)
+        except BaseException as exc:
+            self._open_error = exc
+            ready.set()
+            return
         ready.set()
         while True:
             first = self._pending.get()

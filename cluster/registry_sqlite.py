@@ -16,6 +16,7 @@ import sqlite3
 import time
 from typing import AsyncIterator
 
+from chatrelay.cluster.sqlite_files import open_shared
 from chatrelay.cluster.registry import (
     Compare, Delete, Entry, EventKind, Get, Op, Put, TxnResult, WatchEvent, prefix_end,
 )
@@ -52,11 +53,7 @@ class SqliteRegistry:
     # ---- plumbing -------------------------------------------------------------------
 
     def _open(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.executescript(SCHEMA)
-        self._conn = conn
+        self._conn = open_shared(self.path, SCHEMA)
 
     async def _run(self, fn, *args):
         if self._closed:

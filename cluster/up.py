@@ -34,6 +34,38 @@ class RunningRelay:
         return f"{host}:{self.port}"
 
 
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def loopback_only() -> None:
+    """Keep a local Ray on 127.0.0.1. Ray swaps a loopback node address for the machine's
+    reachable one unless it believes it runs as a single machine; this says so, to this
+    process and to the Ray processes it starts (they inherit the environment)."""
+    import os
+
+    os.environ[LOOPBACK_ENV] = "0"
+    try:
+        from ray._private import ray_constants
+    except ImportError:  # a Ray without this module: nothing to adjust
+        return
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def init_local_ray() -> None:
+    import ray
+
+    from chatrelay.actors import factory
+
+    loopback_only()
+    ray.init(
+        namespace=factory.NAMESPACE,
+        _node_ip_address="127.0.0.1",
+        include_dashboard=False,
+        log_to_driver=False,
+        object_store_memory=128 * 1024 * 1024,
+    )
+
+
 def policy_of(settings: Settings):
     from chatrelay.actors.policy import RelayPolicy
     from chatrelay.errors import ChatRelayError, Reason
@@ -78,13 +110,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
         policy=policy_of(settings),
     )
     if ray_init and not ray.is_initialized():
-        ray.init(
-            namespace=factory.NAMESPACE,
-            _node_ip_address="127.0.0.1",  # loopback only: nothing listens on other addresses
-            include_dashboard=False,
-            log_to_driver=False,
-            object_store_memory=128 * 1024 * 1024,
-        )
+        init_local_ray()
     shards = [factory.start_shard(i, config) for i in range(config.shards)]
     ray.get([s.ready.remote() for s in shards])
     gateway = factory.start_gateway(config)

@@ -28,10 +28,9 @@ def ray_session():
     """One local Ray for the whole session, on loopback only."""
     import ray
 
-    ray.init(
-        namespace="chatrelay", include_dashboard=False, log_to_driver=False,
-        _node_ip_address="127.0.0.1", object_store_memory=128 * 1024 * 1024,
-    )
+    from chatrelay.cluster.up import init_local_ray
+
+    init_local_ray()
     yield ray
     ray.shutdown()
 
