@@ -1,0 +1,137 @@
+"""Isolation: post-to-delivery latency in quiet groups, without and then with one group
+flooded at the highest rate the relay accepts, in the same run. Prints p50/p99 of both
+and the ratio of the p99s (the design's promise: load in one group never stalls others).
+
+    python bench/isolation.py [--groups 50] [--rounds 10] [--flooders 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+
+from nacl.signing import SigningKey
+
+from chatrelay import client, members
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.group import GroupKind
+from chatrelay.state import unb64
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def measure_round(quiet, pending: dict, rounds: int) -> list[float]:
+    """Each round: one post in every quiet group; wait until all are delivered."""
+    latencies: list[float] = []
+    for _ in range(rounds):
+        waits = []
+        for owned, key, group_id, address, c in quiet:
+            envelope = members.sign_post(key, group_id, b"ping")
+            mid = members.message_id(envelope)
+            arrived = asyncio.get_running_loop().create_future()
+            pending[mid] = arrived
+            sent = time.perf_counter()
+            await c.post(address, envelope)
+            waits.append((sent, arrived))
+        for sent, arrived in waits:
+            latencies.append(await asyncio.wait_for(arrived, 60) - sent)
+    return latencies
+
+
+async def run(n_groups: int, rounds: int, flooders: int) -> None:
+    from chatrelay.cluster import up
+    from chatrelay.settings import Settings
+
+    relay = await asyncio.to_thread(
+        up.start, Settings(data_dir=tempfile.mkdtemp(prefix="chatrelay-bench-"), listen="127.0.0.1:0")
+    )
+    c = client.RelayClient(relay.target)
+    try:
+        pending: dict[bytes, asyncio.Future] = {}
+        quiet = []
+        streams = []
+        for i in range(n_groups):
+            owned = await client.create_group([relay.link], f"quiet {i}", GroupKind.CHANNEL)
+            member = await client.join(owned.link, "reader")
+            entry = member.relays[0]
+            credential = client._credential(SigningKey(unb64(member.sign_seed)), entry.address)
+            streams.append(asyncio.create_task(subscriber(c, credential, pending)))
+            quiet.append((owned, SigningKey(unb64(owned.owner_seed)), bytes.fromhex(owned.group_id),
+                          owned.relays[0].address, c))
+        hot = await client.create_group([relay.link], "hot", GroupKind.CHANNEL)
+        hot_key, hot_id, hot_address = SigningKey(unb64(hot.owner_seed)), bytes.fromhex(hot.group_id), hot.relays[0].address
+        await asyncio.sleep(1.0)  # every stream is open
+
+        calm = await measure_round(quiet, pending, rounds)
+
+        stop = asyncio.Event()
+        counts = {"accepted": 0, "busy": 0}
+
+        async def flood():
+            while not stop.is_set():
+                try:
+                    await c.post(hot_address, members.sign_post(hot_key, hot_id, b"flood" * 20))
+                    counts["accepted"] += 1
+                except ChatRelayError as exc:
+                    if exc.reason is not Reason.BUSY:
+                        raise
+                    counts["busy"] += 1
+                    await asyncio.sleep(0.01)
+
+        flood_tasks = [asyncio.create_task(flood()) for _ in range(flooders)]
+        await asyncio.sleep(1.0)
+        started = time.perf_counter()
+        before = counts["accepted"]
+        stormy = await measure_round(quiet, pending, rounds)
+        flood_rate = (counts["accepted"] - before) / (time.perf_counter() - started)
+        stop.set()
+        await asyncio.gather(*flood_tasks)
+        for t in streams:
+            t.cancel()
+
+        def show(label, values):
+            print(f"  {label}: p50 {percentile(values, 0.5) * 1000:.1f} ms, "
+                  f"p99 {percentile(values, 0.99) * 1000:.1f} ms, mean {statistics.mean(values) * 1000:.1f} ms")
+
+        print(f"isolation: {n_groups} quiet groups x {rounds} rounds; flood with {flooders} concurrent posters")
+        show("quiet groups, no flood  ", calm)
+        show("quiet groups, hot group flooded", stormy)
+        print(f"  flood accepted {flood_rate:,.0f} posts/s (busy answers: {counts['busy']})")
+        print(f"  p99 ratio flooded / calm: {percentile(stormy, 0.99) / percentile(calm, 0.99):.2f}")
+    finally:
+        await c.close()
+        await asyncio.to_thread(up.stop, relay)
+
+
+async def subscriber(c, credential, pending) -> None:
+    from chatrelay.v1 import relay_pb2
+
+    async for batch in c.stub.Subscribe(relay_pb2.SubscribeRequest(credential=credential)):
+        now = time.perf_counter()
+        for d in batch.deliveries:
+            future = pending.pop(d.message_id, None)
+            if future is not None and not future.done():
+                future.set_result(now)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--groups", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--flooders", type=int, default=16)
+    args = parser.parse_args()
+    if not (1 <= args.groups <= 1000 and 1 <= args.rounds <= 1000 and 1 <= args.flooders <= 256):
+        parser.error("--groups 1..1000, --rounds 1..1000, --flooders 1..256")
+    asyncio.run(run(args.groups, args.rounds, args.flooders))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
