@@ -26,7 +26,7 @@ from chatrelay.cluster.registry import Get, Put, Registry, absent, unchanged_sin
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
 from chatrelay.actors import records
-from chatrelay.actors.policy import RelayPolicy
+from chatrelay.actors.policy import RelayLimits
 from chatrelay.actors.records import GroupRecord, GroupState, MemberRecord
 
 MAX_TURN = 64  # requests a group's worker takes per turn, so one group cannot hog a shard
@@ -42,11 +42,7 @@ class RelayContext:
     identity: SigningKey
     registry: Registry
     log: MessageLog
-    mailbox_size: int = 1024
-    retention: int = 0  # posts kept per group; 0 keeps all
-    post_limit: int = 15  # posts per member per window, in groups
-    post_window_s: float = 60.0
-    policy: RelayPolicy = RelayPolicy()
+    limits: RelayLimits = RelayLimits()
 
     @property
     def relay_key(self) -> bytes:
@@ -69,7 +65,7 @@ async def register_group(ctx: RelayContext, envelope: core_pb2.SignedEnvelope, s
     record = None
     # The group count is kept only where the operator limits it: it is one key that
     # every registration would otherwise contend on.
-    counting = ctx.policy.max_groups > 0
+    counting = ctx.limits.policy.max_groups > 0
     existing = None
     for _ in range(100):  # compare-and-swap on the group (and the relay's group count)
         if existing is not None:
@@ -78,7 +74,7 @@ async def register_group(ctx: RelayContext, envelope: core_pb2.SignedEnvelope, s
         counter = await ctx.registry.get(records.GROUP_COUNT) if counting else None
         count = int(counter.value) if counter else 0
         try:
-            ctx.policy.check(profile, count)
+            ctx.limits.policy.check(profile, count)
         except ChatRelayError:
             existing = await ctx.registry.get(key)  # a group it serves already is not new
             if existing is None:
@@ -133,7 +129,7 @@ class GroupRelay:
         self.profile = group.verify_profile(env.decode(record.profile), group_id=record.group_id)
         self.members: dict[bytes, MemberRecord] = {}
         self.last_seq = 0
-        self.mailbox: asyncio.Queue = asyncio.Queue(ctx.mailbox_size)
+        self.mailbox: asyncio.Queue = asyncio.Queue(ctx.limits.mailbox_size)
         self.changed = asyncio.Condition()
         self.posts_accepted = 0
         self.trimmed_through = 0
@@ -214,7 +210,7 @@ class GroupRelay:
 
     def _rate_limit(self, signer: bytes) -> None:
         """Members post at most `post_limit` times per `post_window_s` (owners are free)."""
-        limit, window = self.ctx.post_limit, self.ctx.post_window_s
+        limit, window = self.ctx.limits.post_limit, self.ctx.limits.post_window_s
         now = time.monotonic()
         times = self.recent_posts.setdefault(signer, collections.deque())
         while times and now - times[0] >= window:
@@ -260,7 +256,7 @@ class GroupRelay:
 
     async def _apply_retention(self) -> None:
         """Keep the newest `retention` posts; trim in steps so it costs little per post."""
-        keep = self.ctx.retention
+        keep = self.ctx.limits.retention
         if not keep:
             return
         through = self.last_seq - keep

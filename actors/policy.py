@@ -1,5 +1,5 @@
-"""The operator's policy for registrations: a relay may refuse a group, with a reason
-the owner sees (DESIGN.md section 5, step 2)."""
+"""The operator's limits: the policy for registrations (a relay may refuse a group, with
+a reason the owner sees; DESIGN.md section 5, step 2) and the bounds of every group."""
 
 from __future__ import annotations
 
@@ -39,3 +39,14 @@ class RelayPolicy:
             raise ChatRelayError(Reason.REFUSED, "this relay does not serve groups with such names")
         if self.max_groups and groups_now >= self.max_groups:
             raise ChatRelayError(Reason.REFUSED, f"this relay serves at most {self.max_groups} groups and is full")
+
+
+@dataclass(frozen=True, slots=True)
+class RelayLimits:
+    """Bounds every group relay of one relay works within."""
+
+    mailbox_size: int = 1024  # requests waiting per group before BUSY
+    retention: int = 0  # posts kept per group; 0 keeps all
+    post_limit: int = 15  # posts per member per window, in groups (owners are free)
+    post_window_s: float = 60.0
+    policy: RelayPolicy = RelayPolicy()

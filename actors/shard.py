@@ -72,11 +72,7 @@ class RelayShard:
                 identity=SigningKey(self.config.relay_key_seed),
                 registry=open_registry(self.config),
                 log=open_message_log(self.config),
-                mailbox_size=self.config.mailbox_size,
-                retention=self.config.retention,
-                post_limit=self.config.post_limit,
-                post_window_s=self.config.post_window_s,
-                policy=self.config.policy,
+                limits=self.config.limits,
             )
         return self.index
 

@@ -11,6 +11,7 @@ from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.links import ShortLink
 
 EXIT_ERROR = 2
+POST_RETRY_S = 10.0  # a relay restarting: the same signed post is sent again, never a new one
 
 
 def fail(message: str) -> None:
@@ -313,7 +314,7 @@ def post(text, which, state_path) -> None:
         owned = st.find_membership(which)
     except ChatRelayError as exc:
         fail(str(exc))
-    acks = _run(client.post(owned, text))
+    acks = _run(client.post(owned, text, retry_for_s=POST_RETRY_S))
     click.echo(f"posted #{acks[0].seq}")
 
 

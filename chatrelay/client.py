@@ -192,24 +192,33 @@ async def create_group(
     )
 
 
-async def post(owned: OwnedGroup | Membership, text: str) -> list[relay_pb2.PostAck]:
-    """Sign once, send to every relay of the group: members dedupe by message id."""
+async def post(owned: OwnedGroup | Membership, text: str, *, retry_for_s: float = 0.0) -> list[relay_pb2.PostAck]:
+    """Sign once, send to every relay of the group: members dedupe by message id.
+
+    While no relay has acked, retries for up to `retry_for_s` seconds with the same
+    signed post, so an ack lost on the way (a relay restarting) never makes a second post.
+    """
     data = text.encode("utf-8")
     key = SigningKey(unb64(owned.owner_seed if isinstance(owned, OwnedGroup) else owned.sign_seed))
     envelope = members.sign_post(key, bytes.fromhex(owned.group_id), data)
-    acks = []
-    errors = []
-    for entry in owned.relays:
-        async with RelayClient(entry.target) as client:
-            try:
-                acks.append(await client.post(entry.address, envelope))
-            except ChatRelayError as exc:
-                if exc.reason is not Reason.UNAVAILABLE:
-                    raise
-                errors.append(exc)
-    if not acks:
-        raise errors[0] if errors else ChatRelayError(Reason.UNAVAILABLE, "the group has no relays")
-    return acks
+    deadline = time.monotonic() + retry_for_s
+    delay = 0.1
+    while True:
+        acks, errors = [], []
+        for entry in owned.relays:
+            async with RelayClient(entry.target) as client:
+                try:
+                    acks.append(await client.post(entry.address, envelope))
+                except ChatRelayError as exc:
+                    if exc.reason is not Reason.UNAVAILABLE:
+                        raise
+                    errors.append(exc)
+        if acks:
+            return acks
+        if time.monotonic() >= deadline:
+            raise errors[0] if errors else ChatRelayError(Reason.UNAVAILABLE, "the group has no relays")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
 
 
 async def _send_to_relays(owned: OwnedGroup, kind: int, **fields) -> list[relay_pb2.OwnerCommandResponse]:

@@ -6,7 +6,7 @@ import hashlib
 import pathlib
 from dataclasses import dataclass
 
-from chatrelay.actors.policy import RelayPolicy
+from chatrelay.actors.policy import RelayLimits
 from chatrelay.cluster.message_log import SqliteMessageLog
 from chatrelay.cluster.registry import Registry
 
@@ -19,11 +19,7 @@ class ClusterConfig:
     shards: int = 2
     etcd: str | None = None
     listen: str = "127.0.0.1:0"
-    mailbox_size: int = 1024
-    retention: int = 0
-    post_limit: int = 15
-    post_window_s: float = 60.0
-    policy: RelayPolicy = RelayPolicy()
+    limits: RelayLimits = RelayLimits()
 
     def __repr__(self) -> str:  # the seed stays out of logs
         return f"ClusterConfig(data_dir={self.data_dir!r}, shards={self.shards}, etcd={self.etcd!r})"

@@ -81,7 +81,10 @@ class ShardRouter:
             raise ChatRelayError(Reason.UNKNOWN_ADDRESS, "no group at this address")
         index = self.table.get(address)
         if index is None:
-            entry = await self.registry.get(records.placement_key(address))
+            try:
+                entry = await self.registry.get(records.placement_key(address))
+            except Exception as exc:  # the registry restarting (etcd down): callers retry
+                raise ChatRelayError(Reason.UNAVAILABLE, f"registry unavailable: {type(exc).__name__}") from None
             if entry is None:
                 raise ChatRelayError(Reason.UNKNOWN_ADDRESS, "no group at this address")
             index = int(entry.value)
@@ -123,7 +126,9 @@ class GroupTail:
         while True:
             try:
                 raw = await self.router.call_address(self.address, "read", self.address, self.after, BATCH, TAIL_WAIT_S)
-            except ChatRelayError as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # whatever broke, the subscribers wait on this loop
                 log.warning("tail of a group failed, retrying: %s", exc)
                 await asyncio.sleep(0.5)
                 continue

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from nacl.signing import SigningKey
 
 from chatrelay import codec, links
+from chatrelay.actors.policy import RelayLimits
 from chatrelay.settings import Settings
 from chatrelay.actors import records
 from chatrelay.cluster import identity
@@ -104,10 +105,12 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
         shards=settings.shards,
         etcd=settings.etcd,
         listen=listen,
-        retention=settings.retention,
-        post_limit=settings.post_limit,
-        post_window_s=settings.post_window_s,
-        policy=policy_of(settings),
+        limits=RelayLimits(
+            retention=settings.retention,
+            post_limit=settings.post_limit,
+            post_window_s=settings.post_window_s,
+            policy=policy_of(settings),
+        ),
     )
     if ray_init and not ray.is_initialized():
         init_local_ray()

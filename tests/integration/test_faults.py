@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 
 from chatrelay import client
-from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind
 
 from realparts import start_relay
@@ -16,16 +15,9 @@ RECOVERY_S = 60
 
 
 async def post_until_served(owned, text: str) -> None:
-    """Post, retrying while the relay recovers (the ack is what counts)."""
-    deadline = asyncio.get_running_loop().time() + RECOVERY_S
-    while True:
-        try:
-            await client.post(owned, text)
-            return
-        except ChatRelayError as exc:
-            if exc.reason is not Reason.UNAVAILABLE or asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+    """Post, retrying the same signed post while the relay recovers: an ack lost in the
+    fault must not turn into a second post."""
+    await client.post(owned, text, retry_for_s=RECOVERY_S)
 
 
 async def follow_into(member, received: list, count: int) -> None:

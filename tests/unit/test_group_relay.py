@@ -13,6 +13,7 @@ from chatrelay import envelope as env
 from chatrelay import group, members
 from chatrelay.actors import records
 from chatrelay.actors.group_relay import GroupRelay, RelayContext
+from chatrelay.actors.policy import RelayLimits
 from chatrelay.actors.records import GroupRecord, GroupState
 from chatrelay.cluster.message_log import SqliteMessageLog
 from chatrelay.cluster.registry_sqlite import SqliteRegistry
@@ -24,7 +25,7 @@ from chatrelay.group import GroupKind
 async def ctx(tmp_path):
     registry = SqliteRegistry(tmp_path / "registry.db")
     log = SqliteMessageLog(tmp_path / "messages.db")
-    yield RelayContext(identity=SigningKey.generate(), registry=registry, log=log, mailbox_size=4)
+    yield RelayContext(identity=SigningKey.generate(), registry=registry, log=log, limits=RelayLimits(mailbox_size=4))
     await log.close()
     await registry.close()
 
@@ -70,7 +71,7 @@ async def test_a_full_mailbox_refuses_only_its_own_group(ctx):
 
 
 async def test_posts_in_one_group_get_gapless_sequence_in_order(ctx):
-    secrets, relay = await active_group(dataclasses.replace(ctx, mailbox_size=1024))
+    secrets, relay = await active_group(dataclasses.replace(ctx, limits=RelayLimits(mailbox_size=1024)))
     posts = [members.sign_post(secrets.owner_key, secrets.group_id, f"p{i}".encode()) for i in range(50)]
     acks = await asyncio.gather(*(relay.post(p) for p in posts))
     assert sorted(a.seq for a in acks) == list(range(1, 51))
