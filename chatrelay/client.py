@@ -268,7 +268,8 @@ class PendingJoin:
     relay: str
 
     def __str__(self) -> str:
-        return f"{codec.b64url(self.request_id)} {self.display_name or '(no name)'}"
+        # Hex, not base64url: an id starting with "-" would read as an option on a command line.
+        return f"{self.request_id.hex()} {self.display_name or '(no name)'}"
 
 
 async def pending(owned: OwnedGroup) -> list[PendingJoin]:
@@ -294,9 +295,19 @@ async def pending(owned: OwnedGroup) -> list[PendingJoin]:
 
 
 async def decide(owned: OwnedGroup, request_id_text: str, approve: bool) -> None:
-    request_id = codec.unb64url(request_id_text, "request id")
+    request_id = parse_request_id(request_id_text)
     kind = relay_pb2.OWNER_COMMAND_KIND_APPROVE_JOIN if approve else relay_pb2.OWNER_COMMAND_KIND_REJECT_JOIN
     await _send_to_relays(owned, kind, request_id=request_id)
+
+
+def parse_request_id(text: str) -> bytes:
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        value = b""
+    if len(value) != 16:
+        raise ChatRelayError(Reason.MALFORMED, f"request id is malformed: {text!r} is not 32 hex digits")
+    return value
 
 
 async def add_relay(owned: OwnedGroup, relay_link: str) -> RelayEntry:

@@ -118,7 +118,7 @@ async def requests(address: Address) -> list[dict]:
         if not message.request_id:
             continue
         payload = _box_open(unb64(address.e2e_secret), message.sender_key, message.boxed)
-        request_id = codec.b64url(message.request_id)
+        request_id = message.request_id.hex()  # hex: safe as a command-line argument
         out.append({
             "id": request_id, "name": payload.get("name", ""), "message": payload.get("message", ""),
             "status": address.handled.get(request_id, "waiting"), "payload": payload,

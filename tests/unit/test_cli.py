@@ -73,3 +73,18 @@ def test_bad_durations_are_refused(text):
         parse_duration(text)
     assert info.value.reason is Reason.MALFORMED
     assert info.value.message == f"--expires must look like 90s, 30m, 12h or 7d, got {text!r}"
+
+
+def test_request_ids_are_hex_and_checked():
+    from chatrelay.client import PendingJoin, parse_request_id
+    from chatrelay.errors import ChatRelayError, Reason
+
+    rid = bytes([0xFB]) + bytes(15)  # base64url of this starts with "-", hex never does
+    shown = str(PendingJoin(request_id=rid, display_name="Bob", sign_key=bytes(32), relay="r"))
+    assert shown == rid.hex() + " Bob" and not shown.startswith("-")
+    assert parse_request_id(rid.hex()) == rid
+    for bad in ("-SqTZjLoc2NGsY-avbt8qQ", "abc", rid.hex() + "00"):
+        with pytest.raises(ChatRelayError) as info:
+            parse_request_id(bad)
+        assert info.value.reason is Reason.MALFORMED
+        assert info.value.message == f"request id is malformed: {bad!r} is not 32 hex digits"
