@@ -35,6 +35,7 @@ TAIL_WAIT_S = 5.0
 BATCH = 200
 CALL_ATTEMPTS = 20
 QUEUE_POLL_S = 0.5
+RETRY_HINT_MS = 200  # told to senders refused with BUSY or UNAVAILABLE
 
 
 def shard_for(key: bytes, shards: int) -> int:
@@ -378,7 +379,8 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         try:
             return await coro
         except ChatRelayError as exc:
-            await context.abort_with_status(to_status(exc))
+            hint = RETRY_HINT_MS if exc.reason in (Reason.BUSY, Reason.UNAVAILABLE) else 0
+            await context.abort_with_status(to_status(exc, retry_after_ms=hint))
         except Exception:  # a bug: logged here, a plain INTERNAL for the caller
             log.exception("gateway call failed")
             await context.abort(grpc.StatusCode.INTERNAL, "internal relay error")

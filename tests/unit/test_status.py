@@ -1,0 +1,38 @@
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.status import code_for, to_status
+
+
+def details(status: grpc.Status) -> tuple[status_pb2.Status, error_details_pb2.ErrorInfo]:
+    [(key, raw)] = status.trailing_metadata
+    assert key == "grpc-status-details-bin"
+    proto = status_pb2.Status.FromString(raw)
+    info = error_details_pb2.ErrorInfo()
+    assert proto.details[0].Unpack(info)
+    return proto, info
+
+
+def test_a_refusal_carries_its_reason_and_message():
+    status = to_status(ChatRelayError(Reason.NOT_ALLOWED, "only owners post in a channel"))
+    assert status.code == grpc.StatusCode.PERMISSION_DENIED
+    assert status.details == "only owners post in a channel"
+    proto, info = details(status)
+    assert (info.reason, info.domain) == ("not_allowed", "chatrelay")
+    assert proto.message == "only owners post in a channel"
+    assert "retry_after_ms" not in info.metadata
+
+
+def test_a_busy_group_says_when_to_retry():
+    status = to_status(ChatRelayError(Reason.BUSY, "this group's mailbox is full"), retry_after_ms=200)
+    assert status.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    _, info = details(status)
+    assert info.metadata["retry_after_ms"] == "200"
+
+
+def test_codes_for_reasons():
+    assert code_for(Reason.UNKNOWN_ADDRESS) == grpc.StatusCode.NOT_FOUND
+    assert code_for(Reason.RATE_LIMITED) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert code_for(Reason.UNAVAILABLE) == grpc.StatusCode.UNAVAILABLE
+    assert code_for(Reason.MALFORMED) == grpc.StatusCode.INVALID_ARGUMENT  # bad input by default
