@@ -117,23 +117,27 @@ class RelayShard:
         req = relay_pb2.RegisterGroupRequest.FromString(request)
         return await guarded(self._serialized(register_group(self.ctx, req.envelope, self.index)))
 
+    async def _on_group(self, envelope, body_cls, what: str, action) -> Outcome:
+        """The shape of most calls: the signed body names the group address; the group's
+        relay checks the signature and does `action(relay, body)`."""
+        async def run():
+            body = _body(envelope, body_cls, what)
+            relay = await self._group(body.group_address)
+            return await action(relay, body)
+        return await guarded(self._serialized(run()))
+
     async def owner_command(self, request: bytes) -> Outcome:
         req = relay_pb2.OwnerCommandRequest.FromString(request)
-
-        async def run():
-            body = _body(req.envelope, relay_pb2.OwnerCommandBody, "owner command")
-            relay = await self._group(body.group_address)
-            return await relay.owner_command(req.envelope)
-        return await guarded(self._serialized(run()))
+        return await self._on_group(
+            req.envelope, relay_pb2.OwnerCommandBody, "owner command",
+            lambda relay, body: relay.owner_command(req.envelope),
+        )
 
     async def join(self, request: bytes) -> Outcome:
         req = relay_pb2.JoinRequest.FromString(request)
-
-        async def run():
-            body = _body(req.envelope, core_pb2.JoinBody, "join request")
-            relay = await self._group(body.group_address)
-            return await relay.join(req.envelope)
-        return await guarded(self._serialized(run()))
+        return await self._on_group(
+            req.envelope, core_pb2.JoinBody, "join request", lambda relay, body: relay.join(req.envelope)
+        )
 
     async def post(self, request: bytes) -> Outcome:
         req = relay_pb2.PostRequest.FromString(request)
@@ -161,65 +165,50 @@ class RelayShard:
     async def history(self, request: bytes) -> Outcome:
         req = relay_pb2.HistoryRequest.FromString(request)
 
-        async def run():
-            body = _body(req.credential, relay_pb2.SubscribeBody, "credential")
-            relay = await self._group(body.group_address)
+        async def action(relay, body):
             reader = relay.check_reader(req.credential)
             deliveries = await relay.history(reader, req.before_seq, req.limit or 100)
-            return relay_pb2.HistoryResponse(deliveries=deliveries).SerializeToString()
-        return await guarded(run())
+            return relay_pb2.HistoryResponse(deliveries=deliveries)
+        return await self._on_group(req.credential, relay_pb2.SubscribeBody, "credential", action)
 
     async def service_log(self, request: bytes) -> Outcome:
         req = relay_pb2.ServiceLogRequest.FromString(request)
 
-        async def run():
-            body = _body(req.envelope, relay_pb2.OwnerReadBody, "owner read")
-            relay = await self._group(body.group_address)
+        async def action(relay, body):
             relay.check_owner_read(req.envelope)
-            entries = await relay.service_log(body.since_seq)
-            return relay_pb2.ServiceLogResponse(entries=entries).SerializeToString()
-        return await guarded(run())
+            return relay_pb2.ServiceLogResponse(entries=await relay.service_log(body.since_seq))
+        return await self._on_group(req.envelope, relay_pb2.OwnerReadBody, "owner read", action)
 
     async def list_pending(self, request: bytes) -> Outcome:
         req = relay_pb2.ListPendingRequest.FromString(request)
 
-        async def run():
-            body = _body(req.envelope, relay_pb2.OwnerReadBody, "owner read")
-            relay = await self._group(body.group_address)
+        async def action(relay, body):
             relay.check_owner_read(req.envelope)
-            return relay_pb2.ListPendingResponse(pending=relay.pending()).SerializeToString()
-        return await guarded(run())
+            return relay_pb2.ListPendingResponse(pending=relay.pending())
+        return await self._on_group(req.envelope, relay_pb2.OwnerReadBody, "owner read", action)
 
     async def member_keys(self, request: bytes) -> Outcome:
         req = relay_pb2.MemberKeysRequest.FromString(request)
 
-        async def run():
-            body = _body(req.credential, relay_pb2.SubscribeBody, "credential")
-            relay = await self._group(body.group_address)
+        async def action(relay, body):
             relay.check_reader(req.credential)
-            join = relay.member_join(req.member, req.display_name)
-            return relay_pb2.MemberKeysResponse(join=join).SerializeToString()
-        return await guarded(run())
+            return relay_pb2.MemberKeysResponse(join=relay.member_join(req.member, req.display_name))
+        return await self._on_group(req.credential, relay_pb2.SubscribeBody, "credential", action)
 
     async def direct_invitation(self, request: bytes) -> Outcome:
         req = relay_pb2.DirectInvitationRequest.FromString(request)
-
-        async def run():
-            body = _body(req.envelope, relay_pb2.DirectInvitationBody, "direct invitation")
-            relay = await self._group(body.group_address)
-            return (await relay.direct_invitation(req.envelope)).SerializeToString()
-        return await guarded(run())
+        return await self._on_group(
+            req.envelope, relay_pb2.DirectInvitationBody, "direct invitation",
+            lambda relay, body: relay.direct_invitation(req.envelope),
+        )
 
     async def direct_inbox(self, request: bytes) -> Outcome:
         req = relay_pb2.DirectInboxRequest.FromString(request)
 
-        async def run():
-            body = _body(req.credential, relay_pb2.SubscribeBody, "credential")
-            relay = await self._group(body.group_address)
+        async def action(relay, body):
             reader = relay.check_reader(req.credential)
-            items = await relay.direct_inbox(reader, req.after_seq)
-            return relay_pb2.DirectInboxResponse(invitations=items).SerializeToString()
-        return await guarded(run())
+            return relay_pb2.DirectInboxResponse(invitations=await relay.direct_inbox(reader, req.after_seq))
+        return await self._on_group(req.credential, relay_pb2.SubscribeBody, "credential", action)
 
     # ---- queues of 1:1 connections -------------------------------------------------
 

@@ -80,3 +80,13 @@ def start_relay(data_dir, **overrides):
 
     settings = Settings(**{"data_dir": data_dir, "listen": "127.0.0.1:0", "shards": 2, **overrides})
     return up.start(settings)
+
+
+async def follow_into(member, received: list, count: int, max_reconnects: int = 200) -> None:
+    """Follow a group with the SDK, collecting post texts until `count` have come."""
+    from chatrelay import client
+
+    async for p in client.follow(member, max_reconnects=max_reconnects):
+        received.append(p.text)
+        if len(received) == count:
+            return

@@ -18,6 +18,8 @@ from chatrelay.status import from_rpc_error
 from chatrelay.v1 import relay_pb2, relay_pb2_grpc
 from nacl.signing import SigningKey
 
+from realparts import follow_into
+
 
 async def test_health_and_reflection_are_served(relay):
     async with grpc.aio.insecure_channel(relay.target) as channel:
@@ -55,14 +57,7 @@ async def test_follow_streams_new_posts_without_gaps(relay):
     member = await client.join(owned.link, "bob")
     await client.post(owned, "before")
     received = []
-
-    async def follow():
-        async for p in client.follow(member, max_reconnects=3):
-            received.append(p.text)
-            if len(received) == 21:
-                return
-
-    task = asyncio.create_task(follow())
+    task = asyncio.create_task(follow_into(member, received, 21, max_reconnects=3))
     for i in range(20):
         await client.post(owned, f"live {i}")
     await asyncio.wait_for(task, timeout=30)

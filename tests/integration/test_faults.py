@@ -9,7 +9,7 @@ import asyncio
 from chatrelay import client
 from chatrelay.group import GroupKind
 
-from realparts import start_relay
+from realparts import follow_into, start_relay
 
 RECOVERY_S = 60
 
@@ -18,13 +18,6 @@ async def post_until_served(owned, text: str) -> None:
     """Post, retrying the same signed post while the relay recovers: an ack lost in the
     fault must not turn into a second post."""
     await client.post(owned, text, retry_for_s=RECOVERY_S)
-
-
-async def follow_into(member, received: list, count: int) -> None:
-    async for p in client.follow(member, max_reconnects=200):
-        received.append(p.text)
-        if len(received) == count:
-            return
 
 
 async def run_with_fault(running, fault) -> None:

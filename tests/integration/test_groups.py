@@ -17,7 +17,7 @@ from chatrelay.members import MemberIdentity
 from chatrelay.state import unb64
 from chatrelay.v1 import core_pb2, relay_pb2
 
-from realparts import start_relay
+from realparts import follow_into, start_relay
 
 
 def registry_of(relay) -> SqliteRegistry:
@@ -202,14 +202,7 @@ async def test_two_relays_keep_delivering_when_one_stops(relay, ray_session, tmp
         member = await client.join(owned.link, "m")
         assert len(member.relays) == 2
         received: list[str] = []
-
-        async def follow():
-            async for p in client.follow(member, max_reconnects=2):
-                received.append(p.text)
-                if len(received) == 10:
-                    return
-
-        task = asyncio.create_task(follow())
+        task = asyncio.create_task(follow_into(member, received, 10, max_reconnects=2))
         for i in range(5):
             acks = await client.post(owned, f"p{i}")
             assert len(acks) == 2
