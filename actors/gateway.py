@@ -21,11 +21,16 @@ class GatewayActor:
 
             registry = open_registry(self.config)
             shards = shard_handles(self.config)
-            self.server, self.port, self.servicer = await serve(registry, shards, self.config.listen)
+            self.server, self.port, self.servicer = await serve(
+                registry, shards, self.config.listen, self.config.limits.subscriber_lag
+            )
         return self.port
 
     async def stats(self) -> dict:
-        return self.servicer.stats() if self.servicer else {}
+        from chatrelay.actors.proc import process_info
+
+        out = self.servicer.stats() if self.servicer else {}
+        return {**out, "process": process_info()}
 
     async def stop(self) -> None:
         if self.server is not None:

@@ -49,4 +49,5 @@ class RelayLimits:
     retention: int = 0  # posts kept per group; 0 keeps all
     post_limit: int = 15  # posts per member per window, in groups (owners are free)
     post_window_s: float = 60.0
+    subscriber_lag: int = 4096  # posts a live stream may fall behind before it is cut off
     policy: RelayPolicy = RelayPolicy()

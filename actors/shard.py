@@ -20,6 +20,7 @@ from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
 from chatrelay.actors import records
 from chatrelay.actors.group_relay import GroupRelay, RelayContext, register_group
+from chatrelay.actors.proc import process_info
 from chatrelay.actors.records import GroupRecord
 
 log = logging.getLogger(__name__)
@@ -237,11 +238,12 @@ class RelayShard:
         req = relay_pb2.ReadQueueRequest.FromString(request)
         return await guarded(self._queues().read(req.envelope, req.after_seq))
 
-    async def stats(self) -> dict:
-        return {
-            "shard": self.index,
-            "groups": [g.stats() for g in self.groups.values()],
-        }
+    async def stats(self, groups: bool = True) -> dict:
+        """This shard's process and its loaded groups (their count only, unless `groups`)."""
+        out = {"shard": self.index, "group_count": len(self.groups), "process": process_info()}
+        if groups:
+            out["groups"] = [g.stats() for g in self.groups.values()]
+        return out
 
     @staticmethod
     async def _serialized(coro):

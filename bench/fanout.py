@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import multiprocessing
 import os
 import sys
@@ -30,6 +31,9 @@ from chatrelay.v1 import relay_pb2, relay_pb2_grpc
 from nacl.signing import SigningKey
 
 DEADLINE_S = 600
+WARMUP_EVERY_S = 2.0
+OPEN_BATCH = 200
+STREAM_ATTEMPTS = 20
 
 
 # ---- baseline: bare grpc.aio server streaming -------------------------------------------
@@ -79,34 +83,80 @@ def run_baseline_server(port_queue) -> None:
 
 async def measure(target: str, credentials: list, post_fn, posts: int) -> tuple[float, int]:
     """Open one stream per credential, post `posts` times, wait until every stream has
-    every post. Returns (seconds from first post to last delivery, deliveries)."""
+    every post. Returns (seconds from first post to last delivery, deliveries counted).
+
+    Streams open at their own pace (10,000 take a while), and the baseline keeps no
+    history, so warm-up posts go first, one every WARMUP_EVERY_S, until every stream
+    has had one; only posts after the warm-up are counted.
+    """
     channels = [grpc.aio.insecure_channel(target) for _ in range(max(1, len(credentials) // 100))]
-    got = [0] * len(credentials)
+    n = len(credentials)
+    last_seen = [0] * n
+    counted = [0] * n
+    first_counted = [0]  # seq of the first measured post, once the warm-up is over
+    final_seq = [0]  # seq of the last measured post, once it is acked
+    warm = asyncio.Event()
     done = asyncio.Event()
-    remaining = [len(credentials)]
+    waiting_warm = [n]
+
+    def check_done() -> None:
+        if final_seq[0] and all(s >= final_seq[0] for s in last_seen):
+            done.set()
+
+    failures: collections.Counter = collections.Counter()
 
     async def subscriber(i: int, credential) -> None:
+        """One stream; a stream that fails is opened again after its last post, as a
+        client would, and the failure is counted and reported."""
         stub = relay_pb2_grpc.RelayServiceStub(channels[i % len(channels)])
-        async for batch in stub.Subscribe(relay_pb2.SubscribeRequest(credential=credential, since_seq=0)):
-            got[i] += len(batch.deliveries)
-            if got[i] >= posts:
-                remaining[0] -= 1
-                if remaining[0] == 0:
-                    done.set()
-                return
+        for _ in range(STREAM_ATTEMPTS):
+            try:
+                request = relay_pb2.SubscribeRequest(credential=credential, since_seq=last_seen[i])
+                async for batch in stub.Subscribe(request):
+                    if last_seen[i] == 0:
+                        waiting_warm[0] -= 1
+                        if waiting_warm[0] == 0:
+                            warm.set()
+                    if first_counted[0]:
+                        counted[i] += sum(1 for d in batch.deliveries if d.seq >= first_counted[0])
+                    last_seen[i] = batch.deliveries[-1].seq
+                    if final_seq[0] and last_seen[i] >= final_seq[0]:
+                        check_done()
+                        return
+            except grpc.aio.AioRpcError as exc:
+                failures[f"{exc.code().name}: {exc.details()}"] += 1
+                await asyncio.sleep(1.0)
 
-    tasks = [asyncio.create_task(subscriber(i, c)) for i, c in enumerate(credentials)]
-    await asyncio.sleep(2.0)  # every stream is open
+    tasks = []
+    for i, c in enumerate(credentials):  # a few hundred at a time: a burst of 10,000 call
+        tasks.append(asyncio.create_task(subscriber(i, c)))  # starts gets them cancelled
+        if i % OPEN_BATCH == OPEN_BATCH - 1:
+            await asyncio.sleep(0.2)
+    warm_deadline = time.monotonic() + DEADLINE_S
+    while not warm.is_set():
+        if time.monotonic() > warm_deadline:
+            raise TimeoutError(f"only {n - waiting_warm[0]} of {n} streams opened")
+        warm_seq = await post_fn(-1)
+        try:
+            await asyncio.wait_for(warm.wait(), WARMUP_EVERY_S)
+        except asyncio.TimeoutError:
+            print(f"    {n - waiting_warm[0]}/{n} streams open; failed streams: {dict(failures)}", file=sys.stderr)
+    await asyncio.sleep(0.5)  # the last warm-up posts reach everyone
+    first_counted[0] = warm_seq + 1
     start = time.perf_counter()
     for i in range(posts):
-        await post_fn(i)
+        seq = await post_fn(i)
+    final_seq[0] = seq
+    check_done()
     await asyncio.wait_for(done.wait(), DEADLINE_S)
     elapsed = time.perf_counter() - start
+    if failures:
+        print(f"    streams that failed and were opened again: {dict(failures)}", file=sys.stderr)
     for t in tasks:
         t.cancel()
     for ch in channels:
         await ch.close()
-    return elapsed, sum(got)
+    return elapsed, sum(counted)
 
 
 async def bench_relay(n: int, posts: int, payload: bytes) -> tuple[float, int]:
@@ -127,7 +177,7 @@ async def bench_relay(n: int, posts: int, payload: bytes) -> tuple[float, int]:
         address = owned.relays[0].address
         async with client.RelayClient(relay.target) as c:
             async def post(i):
-                await c.post(address, members.sign_post(owner, group_id, payload))
+                return (await c.post(address, members.sign_post(owner, group_id, payload))).seq
             return await measure(relay.target, credentials, post, posts)
     finally:
         await asyncio.to_thread(up.stop, relay)
@@ -147,7 +197,7 @@ async def bench_baseline(n: int, posts: int, payload: bytes) -> tuple[float, int
         stub = relay_pb2_grpc.RelayServiceStub(channel)
 
         async def post(i):
-            await stub.Post(relay_pb2.PostRequest(group_address="x", envelope=members.sign_post(owner, bytes(32), payload)))
+            return (await stub.Post(relay_pb2.PostRequest(group_address="x", envelope=members.sign_post(owner, bytes(32), payload)))).seq
 
         try:
             return await measure(target, [credential] * n, post, posts)

@@ -52,7 +52,10 @@ def link_parse(text: str) -> None:
 @click.option("--max-groups", default=None, type=int, help="Groups this relay serves at most, 0 = no limit [CHATRELAY_MAX_GROUPS].")
 @click.option("--deny-names", default=None, help="Refuse groups whose name matches this regular expression [CHATRELAY_DENY_NAMES].")
 @click.option("--deny-groups", default=None, help="File of group ids (hex) to refuse, one a line [CHATRELAY_DENY_GROUPS].")
-def up(data_dir, listen, etcd, shards, retention, post_limit, post_window, max_groups, deny_names, deny_groups) -> None:
+@click.option("--subscriber-lag", default=None, type=int,
+              help="Posts a stream may fall behind before it is cut off to resume from the log [CHATRELAY_SUBSCRIBER_LAG].")
+def up(data_dir, listen, etcd, shards, retention, post_limit, post_window, max_groups, deny_names, deny_groups,
+       subscriber_lag) -> None:
     """Run a relay on this machine until interrupted; prints its relay link, then `ready`."""
     import signal
     import threading
@@ -64,7 +67,7 @@ def up(data_dir, listen, etcd, shards, retention, post_limit, post_window, max_g
         settings = settings_mod.load(
             {"data_dir": data_dir, "listen": listen, "etcd": etcd, "shards": shards, "retention": retention,
              "post_limit": post_limit, "post_window_s": post_window, "max_groups": max_groups,
-             "deny_names": deny_names, "deny_groups": deny_groups}
+             "deny_names": deny_names, "deny_groups": deny_groups, "subscriber_lag": subscriber_lag}
         )
         relay = up_mod.start(settings)
     except ChatRelayError as exc:

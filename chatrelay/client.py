@@ -571,6 +571,8 @@ async def _follow_relay(who, entry: RelayEntry, since_seq: int, max_reconnects, 
                     last = delivery.seq
         except grpc.aio.AioRpcError as exc:
             error = from_rpc_error(exc)
+            if error.reason is Reason.BEHIND:  # cut off for reading slowly: resume at once
+                continue
             if error.reason is not Reason.UNAVAILABLE:
                 await queue.put(error)
                 return

@@ -33,6 +33,7 @@ class Reason(enum.StrEnum):
     NOT_ACTIVE = "not_active"
     REFUSED = "refused"
     BUSY = "busy"
+    BEHIND = "behind"  # a subscriber that fell too far behind: resume from its position
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
 

@@ -30,6 +30,7 @@ class Settings:
     max_groups: int = 0  # 0: no limit
     deny_names: str = ""  # regular expression refused in group names
     deny_groups: pathlib.Path | None = None  # file of group ids (hex), one a line
+    subscriber_lag: int = 4096  # posts a live stream may fall behind before it is cut off
 
     def __post_init__(self) -> None:
         if not isinstance(self.data_dir, pathlib.Path):
@@ -46,6 +47,10 @@ class Settings:
             raise ChatRelayError(Reason.MALFORMED, "--post-limit must be at least 1 and --post-window positive")
         if self.max_groups < 0:
             raise ChatRelayError(Reason.MALFORMED, f"--max-groups must be 0 (no limit) or more, got {self.max_groups}")
+        if not 1 <= self.subscriber_lag <= 1_000_000:
+            raise ChatRelayError(
+                Reason.MALFORMED, f"--subscriber-lag must be 1 to 1000000 posts, got {self.subscriber_lag}"
+            )
         if self.retention < 0:
             raise ChatRelayError(Reason.MALFORMED, f"--retention must be 0 (keep all) or more, got {self.retention}")
 
@@ -78,7 +83,7 @@ def _convert(name: str, value):
             raise ChatRelayError(Reason.MALFORMED, f"post window must be seconds, got {value!r}") from None
     if name == "deny_groups":
         return pathlib.Path(value)
-    if name in ("shards", "retention", "post_limit", "max_groups"):
+    if name in ("shards", "retention", "post_limit", "max_groups", "subscriber_lag"):
         try:
             return int(value)
         except (TypeError, ValueError):

@@ -24,6 +24,7 @@ CODES: dict[Reason, grpc.StatusCode] = {
     Reason.STALE_PROFILE_VERSION: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.BUSY: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.RATE_LIMITED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Reason.BEHIND: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
 }
 
@@ -32,11 +33,15 @@ def code_for(reason: Reason) -> grpc.StatusCode:
     return CODES.get(reason, grpc.StatusCode.INVALID_ARGUMENT)
 
 
-def to_status(error: ChatRelayError, retry_after_ms: int = 0) -> grpc.Status:
+def to_status(error: ChatRelayError, retry_after_ms: int = 0, resume_after_seq: int | None = None) -> grpc.Status:
+    """The status for a refusal; `retry_after_ms` and `resume_after_seq` (a stream cut
+    off for falling behind: subscribe again after this seq) go into the ErrorInfo."""
     code = code_for(error.reason)
     info = error_details_pb2.ErrorInfo(reason=error.reason.value, domain=DOMAIN)
     if retry_after_ms:
         info.metadata["retry_after_ms"] = str(retry_after_ms)
+    if resume_after_seq is not None:
+        info.metadata["resume_after_seq"] = str(resume_after_seq)
     detail = any_pb2.Any()
     detail.Pack(info)
     status = status_pb2.Status(code=code.value[0], message=error.message, details=[detail])

@@ -36,6 +36,7 @@ BATCH = 200
 CALL_ATTEMPTS = 20
 QUEUE_POLL_S = 0.5
 RETRY_HINT_MS = 200  # told to senders refused with BUSY or UNAVAILABLE
+TAIL_WINDOW = 4096  # newest posts of a group kept in a gateway for its subscribers
 
 
 def shard_for(key: bytes, shards: int) -> int:
@@ -118,7 +119,7 @@ class GroupTail:
         self.router = router
         self.address = address
         self.after = start_after
-        self.buffer: collections.deque[relay_pb2.Delivery] = collections.deque(maxlen=4096)
+        self.buffer: collections.deque[relay_pb2.Delivery] = collections.deque(maxlen=TAIL_WINDOW)
         self.changed = asyncio.Condition()
         self.subscribers = 0
         self.task = asyncio.create_task(self._run(), name=f"tail-{address}")
@@ -154,17 +155,24 @@ class GroupTail:
                     return []
         return [d for d in self.buffer if d.seq > seq][:BATCH]
 
+    def holds(self, seq: int) -> bool:
+        """Whether a stream at `seq` reads from this window (not from the log)."""
+        oldest = self.buffer[0].seq if self.buffer else self.after + 1
+        return seq + 1 >= oldest
+
     def close(self) -> None:
         self.task.cancel()
 
 
 class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
-    def __init__(self, registry: Registry, shards: list) -> None:
+    def __init__(self, registry: Registry, shards: list, subscriber_lag: int = TAIL_WINDOW) -> None:
         self.registry = registry
+        self.subscriber_lag = subscriber_lag
         self.router = ShardRouter(registry, shards)
         self.tails: dict[str, GroupTail] = {}
         self.subscribers = 0
         self.deliveries = 0
+        self.cut_off = 0
 
     # ---- links ----------------------------------------------------------------------
 
@@ -345,13 +353,26 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             tail = self.tails[address] = GroupTail(self.router, address, info["last_seq"])
         tail.subscribers += 1
         self.subscribers += 1
+        # A stream catches up from the log as long as it needs to; once it has read from
+        # the shared window it may lag at most `subscriber_lag` posts, or it is cut off
+        # with its position, so that a slow reader costs the group nothing.
+        was_live = False
         try:
             while True:
+                behind = tail.after - seq
+                if was_live and behind > self.subscriber_lag:
+                    self.cut_off += 1
+                    exc = ChatRelayError(
+                        Reason.BEHIND, f"this stream fell {behind} posts behind; subscribe again after seq {seq}"
+                    )
+                    await context.abort_with_status(to_status(exc, resume_after_seq=seq))
+                    return
                 try:
                     deliveries = await tail.after_seq(seq, TAIL_WAIT_S)
                 except ChatRelayError as exc:
                     await context.abort_with_status(to_status(exc))
                     return
+                was_live = was_live or tail.holds(seq)
                 if not deliveries:
                     continue
                 seq = deliveries[-1].seq
@@ -386,7 +407,10 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             await context.abort(grpc.StatusCode.INTERNAL, "internal relay error")
 
     def stats(self) -> dict:
-        return {"subscribers": self.subscribers, "deliveries": self.deliveries, "tails": len(self.tails)}
+        return {
+            "subscribers": self.subscribers, "deliveries": self.deliveries, "tails": len(self.tails),
+            "cut_off": self.cut_off,
+        }
 
     def close(self) -> None:
         self.router.close()
@@ -402,11 +426,13 @@ def _peek(envelope, cls, domain: env.Domain, what: str):
     return codec.parse(cls, envelope.body, what, env.body_limit(domain))
 
 
-async def serve(registry: Registry, shards: list, listen: str) -> tuple[grpc.aio.Server, int, RelayServicer]:
+async def serve(
+    registry: Registry, shards: list, listen: str, subscriber_lag: int = TAIL_WINDOW
+) -> tuple[grpc.aio.Server, int, RelayServicer]:
     server = grpc.aio.server(
         options=[("grpc.max_receive_message_length", MAX_REQUEST), ("grpc.so_reuseport", 0)]
     )
-    servicer = RelayServicer(registry, shards)
+    servicer = RelayServicer(registry, shards, subscriber_lag)
     servicer.router.start_watch()
     relay_pb2_grpc.add_RelayServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()

@@ -109,6 +109,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
             retention=settings.retention,
             post_limit=settings.post_limit,
             post_window_s=settings.post_window_s,
+            subscriber_lag=settings.subscriber_lag,
             policy=policy_of(settings),
         ),
     )

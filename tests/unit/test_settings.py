@@ -27,6 +27,8 @@ def test_environment_then_flags_override():
         ({"shards": 0}, "--shards must be 1 to 256, got 0"),
         ({"shards": "many"}, "shards must be a whole number, got 'many'"),
         ({"retention": -1}, "--retention must be 0 (keep all) or more, got -1"),
+        ({"subscriber_lag": 0}, "--subscriber-lag must be 1 to 1000000 posts, got 0"),
+        ({"subscriber_lag": "lots"}, "subscriber_lag must be a whole number, got 'lots'"),
         ({"etcd": "127.0.0.1:2379"}, "--etcd must be an http(s):// URL, got '127.0.0.1:2379'"),
         ({"listen": "127.0.0.1"}, "--listen must be HOST:PORT, got '127.0.0.1'"),
     ],

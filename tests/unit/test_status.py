@@ -31,6 +31,14 @@ def test_a_busy_group_says_when_to_retry():
     assert info.metadata["retry_after_ms"] == "200"
 
 
+def test_a_stream_cut_off_for_falling_behind_says_where_to_resume():
+    status = to_status(ChatRelayError(Reason.BEHIND, "this stream fell 60 posts behind"), resume_after_seq=41)
+    assert status.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    _, info = details(status)
+    assert (info.reason, info.metadata["resume_after_seq"]) == ("behind", "41")
+    assert "retry_after_ms" not in info.metadata
+
+
 def test_codes_for_reasons():
     assert code_for(Reason.UNKNOWN_ADDRESS) == grpc.StatusCode.NOT_FOUND
     assert code_for(Reason.RATE_LIMITED) == grpc.StatusCode.RESOURCE_EXHAUSTED
