@@ -129,8 +129,10 @@ class GroupRelay:
         self.profile = group.verify_profile(env.decode(record.profile), group_id=record.group_id)
         self.members: dict[bytes, MemberRecord] = {}
         self.last_seq = 0
-        self.mailbox: asyncio.Queue = asyncio.Queue(ctx.limits.mailbox_size)
-        self.changed = asyncio.Condition()
+        # An idle group holds no mailbox, worker or waiters: they are made when needed
+        # and let go when done, so that a shard can hold many thousands of idle groups.
+        self.mailbox: collections.deque | None = None
+        self._new_posts: asyncio.Event | None = None
         self.posts_accepted = 0
         self.trimmed_through = 0
         self.held_refused: list[tuple[bytes, str]] = []
@@ -153,7 +155,6 @@ class GroupRelay:
         for entry in await self.ctx.registry.get_prefix(records.member_prefix(self.address)):
             sign_key = _unb64(entry.key.rsplit(b"/", 1)[1].decode())
             self.members[sign_key] = MemberRecord.loads(entry.value)
-        self._worker = asyncio.create_task(self._work(), name=f"group-{self.address}")
         if self.record.state is GroupState.ACTIVE:
             self._schedule_drain()  # joins held before a restart are not forgotten
 
@@ -170,26 +171,40 @@ class GroupRelay:
     async def call(self, kind: str, fn: Callable[..., Awaitable], *args):
         """Run fn serially with this group's other requests; BUSY when the mailbox is full."""
         future = asyncio.get_running_loop().create_future()
-        try:
-            self.mailbox.put_nowait((kind, fn, args, future))
-        except asyncio.QueueFull:
-            raise ChatRelayError(
-                Reason.BUSY, "this group's mailbox is full; retry in a moment"
-            ) from None
+        if not self._enqueue((kind, fn, args, future)):
+            raise ChatRelayError(Reason.BUSY, "this group's mailbox is full; retry in a moment")
         return await future
 
+    def _enqueue(self, item) -> bool:
+        """Into the mailbox, starting the worker if it is not running; False when full."""
+        if self.mailbox is None:
+            self.mailbox = collections.deque()
+        if len(self.mailbox) >= self.ctx.limits.mailbox_size:
+            return False
+        self.mailbox.append(item)
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._work(), name=f"group-{self.address}")
+        return True
+
     async def _work(self) -> None:
-        while True:
-            turn = [await self.mailbox.get()]
-            while len(turn) < MAX_TURN and not self.mailbox.empty():
-                turn.append(self.mailbox.get_nowait())
-            posts = [item for item in turn if item[0] == "post"]
-            others = [item for item in turn if item[0] != "post"]
-            for kind, fn, args, future in others:
-                await _settle(future, fn, *args)
-            if posts:
-                await self._append_posts(posts)
-            await asyncio.sleep(0)  # let other groups' workers run: fair turns
+        try:
+            while self.mailbox:
+                turn = []
+                while self.mailbox and len(turn) < MAX_TURN:
+                    turn.append(self.mailbox.popleft())
+                posts = [item for item in turn if item[0] == "post"]
+                others = [item for item in turn if item[0] != "post"]
+                for kind, fn, args, future in others:
+                    await _settle(future, fn, *args)
+                if posts:
+                    await self._append_posts(posts)
+                await asyncio.sleep(0)  # let other groups' workers run: fair turns
+        finally:
+            # No await between the last look at the mailbox and here: a request that
+            # arrives later starts a new worker.
+            self._worker = None
+            if not self.mailbox:
+                self.mailbox = None
 
     # ---- posts ----------------------------------------------------------------------
 
@@ -245,10 +260,11 @@ class GroupRelay:
                 if not future.done():
                     future.set_exception(ChatRelayError(Reason.UNAVAILABLE, f"message log failed: {exc}"))
             return
-        async with self.changed:
-            self.last_seq = max(self.last_seq, max(appended.seqs))
-            self.posts_accepted += sum(1 for d in appended.duplicates if not d)
-            self.changed.notify_all()
+        self.last_seq = max(self.last_seq, max(appended.seqs))
+        self.posts_accepted += sum(1 for d in appended.duplicates if not d)
+        event, self._new_posts = self._new_posts, None
+        if event is not None:  # readers waiting for posts after their seq
+            event.set()
         for (_, future), seq, mid in zip(accepted, appended.seqs, ids):
             if not future.done():
                 future.set_result(relay_pb2.PostAck(seq=seq, message_id=mid))
@@ -290,15 +306,25 @@ class GroupRelay:
 
     async def read(self, after_seq: int, limit: int = READ_LIMIT, wait_s: float = 0.0) -> list[relay_pb2.Delivery]:
         """Posts after `after_seq`; waits up to `wait_s` for the first one when none is there."""
-        if wait_s > 0 and self.last_seq <= after_seq:
-            async with self.changed:
-                try:
-                    await asyncio.wait_for(
-                        self.changed.wait_for(lambda: self.last_seq > after_seq), wait_s
-                    )
-                except asyncio.TimeoutError:
-                    return []
+        if wait_s > 0 and not await self._wait_for_posts(after_seq, wait_s):
+            return []
         return _deliveries(await self.ctx.log.read(self.stream, after_seq, min(limit, READ_LIMIT)))
+
+    async def _wait_for_posts(self, after_seq: int, wait_s: float) -> bool:
+        """Whether a post after `after_seq` came within `wait_s` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while self.last_seq <= after_seq:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            if self._new_posts is None:
+                self._new_posts = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._new_posts.wait(), remaining)
+            except asyncio.TimeoutError:
+                return self.last_seq > after_seq
+        return True
 
     async def history(self, reader: bytes, before_seq: int, limit: int) -> list[relay_pb2.Delivery]:
         floor = self.history_floor(reader)
@@ -374,10 +400,8 @@ class GroupRelay:
     def _schedule_drain(self) -> None:
         async def drain():
             return await self._drain_held()
-        try:
-            self.mailbox.put_nowait(("drain", drain, (), asyncio.get_running_loop().create_future()))
-        except asyncio.QueueFull:  # the worker drains at the next activation or start
-            pass
+        # When the mailbox is full, the worker drains at the next activation or start.
+        self._enqueue(("drain", drain, (), asyncio.get_running_loop().create_future()))
 
     async def _consume_invite(self, body: core_pb2.JoinBody, sign_key: bytes) -> None:
         grant = invites.verify_invite(body.invite, self.profile, sign_key)
@@ -554,7 +578,7 @@ class GroupRelay:
             "state": self.record.state.value,
             "last_seq": self.last_seq,
             "members": len(self.members),
-            "mailbox_depth": self.mailbox.qsize(),
+            "mailbox_depth": len(self.mailbox or ()),
             "posts_accepted": self.posts_accepted,
         }
 
