@@ -34,5 +34,16 @@ def start_gateway(config: ClusterConfig, node: int = 0):
     return cls.options(name=name, namespace=NAMESPACE, get_if_exists=True).remote(config)
 
 
+def own_shards(config: ClusterConfig) -> list:
+    """Shards started for hot groups (indexes from `config.shards` on)."""
+    prefix = f"chatrelay-{relay_tag(config)}-shard-"
+    handles = []
+    for actor in ray.util.list_named_actors(all_namespaces=True):
+        name = actor["name"] if isinstance(actor, dict) else actor
+        if name.startswith(prefix) and int(name[len(prefix):]) >= config.shards:
+            handles.append(ray.get_actor(name, namespace=NAMESPACE))
+    return handles
+
+
 def shard_handles(config: ClusterConfig) -> list:
     return [ray.get_actor(shard_name(config, i), namespace=NAMESPACE) for i in range(config.shards)]

@@ -16,13 +16,16 @@ class GatewayActor:
     async def start(self) -> int:
         """Start serving (once); returns the bound port."""
         if self.server is None:
-            from chatrelay.actors.factory import shard_handles
+            import ray
+
+            from chatrelay.actors.factory import NAMESPACE, shard_handles, shard_name
             from chatrelay.cluster.gateway import serve
 
             registry = open_registry(self.config)
             shards = shard_handles(self.config)
             self.server, self.port, self.servicer = await serve(
-                registry, shards, self.config.listen, self.config.limits.subscriber_lag
+                registry, shards, self.config.listen, self.config.limits.subscriber_lag,
+                lambda i: ray.get_actor(shard_name(self.config, i), namespace=NAMESPACE),
             )
         return self.port
 

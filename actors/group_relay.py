@@ -29,6 +29,11 @@ from chatrelay.actors import records
 from chatrelay.actors.policy import RelayLimits
 from chatrelay.actors.records import GroupRecord, GroupState, MemberRecord
 
+class Moved(Exception):
+    """This shard does not (or no longer) serve the group: the caller reads its placement
+    again and calls the shard that does."""
+
+
 MAX_TURN = 64  # requests a group's worker takes per turn, so one group cannot hog a shard
 READ_LIMIT = 500
 CREDENTIAL_SKEW_S = 600
@@ -132,6 +137,7 @@ class GroupRelay:
         # An idle group holds no mailbox, worker or waiters: they are made when needed
         # and let go when done, so that a shard can hold many thousands of idle groups.
         self.mailbox: collections.deque | None = None
+        self.closing = False  # handing the group to another shard: no new requests
         self._new_posts: asyncio.Event | None = None
         self.posts_accepted = 0
         self.trimmed_through = 0
@@ -158,6 +164,19 @@ class GroupRelay:
         if self.record.state is GroupState.ACTIVE:
             self._schedule_drain()  # joins held before a restart are not forgotten
 
+    async def close_for_move(self) -> None:
+        """Take no new requests and finish those in the mailbox: after this, nothing of
+        this group is appended by this relay."""
+        self.closing = True
+        while self._worker is not None:
+            await asyncio.wait({self._worker})
+
+    def wake_readers(self) -> None:
+        """Readers waiting here for new posts return now (to find the group elsewhere)."""
+        event, self._new_posts = self._new_posts, None
+        if event is not None:
+            event.set()
+
     async def stop(self) -> None:
         if self._worker:
             self._worker.cancel()
@@ -170,6 +189,8 @@ class GroupRelay:
 
     async def call(self, kind: str, fn: Callable[..., Awaitable], *args):
         """Run fn serially with this group's other requests; BUSY when the mailbox is full."""
+        if self.closing:
+            raise Moved()
         future = asyncio.get_running_loop().create_future()
         if not self._enqueue((kind, fn, args, future)):
             raise ChatRelayError(Reason.BUSY, "this group's mailbox is full; retry in a moment")
@@ -177,6 +198,8 @@ class GroupRelay:
 
     def _enqueue(self, item) -> bool:
         """Into the mailbox, starting the worker if it is not running; False when full."""
+        if self.closing:
+            return False
         if self.mailbox is None:
             self.mailbox = collections.deque()
         if len(self.mailbox) >= self.ctx.limits.mailbox_size:
@@ -262,9 +285,7 @@ class GroupRelay:
             return
         self.last_seq = max(self.last_seq, max(appended.seqs))
         self.posts_accepted += sum(1 for d in appended.duplicates if not d)
-        event, self._new_posts = self._new_posts, None
-        if event is not None:  # readers waiting for posts after their seq
-            event.set()
+        self.wake_readers()  # readers waiting for posts after their seq
         for (_, future), seq, mid in zip(accepted, appended.seqs, ids):
             if not future.done():
                 future.set_result(relay_pb2.PostAck(seq=seq, message_id=mid))

@@ -50,4 +50,5 @@ class RelayLimits:
     post_limit: int = 15  # posts per member per window, in groups (owners are free)
     post_window_s: float = 60.0
     subscriber_lag: int = 4096  # posts a live stream may fall behind before it is cut off
+    hot_posts_per_s: float = 0.0  # a group past this rate moves to a shard of its own; 0: never
     policy: RelayPolicy = RelayPolicy()

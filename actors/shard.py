@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from typing import Any
 
 from nacl.signing import SigningKey
@@ -19,9 +20,10 @@ from chatrelay.cluster.config import ClusterConfig, open_message_log, open_regis
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
 from chatrelay.actors import records
-from chatrelay.actors.group_relay import GroupRelay, RelayContext, register_group
+from chatrelay.actors.group_relay import GroupRelay, Moved, RelayContext, register_group
 from chatrelay.actors.proc import process_info
 from chatrelay.actors.records import GroupRecord
+from chatrelay.cluster.registry import Put, absent, unchanged_since
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +40,20 @@ def error(exc: ChatRelayError) -> Outcome:
 
 
 def unwrap(outcome: Outcome):
-    """Caller side: the payload, or the relay's refusal raised as ChatRelayError."""
+    """Caller side: the payload, or the relay's refusal raised as ChatRelayError (or
+    Moved: the group is served by another shard now)."""
     if outcome[0] == "ok":
         return outcome[1]
+    if outcome[0] == "moved":
+        raise Moved()
     raise ChatRelayError(Reason(outcome[1]), outcome[2])
 
 
 async def guarded(coro) -> Outcome:
     try:
         return ok(await coro)
+    except Moved:
+        return ("moved",)
     except ChatRelayError as exc:
         return error(exc)
     except (OSError, ConnectionError, TimeoutError, asyncio.TimeoutError) as exc:
@@ -63,6 +70,9 @@ class RelayShard:
         self.ctx: RelayContext | None = None
         self.groups: dict[str, GroupRelay] = {}
         self._loading: dict[str, asyncio.Task] = {}
+        self._moving: set[str] = set()
+        self._watching: asyncio.Task | None = None
+        self.moved_out = 0
 
     def __str__(self) -> str:
         return f"relay shard {self.index} ({len(self.groups)} groups)"
@@ -75,6 +85,8 @@ class RelayShard:
                 log=open_message_log(self.config),
                 limits=self.config.limits,
             )
+        if self._watching is None and self.config.limits.hot_posts_per_s > 0 and self.index < self.config.shards:
+            self._watching = asyncio.create_task(self._move_hot_groups(), name="hot-groups")
         return self.index
 
     async def ready(self) -> bool:
@@ -82,6 +94,8 @@ class RelayShard:
         return True
 
     async def _group(self, address: str) -> GroupRelay:
+        if address in self._moving:
+            raise Moved()
         relay = self.groups.get(address)
         if relay is not None:
             return relay
@@ -103,6 +117,9 @@ class RelayShard:
         gid = await registry.get(records.address_key(address))
         if gid is None:
             raise ChatRelayError(Reason.UNKNOWN_ADDRESS, "no group at this address")
+        placed = await registry.get(records.placement_key(address))
+        if placed is not None and int(placed.value) != self.index:
+            raise Moved()  # the group is another shard's: only one serves it
         entry = await registry.get(records.group_key(bytes.fromhex(gid.value.decode())))
         if entry is None:
             raise ChatRelayError(Reason.UNKNOWN_ADDRESS, "no group at this address")
@@ -111,7 +128,72 @@ class RelayShard:
         self.groups[address] = relay
         return relay
 
-    # ---- calls from gateways ------------------------------------------------------------
+    # ---- moving groups between shards ---------------------------------------------------
+
+    async def move(self, address: str, to_index: int) -> Outcome:
+        """Hand a group this shard serves to shard `to_index`.
+
+        The group takes no new requests and finishes those in its mailbox; then its
+        placement record is switched, compared against the revision this shard read, so
+        exactly one shard serves the group at any moment (callers in between are told
+        Moved and retry). Posts are appended to the shared log only by the serving shard,
+        so none is lost or reordered; the new shard continues the same sequence.
+        """
+        async def run():
+            if not isinstance(to_index, int) or to_index < 0:
+                raise ChatRelayError(Reason.MALFORMED, f"no relay shard {to_index!r}")
+            if to_index == self.index:
+                return self.index
+            relay = await self._group(address)
+            key = records.placement_key(address)
+            self._moving.add(address)
+            try:
+                await relay.close_for_move()
+                entry = await self.ctx.registry.get(key)
+                if entry is not None and int(entry.value) != self.index:
+                    raise Moved()
+                compare = [unchanged_since(key, entry.mod_revision)] if entry else [absent(key)]
+                result = await self.ctx.registry.transaction(compare, [Put(key, str(to_index).encode())])
+                if not result.succeeded:
+                    raise ChatRelayError(Reason.BUSY, "the group's placement changed meanwhile; retry")
+            except BaseException:
+                relay.closing = False  # not moved: it stays here
+                raise
+            finally:
+                self._moving.discard(address)
+            self.groups.pop(address, None)
+            relay.wake_readers()
+            self.moved_out += 1
+            log.info("moved a group to shard %d", to_index)
+            return to_index
+        return await guarded(run())
+
+    async def _move_hot_groups(self) -> None:
+        """Every HOT_CHECK_S, a group past `hot_posts_per_s` goes to a shard of its own."""
+        from chatrelay.actors import factory
+
+        seen: dict[str, int] = {}
+        while True:
+            await asyncio.sleep(HOT_CHECK_S)
+            try:
+                counts = {a: g.posts_accepted for a, g in self.groups.items()}
+                hot = [
+                    a for a, n in counts.items()
+                    if a in seen and (n - seen[a]) / HOT_CHECK_S >= self.config.limits.hot_posts_per_s
+                ]
+                seen = counts
+                for address in hot:
+                    if len(self.groups) < 2:
+                        break  # alone here already
+                    target = own_shard_index(self.config.shards, address)
+                    shard = factory.start_shard(target, self.config)
+                    await shard.ready.remote()
+                    unwrap(await self.move(address, target))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a failed move leaves the group where it was
+                log.exception("moving a hot group failed")
+
 
     async def register(self, request: bytes) -> Outcome:
         await self.start()
@@ -240,7 +322,10 @@ class RelayShard:
 
     async def stats(self, groups: bool = True) -> dict:
         """This shard's process and its loaded groups (their count only, unless `groups`)."""
-        out = {"shard": self.index, "group_count": len(self.groups), "process": process_info()}
+        out = {
+            "shard": self.index, "group_count": len(self.groups), "moved_out": self.moved_out,
+            "process": process_info(),
+        }
         if groups:
             out["groups"] = [g.stats() for g in self.groups.values()]
         return out
@@ -250,6 +335,15 @@ class RelayShard:
         """Protobuf results cross the process boundary as bytes."""
         result = await coro
         return result.SerializeToString() if hasattr(result, "SerializeToString") else result
+
+
+HOT_CHECK_S = 5.0
+OWN_SHARDS = 1 << 20
+
+
+def own_shard_index(shards: int, address: str) -> int:
+    """The shard a hot group moves to: one of its own, named after its address."""
+    return shards + zlib.crc32(address.encode()) % OWN_SHARDS
 
 
 def _body(envelope: core_pb2.SignedEnvelope, cls, what: str):

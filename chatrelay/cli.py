@@ -52,10 +52,12 @@ def link_parse(text: str) -> None:
 @click.option("--max-groups", default=None, type=int, help="Groups this relay serves at most, 0 = no limit [CHATRELAY_MAX_GROUPS].")
 @click.option("--deny-names", default=None, help="Refuse groups whose name matches this regular expression [CHATRELAY_DENY_NAMES].")
 @click.option("--deny-groups", default=None, help="File of group ids (hex) to refuse, one a line [CHATRELAY_DENY_GROUPS].")
+@click.option("--hot-posts", default=None, type=float,
+              help="Posts/s past which a group moves to a shard of its own, 0 = never [CHATRELAY_HOT_POSTS_PER_S].")
 @click.option("--subscriber-lag", default=None, type=int,
               help="Posts a stream may fall behind before it is cut off to resume from the log [CHATRELAY_SUBSCRIBER_LAG].")
 def up(data_dir, listen, etcd, shards, retention, post_limit, post_window, max_groups, deny_names, deny_groups,
-       subscriber_lag) -> None:
+       hot_posts, subscriber_lag) -> None:
     """Run a relay on this machine until interrupted; prints its relay link, then `ready`."""
     import signal
     import threading
@@ -67,7 +69,8 @@ def up(data_dir, listen, etcd, shards, retention, post_limit, post_window, max_g
         settings = settings_mod.load(
             {"data_dir": data_dir, "listen": listen, "etcd": etcd, "shards": shards, "retention": retention,
              "post_limit": post_limit, "post_window_s": post_window, "max_groups": max_groups,
-             "deny_names": deny_names, "deny_groups": deny_groups, "subscriber_lag": subscriber_lag}
+             "deny_names": deny_names, "deny_groups": deny_groups, "subscriber_lag": subscriber_lag,
+             "hot_posts_per_s": hot_posts}
         )
         relay = up_mod.start(settings)
     except ChatRelayError as exc:

@@ -31,6 +31,7 @@ class Settings:
     deny_names: str = ""  # regular expression refused in group names
     deny_groups: pathlib.Path | None = None  # file of group ids (hex), one a line
     subscriber_lag: int = 4096  # posts a live stream may fall behind before it is cut off
+    hot_posts_per_s: float = 0.0  # a group past this rate moves to a shard of its own; 0: never
 
     def __post_init__(self) -> None:
         if not isinstance(self.data_dir, pathlib.Path):
@@ -51,6 +52,8 @@ class Settings:
             raise ChatRelayError(
                 Reason.MALFORMED, f"--subscriber-lag must be 1 to 1000000 posts, got {self.subscriber_lag}"
             )
+        if self.hot_posts_per_s < 0:
+            raise ChatRelayError(Reason.MALFORMED, f"--hot-posts must be 0 (never) or more, got {self.hot_posts_per_s:g}")
         if self.retention < 0:
             raise ChatRelayError(Reason.MALFORMED, f"--retention must be 0 (keep all) or more, got {self.retention}")
 
@@ -76,6 +79,11 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> Settings
 def _convert(name: str, value):
     if name == "data_dir":
         return pathlib.Path(value)
+    if name == "hot_posts_per_s":
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ChatRelayError(Reason.MALFORMED, f"--hot-posts must be posts per second, got {value!r}") from None
     if name == "post_window_s":
         try:
             return float(value)

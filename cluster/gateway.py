@@ -25,6 +25,7 @@ from chatrelay.errors import ChatRelayError, MalformedError, Reason
 from chatrelay.status import to_status
 from chatrelay.v1 import core_pb2, relay_pb2, relay_pb2_grpc
 from chatrelay.actors import records
+from chatrelay.actors.group_relay import Moved
 from chatrelay.actors.shard import unwrap
 from chatrelay.cluster.registry import Get, Put, Registry, absent, unchanged_since
 
@@ -34,6 +35,7 @@ MAX_REQUEST = 64 * 1024
 TAIL_WAIT_S = 5.0
 BATCH = 200
 CALL_ATTEMPTS = 20
+MOVE_ATTEMPTS = 40  # about 15 s of following a group that moves
 QUEUE_POLL_S = 0.5
 RETRY_HINT_MS = 200  # told to senders refused with BUSY or UNAVAILABLE
 TAIL_WINDOW = 4096  # newest posts of a group kept in a gateway for its subscribers
@@ -46,9 +48,11 @@ def shard_for(key: bytes, shards: int) -> int:
 class ShardRouter:
     """Address -> shard index, from the registry's placement records."""
 
-    def __init__(self, registry: Registry, shards: list) -> None:
+    def __init__(self, registry: Registry, shards: list, find_shard=None) -> None:
         self.registry = registry
         self.shards = shards
+        self.find_shard = find_shard  # index -> handle, for shards of their own beyond `shards`
+        self.extra: dict[int, object] = {}
         self.table: dict[str, int] = {}
         self._watch: asyncio.Task | None = None
 
@@ -100,7 +104,7 @@ class ShardRouter:
         delay = 0.05
         for attempt in range(CALL_ATTEMPTS):
             try:
-                outcome = await getattr(self.shards[index % len(self.shards)], method).remote(*args)
+                outcome = await getattr(self._handle(index), method).remote(*args)
                 return unwrap(outcome)
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
                 if attempt == CALL_ATTEMPTS - 1:
@@ -108,8 +112,29 @@ class ShardRouter:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
+    def _handle(self, index: int):
+        if 0 <= index < len(self.shards):
+            return self.shards[index]
+        handle = self.extra.get(index)
+        if handle is None:
+            try:
+                handle = self.extra[index] = self.find_shard(index)
+            except Exception:  # not started (yet), or no finder: the caller may retry
+                raise ChatRelayError(Reason.UNAVAILABLE, f"relay shard {index} is not running") from None
+        return handle
+
     async def call_address(self, address: str, method: str, *args):
-        return await self.call(await self.index(address), method, *args)
+        """Call the shard serving `address`; while the group moves between shards, read
+        its placement again and follow it."""
+        delay = 0.01
+        for _ in range(MOVE_ATTEMPTS):
+            try:
+                return await self.call(await self.index(address), method, *args)
+            except Moved:
+                self.table.pop(address, None)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        raise ChatRelayError(Reason.UNAVAILABLE, "the group is moving between relay shards; retry")
 
 
 class GroupTail:
@@ -165,10 +190,12 @@ class GroupTail:
 
 
 class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
-    def __init__(self, registry: Registry, shards: list, subscriber_lag: int = TAIL_WINDOW) -> None:
+    def __init__(
+        self, registry: Registry, shards: list, subscriber_lag: int = TAIL_WINDOW, find_shard=None
+    ) -> None:
         self.registry = registry
         self.subscriber_lag = subscriber_lag
-        self.router = ShardRouter(registry, shards)
+        self.router = ShardRouter(registry, shards, find_shard)
         self.tails: dict[str, GroupTail] = {}
         self.subscribers = 0
         self.deliveries = 0
@@ -427,12 +454,12 @@ def _peek(envelope, cls, domain: env.Domain, what: str):
 
 
 async def serve(
-    registry: Registry, shards: list, listen: str, subscriber_lag: int = TAIL_WINDOW
+    registry: Registry, shards: list, listen: str, subscriber_lag: int = TAIL_WINDOW, find_shard=None
 ) -> tuple[grpc.aio.Server, int, RelayServicer]:
     server = grpc.aio.server(
         options=[("grpc.max_receive_message_length", MAX_REQUEST), ("grpc.so_reuseport", 0)]
     )
-    servicer = RelayServicer(registry, shards, subscriber_lag)
+    servicer = RelayServicer(registry, shards, subscriber_lag, find_shard)
     servicer.router.start_watch()
     relay_pb2_grpc.add_RelayServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()

@@ -110,6 +110,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
             post_limit=settings.post_limit,
             post_window_s=settings.post_window_s,
             subscriber_lag=settings.subscriber_lag,
+            hot_posts_per_s=settings.hot_posts_per_s,
             policy=policy_of(settings),
         ),
     )
@@ -161,7 +162,13 @@ def stop(relay: RunningRelay, *, ray_shutdown: bool = True) -> None:
         ray.get(relay.gateway.stop.remote(), timeout=10)
     except Exception:  # stopping anyway
         pass
-    for actor in [relay.gateway, *relay.shards]:
+    from chatrelay.actors import factory
+
+    try:
+        own = factory.own_shards(relay.config)
+    except Exception:  # Ray going down: nothing more to stop
+        own = []
+    for actor in [relay.gateway, *relay.shards, *own]:
         ray.kill(actor, no_restart=True)
     if ray_shutdown:
         ray.shutdown()

@@ -27,6 +27,8 @@ def test_environment_then_flags_override():
         ({"shards": 0}, "--shards must be 1 to 256, got 0"),
         ({"shards": "many"}, "shards must be a whole number, got 'many'"),
         ({"retention": -1}, "--retention must be 0 (keep all) or more, got -1"),
+        ({"hot_posts_per_s": -1}, "--hot-posts must be 0 (never) or more, got -1"),
+        ({"hot_posts_per_s": "fast"}, "--hot-posts must be posts per second, got 'fast'"),
         ({"subscriber_lag": 0}, "--subscriber-lag must be 1 to 1000000 posts, got 0"),
         ({"subscriber_lag": "lots"}, "subscriber_lag must be a whole number, got 'lots'"),
         ({"etcd": "127.0.0.1:2379"}, "--etcd must be an http(s):// URL, got '127.0.0.1:2379'"),

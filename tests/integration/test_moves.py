@@ -1,0 +1,116 @@
+"""Groups move between shards: on a call (as an operator would ask) and by themselves
+when they get hot. The handoff loses no post, reorders none, repeats none."""
+
+from __future__ import annotations
+
+import asyncio
+
+from chatrelay import client
+from chatrelay.group import GroupKind
+
+from realparts import follow_into, start_relay
+
+POSTS = 300
+DEADLINE_S = 120
+
+
+async def stats(ray, shard) -> dict:
+    return await asyncio.to_thread(ray.get, shard.stats.remote())
+
+
+async def serving(ray, shards, address: str) -> list[int]:
+    """Indexes of the shards that have the group loaded."""
+    found = []
+    for shard in shards:
+        s = await stats(ray, shard)
+        if any(g["address"] == address for g in s["groups"]):
+            found.append(s["shard"])
+    return found
+
+
+async def flood(owned, count: int, start: int = 0, halfway: asyncio.Event | None = None) -> None:
+    """`count` posts one after another (so their order is the texts' order)."""
+    for i in range(start, start + count):
+        await client.post(owned, f"p{i}")
+        if halfway is not None and i == start + count // 3:
+            halfway.set()
+
+
+async def test_a_group_moved_mid_flood_loses_and_repeats_nothing(relay, ray_session):
+    owned = await client.create_group([relay.link], "Moving", GroupKind.CHANNEL)
+    member = await client.join(owned.link, "reader")
+    address = owned.relays[0].address
+    received: list[str] = []
+    reader = asyncio.create_task(follow_into(member, received, POSTS))
+    await client.post(owned, "warm-up")  # loads the group where it is placed
+    [source] = await serving(ray_session, relay.shards, address)
+    target = 1 - source
+
+    halfway = asyncio.Event()
+    posting = asyncio.create_task(flood(owned, POSTS - 1, 0, halfway))
+    await asyncio.wait_for(halfway.wait(), DEADLINE_S)
+    moved = await asyncio.to_thread(ray_session.get, relay.shards[source].move.remote(address, target))
+    assert moved == ("ok", target)
+    await asyncio.wait_for(posting, DEADLINE_S)  # no post was refused on the way
+    await asyncio.wait_for(reader, DEADLINE_S)
+
+    expected = ["warm-up"] + [f"p{i}" for i in range(POSTS - 1)]
+    assert received == expected  # all, in order, none twice
+    assert [p.text for p in await client.read_all(member)] == expected
+    assert [p.seq for p in await client.read_all(member)] == list(range(1, POSTS + 1))
+    assert await serving(ray_session, relay.shards, address) == [target]
+    assert (await stats(ray_session, relay.shards[source]))["moved_out"] >= 1
+
+
+async def test_moving_to_a_bad_shard_is_refused(relay, ray_session):
+    owned = await client.create_group([relay.link], "Staying", GroupKind.CHANNEL)
+    await client.post(owned, "here")
+    address = owned.relays[0].address
+    [source] = await serving(ray_session, relay.shards, address)
+    outcome = await asyncio.to_thread(ray_session.get, relay.shards[source].move.remote(address, -1))
+    assert outcome == ("error", "malformed", "no relay shard -1")
+    assert await serving(ray_session, relay.shards, address) == [source]
+    await client.post(owned, "still here")  # and it still serves
+
+
+async def test_a_hot_group_moves_to_a_shard_of_its_own(ray_session, tmp_path):
+    from chatrelay.actors import factory
+    from chatrelay.cluster import up
+
+    running = await asyncio.to_thread(start_relay, tmp_path / "relay", shards=1, hot_posts_per_s=20)
+    try:
+        quiet = await client.create_group([running.link], "Quiet", GroupKind.CHANNEL)
+        hot = await client.create_group([running.link], "Hot", GroupKind.CHANNEL)
+        await client.post(quiet, "q0")
+        member = await client.join(hot.link, "reader")
+        received: list[str] = []
+        total = 0
+        reader = asyncio.create_task(follow_into(member, received, 10_000))
+        address = hot.relays[0].address
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEADLINE_S
+        moved = False
+        while not moved and loop.time() < deadline:  # posts at well over 20/s until it moves
+            await flood(hot, 50, total)
+            total += 50
+            shard0 = await stats(ray_session, running.shards[0])
+            moved = shard0["moved_out"] == 1
+        assert moved, "the hot group did not move within the deadline"
+        await flood(hot, 50, total)  # served by its own shard now
+        total += 50
+        own = await asyncio.to_thread(factory.own_shards, running.config)
+        assert len(own) == 1
+        assert await serving(ray_session, own, address) == [(await stats(ray_session, own[0]))["shard"]]
+        shard0 = await stats(ray_session, running.shards[0])
+        assert [g["address"] for g in shard0["groups"]] == [quiet.relays[0].address]
+        await client.post(quiet, "q1")  # the quiet group stays and serves
+
+        async def all_received():
+            while len(received) < total:
+                await asyncio.sleep(0.1)
+        await asyncio.wait_for(all_received(), DEADLINE_S)
+        reader.cancel()
+        assert received == [f"p{i}" for i in range(total)]
+    finally:
+        await asyncio.to_thread(up.stop, running, ray_shutdown=False)
+    assert await asyncio.to_thread(factory.own_shards, running.config) == []  # stopped with the relay
