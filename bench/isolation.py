@@ -2,7 +2,11 @@
 flooded at the highest rate the relay accepts, in the same run. Prints p50/p99 of both
 and the ratio of the p99s (the design's promise: load in one group never stalls others).
 
-    python bench/isolation.py [--groups 50] [--rounds 10] [--flooders 16]
+    python bench/isolation.py [--groups 50] [--rounds 10] [--flooders 16] [--hot-posts N]
+
+With `--hot-posts N` the relay moves a group past N posts/s to a shard of its own (as
+`chatrelay up --hot-posts N` does); the flood then runs `--settle` seconds (default 12)
+before the flooded round is measured, so that the move has happened.
 """
 
 from __future__ import annotations
@@ -45,12 +49,13 @@ async def measure_round(quiet, pending: dict, rounds: int) -> list[float]:
     return latencies
 
 
-async def run(n_groups: int, rounds: int, flooders: int) -> None:
+async def run(n_groups: int, rounds: int, flooders: int, hot_posts: float, settle_s: float) -> None:
     from chatrelay.cluster import up
     from chatrelay.settings import Settings
 
     relay = await asyncio.to_thread(
-        up.start, Settings(data_dir=tempfile.mkdtemp(prefix="chatrelay-bench-"), listen="127.0.0.1:0")
+        up.start, Settings(data_dir=tempfile.mkdtemp(prefix="chatrelay-bench-"), listen="127.0.0.1:0",
+                           hot_posts_per_s=hot_posts)
     )
     c = client.RelayClient(relay.target)
     try:
@@ -86,7 +91,7 @@ async def run(n_groups: int, rounds: int, flooders: int) -> None:
                     await asyncio.sleep(0.01)
 
         flood_tasks = [asyncio.create_task(flood()) for _ in range(flooders)]
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(settle_s)
         started = time.perf_counter()
         before = counts["accepted"]
         stormy = await measure_round(quiet, pending, rounds)
@@ -100,7 +105,11 @@ async def run(n_groups: int, rounds: int, flooders: int) -> None:
             print(f"  {label}: p50 {percentile(values, 0.5) * 1000:.1f} ms, "
                   f"p99 {percentile(values, 0.99) * 1000:.1f} ms, mean {statistics.mean(values) * 1000:.1f} ms")
 
-        print(f"isolation: {n_groups} quiet groups x {rounds} rounds; flood with {flooders} concurrent posters")
+        print(f"isolation: {n_groups} quiet groups x {rounds} rounds; flood with {flooders} concurrent posters"
+              + (f"; hot groups move past {hot_posts:g} posts/s" if hot_posts else ""))
+        moved = sum(s["moved_out"] for s in await asyncio.to_thread(
+            lambda: __import__("ray").get([x.stats.remote(False) for x in relay.shards])))
+        print(f"  groups moved to a shard of their own: {moved}")
         show("quiet groups, no flood  ", calm)
         show("quiet groups, hot group flooded", stormy)
         print(f"  flood accepted {flood_rate:,.0f} posts/s (busy answers: {counts['busy']})")
@@ -126,10 +135,15 @@ def main() -> int:
     parser.add_argument("--groups", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--flooders", type=int, default=16)
+    parser.add_argument("--hot-posts", type=float, default=0.0, help="move groups past this many posts/s")
+    parser.add_argument("--settle", type=float, default=None, help="seconds of flood before measuring")
     args = parser.parse_args()
+    settle = args.settle if args.settle is not None else (12.0 if args.hot_posts else 1.0)
+    if args.hot_posts < 0 or not 0 <= settle <= 600:
+        parser.error("--hot-posts 0 or more, --settle 0..600")
     if not (1 <= args.groups <= 1000 and 1 <= args.rounds <= 1000 and 1 <= args.flooders <= 256):
         parser.error("--groups 1..1000, --rounds 1..1000, --flooders 1..256")
-    asyncio.run(run(args.groups, args.rounds, args.flooders))
+    asyncio.run(run(args.groups, args.rounds, args.flooders, args.hot_posts, settle))
     return 0
 
 
