@@ -200,6 +200,11 @@ class RelayShard:
         req = relay_pb2.RegisterGroupRequest.FromString(request)
         return await guarded(self._serialized(register_group(self.ctx, req.envelope, self.index)))
 
+    async def register_many(self, requests: list[bytes]) -> Outcome:
+        """Several registrations in one call (a gateway batches those that arrive
+        together); one outcome each, in order."""
+        return ok(list(await asyncio.gather(*(self.register(r) for r in requests))))
+
     async def _on_group(self, envelope, body_cls, what: str, action) -> Outcome:
         """The shape of most calls: the signed body names the group address; the group's
         relay checks the signature and does `action(relay, body)`."""

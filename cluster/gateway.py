@@ -137,6 +137,46 @@ class ShardRouter:
         raise ChatRelayError(Reason.UNAVAILABLE, "the group is moving between relay shards; retry")
 
 
+class Batcher:
+    """Calls of one kind that arrive together go to a shard as one call: `many` takes a
+    list of requests and answers a list of outcomes, in order. A batch leaves at the
+    next turn of the event loop, so a lone call waits for nothing."""
+
+    def __init__(self, router: ShardRouter, many: str, limit: int = 256) -> None:
+        self.router = router
+        self.many = many
+        self.limit = limit
+        self.pending: dict[int, list[tuple[bytes, asyncio.Future]]] = {}
+
+    async def call(self, index: int, request: bytes):
+        future = asyncio.get_running_loop().create_future()
+        batch = self.pending.get(index)
+        if batch is None:
+            batch = self.pending[index] = []
+            asyncio.get_running_loop().call_soon(self._send, index)
+        batch.append((request, future))
+        if len(batch) >= self.limit:
+            self._send(index)
+        return unwrap(await future)
+
+    def _send(self, index: int) -> None:
+        batch = self.pending.pop(index, None)
+        if batch:
+            asyncio.create_task(self._deliver(index, batch))
+
+    async def _deliver(self, index: int, batch) -> None:
+        try:
+            outcomes = await self.router.call(index, self.many, [r for r, _ in batch])
+        except Exception as exc:  # the whole batch failed (shard unavailable): each caller sees it
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), outcome in zip(batch, outcomes):
+            if not future.done():
+                future.set_result(outcome)
+
+
 class GroupTail:
     """The newest posts of one group, shared by every subscriber of it on this gateway."""
 
@@ -196,6 +236,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         self.registry = registry
         self.subscriber_lag = subscriber_lag
         self.router = ShardRouter(registry, shards, find_shard)
+        self.registrations = Batcher(self.router, "register_many")
         self.tails: dict[str, GroupTail] = {}
         self.subscribers = 0
         self.deliveries = 0
@@ -248,7 +289,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             profile = _peek(body.profile, core_pb2.Profile, env.Domain.PROFILE, "profile")
             # Place by group id, so that concurrent registrations of a group meet in one shard.
             index = shard_for(profile.group_id, len(self.router.shards))
-            raw = await self.router.call(index, "register", request.SerializeToString())
+            raw = await self.registrations.call(index, request.SerializeToString())
             return relay_pb2.RegisterGroupResponse.FromString(raw)
         return await self._guard(context, run())
 
