@@ -60,7 +60,9 @@ def from_rpc_error(exc: grpc.RpcError) -> ChatRelayError:
                 except ValueError:
                     break
     code = exc.code() if hasattr(exc, "code") else None
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    # CANCELLED here was not this client's doing (its own cancel raises CancelledError):
+    # the relay's side or the transport dropped the call, and trying again is right.
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
         return ChatRelayError(Reason.UNAVAILABLE, f"relay unreachable: {exc.details() if hasattr(exc, 'details') else exc}")
     return ChatRelayError(Reason.MALFORMED, f"relay call failed: {code}: {exc.details() if hasattr(exc, 'details') else exc}")
 

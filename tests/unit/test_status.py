@@ -1,8 +1,9 @@
 import grpc
+import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from chatrelay.errors import ChatRelayError, Reason
-from chatrelay.status import code_for, to_status
+from chatrelay.status import code_for, from_rpc_error, to_status
 
 
 def details(status: grpc.Status) -> tuple[status_pb2.Status, error_details_pb2.ErrorInfo]:
@@ -44,3 +45,16 @@ def test_codes_for_reasons():
     assert code_for(Reason.RATE_LIMITED) == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert code_for(Reason.UNAVAILABLE) == grpc.StatusCode.UNAVAILABLE
     assert code_for(Reason.MALFORMED) == grpc.StatusCode.INVALID_ARGUMENT  # bad input by default
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED])
+def test_calls_dropped_on_the_way_are_worth_retrying(code):
+    exc = grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details="dropped")
+    error = from_rpc_error(exc)
+    assert (error.reason, error.message) == (Reason.UNAVAILABLE, "relay unreachable: dropped")
+
+
+def test_a_call_failing_without_a_reason_is_reported_with_its_code():
+    exc = grpc.aio.AioRpcError(grpc.StatusCode.INTERNAL, grpc.aio.Metadata(), grpc.aio.Metadata(), details="boom")
+    error = from_rpc_error(exc)
+    assert (error.reason, error.message) == (Reason.MALFORMED, "relay call failed: StatusCode.INTERNAL: boom")
