@@ -34,6 +34,12 @@ def placement_key(address: str) -> bytes:
 
 
 PLACEMENT_PREFIX = b"placement/"
+
+
+def shard_key(index: int) -> bytes:
+    """Held, under the shard's registry lease, by the one live instance of a shard."""
+    return b"shards/" + str(index).encode()
+
 GROUP_COUNT = b"stats/groups"  # how many groups this relay serves: a number, nothing more
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
 import zlib
 from typing import Any
 
@@ -73,6 +75,10 @@ class RelayShard:
         self._moving: set[str] = set()
         self._watching: asyncio.Task | None = None
         self.moved_out = 0
+        self._lease: int | None = None
+        self._lease_until = 0.0  # monotonic time until which this instance may serve
+        self._lease_task: asyncio.Task | None = None
+        self._leased = asyncio.Event()
 
     def __str__(self) -> str:
         return f"relay shard {self.index} ({len(self.groups)} groups)"
@@ -85,15 +91,83 @@ class RelayShard:
                 log=open_message_log(self.config),
                 limits=self.config.limits,
             )
+        if self._lease_task is None:
+            self._lease_task = asyncio.create_task(self._hold_lease(), name="shard-lease")
         if self._watching is None and self.config.limits.hot_posts_per_s > 0 and self.index < self.config.shards:
             self._watching = asyncio.create_task(self._move_hot_groups(), name="hot-groups")
         return self.index
 
     async def ready(self) -> bool:
+        """Started, and holding the shard's lease (an earlier instance that died without
+        letting it go holds it until its TTL runs out)."""
         await self.start()
+        await asyncio.wait_for(self._leased.wait(), LEASE_TTL_S * 3)
+        return True
+
+    # ---- the shard's lease: one live instance serves a shard index ----------------------
+
+    async def _hold_lease(self) -> None:
+        registry = self.ctx.registry
+        key = records.shard_key(self.index)
+        while True:
+            sent = time.monotonic()
+            try:
+                if self._lease is None:
+                    lease = await registry.lease_grant(LEASE_TTL_S)
+                    result = await registry.transaction(
+                        [absent(key)], [Put(key, str(os.getpid()).encode(), lease=lease)]
+                    )
+                    if result.succeeded:
+                        self._lease = lease
+                        self._lease_until = sent + LEASE_TTL_S - LEASE_MARGIN_S
+                        self._leased.set()
+                    else:  # another instance holds it, live or until its lease runs out
+                        await registry.lease_revoke(lease)
+                else:
+                    await registry.lease_refresh(self._lease)
+                    self._lease_until = sent + LEASE_TTL_S - LEASE_MARGIN_S
+            except asyncio.CancelledError:
+                raise
+            except LookupError:  # our lease ran out in the registry: another may serve now
+                self._lose_lease()
+            except Exception as exc:  # the registry unreachable: the deadline fences us
+                log.warning("shard lease not renewed: %s", exc)
+            await asyncio.sleep(LEASE_REFRESH_S)
+
+    def _lose_lease(self) -> None:
+        log.warning("relay shard %d lost its lease; its groups load again when it is back", self.index)
+        self._lease = None
+        self._leased.clear()
+        for relay in self.groups.values():
+            relay.closing = True
+        self.groups.clear()
+
+    async def _check_lease(self) -> None:
+        """Serve only while holding the lease. A call that comes while a new instance
+        waits out an earlier one's lease waits too (bounded), as for a restart."""
+        await self.start()
+        if self._lease is None:
+            try:
+                await asyncio.wait_for(self._leased.wait(), LEASE_TTL_S * 2)
+            except asyncio.TimeoutError:
+                pass
+        if self._lease is None or time.monotonic() > self._lease_until:
+            raise ChatRelayError(
+                Reason.UNAVAILABLE, "this relay shard does not hold its registry lease right now; retry"
+            )
+
+    async def release(self) -> bool:
+        """Let the lease go (a clean stop), so the next instance serves at once."""
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+        lease, self._lease = self._lease, None
+        self._leased.clear()
+        if lease is not None:
+            await self.ctx.registry.lease_revoke(lease)
         return True
 
     async def _group(self, address: str) -> GroupRelay:
+        await self._check_lease()
         if address in self._moving:
             raise Moved()
         relay = self.groups.get(address)
@@ -198,7 +272,11 @@ class RelayShard:
     async def register(self, request: bytes) -> Outcome:
         await self.start()
         req = relay_pb2.RegisterGroupRequest.FromString(request)
-        return await guarded(self._serialized(register_group(self.ctx, req.envelope, self.index)))
+
+        async def run():
+            await self._check_lease()
+            return await register_group(self.ctx, req.envelope, self.index)
+        return await guarded(self._serialized(run()))
 
     async def register_many(self, requests: list[bytes]) -> Outcome:
         """Several registrations in one call (a gateway batches those that arrive
@@ -342,6 +420,9 @@ class RelayShard:
         return result.SerializeToString() if hasattr(result, "SerializeToString") else result
 
 
+LEASE_TTL_S = 5
+LEASE_REFRESH_S = 1.0
+LEASE_MARGIN_S = 2.0  # stop serving this long before the lease could run out
 HOT_CHECK_S = 5.0
 OWN_SHARDS = 1 << 20
 

@@ -168,7 +168,12 @@ def stop(relay: RunningRelay, *, ray_shutdown: bool = True) -> None:
         own = factory.own_shards(relay.config)
     except Exception:  # Ray going down: nothing more to stop
         own = []
-    for actor in [relay.gateway, *relay.shards, *own]:
+    shards = [*relay.shards, *own]
+    try:  # leases let go, so that the next start serves at once
+        ray.get([s.release.remote() for s in shards], timeout=10)
+    except Exception:  # stopping anyway: unreleased leases run out by themselves
+        pass
+    for actor in [relay.gateway, *shards]:
         ray.kill(actor, no_restart=True)
     if ray_shutdown:
         ray.shutdown()

@@ -1,5 +1,6 @@
 """Groups move between shards: on a call (as an operator would ask) and by themselves
-when they get hot. The handoff loses no post, reorders none, repeats none."""
+when they get hot. The handoff loses no post, reorders none, repeats none. One live
+instance serves a shard index, fenced by the shard's registry lease."""
 
 from __future__ import annotations
 
@@ -114,3 +115,38 @@ async def test_a_hot_group_moves_to_a_shard_of_its_own(ray_session, tmp_path):
     finally:
         await asyncio.to_thread(up.stop, running, ray_shutdown=False)
     assert await asyncio.to_thread(factory.own_shards, running.config) == []  # stopped with the relay
+
+
+async def test_one_live_instance_serves_a_shard_and_a_dead_ones_lease_runs_out(ray_session, tmp_path):
+    """A second instance of a shard (here, in this process) serves nothing while the live
+    one holds the shard's registry lease; when the live one dies without letting it go,
+    the second serves once the lease has run out, continuing the same sequence."""
+    from nacl.signing import SigningKey
+
+    from chatrelay import members
+    from chatrelay.actors.shard import LEASE_TTL_S, RelayShard
+    from chatrelay.cluster import up
+    from chatrelay.state import unb64
+    from chatrelay.v1 import relay_pb2
+
+    running = await asyncio.to_thread(start_relay, tmp_path / "relay", shards=1)
+    twin = RelayShard(0, running.config)
+    try:
+        owned = await client.create_group([running.link], "Leased", GroupKind.CHANNEL)
+        await client.post(owned, "p0")
+        key, group_id = SigningKey(unb64(owned.owner_seed)), bytes.fromhex(owned.group_id)
+
+        def request(text: bytes) -> bytes:
+            envelope = members.sign_post(key, group_id, text)
+            return relay_pb2.PostRequest(group_address=owned.relays[0].address, envelope=envelope).SerializeToString()
+
+        refused = await twin.post(request(b"from the twin"))
+        assert refused == ("error", "unavailable", "this relay shard does not hold its registry lease right now; retry")
+
+        ray_session.kill(running.shards[0], no_restart=True)  # dies holding its lease
+        await asyncio.wait_for(twin.ready(), LEASE_TTL_S * 4)
+        outcome = await twin.post(request(b"after the lease ran out"))
+        assert outcome[0] == "ok" and relay_pb2.PostAck.FromString(outcome[1]).seq == 2
+    finally:
+        await twin.release()
+        await asyncio.to_thread(up.stop, running, ray_shutdown=False)
