@@ -3,6 +3,7 @@ Serve's proxies. A plain class; `chatrelay.actors.factory` makes it an actor."""
 
 from __future__ import annotations
 
+from chatrelay.actors.proc import process_info
 from chatrelay.cluster.config import ClusterConfig, open_registry
 
 
@@ -30,8 +31,6 @@ class GatewayActor:
         return self.port
 
     async def stats(self) -> dict:
-        from chatrelay.actors.proc import process_info
-
         out = self.servicer.stats() if self.servicer else {}
         return {**out, "process": process_info()}
 

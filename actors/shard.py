@@ -188,10 +188,11 @@ class RelayShard:
         registry = self.ctx.registry
         if not isinstance(address, str) or not 0 < len(address) <= 64:
             raise ChatRelayError(Reason.UNKNOWN_ADDRESS, "no group at this address")
-        gid = await registry.get(records.address_key(address))
+        gid, placed = await asyncio.gather(
+            registry.get(records.address_key(address)), registry.get(records.placement_key(address))
+        )
         if gid is None:
             raise ChatRelayError(Reason.UNKNOWN_ADDRESS, "no group at this address")
-        placed = await registry.get(records.placement_key(address))
         if placed is not None and int(placed.value) != self.index:
             raise Moved()  # the group is another shard's: only one serves it
         entry = await registry.get(records.group_key(bytes.fromhex(gid.value.decode())))

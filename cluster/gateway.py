@@ -208,8 +208,7 @@ class GroupTail:
 
     async def after_seq(self, seq: int, wait_s: float) -> list[relay_pb2.Delivery]:
         """Posts after `seq`: from memory when recent, from the shard's log when older."""
-        oldest = self.buffer[0].seq if self.buffer else self.after + 1
-        if seq + 1 < oldest:  # fell behind the window: catch up from the log
+        if not self.holds(seq):  # fell behind the window: catch up from the log
             raw = await self.router.call_address(self.address, "read", self.address, seq, BATCH, 0.0)
             return [relay_pb2.Delivery.FromString(r) for r in raw]
         if self.after <= seq:
