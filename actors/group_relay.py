@@ -58,14 +58,51 @@ def new_address() -> str:
     return codec.b64url(os.urandom(ADDRESS_BYTES))
 
 
-async def register_group(ctx: RelayContext, envelope: core_pb2.SignedEnvelope, shard: int) -> relay_pb2.RegisterGroupResponse:
-    """Steps 1 to 3 of registration: one address per group, however often asked."""
+def _registration(envelope: core_pb2.SignedEnvelope) -> tuple[relay_pb2.RegisterGroupBody, group.VerifiedProfile]:
+    """A registration's signature, key and profile, checked."""
     checked, body = env.verify_message(
         envelope, env.Domain.REGISTER, relay_pb2.RegisterGroupBody, "registration"
     )
     if checked.signer != body.registration_key:
         raise ChatRelayError(Reason.UNKNOWN_SIGNER, "registration is not signed by its registration key")
-    profile = group.verify_profile(body.profile)
+    return body, group.verify_profile(body.profile)
+
+
+def _fresh_record(body: relay_pb2.RegisterGroupBody, profile: group.VerifiedProfile) -> GroupRecord:
+    return GroupRecord(
+        group_id=profile.group_id, address=new_address(), state=GroupState.PENDING,
+        registration_key=body.registration_key, profile=env.encode(body.profile),
+    )
+
+
+def _record_puts(record: GroupRecord, shard: int) -> list[Put]:
+    return [
+        Put(records.group_key(record.group_id), record.dumps()),
+        Put(records.address_key(record.address), record.group_id.hex().encode()),
+        Put(records.placement_key(record.address), str(shard).encode()),
+    ]
+
+
+def _granted(ctx: RelayContext, record: GroupRecord) -> relay_pb2.RegisterGroupResponse:
+    grant = relay_pb2.AddressGrant(
+        group_id=record.group_id, group_address=record.address,
+        relay_key=ctx.relay_key, registration_key=record.registration_key,
+    )
+    return relay_pb2.RegisterGroupResponse(
+        address=env.sign_message(ctx.identity, env.Domain.ADDRESS, grant),
+        state=_STATE_PB[record.state],
+    )
+
+
+async def register_group(ctx: RelayContext, envelope: core_pb2.SignedEnvelope, shard: int) -> relay_pb2.RegisterGroupResponse:
+    """Steps 1 to 3 of registration: one address per group, however often asked."""
+    body, profile = _registration(envelope)
+    return await _register_checked(ctx, body, profile, shard)
+
+
+async def _register_checked(
+    ctx: RelayContext, body: relay_pb2.RegisterGroupBody, profile: group.VerifiedProfile, shard: int
+) -> relay_pb2.RegisterGroupResponse:
     key = records.group_key(profile.group_id)
     record = None
     # The group count is kept only where the operator limits it: it is one key that
@@ -85,16 +122,9 @@ async def register_group(ctx: RelayContext, envelope: core_pb2.SignedEnvelope, s
             if existing is None:
                 raise
             continue
-        fresh = GroupRecord(
-            group_id=profile.group_id, address=new_address(), state=GroupState.PENDING,
-            registration_key=body.registration_key, profile=env.encode(body.profile),
-        )
+        fresh = _fresh_record(body, profile)
         compare = [absent(key)]
-        puts = [
-            Put(key, fresh.dumps()),
-            Put(records.address_key(fresh.address), profile.group_id.hex().encode()),
-            Put(records.placement_key(fresh.address), str(shard).encode()),
-        ]
+        puts = _record_puts(fresh, shard)
         if counting:
             compare.append(
                 absent(records.GROUP_COUNT) if counter is None
@@ -108,14 +138,62 @@ async def register_group(ctx: RelayContext, envelope: core_pb2.SignedEnvelope, s
         existing = result.gets[0]  # registered meanwhile (or the count moved: None)
     if record is None:
         raise ChatRelayError(Reason.BUSY, "registrations are racing; retry")
-    grant = relay_pb2.AddressGrant(
-        group_id=record.group_id, group_address=record.address,
-        relay_key=ctx.relay_key, registration_key=record.registration_key,
-    )
-    return relay_pb2.RegisterGroupResponse(
-        address=env.sign_message(ctx.identity, env.Domain.ADDRESS, grant),
-        state=_STATE_PB[record.state],
-    )
+    return _granted(ctx, record)
+
+
+def _allowed(ctx: RelayContext, profile) -> bool:
+    try:
+        ctx.limits.policy.check(profile, 0)
+    except ChatRelayError:
+        return False
+    return True
+
+
+REGISTER_BATCH = 32  # groups per registry transaction (etcd allows 128 operations in one)
+
+
+async def register_groups(
+    ctx: RelayContext, envelopes: list[core_pb2.SignedEnvelope], shard: int
+) -> list[relay_pb2.RegisterGroupResponse | ChatRelayError]:
+    """Several registrations at once, one answer (or error) each, in order. New groups
+    that arrive together are created in one registry transaction; if any of them exists
+    already (or the relay counts its groups), each goes the way of `register_group`."""
+    answers: list = [None] * len(envelopes)
+    batch: dict[bytes, tuple[int, relay_pb2.RegisterGroupBody, group.VerifiedProfile]] = {}
+    alone: list[tuple[int, relay_pb2.RegisterGroupBody, group.VerifiedProfile]] = []
+    counting = ctx.limits.policy.max_groups > 0
+    for i, envelope in enumerate(envelopes):
+        try:
+            body, profile = _registration(envelope)
+        except ChatRelayError as exc:
+            answers[i] = exc
+            continue
+        if counting or profile.group_id in batch or not _allowed(ctx, profile):
+            alone.append((i, body, profile))  # the policy may still take a group it serves
+        else:
+            batch[profile.group_id] = (i, body, profile)
+    items = list(batch.values())
+    for start in range(0, len(items), REGISTER_BATCH):
+        chunk = items[start:start + REGISTER_BATCH]
+        fresh = [_fresh_record(body, profile) for _, body, profile in chunk]
+        result = await ctx.registry.transaction(
+            [absent(records.group_key(r.group_id)) for r in fresh],
+            [put for r in fresh for put in _record_puts(r, shard)],
+        )
+        if result.succeeded:
+            for (i, _, _), record in zip(chunk, fresh):
+                answers[i] = _granted(ctx, record)
+        else:
+            alone.extend(chunk)
+    alone.sort(key=lambda item: item[0])
+
+    async def one(i, body, profile):
+        try:
+            answers[i] = await _register_checked(ctx, body, profile, shard)
+        except ChatRelayError as exc:
+            answers[i] = exc
+    await asyncio.gather(*(one(*item) for item in alone))
+    return answers
 
 
 _STATE_PB = {

@@ -22,7 +22,7 @@ from chatrelay.cluster.config import ClusterConfig, open_message_log, open_regis
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
 from chatrelay.actors import records
-from chatrelay.actors.group_relay import GroupRelay, Moved, RelayContext, register_group
+from chatrelay.actors.group_relay import GroupRelay, Moved, RelayContext, register_group, register_groups
 from chatrelay.actors.proc import process_info
 from chatrelay.actors.records import GroupRecord
 from chatrelay.cluster.registry import Put, absent, unchanged_since
@@ -282,7 +282,14 @@ class RelayShard:
     async def register_many(self, requests: list[bytes]) -> Outcome:
         """Several registrations in one call (a gateway batches those that arrive
         together); one outcome each, in order."""
-        return ok(list(await asyncio.gather(*(self.register(r) for r in requests))))
+        await self.start()
+        envelopes = [relay_pb2.RegisterGroupRequest.FromString(r).envelope for r in requests]
+
+        async def run():
+            await self._check_lease()
+            answers = await register_groups(self.ctx, envelopes, self.index)
+            return [error(a) if isinstance(a, ChatRelayError) else ok(a.SerializeToString()) for a in answers]
+        return await guarded(run())
 
     async def _on_group(self, envelope, body_cls, what: str, action) -> Outcome:
         """The shape of most calls: the signed body names the group address; the group's

@@ -2,7 +2,7 @@
 transactions of the same shape (create-if-absent of the group record, its address and
 its placement) in the same run, on the same etcd.
 
-    python bench/registrations.py [--groups 500] [--concurrency 16]
+    python bench/registrations.py [--groups 2000] [--concurrency 16]
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ async def relay_registrations(url: str, n: int, concurrency: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--groups", type=int, default=500)
+    parser.add_argument("--groups", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
     if not (1 <= args.groups <= 100_000 and 1 <= args.concurrency <= 1000):

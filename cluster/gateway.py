@@ -139,29 +139,39 @@ class ShardRouter:
 
 class Batcher:
     """Calls of one kind that arrive together go to a shard as one call: `many` takes a
-    list of requests and answers a list of outcomes, in order. A batch leaves at the
-    next turn of the event loop, so a lone call waits for nothing."""
+    list of requests and answers a list of outcomes, in order.
 
-    def __init__(self, router: ShardRouter, many: str, limit: int = 256) -> None:
+    A lone call leaves at the next turn of the event loop and waits for nothing. While
+    `in_flight` batches to a shard are on their way, calls to it gather into the next
+    batch, which leaves when one of those comes back (or when it is full): under load
+    the batches grow by themselves, as in a group commit."""
+
+    def __init__(self, router: ShardRouter, many: str, limit: int = 256, in_flight: int = 1) -> None:
         self.router = router
         self.many = many
         self.limit = limit
+        self.max_in_flight = in_flight
         self.pending: dict[int, list[tuple[bytes, asyncio.Future]]] = {}
+        self.in_flight: dict[int, int] = {}
+        self.batches = 0  # sent, and the calls in them: their ratio is the mean batch size
+        self.calls = 0
 
     async def call(self, index: int, request: bytes):
         future = asyncio.get_running_loop().create_future()
-        batch = self.pending.get(index)
-        if batch is None:
-            batch = self.pending[index] = []
-            asyncio.get_running_loop().call_soon(self._send, index)
+        batch = self.pending.setdefault(index, [])
         batch.append((request, future))
         if len(batch) >= self.limit:
             self._send(index)
+        elif len(batch) == 1 and self.in_flight.get(index, 0) < self.max_in_flight:
+            asyncio.get_running_loop().call_soon(self._send, index)
         return unwrap(await future)
 
     def _send(self, index: int) -> None:
         batch = self.pending.pop(index, None)
         if batch:
+            self.in_flight[index] = self.in_flight.get(index, 0) + 1
+            self.batches += 1
+            self.calls += len(batch)
             asyncio.create_task(self._deliver(index, batch))
 
     async def _deliver(self, index: int, batch) -> None:
@@ -172,9 +182,14 @@ class Batcher:
                 if not future.done():
                     future.set_exception(exc)
             return
-        for (_, future), outcome in zip(batch, outcomes):
-            if not future.done():
-                future.set_result(outcome)
+        else:
+            for (_, future), outcome in zip(batch, outcomes):
+                if not future.done():
+                    future.set_result(outcome)
+        finally:
+            self.in_flight[index] -= 1
+            if self.pending.get(index):  # gathered while this batch was away
+                self._send(index)
 
 
 class GroupTail:

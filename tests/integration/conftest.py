@@ -43,3 +43,20 @@ def relay(ray_session, tmp_path_factory):
     running = start_relay(tmp_path_factory.mktemp("relay"))
     yield running
     up.stop(running, ray_shutdown=False)
+
+
+@pytest.fixture(params=["embedded", "etcd"])
+async def registry(request, tmp_path):
+    """The embedded registry, then a real etcd (a fresh namespace in the session's etcd)."""
+    from chatrelay.cluster.registry import Registry
+    from chatrelay.cluster.registry_etcd import EtcdRegistry
+    from chatrelay.cluster.registry_sqlite import SqliteRegistry
+
+    if request.param == "embedded":
+        reg = SqliteRegistry(tmp_path / "registry.db")
+    else:
+        server = request.getfixturevalue("etcd_server")
+        reg = EtcdRegistry(server.url, namespace=request.getfixturevalue("etcd_namespace"))
+    assert isinstance(reg, Registry)
+    yield reg
+    await reg.close()

@@ -1,4 +1,5 @@
-"""Registry conformance: the same tests against the embedded backend and a real etcd."""
+"""Registry conformance: the same tests against the embedded backend and a real etcd
+(the `registry` fixture in conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,9 @@ import asyncio
 import pytest
 
 from chatrelay.cluster.registry import (
-    Compare, Delete, EventKind, Get, Put, Registry, Target, absent, unchanged_since,
+    Compare, Delete, EventKind, Get, Put, Target, absent, unchanged_since,
 )
-from chatrelay.cluster.registry_etcd import EtcdRegistry
 from chatrelay.cluster.registry_sqlite import SqliteRegistry
-
-
-@pytest.fixture(params=["embedded", "etcd"])
-async def registry(request, tmp_path):
-    if request.param == "embedded":
-        reg = SqliteRegistry(tmp_path / "registry.db")
-    else:
-        server = request.getfixturevalue("etcd_server")
-        reg = EtcdRegistry(server.url, namespace=request.getfixturevalue("etcd_namespace"))
-    assert isinstance(reg, Registry)
-    yield reg
-    await reg.close()
 
 
 async def test_put_get_delete(registry):

@@ -58,3 +58,25 @@ async def test_a_full_batch_leaves_at_once_and_a_lone_call_waits_for_nothing():
     assert results == [b"A", b"B", b"C", b"D", b"E"]
     assert [len(r) for _, _, r in router.calls] == [2, 2, 1]
     assert await asyncio.wait_for(batcher.call(3, b"z"), 5) == b"Z"
+
+
+async def test_calls_gather_while_batches_are_in_flight_and_leave_when_one_returns():
+    gate = asyncio.Event()
+
+    class SlowRouter(RecordingRouter):
+        async def call(self, index, method, requests):
+            self.calls.append((index, method, list(requests)))
+            await gate.wait()
+            return [("ok", r.upper()) for r in requests]
+
+    router = SlowRouter()
+    batcher = Batcher(router, "register_many", in_flight=1)
+    first = asyncio.ensure_future(batcher.call(0, b"a"))
+    await asyncio.sleep(0.01)
+    later = [asyncio.ensure_future(batcher.call(0, bytes([98 + i]))) for i in range(3)]
+    await asyncio.sleep(0.01)
+    assert [r for _, _, r in router.calls] == [[b"a"]]  # the rest wait for the first batch
+    gate.set()
+    assert await asyncio.wait_for(asyncio.gather(first, *later), 5) == [b"A", b"B", b"C", b"D"]
+    assert [r for _, _, r in router.calls] == [[b"a"], [b"b", b"c", b"d"]]
+    assert (batcher.batches, batcher.calls) == (2, 4)
