@@ -36,13 +36,38 @@ def start_gateway(config: ClusterConfig, node: int = 0):
 
 def own_shards(config: ClusterConfig) -> list:
     """Shards started for hot groups (indexes from `config.shards` on)."""
+    return list(own_shard_handles(config).values())
+
+
+def own_shard_handles(config: ClusterConfig) -> dict:
+    """{index: handle} of the shards started for hot groups."""
     prefix = f"chatrelay-{relay_tag(config)}-shard-"
+    handles = {}
+    for name in _actor_names(prefix):
+        index = int(name[len(prefix):])
+        if index >= config.shards:
+            handles[index] = ray.get_actor(name, namespace=NAMESPACE)
+    return handles
+
+
+def gateway_handles(config: ClusterConfig, exclude_current: bool = True) -> list:
+    """The relay's gateways (one a node), without the calling actor itself."""
+    current = ray.get_runtime_context().get_actor_id() if exclude_current else None
     handles = []
+    for name in _actor_names(f"chatrelay-{relay_tag(config)}-gateway-"):
+        handle = ray.get_actor(name, namespace=NAMESPACE)
+        if handle._actor_id.hex() != current:
+            handles.append(handle)
+    return handles
+
+
+def _actor_names(prefix: str) -> list[str]:
+    names = []
     for actor in ray.util.list_named_actors(all_namespaces=True):
         name = actor["name"] if isinstance(actor, dict) else actor
-        if name.startswith(prefix) and int(name[len(prefix):]) >= config.shards:
-            handles.append(ray.get_actor(name, namespace=NAMESPACE))
-    return handles
+        if name.startswith(prefix):
+            names.append(name)
+    return names
 
 
 def shard_handles(config: ClusterConfig) -> list:

@@ -3,8 +3,16 @@ Serve's proxies. A plain class; `chatrelay.actors.factory` makes it an actor."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from chatrelay.actors.proc import process_info
 from chatrelay.cluster.config import ClusterConfig, open_registry
+
+log = logging.getLogger(__name__)
+
+SHARD_FIGURES_S = 5.0  # how often the gateway reads its shards' figures for the metrics
+STATS_TIMEOUT_S = 5.0
 
 
 class GatewayActor:
@@ -12,6 +20,9 @@ class GatewayActor:
         self.config = config
         self.server = None
         self.servicer = None
+        self.endpoint = None  # the Prometheus endpoint, with --metrics
+        self.shard_figures: dict[int, dict] = {}
+        self._figures_task: asyncio.Task | None = None
         self.port = 0
 
     async def start(self) -> int:
@@ -20,22 +31,114 @@ class GatewayActor:
             import ray
 
             from chatrelay.actors.factory import NAMESPACE, shard_handles, shard_name
+            from chatrelay.cluster.admin import AdminServicer
             from chatrelay.cluster.gateway import serve
 
+            metrics = None
+            if self.config.metrics and self.endpoint is None:
+                from chatrelay.cluster.metrics import GatewayMetrics, MetricsEndpoint
+
+                self.endpoint = MetricsEndpoint(self.config.metrics)
+                metrics = GatewayMetrics(
+                    self.endpoint.meter, subscribers=lambda: self.servicer.subscribers if self.servicer else 0,
+                    shard_figures=lambda: self.shard_figures,
+                )
             registry = open_registry(self.config)
             shards = shard_handles(self.config)
             self.server, self.port, self.servicer = await serve(
                 registry, shards, self.config.listen, self.config.limits.subscriber_lag,
                 lambda i: ray.get_actor(shard_name(self.config, i), namespace=NAMESPACE),
+                metrics=metrics,
+                admin=lambda servicer: AdminServicer(self.config.operator_key, self._view(servicer)),
             )
+            if metrics is not None:
+                self._figures_task = asyncio.create_task(self._read_shard_figures())
         return self.port
 
-    async def stats(self) -> dict:
-        out = self.servicer.stats() if self.servicer else {}
+    # ---- what the admin API and the metrics see of the cluster --------------------------
+
+    def _shards(self) -> dict[int, object]:
+        from chatrelay.actors import factory
+
+        return {**dict(enumerate(factory.shard_handles(self.config))), **factory.own_shard_handles(self.config)}
+
+    async def _shard_stats(self, groups: bool = True) -> dict:
+        handles = await asyncio.to_thread(self._shards)
+        indexes = sorted(handles)
+        results = await asyncio.gather(
+            *(asyncio.wait_for(handles[i].stats.remote(groups), STATS_TIMEOUT_S) for i in indexes),
+            return_exceptions=True,
+        )
+        return dict(zip(indexes, results))
+
+    async def _gateway_stats(self) -> list:
+        from chatrelay.actors import factory
+
+        others = await asyncio.to_thread(factory.gateway_handles, self.config)
+        results = await asyncio.gather(
+            *(asyncio.wait_for(g.stats.remote(True), STATS_TIMEOUT_S) for g in others), return_exceptions=True,
+        )
+        return [await self.stats(True), *results]
+
+    def _view(self, servicer):
+        import ray
+
+        from chatrelay.actors import records
+        from chatrelay.actors.shard import unwrap
+        from chatrelay.cluster.admin import ClusterView
+
+        async def move(address: str, to_index: int) -> int:
+            index = await servicer.router.index(address)
+            if index == to_index:
+                return index
+            if to_index not in await asyncio.to_thread(self._shards):
+                from chatrelay.errors import ChatRelayError, Reason
+
+                raise ChatRelayError(Reason.MALFORMED, f"there is no relay shard {to_index}")
+            return unwrap(await servicer.router._handle(index).move.remote(address, to_index))
+
+        async def placed_groups() -> int:
+            return len(await servicer.registry.get_prefix(records.PLACEMENT_PREFIX))
+
+        async def relay_link() -> str:
+            entry = await servicer.registry.get(records.RELAY_LINK)
+            return entry.value.decode() if entry else ""
+
+        async def nodes() -> int:
+            return sum(1 for n in await asyncio.to_thread(ray.nodes) if n.get("Alive"))
+
+        return ClusterView(
+            shard_stats=self._shard_stats, gateway_stats=self._gateway_stats, move=move,
+            placed_groups=placed_groups, nodes=nodes, relay_link=relay_link,
+            registry="etcd" if self.config.etcd else "embedded",
+        )
+
+    async def _read_shard_figures(self) -> None:
+        while True:
+            try:
+                stats = await self._shard_stats(groups=False)
+                self.shard_figures = {
+                    i: {"groups": s["group_count"], "mailbox_depth": s["mailbox_depth"]}
+                    for i, s in stats.items() if isinstance(s, dict)
+                }
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Ray busy or restarting: the next round reads again
+                log.warning("reading shard figures failed: %s", exc)
+            await asyncio.sleep(SHARD_FIGURES_S)
+
+    async def stats(self, groups: bool = False) -> dict:
+        out = self.servicer.stats(groups) if self.servicer else {}
         return {**out, "process": process_info()}
 
     async def stop(self) -> None:
+        if self._figures_task is not None:
+            self._figures_task.cancel()
+            self._figures_task = None
         if self.server is not None:
             self.servicer.close()
             await self.server.stop(grace=1.0)
             self.server = None
+        if self.endpoint is not None:
+            self.endpoint.close()
+            self.endpoint = None

@@ -13,7 +13,7 @@ import collections
 import hashlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 from nacl.signing import SigningKey
@@ -48,6 +48,7 @@ class RelayContext:
     registry: Registry
     log: MessageLog
     limits: RelayLimits = RelayLimits()
+    tally: collections.Counter = field(default_factory=collections.Counter)  # the shard's counts, for metrics
 
     @property
     def relay_key(self) -> bytes:
@@ -362,7 +363,9 @@ class GroupRelay:
                     future.set_exception(ChatRelayError(Reason.UNAVAILABLE, f"message log failed: {exc}"))
             return
         self.last_seq = max(self.last_seq, max(appended.seqs))
-        self.posts_accepted += sum(1 for d in appended.duplicates if not d)
+        fresh = sum(1 for d in appended.duplicates if not d)
+        self.posts_accepted += fresh
+        self.ctx.tally["posts"] += fresh
         self.wake_readers()  # readers waiting for posts after their seq
         for (_, future), seq, mid in zip(accepted, appended.seqs, ids):
             if not future.done():

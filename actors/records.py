@@ -34,6 +34,7 @@ def placement_key(address: str) -> bytes:
 
 
 PLACEMENT_PREFIX = b"placement/"
+RELAY_LINK = b"relay/link"  # the relay's own link, as `chatrelay up` printed it last
 
 
 def shard_key(index: int) -> bytes:

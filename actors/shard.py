@@ -79,6 +79,7 @@ class RelayShard:
         self._lease_until = 0.0  # monotonic time until which this instance may serve
         self._lease_task: asyncio.Task | None = None
         self._leased = asyncio.Event()
+        self._report_task: asyncio.Task | None = None
 
     def __str__(self) -> str:
         return f"relay shard {self.index} ({len(self.groups)} groups)"
@@ -93,9 +94,37 @@ class RelayShard:
             )
         if self._lease_task is None:
             self._lease_task = asyncio.create_task(self._hold_lease(), name="shard-lease")
+            self._report_task = asyncio.create_task(self._report(), name="shard-metrics")
         if self._watching is None and self.config.limits.hot_posts_per_s > 0 and self.index < self.config.shards:
             self._watching = asyncio.create_task(self._move_hot_groups(), name="hot-groups")
         return self.index
+
+    async def _report(self) -> None:
+        """Ray's metrics (`ray.util.metrics`, exported by Ray's own metrics agent where it
+        runs): groups loaded, mailbox depth and posts accepted, labelled by shard only."""
+        try:
+            from ray.util.metrics import Counter, Gauge
+        except ImportError:  # a Ray without metrics
+            return
+        tags = {"shard": str(self.index)}
+        groups = Gauge("chatrelay_shard_groups", "Groups loaded in the relay shard", tag_keys=("shard",))
+        depth = Gauge("chatrelay_shard_mailbox_depth", "Requests waiting in the shard's mailboxes", tag_keys=("shard",))
+        posts = Counter("chatrelay_shard_posts", "Posts the shard accepted", tag_keys=("shard",))
+        reported = 0
+        while True:
+            try:
+                loaded = list(self.groups.values())
+                groups.set(len(loaded), tags)
+                depth.set(sum(len(g.mailbox or ()) for g in loaded), tags)
+                total = self.ctx.tally["posts"]
+                if total > reported:
+                    posts.inc(total - reported, tags)
+                    reported = total
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # metrics never stop a shard
+                log.warning("shard metrics not recorded: %s", exc)
+            await asyncio.sleep(REPORT_S)
 
     async def ready(self) -> bool:
         """Started, and holding the shard's lease (an earlier instance that died without
@@ -413,12 +442,15 @@ class RelayShard:
 
     async def stats(self, groups: bool = True) -> dict:
         """This shard's process and its loaded groups (their count only, unless `groups`)."""
+        loaded = list(self.groups.values())
         out = {
-            "shard": self.index, "group_count": len(self.groups), "moved_out": self.moved_out,
+            "shard": self.index, "group_count": len(loaded), "moved_out": self.moved_out,
+            "mailbox_depth": sum(len(g.mailbox or ()) for g in loaded),
+            "posts_accepted": sum(g.posts_accepted for g in loaded),
             "process": process_info(),
         }
         if groups:
-            out["groups"] = [g.stats() for g in self.groups.values()]
+            out["groups"] = [g.stats() for g in loaded]
         return out
 
     @staticmethod
@@ -432,6 +464,7 @@ LEASE_TTL_S = 5
 LEASE_REFRESH_S = 1.0
 LEASE_MARGIN_S = 2.0  # stop serving this long before the lease could run out
 HOT_CHECK_S = 5.0
+REPORT_S = 5.0
 OWN_SHARDS = 1 << 20
 
 

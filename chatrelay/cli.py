@@ -56,8 +56,9 @@ def link_parse(text: str) -> None:
               help="Posts/s past which a group moves to a shard of its own, 0 = never [CHATRELAY_HOT_POSTS_PER_S].")
 @click.option("--subscriber-lag", default=None, type=int,
               help="Posts a stream may fall behind before it is cut off to resume from the log [CHATRELAY_SUBSCRIBER_LAG].")
+@click.option("--metrics", default=None, help="HOST:PORT to serve Prometheus metrics on [CHATRELAY_METRICS].")
 def up(data_dir, listen, etcd, shards, retention, post_limit, post_window, max_groups, deny_names, deny_groups,
-       hot_posts, subscriber_lag) -> None:
+       hot_posts, subscriber_lag, metrics) -> None:
     """Run a relay on this machine until interrupted; prints its relay link, then `ready`."""
     import signal
     import threading
@@ -70,7 +71,7 @@ def up(data_dir, listen, etcd, shards, retention, post_limit, post_window, max_g
             {"data_dir": data_dir, "listen": listen, "etcd": etcd, "shards": shards, "retention": retention,
              "post_limit": post_limit, "post_window_s": post_window, "max_groups": max_groups,
              "deny_names": deny_names, "deny_groups": deny_groups, "subscriber_lag": subscriber_lag,
-             "hot_posts_per_s": hot_posts}
+             "hot_posts_per_s": hot_posts, "metrics": metrics}
         )
         relay = up_mod.start(settings)
     except ChatRelayError as exc:
@@ -79,6 +80,8 @@ def up(data_dir, listen, etcd, shards, retention, post_limit, post_window, max_g
         fail(f"cannot start: {exc}")
     click.echo(relay.link)
     click.echo(f"relay serving on {relay.target} ({settings})", err=True)
+    if settings.metrics:
+        click.echo(f"metrics on http://{settings.metrics}/metrics", err=True)
     click.echo("ready")
     sys.stdout.flush()
     stop = threading.Event()
@@ -614,6 +617,143 @@ def inbox(follow, state_path) -> None:
             time_mod.sleep(1.0)
         except KeyboardInterrupt:
             return
+
+
+
+# ---- operators ----------------------------------------------------------------------------
+
+
+def _admin_options(fn):
+    fn = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
+    fn = click.option("--operator-key", "key_path", default=None,
+                      help="The operator key file [default: operator.key in the data dir].")(fn)
+    fn = click.option("--relay", "relay_link", default=None,
+                      help="The relay's link [default: the one `chatrelay up` wrote in the data dir].")(fn)
+    fn = click.option("--data-dir", default=None, help="The relay's data dir [CHATRELAY_DATA_DIR].")(fn)
+    return fn
+
+
+def _admin_client(data_dir, relay_link, key_path):
+    """The gateway to ask and the key to sign with, from the flags or the data dir."""
+    import os
+    import pathlib
+
+    from chatrelay import admin
+    from chatrelay.client import target_of
+    from chatrelay.cluster import identity
+
+    folder = pathlib.Path(data_dir or os.environ.get("CHATRELAY_DATA_DIR") or "chatrelay-data")
+    try:
+        key = identity.load_key(pathlib.Path(key_path) if key_path else folder / identity.OPERATOR_KEY_FILE)
+        if relay_link is None:
+            path = folder / identity.LINK_FILE
+            try:
+                relay_link = path.read_text().strip()
+            except OSError:
+                fail(f"no relay link in {path}: pass --relay LINK, or --data-dir of a relay started with `chatrelay up`")
+        link = ShortLink.parse(relay_link)
+    except ChatRelayError as exc:
+        fail(str(exc))
+    return admin.AdminClient(target_of(link.hosts[0]), key)
+
+
+def _window(value: float) -> float:
+    if not 0.1 <= value <= 10:
+        fail(f"--window must be 0.1 to 10 seconds, got {value:g}")
+    return value
+
+
+@main.command()
+@_admin_options
+@click.option("--window", default=1.0, show_default=True, type=float, help="Seconds over which rates are measured.")
+def status(data_dir, relay_link, key_path, as_json, window) -> None:
+    """The relay cluster: shards, gateways, groups, subscribers, rates and health."""
+    async def run():
+        async with _admin_client(data_dir, relay_link, key_path) as c:
+            return await c.status(_window(window))
+    out = _run(run())
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    click.echo(f"health {out['health']}: {out['nodes']} Ray node(s), registry {out['registry']}")
+    click.echo(f"groups {out['groups']} registered, {out['groups_loaded']} loaded; "
+               f"subscribers {out['subscribers']}")
+    click.echo(f"posts {out['posts_per_second']:.1f}/s, deliveries {out['deliveries_per_second']:.1f}/s "
+               f"(over {out['window_seconds']:.1f} s)")
+    for s in out["shards"]:
+        if not s["healthy"]:
+            click.echo(f"shard {s['shard_id']}: NOT ANSWERING ({s['error']})")
+            continue
+        click.echo(f"shard {s['shard_id']}: {s['groups']} groups, {s['posts_per_second']:.1f} posts/s, "
+                   f"mailboxes {s['mailbox_depth']}, {s['rss_bytes'] / 2**20:.0f} MiB, node {s['node_id'][:8]}")
+    for i, g in enumerate(out["gateways"]):
+        if not g["healthy"]:
+            click.echo(f"gateway {i}: NOT ANSWERING ({g['error']})")
+            continue
+        click.echo(f"gateway {i}: {g['subscribers']} subscribers, {g['deliveries_per_second']:.1f} deliveries/s, "
+                   f"{g['cut_off']} cut off, node {g['node_id'][:8]}")
+
+
+def _top_table(out: dict):
+    from rich.table import Table
+
+    table = Table(title=f"busiest groups (rates over {out['window_seconds']:.1f} s)")
+    for name in ("group address", "shard", "posts/s", "deliveries/s", "subscribers", "mailbox", "last seq",
+                 "members", "state"):
+        table.add_column(name, justify="left" if name in ("group address", "state") else "right")
+    for g in out["groups"]:
+        table.add_row(g["group_address"], g["shard_id"], f"{g['posts_per_second']:.1f}",
+                      f"{g['deliveries_per_second']:.1f}", str(g["subscribers"]), str(g["mailbox_depth"]),
+                      str(g["last_seq"]), str(g["members"]), g["state"])
+    return table
+
+
+@main.command()
+@_admin_options
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000), help="Groups listed.")
+@click.option("--window", default=1.0, show_default=True, type=float, help="Seconds over which rates are measured.")
+@click.option("--count", default=0, type=click.IntRange(0), help="Refresh this many times, then stop (0: until Ctrl-C).")
+def top(data_dir, relay_link, key_path, as_json, limit, window, count) -> None:
+    """A live table of the busiest groups; with --json, one reading."""
+    window = _window(window)
+
+    async def once(c):
+        return await c.top(limit, window)
+
+    if as_json:
+        async def run():
+            async with _admin_client(data_dir, relay_link, key_path) as c:
+                return await once(c)
+        click.echo(json.dumps(_run(run()), indent=2))
+        return
+
+    from rich.console import Console
+    from rich.live import Live
+
+    async def live():
+        async with _admin_client(data_dir, relay_link, key_path) as c:
+            with Live(console=Console(), auto_refresh=False) as view:
+                shown = 0
+                while count == 0 or shown < count:
+                    view.update(_top_table(await once(c)), refresh=True)
+                    shown += 1
+    try:
+        _run(live())
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+@_admin_options
+@click.argument("address")
+@click.option("--shard", "to_shard", required=True, type=click.IntRange(0), help="The shard index it moves to.")
+def move(data_dir, relay_link, key_path, as_json, address, to_shard) -> None:
+    """Move a group to another relay shard (no post is lost or reordered)."""
+    async def run():
+        async with _admin_client(data_dir, relay_link, key_path) as c:
+            return await c.move(address, to_shard)
+    out = _run(run())
+    click.echo(json.dumps(out) if as_json else f"group {address} is served by shard {out['shard_id']}")
 
 
 if __name__ == "__main__":

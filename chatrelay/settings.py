@@ -32,6 +32,7 @@ class Settings:
     deny_groups: pathlib.Path | None = None  # file of group ids (hex), one a line
     subscriber_lag: int = 4096  # posts a live stream may fall behind before it is cut off
     hot_posts_per_s: float = 0.0  # a group past this rate moves to a shard of its own; 0: never
+    metrics: str | None = None  # HOST:PORT for the gateway's Prometheus endpoint; None: none
 
     def __post_init__(self) -> None:
         if not isinstance(self.data_dir, pathlib.Path):
@@ -40,6 +41,11 @@ class Settings:
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
             raise ChatRelayError(Reason.MALFORMED, f"--listen must be HOST:PORT, got {self.listen!r}")
         check_host(host)
+        if self.metrics is not None:
+            m_host, m_sep, m_port = self.metrics.rpartition(":")
+            if not m_sep or not m_host or not m_port.isdigit() or not 0 < int(m_port) <= 65535:
+                raise ChatRelayError(Reason.MALFORMED, f"--metrics must be HOST:PORT, got {self.metrics!r}")
+            check_host(m_host)
         if self.etcd is not None and not self.etcd.startswith(("http://", "https://")):
             raise ChatRelayError(Reason.MALFORMED, f"--etcd must be an http(s):// URL, got {self.etcd!r}")
         if not 1 <= self.shards <= 256:

@@ -20,6 +20,8 @@ class ClusterConfig:
     etcd: str | None = None
     listen: str = "127.0.0.1:0"
     limits: RelayLimits = RelayLimits()
+    operator_key: bytes | None = None  # the public key admin requests must be signed by
+    metrics: str | None = None  # HOST:PORT of the gateway's Prometheus endpoint
 
     def __repr__(self) -> str:  # the seed stays out of logs
         return f"ClusterConfig(data_dir={self.data_dir!r}, shards={self.shards}, etcd={self.etcd!r})"

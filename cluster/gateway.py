@@ -202,6 +202,7 @@ class GroupTail:
         self.buffer: collections.deque[relay_pb2.Delivery] = collections.deque(maxlen=TAIL_WINDOW)
         self.changed = asyncio.Condition()
         self.subscribers = 0
+        self.delivered = 0  # posts written to this gateway's streams of the group
         self.task = asyncio.create_task(self._run(), name=f"tail-{address}")
 
     async def _run(self) -> None:
@@ -245,9 +246,10 @@ class GroupTail:
 
 class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     def __init__(
-        self, registry: Registry, shards: list, subscriber_lag: int = TAIL_WINDOW, find_shard=None
+        self, registry: Registry, shards: list, subscriber_lag: int = TAIL_WINDOW, find_shard=None, metrics=None,
     ) -> None:
         self.registry = registry
+        self.metrics = metrics  # a GatewayMetrics, or None
         self.subscriber_lag = subscriber_lag
         self.router = ShardRouter(registry, shards, find_shard)
         self.registrations = Batcher(self.router, "register_many")
@@ -444,6 +446,8 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
                 behind = tail.after - seq
                 if was_live and behind > self.subscriber_lag:
                     self.cut_off += 1
+                    if self.metrics is not None:
+                        self.metrics.cut_off.add(1)
                     exc = ChatRelayError(
                         Reason.BEHIND, f"this stream fell {behind} posts behind; subscribe again after seq {seq}"
                     )
@@ -459,6 +463,9 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
                     continue
                 seq = deliveries[-1].seq
                 self.deliveries += len(deliveries)
+                tail.delivered += len(deliveries)
+                if self.metrics is not None:
+                    self.metrics.deliveries.add(len(deliveries))
                 yield relay_pb2.DeliveryBatch(deliveries=deliveries, last_seq=seq)
         finally:
             self.subscribers -= 1
@@ -488,11 +495,17 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             log.exception("gateway call failed")
             await context.abort(grpc.StatusCode.INTERNAL, "internal relay error")
 
-    def stats(self) -> dict:
-        return {
+    def stats(self, groups: bool = False) -> dict:
+        """This gateway's streams; with `groups`, by group address (those with streams)."""
+        out = {
             "subscribers": self.subscribers, "deliveries": self.deliveries, "tails": len(self.tails),
             "cut_off": self.cut_off,
         }
+        if groups:
+            out["groups"] = {
+                address: {"subscribers": t.subscribers, "deliveries": t.delivered} for address, t in self.tails.items()
+            }
+        return out
 
     def close(self) -> None:
         self.router.close()
@@ -509,21 +522,29 @@ def _peek(envelope, cls, domain: env.Domain, what: str):
 
 
 async def serve(
-    registry: Registry, shards: list, listen: str, subscriber_lag: int = TAIL_WINDOW, find_shard=None
+    registry: Registry, shards: list, listen: str, subscriber_lag: int = TAIL_WINDOW, find_shard=None,
+    metrics=None, admin=None,
 ) -> tuple[grpc.aio.Server, int, RelayServicer]:
+    """The gateway's gRPC server. `metrics` (a GatewayMetrics) times and counts calls;
+    `admin(servicer)` makes the AdminService, served beside the relay's."""
+    from chatrelay.cluster.metrics import MetricsInterceptor
+
     server = grpc.aio.server(
-        options=[("grpc.max_receive_message_length", MAX_REQUEST), ("grpc.so_reuseport", 0)]
+        options=[("grpc.max_receive_message_length", MAX_REQUEST), ("grpc.so_reuseport", 0)],
+        interceptors=[MetricsInterceptor(metrics)] if metrics is not None else None,
     )
-    servicer = RelayServicer(registry, shards, subscriber_lag, find_shard)
+    servicer = RelayServicer(registry, shards, subscriber_lag, find_shard, metrics)
     servicer.router.start_watch()
     relay_pb2_grpc.add_RelayServiceServicer_to_server(servicer, server)
+    if admin is not None:
+        relay_pb2_grpc.add_AdminServiceServicer_to_server(admin(servicer), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (
         relay_pb2.DESCRIPTOR.services_by_name["RelayService"].full_name,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
-    )
+    ) + ((relay_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,) if admin is not None else ())
     reflection.enable_server_reflection(names, server)
     port = server.add_insecure_port(listen)
     if port == 0:

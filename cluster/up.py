@@ -90,6 +90,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
     from chatrelay.actors import factory
 
     key = identity.load_or_create(settings.data_dir)
+    operator = identity.load_or_create(settings.data_dir, identity.OPERATOR_KEY_FILE)
     listen = settings.listen
     host, _, port_text = listen.rpartition(":")
     if port_text == "0":
@@ -113,6 +114,8 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
             hot_posts_per_s=settings.hot_posts_per_s,
             policy=policy_of(settings),
         ),
+        operator_key=bytes(operator.verify_key),
+        metrics=settings.metrics,
     )
     if ray_init and not ray.is_initialized():
         init_local_ray()
@@ -123,6 +126,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
     host = config.listen.rpartition(":")[0]
     bundle = links.relay_link(key, settings.relay_name, [f"{host}:{port}"])
     asyncio.run(_store_relay_link(config, key, bundle))
+    (pathlib.Path(settings.data_dir) / identity.LINK_FILE).write_text(str(bundle.link) + "\n")
     relay = RunningRelay(config=config, port=port, link=str(bundle.link), shards=shards, gateway=gateway)
     threading.Thread(target=_supervise, args=(relay,), name="gateway-supervisor", daemon=True).start()
     return relay
@@ -150,6 +154,7 @@ async def _store_relay_link(config: ClusterConfig, key: SigningKey, bundle: link
             "owner": codec.b64url(bytes(key.verify_key)), "data": codec.b64url(bundle.ciphertext),
         }).encode()
         await registry.put(records.link_key(bundle.lookup_id), value)
+        await registry.put(records.RELAY_LINK, str(bundle.link).encode())
     finally:
         await registry.close()
 

@@ -484,26 +484,74 @@ class SendQueueResponse(_message.Message):
     def __init__(self, seq: _Optional[int] = ...) -> None: ...
 
 class AdminBody(_message.Message):
-    __slots__ = ("nonce", "timestamp")
+    __slots__ = ("nonce", "timestamp", "method", "window_ms", "limit", "group_address", "to_shard")
     NONCE_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_MS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    TO_SHARD_FIELD_NUMBER: _ClassVar[int]
     nonce: bytes
     timestamp: int
-    def __init__(self, nonce: _Optional[bytes] = ..., timestamp: _Optional[int] = ...) -> None: ...
+    method: str
+    window_ms: int
+    limit: int
+    group_address: str
+    to_shard: int
+    def __init__(self, nonce: _Optional[bytes] = ..., timestamp: _Optional[int] = ..., method: _Optional[str] = ..., window_ms: _Optional[int] = ..., limit: _Optional[int] = ..., group_address: _Optional[str] = ..., to_shard: _Optional[int] = ...) -> None: ...
 
 class ShardStatus(_message.Message):
-    __slots__ = ("shard_id", "node_id", "groups", "mailbox_depth", "healthy")
+    __slots__ = ("shard_id", "node_id", "groups", "mailbox_depth", "healthy", "index", "pid", "rss_bytes", "posts_accepted", "posts_per_second", "moved_out", "error")
     SHARD_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     MAILBOX_DEPTH_FIELD_NUMBER: _ClassVar[int]
     HEALTHY_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    POSTS_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    POSTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    MOVED_OUT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     shard_id: str
     node_id: str
     groups: int
     mailbox_depth: int
     healthy: bool
-    def __init__(self, shard_id: _Optional[str] = ..., node_id: _Optional[str] = ..., groups: _Optional[int] = ..., mailbox_depth: _Optional[int] = ..., healthy: _Optional[bool] = ...) -> None: ...
+    index: int
+    pid: int
+    rss_bytes: int
+    posts_accepted: int
+    posts_per_second: float
+    moved_out: int
+    error: str
+    def __init__(self, shard_id: _Optional[str] = ..., node_id: _Optional[str] = ..., groups: _Optional[int] = ..., mailbox_depth: _Optional[int] = ..., healthy: _Optional[bool] = ..., index: _Optional[int] = ..., pid: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., posts_accepted: _Optional[int] = ..., posts_per_second: _Optional[float] = ..., moved_out: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class GatewayStatus(_message.Message):
+    __slots__ = ("node_id", "subscribers", "deliveries", "tails", "cut_off", "deliveries_per_second", "pid", "rss_bytes", "healthy", "error")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBERS_FIELD_NUMBER: _ClassVar[int]
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    TAILS_FIELD_NUMBER: _ClassVar[int]
+    CUT_OFF_FIELD_NUMBER: _ClassVar[int]
+    DELIVERIES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    HEALTHY_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    subscribers: int
+    deliveries: int
+    tails: int
+    cut_off: int
+    deliveries_per_second: float
+    pid: int
+    rss_bytes: int
+    healthy: bool
+    error: str
+    def __init__(self, node_id: _Optional[str] = ..., subscribers: _Optional[int] = ..., deliveries: _Optional[int] = ..., tails: _Optional[int] = ..., cut_off: _Optional[int] = ..., deliveries_per_second: _Optional[float] = ..., pid: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., healthy: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ("envelope",)
@@ -512,34 +560,60 @@ class StatusRequest(_message.Message):
     def __init__(self, envelope: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("relay_link", "shards", "groups", "subscribers", "posts_per_second", "deliveries_per_second")
+    __slots__ = ("relay_link", "shards", "groups", "subscribers", "posts_per_second", "deliveries_per_second", "health", "gateways", "groups_loaded", "posts_accepted", "deliveries", "window_seconds", "registry", "nodes")
     RELAY_LINK_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBERS_FIELD_NUMBER: _ClassVar[int]
     POSTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     DELIVERIES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    GATEWAYS_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_LOADED_FIELD_NUMBER: _ClassVar[int]
+    POSTS_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REGISTRY_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
     relay_link: str
     shards: _containers.RepeatedCompositeFieldContainer[ShardStatus]
     groups: int
     subscribers: int
     posts_per_second: float
     deliveries_per_second: float
-    def __init__(self, relay_link: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[ShardStatus, _Mapping]]] = ..., groups: _Optional[int] = ..., subscribers: _Optional[int] = ..., posts_per_second: _Optional[float] = ..., deliveries_per_second: _Optional[float] = ...) -> None: ...
+    health: str
+    gateways: _containers.RepeatedCompositeFieldContainer[GatewayStatus]
+    groups_loaded: int
+    posts_accepted: int
+    deliveries: int
+    window_seconds: float
+    registry: str
+    nodes: int
+    def __init__(self, relay_link: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[ShardStatus, _Mapping]]] = ..., groups: _Optional[int] = ..., subscribers: _Optional[int] = ..., posts_per_second: _Optional[float] = ..., deliveries_per_second: _Optional[float] = ..., health: _Optional[str] = ..., gateways: _Optional[_Iterable[_Union[GatewayStatus, _Mapping]]] = ..., groups_loaded: _Optional[int] = ..., posts_accepted: _Optional[int] = ..., deliveries: _Optional[int] = ..., window_seconds: _Optional[float] = ..., registry: _Optional[str] = ..., nodes: _Optional[int] = ...) -> None: ...
 
 class GroupLoad(_message.Message):
-    __slots__ = ("group_address", "posts_per_second", "subscribers", "mailbox_depth", "shard_id")
+    __slots__ = ("group_address", "posts_per_second", "subscribers", "mailbox_depth", "shard_id", "posts_accepted", "deliveries_per_second", "last_seq", "members", "state")
     GROUP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     POSTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBERS_FIELD_NUMBER: _ClassVar[int]
     MAILBOX_DEPTH_FIELD_NUMBER: _ClassVar[int]
     SHARD_ID_FIELD_NUMBER: _ClassVar[int]
+    POSTS_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    DELIVERIES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     group_address: str
     posts_per_second: float
     subscribers: int
     mailbox_depth: int
     shard_id: str
-    def __init__(self, group_address: _Optional[str] = ..., posts_per_second: _Optional[float] = ..., subscribers: _Optional[int] = ..., mailbox_depth: _Optional[int] = ..., shard_id: _Optional[str] = ...) -> None: ...
+    posts_accepted: int
+    deliveries_per_second: float
+    last_seq: int
+    members: int
+    state: str
+    def __init__(self, group_address: _Optional[str] = ..., posts_per_second: _Optional[float] = ..., subscribers: _Optional[int] = ..., mailbox_depth: _Optional[int] = ..., shard_id: _Optional[str] = ..., posts_accepted: _Optional[int] = ..., deliveries_per_second: _Optional[float] = ..., last_seq: _Optional[int] = ..., members: _Optional[int] = ..., state: _Optional[str] = ...) -> None: ...
 
 class TopRequest(_message.Message):
     __slots__ = ("envelope", "limit")
@@ -550,7 +624,21 @@ class TopRequest(_message.Message):
     def __init__(self, envelope: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class TopResponse(_message.Message):
-    __slots__ = ("groups",)
+    __slots__ = ("groups", "window_seconds")
     GROUPS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
     groups: _containers.RepeatedCompositeFieldContainer[GroupLoad]
-    def __init__(self, groups: _Optional[_Iterable[_Union[GroupLoad, _Mapping]]] = ...) -> None: ...
+    window_seconds: float
+    def __init__(self, groups: _Optional[_Iterable[_Union[GroupLoad, _Mapping]]] = ..., window_seconds: _Optional[float] = ...) -> None: ...
+
+class MoveGroupRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _core_pb2.SignedEnvelope
+    def __init__(self, envelope: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
+
+class MoveGroupResponse(_message.Message):
+    __slots__ = ("shard_id",)
+    SHARD_ID_FIELD_NUMBER: _ClassVar[int]
+    shard_id: str
+    def __init__(self, shard_id: _Optional[str] = ...) -> None: ...

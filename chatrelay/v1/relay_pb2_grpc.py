@@ -804,6 +804,11 @@ class AdminServiceStub:
                 request_serializer=chatrelay_dot_v1_dot_relay__pb2.TopRequest.SerializeToString,
                 response_deserializer=chatrelay_dot_v1_dot_relay__pb2.TopResponse.FromString,
                 _registered_method=True)
+        self.MoveGroup = channel.unary_unary(
+                '/chatrelay.v1.AdminService/MoveGroup',
+                request_serializer=chatrelay_dot_v1_dot_relay__pb2.MoveGroupRequest.SerializeToString,
+                response_deserializer=chatrelay_dot_v1_dot_relay__pb2.MoveGroupResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -821,6 +826,12 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MoveGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -833,6 +844,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.Top,
                     request_deserializer=chatrelay_dot_v1_dot_relay__pb2.TopRequest.FromString,
                     response_serializer=chatrelay_dot_v1_dot_relay__pb2.TopResponse.SerializeToString,
+            ),
+            'MoveGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveGroup,
+                    request_deserializer=chatrelay_dot_v1_dot_relay__pb2.MoveGroupRequest.FromString,
+                    response_serializer=chatrelay_dot_v1_dot_relay__pb2.MoveGroupResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -889,6 +905,33 @@ class AdminService:
             '/chatrelay.v1.AdminService/Top',
             chatrelay_dot_v1_dot_relay__pb2.TopRequest.SerializeToString,
             chatrelay_dot_v1_dot_relay__pb2.TopResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MoveGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatrelay.v1.AdminService/MoveGroup',
+            chatrelay_dot_v1_dot_relay__pb2.MoveGroupRequest.SerializeToString,
+            chatrelay_dot_v1_dot_relay__pb2.MoveGroupResponse.FromString,
             options,
             channel_credentials,
             insecure,

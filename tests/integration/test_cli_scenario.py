@@ -6,90 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import signal
 import subprocess
-import threading
-import time
 
 import pytest
 
-from realparts import free_port
-
-STARTUP_S = 120
-
-
-class Lines:
-    """A child's stdout, line by line, with timeouts (a thread reads; select on a
-    buffered pipe would miss lines already buffered)."""
-
-    def __init__(self, stream) -> None:
-        self.queue: queue.Queue = queue.Queue()
-        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
-
-    def _pump(self, stream) -> None:
-        for line in stream:
-            self.queue.put(line)
-        self.queue.put(None)
-
-    def next(self, timeout: float) -> str | None:
-        try:
-            return self.queue.get(timeout=max(timeout, 0.0))
-        except queue.Empty:
-            return None
-
-    def take(self, count: int, timeout: float) -> list[str]:
-        lines, deadline = [], time.monotonic() + timeout
-        while len(lines) < count:
-            line = self.next(deadline - time.monotonic())
-            if line is None:
-                break
-            lines.append(line)
-        return lines
-
-
-class Up:
-    """`chatrelay up` as a child process."""
-
-    def __init__(self, data_dir, port, etcd=None):
-        args = ["chatrelay", "up", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}", "--shards", "2"]
-        if etcd:
-            args += ["--etcd", etcd]
-        os.makedirs(data_dir, exist_ok=True)
-        self.log = open(os.path.join(str(data_dir), f"up-{time.time_ns()}.log"), "w")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
-        self.lines = Lines(self.proc.stdout)
-        self.link = self._line()
-        assert self.link.startswith(f"https://127.0.0.1:{port}/r#"), self.link
-        assert self._line() == "ready"
-
-    def _line(self) -> str:
-        line = self.lines.next(STARTUP_S)
-        if line is None:
-            self.stop()
-            pytest.fail(f"chatrelay up did not start in time (exit {self.proc.poll()}); see {self.log.name}")
-        return line.strip()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-        self.log.close()
-
-
-def cli(*args, timeout=60) -> subprocess.CompletedProcess:
-    return subprocess.run(["chatrelay", *args], capture_output=True, text=True, timeout=timeout)
-
-
-def ok(*args) -> str:
-    result = cli(*args)
-    assert result.returncode == 0, f"chatrelay {' '.join(args)}: {result.stderr}"
-    return result.stdout
-
+from realparts import Lines, Up, cli, free_port, ok
 
 @pytest.mark.parametrize("backend", ["embedded", "etcd"])
 def test_channel_from_create_to_follow_across_a_restart(backend, tmp_path, request):

@@ -33,11 +33,18 @@ def test_environment_then_flags_override():
         ({"subscriber_lag": "lots"}, "subscriber_lag must be a whole number, got 'lots'"),
         ({"etcd": "127.0.0.1:2379"}, "--etcd must be an http(s):// URL, got '127.0.0.1:2379'"),
         ({"listen": "127.0.0.1"}, "--listen must be HOST:PORT, got '127.0.0.1'"),
+        ({"metrics": "9464"}, "--metrics must be HOST:PORT, got '9464'"),
+        ({"metrics": "127.0.0.1:0"}, "--metrics must be HOST:PORT, got '127.0.0.1:0'"),
     ],
 )
 def test_bad_settings_are_refused(overrides, message):
     err = refused(Reason.MALFORMED, settings.load, overrides, environ={})
     assert err.message == message
+
+
+def test_metrics_endpoint_from_the_environment():
+    s = settings.load({}, environ={"CHATRELAY_METRICS": "127.0.0.1:9464"})
+    assert s.metrics == "127.0.0.1:9464"
 
 
 def test_port_zero_is_allowed_for_tests():

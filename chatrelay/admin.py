@@ -1,0 +1,71 @@
+"""The operator's side of the AdminService: signed requests, and answers as plain dicts
+(what `chatrelay status --json` and `chatrelay top --json` print)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import grpc
+from google.protobuf.message import Message
+from nacl.signing import SigningKey
+
+from chatrelay import envelope as env
+from chatrelay.status import from_rpc_error
+from chatrelay.v1 import relay_pb2, relay_pb2_grpc
+
+NONCE = 16
+CALL_TIMEOUT_S = 30
+
+
+def request(key: SigningKey, method: str, **fields) -> relay_pb2.StatusRequest:
+    body = relay_pb2.AdminBody(nonce=os.urandom(NONCE), timestamp=int(time.time()), method=method, **fields)
+    return env.sign_message(key, env.Domain.ADMIN, body)
+
+
+class AdminClient:
+    def __init__(self, target: str, key: SigningKey) -> None:
+        self.channel = grpc.aio.insecure_channel(target)
+        self.stub = relay_pb2_grpc.AdminServiceStub(self.channel)
+        self.key = key
+
+    async def __aenter__(self) -> "AdminClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.channel.close()
+
+    async def _call(self, method: str, message):
+        try:
+            return await getattr(self.stub, method)(message, timeout=CALL_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    async def status(self, window_s: float = 1.0) -> dict:
+        envelope = request(self.key, "Status", window_ms=round(window_s * 1000))
+        return as_dict(await self._call("Status", relay_pb2.StatusRequest(envelope=envelope)))
+
+    async def top(self, limit: int = 10, window_s: float = 1.0) -> dict:
+        envelope = request(self.key, "Top", window_ms=round(window_s * 1000), limit=limit)
+        return as_dict(await self._call("Top", relay_pb2.TopRequest(envelope=envelope, limit=limit)))
+
+    async def move(self, address: str, to_shard: int) -> dict:
+        envelope = request(self.key, "MoveGroup", group_address=address, to_shard=to_shard)
+        return as_dict(await self._call("MoveGroup", relay_pb2.MoveGroupRequest(envelope=envelope)))
+
+
+def as_dict(message) -> dict:
+    """Every field, zeros included, under its proto name; counts stay numbers."""
+    out = {}
+    for field in message.DESCRIPTOR.fields:
+        value = getattr(message, field.name)
+        if field.message_type is not None:
+            if isinstance(value, Message):
+                out[field.name] = as_dict(value)
+            else:  # repeated messages
+                out[field.name] = [as_dict(v) for v in value]
+        elif isinstance(value, (str, bytes, bool, int, float)):
+            out[field.name] = value
+        else:  # repeated scalars
+            out[field.name] = list(value)
+    return out

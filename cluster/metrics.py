@@ -1,0 +1,147 @@
+"""A gateway's metrics: OpenTelemetry instruments, read by Prometheus at `--metrics`.
+
+Names follow the OpenTelemetry conventions: `rpc.server.call.duration` for every unary
+call, `messaging.process.duration` for the relay's own operations (post, join,
+register), and counters under `chatrelay.`. No label names a group, a member or an
+address: per-group figures come from the admin API (`chatrelay top`).
+"""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+
+# Seconds: from a fraction of a millisecond (a refusal) to several (an fsync under load).
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# The relay's operations, by the RPC that carries them.
+OPERATIONS = {"Post": "post", "Join": "join", "RegisterGroup": "register"}
+COUNTERS = {
+    "post": ("chatrelay.posts", "{post}", "Posts answered, by outcome (the gRPC status)"),
+    "join": ("chatrelay.joins", "{join}", "Join requests answered, by outcome"),
+    "register": ("chatrelay.registrations", "{registration}", "Group registrations answered, by outcome"),
+}
+
+
+class GatewayMetrics:
+    """The instruments of one gateway process. `shard_figures` is read when Prometheus
+    scrapes: {shard index: {"groups": n, "mailbox_depth": n}}, kept fresh by the gateway."""
+
+    def __init__(self, meter, subscribers=lambda: 0, shard_figures=lambda: {}) -> None:
+        from opentelemetry.metrics import Observation
+
+        self.rpc_duration = meter.create_histogram(
+            "rpc.server.call.duration", unit="s", description="Unary gRPC calls served, by method and status",
+            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
+        )
+        self.process_duration = meter.create_histogram(
+            "messaging.process.duration", unit="s",
+            description="From a post, join or registration arriving to its answer",
+            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
+        )
+        self.counters = {op: meter.create_counter(name, unit=unit, description=text)
+                         for op, (name, unit, text) in COUNTERS.items()}
+        self.deliveries = meter.create_counter(
+            "chatrelay.deliveries", unit="{delivery}", description="Posts written to subscriber streams",
+        )
+        self.cut_off = meter.create_counter(
+            "chatrelay.subscribers.cut_off", unit="{stream}",
+            description="Subscriber streams cut off for falling behind (they resume from the log)",
+        )
+        meter.create_observable_up_down_counter(
+            "chatrelay.subscribers", unit="{stream}", description="Open subscriber streams on this gateway",
+            callbacks=[lambda _options: [Observation(subscribers())]],
+        )
+
+        def shard_gauge(field: str):
+            def observe(_options):
+                return [Observation(figures.get(field, 0), {"chatrelay.shard": str(index)})
+                        for index, figures in sorted(shard_figures().items())]
+            return observe
+
+        meter.create_observable_gauge(
+            "chatrelay.shard.groups", unit="{group}", description="Groups loaded in each relay shard",
+            callbacks=[shard_gauge("groups")],
+        )
+        meter.create_observable_gauge(
+            "chatrelay.shard.mailbox.depth", unit="{request}",
+            description="Requests waiting in the mailboxes of each relay shard's groups",
+            callbacks=[shard_gauge("mailbox_depth")],
+        )
+
+    def finished(self, method: str, seconds: float, code: grpc.StatusCode) -> None:
+        service, _, name = method.lstrip("/").rpartition("/")
+        status = code.name
+        self.rpc_duration.record(seconds, {
+            "rpc.system": "grpc", "rpc.service": service, "rpc.method": name, "rpc.grpc.status_code": status,
+        })
+        operation = OPERATIONS.get(name) if service == "chatrelay.v1.RelayService" else None
+        if operation is not None:
+            attributes = {"messaging.system": "chatrelay", "messaging.operation.name": operation, "outcome": status}
+            self.process_duration.record(seconds, attributes)
+            self.counters[operation].add(1, attributes)
+
+
+class MetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Times every unary call and counts it by status; streams are counted where they
+    deliver (`chatrelay.deliveries`)."""
+
+    def __init__(self, metrics: GatewayMetrics) -> None:
+        self.metrics = metrics
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None or not handler.unary_unary:
+            return handler
+        inner, method, metrics = handler.unary_unary, details.method, self.metrics
+
+        async def timed(request, context):
+            start = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                return await inner(request, context)
+            except BaseException:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            finally:
+                if code is grpc.StatusCode.OK and context.code() not in (None, grpc.StatusCode.OK):
+                    code = context.code()
+                metrics.finished(method, time.perf_counter() - start, code)
+
+        return grpc.unary_unary_rpc_method_handler(
+            timed, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class MetricsEndpoint:
+    """A MeterProvider of its own whose reader Prometheus scrapes at http://HOST:PORT/metrics."""
+
+    def __init__(self, listen: str) -> None:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.resources import Resource
+        from prometheus_client import CollectorRegistry, start_http_server
+        from prometheus_client.platform_collector import PlatformCollector
+        from prometheus_client.process_collector import ProcessCollector
+
+        host, _, port = listen.rpartition(":")
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        self.reader = PrometheusMetricReader(registry=self.registry)
+        self.provider = MeterProvider(
+            metric_readers=[self.reader], resource=Resource.create({"service.name": "chatrelay-gateway"}),
+        )
+        self.meter = self.provider.get_meter("chatrelay")
+        self.server, self.thread = start_http_server(int(port), addr=host.strip("[]"), registry=self.registry)
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.provider.shutdown()

@@ -1,0 +1,171 @@
+"""What an operator sees (issue 7): the Prometheus endpoint of `chatrelay up --metrics`,
+and `chatrelay status`, `top` and `move` against known load, as a user runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import urllib.request
+
+from nacl.signing import SigningKey
+from prometheus_client.parser import text_string_to_metric_families
+
+from chatrelay import admin
+from chatrelay.errors import ChatRelayError, Reason
+
+from realparts import Lines, Up, cli, free_port, ok
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    """{(sample name, sorted labels): value}, parsed by the Prometheus client's parser."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = tuple(sorted((k, v) for k, v in sample.labels.items() if not k.startswith("otel_scope")))
+            samples[(sample.name, labels)] = sample.value
+    return samples
+
+
+def total(samples: dict, name: str, **labels) -> float:
+    """The sum over every sample of `name` whose labels include `labels`."""
+    return sum(v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls))
+
+
+def status(data_dir, *args) -> dict:
+    return json.loads(ok("status", "--data-dir", str(data_dir), "--json", *args))
+
+
+def top(data_dir, *args) -> dict:
+    return json.loads(ok("top", "--data-dir", str(data_dir), "--json", *args))
+
+
+def test_metrics_and_admin_views_follow_the_cli_scenario(tmp_path):
+    data, metrics_port = tmp_path / "relay", free_port()
+    owner, quiet_owner, bob = (str(tmp_path / f"{n}.json") for n in ("owner", "quiet", "bob"))
+    up = Up(data, free_port(), extra=["--metrics", f"127.0.0.1:{metrics_port}"])
+    follower = poster = None
+    try:
+        before = scrape(metrics_port)
+        link = ok("channel", "create", "--relay", up.link, "--name", "Weather", "--state", owner).strip()
+        ok("join", link, "--state", bob, "--name", "Bob")
+        follower = subprocess.Popen(["chatrelay", "read", "--state", bob, "--follow", "--json"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        follow_lines = Lines(follower.stdout)
+        for i in range(5):
+            ok("post", "--state", owner, f"post {i}")
+        assert [json.loads(line)["seq"] for line in follow_lines.take(5, 60)] == [1, 2, 3, 4, 5]
+        ok("channel", "create", "--relay", up.link, "--name", "Quiet", "--state", quiet_owner)
+        for i in range(2):
+            ok("post", "--state", quiet_owner, f"quiet {i}")
+
+        # The scrape: counters and latency histograms moved by exactly what the CLI did.
+        after = scrape(metrics_port)
+        ok_ = {"outcome": "OK"}
+
+        def grew(name, **labels):
+            return total(after, name, **labels) - total(before, name, **labels)
+
+        assert grew("chatrelay_posts_total", **ok_) == 7
+        assert grew("chatrelay_registrations_total", **ok_) == 2
+        assert grew("chatrelay_joins_total", **ok_) == 1
+        assert grew("chatrelay_deliveries_total") >= 5
+        assert grew("messaging_process_duration_seconds_count", messaging_operation_name="post") == 7
+        assert grew("messaging_process_duration_seconds_bucket", messaging_operation_name="post", le="+Inf") == 7
+        assert grew("messaging_process_duration_seconds_sum", messaging_operation_name="post") > 0
+        assert grew("messaging_process_duration_seconds_count", messaging_operation_name="join") == 1
+        assert grew("rpc_server_call_duration_seconds_count", rpc_method="Post", rpc_grpc_status_code="OK") == 7
+        assert total(after, "chatrelay_subscribers") == 1
+
+        # status --json: the groups, the streams and the posts of this run.
+        seen = status(data, "--window", "0.5")
+        assert seen["health"] == "serving" and seen["nodes"] == 1 and seen["registry"] == "embedded"
+        assert (seen["groups"], seen["groups_loaded"], seen["subscribers"]) == (2, 2, 1)
+        assert seen["posts_accepted"] == 7 and seen["deliveries"] >= 5
+        assert [s["shard_id"] for s in seen["shards"]] == ["0", "1"] and all(s["healthy"] for s in seen["shards"])
+        assert sum(s["groups"] for s in seen["shards"]) == 2
+        assert seen["relay_link"] == up.link
+        assert len(seen["gateways"]) == 1 and seen["gateways"][0]["subscribers"] == 1
+
+        # top --json while one channel is posted to and the other is not.
+        poster = subprocess.Popen(
+            ["bash", "-c", f"for i in $(seq 1 40); do chatrelay post --state {owner} busy-$i || exit 1; done"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        [first_busy] = follow_lines.take(1, 120)  # posting has begun
+        busy = top(data, "--window", "8")
+        weather, quiet = busy["groups"]
+        assert weather["posts_per_second"] > 0 and weather["deliveries_per_second"] > 0
+        assert weather["subscribers"] == 1 and weather["posts_accepted"] >= 5
+        assert (quiet["posts_per_second"], quiet["posts_accepted"], quiet["subscribers"]) == (0, 2, 0)
+        assert busy["window_seconds"] >= 8
+        assert poster.wait(timeout=300) == 0
+
+        # No label names a group: not its address, not its link.
+        labels = {v for (_, ls), _ in scrape(metrics_port).items() for _, v in ls}
+        assert weather["group_address"] not in labels and quiet["group_address"] not in labels
+        assert not any(weather["group_address"] in v or link in v for v in labels)
+
+        # An operator moves the busy group; posts and the follower go on.
+        to = "1" if weather["shard_id"] == "0" else "0"
+        assert ok("move", weather["group_address"], "--shard", to, "--data-dir", str(data)).strip() == \
+            f"group {weather['group_address']} is served by shard {to}"
+        ok("post", "--state", owner, "after the move")
+        moved = {g["group_address"]: g for g in top(data, "--window", "0.2")["groups"]}
+        assert moved[weather["group_address"]]["shard_id"] == to
+        texts = [json.loads(line)["text"] for line in [first_busy, *follow_lines.take(40, 120)]]
+        assert texts == [f"busy-{i}" for i in range(1, 41)] + ["after the move"]
+    finally:
+        for child in (follower, poster):
+            if child is not None and child.poll() is None:
+                child.kill()
+                child.wait(timeout=10)
+        up.stop()
+
+
+def test_admin_calls_need_the_operator_key(tmp_path):
+    data = tmp_path / "relay"
+    up = Up(data, free_port())
+    try:
+        stranger = tmp_path / "stranger.key"
+        stranger.write_bytes(bytes(SigningKey.generate()))
+        refused = cli("status", "--data-dir", str(data), "--operator-key", str(stranger))
+        assert refused.returncode == 2
+        assert refused.stderr == "chatrelay: admin request is not signed by this relay's operator key (unknown_signer)\n"
+        short = tmp_path / "short.key"
+        short.write_bytes(b"x" * 5)
+        bad = cli("top", "--data-dir", str(data), "--operator-key", str(short))
+        assert bad.returncode == 2 and bad.stderr == f"chatrelay: {short} is not a key file (32 bytes) (malformed)\n"
+        window = cli("status", "--data-dir", str(data), "--window", "60")
+        assert window.returncode == 2 and window.stderr == "chatrelay: --window must be 0.1 to 10 seconds, got 60\n"
+        nowhere = cli("status", "--data-dir", str(tmp_path / "none"), "--operator-key", str(stranger))
+        assert nowhere.returncode == 2 and nowhere.stderr.startswith("chatrelay: no relay link in ")
+
+        link = (data / "relay-link.txt").read_text().strip()
+        key = SigningKey((data / "operator.key").read_bytes())
+        target = link.split("/")[2]
+
+        async def calls():
+            async with admin.AdminClient(target, key) as c:
+                moved = None
+                try:  # a Status signature does not open MoveGroup
+                    envelope = admin.request(key, "Status", group_address="x", to_shard=1)
+                    from chatrelay.v1 import relay_pb2
+
+                    await c._call("MoveGroup", relay_pb2.MoveGroupRequest(envelope=envelope))
+                except ChatRelayError as exc:
+                    moved = exc
+                missing = None
+                try:
+                    await c.move("no-such-group", 0)
+                except ChatRelayError as exc:
+                    missing = exc
+                return moved, missing
+        moved, missing = asyncio.run(calls())
+        assert (moved.reason, moved.message) == (
+            Reason.MALFORMED, "admin request was signed for 'Status', not 'MoveGroup'")
+        assert (missing.reason, missing.message) == (Reason.UNKNOWN_ADDRESS, "no group at this address")
+    finally:
+        up.stop()
