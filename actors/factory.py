@@ -9,6 +9,12 @@ from chatrelay.actors.shard import RelayShard
 from chatrelay.cluster.config import ClusterConfig
 
 NAMESPACE = "chatrelay"
+# Relay actors run only on Ray nodes that offer this resource: a local `chatrelay up`
+# gives it to its node; in a cluster, the relay workers (not the head) are started with
+# `--resources='{"chatrelay": 1000}'`. Each actor takes a sliver of it.
+RELAY_RESOURCE = "chatrelay"
+RELAY_RESOURCE_UNITS = 1000
+_SLIVER = {RELAY_RESOURCE: 0.001}
 
 
 def relay_tag(config: ClusterConfig) -> str:
@@ -23,15 +29,37 @@ def shard_name(config: ClusterConfig, index: int) -> str:
 def start_shard(index: int, config: ClusterConfig):
     # Restarted by Ray when it dies; every call it serves is idempotent (posts by message
     # id, joins by member key, commands by command id), so retrying them is safe.
+    # SPREAD: over every relay node, so that one node lost takes only some groups along
+    # (Ray starts their shards again on the nodes left).
     cls = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=3, max_concurrency=10_000)(RelayShard)
-    return cls.options(name=shard_name(config, index), namespace=NAMESPACE, get_if_exists=True).remote(index, config)
+    return cls.options(
+        name=shard_name(config, index), namespace=NAMESPACE, get_if_exists=True, resources=_SLIVER,
+        scheduling_strategy="SPREAD",
+    ).remote(index, config)
 
 
-def start_gateway(config: ClusterConfig, node: int = 0):
-    # Shards are found by name, so a restarted gateway needs nothing from the object store.
+def gateway_name(config: ClusterConfig, node_id: str) -> str:
+    return f"chatrelay-{relay_tag(config)}-gateway-{node_id[:16]}"
+
+
+def start_gateway(config: ClusterConfig, node_id: str):
+    """The gateway of one relay node, pinned to it (one per node, like Ray Serve's
+    proxies). Shards are found by name, so a restarted gateway needs nothing from the
+    object store."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
     cls = ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=10_000)(GatewayActor)
-    name = f"chatrelay-{relay_tag(config)}-gateway-{node}"
-    return cls.options(name=name, namespace=NAMESPACE, get_if_exists=True).remote(config)
+    return cls.options(
+        name=gateway_name(config, node_id), namespace=NAMESPACE, get_if_exists=True, resources=_SLIVER,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+    ).remote(config)
+
+
+def relay_nodes() -> list[str]:
+    """Ids of the live Ray nodes that take relay actors, sorted."""
+    return sorted(
+        n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get(RELAY_RESOURCE)
+    )
 
 
 def own_shards(config: ClusterConfig) -> list:

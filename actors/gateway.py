@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from chatrelay.actors.proc import process_info
 from chatrelay.cluster.config import ClusterConfig, open_registry
 
 log = logging.getLogger(__name__)
 
+# A node's own choice of its gateway's addresses, from the environment `ray start` ran
+# in: several relay nodes on one machine (deploy/) cannot share a port.
+LISTEN_ENV = "CHATRELAY_GATEWAY_LISTEN"
+METRICS_ENV = "CHATRELAY_GATEWAY_METRICS"
 SHARD_FIGURES_S = 5.0  # how often the gateway reads its shards' figures for the metrics
 STATS_TIMEOUT_S = 5.0
 
@@ -21,9 +26,16 @@ class GatewayActor:
         self.server = None
         self.servicer = None
         self.endpoint = None  # the Prometheus endpoint, with --metrics
+        self.metrics = None
         self.shard_figures: dict[int, dict] = {}
         self._figures_task: asyncio.Task | None = None
         self.port = 0
+        self.listen = os.environ.get(LISTEN_ENV) or config.listen
+        self.metrics_listen = os.environ.get(METRICS_ENV) or config.metrics
+
+    async def address(self) -> str:
+        """HOST:PORT this gateway serves on (after `start`)."""
+        return f"{self.listen.rpartition(':')[0]}:{self.port}"
 
     async def start(self) -> int:
         """Start serving (once); returns the bound port."""
@@ -34,24 +46,23 @@ class GatewayActor:
             from chatrelay.cluster.admin import AdminServicer
             from chatrelay.cluster.gateway import serve
 
-            metrics = None
-            if self.config.metrics and self.endpoint is None:
+            if self.metrics_listen and self.metrics is None:
                 from chatrelay.cluster.metrics import GatewayMetrics, MetricsEndpoint
 
-                self.endpoint = MetricsEndpoint(self.config.metrics)
-                metrics = GatewayMetrics(
+                self.endpoint = MetricsEndpoint(self.metrics_listen)
+                self.metrics = GatewayMetrics(
                     self.endpoint.meter, subscribers=lambda: self.servicer.subscribers if self.servicer else 0,
                     shard_figures=lambda: self.shard_figures,
                 )
             registry = open_registry(self.config)
             shards = shard_handles(self.config)
             self.server, self.port, self.servicer = await serve(
-                registry, shards, self.config.listen, self.config.limits.subscriber_lag,
+                registry, shards, self.listen, self.config.limits.subscriber_lag,
                 lambda i: ray.get_actor(shard_name(self.config, i), namespace=NAMESPACE),
-                metrics=metrics,
+                metrics=self.metrics,
                 admin=lambda servicer: AdminServicer(self.config.operator_key, self._view(servicer)),
             )
-            if metrics is not None:
+            if self.metrics is not None and self._figures_task is None:
                 self._figures_task = asyncio.create_task(self._read_shard_figures())
         return self.port
 
@@ -141,4 +152,4 @@ class GatewayActor:
             self.server = None
         if self.endpoint is not None:
             self.endpoint.close()
-            self.endpoint = None
+            self.endpoint = self.metrics = None

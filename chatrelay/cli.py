@@ -57,8 +57,12 @@ def link_parse(text: str) -> None:
 @click.option("--subscriber-lag", default=None, type=int,
               help="Posts a stream may fall behind before it is cut off to resume from the log [CHATRELAY_SUBSCRIBER_LAG].")
 @click.option("--metrics", default=None, help="HOST:PORT to serve Prometheus metrics on [CHATRELAY_METRICS].")
+@click.option("--ray-address", default=None,
+              help="Join this Ray cluster (HOST:PORT or auto) instead of starting a local one [CHATRELAY_RAY_ADDRESS].")
+@click.option("--advertise", default=None,
+              help="HOST:PORT[,…] clients reach the gateways at, for the relay link [CHATRELAY_ADVERTISE].")
 def up(data_dir, listen, etcd, shards, retention, post_limit, post_window, max_groups, deny_names, deny_groups,
-       hot_posts, subscriber_lag, metrics) -> None:
+       hot_posts, subscriber_lag, metrics, ray_address, advertise) -> None:
     """Run a relay on this machine until interrupted; prints its relay link, then `ready`."""
     import signal
     import threading
@@ -71,7 +75,8 @@ def up(data_dir, listen, etcd, shards, retention, post_limit, post_window, max_g
             {"data_dir": data_dir, "listen": listen, "etcd": etcd, "shards": shards, "retention": retention,
              "post_limit": post_limit, "post_window_s": post_window, "max_groups": max_groups,
              "deny_names": deny_names, "deny_groups": deny_groups, "subscriber_lag": subscriber_lag,
-             "hot_posts_per_s": hot_posts, "metrics": metrics}
+             "hot_posts_per_s": hot_posts, "metrics": metrics, "ray_address": ray_address,
+             "advertise": advertise}
         )
         relay = up_mod.start(settings)
     except ChatRelayError as exc:
@@ -79,7 +84,7 @@ def up(data_dir, listen, etcd, shards, retention, post_limit, post_window, max_g
     except OSError as exc:
         fail(f"cannot start: {exc}")
     click.echo(relay.link)
-    click.echo(f"relay serving on {relay.target} ({settings})", err=True)
+    click.echo(f"relay serving on {', '.join(relay.addresses) or relay.target} ({settings})", err=True)
     if settings.metrics:
         click.echo(f"metrics on http://{settings.metrics}/metrics", err=True)
     click.echo("ready")
@@ -639,7 +644,7 @@ def _admin_client(data_dir, relay_link, key_path):
     import pathlib
 
     from chatrelay import admin
-    from chatrelay.client import target_of
+    from chatrelay.client import target_of_link
     from chatrelay.cluster import identity
 
     folder = pathlib.Path(data_dir or os.environ.get("CHATRELAY_DATA_DIR") or "chatrelay-data")
@@ -654,7 +659,7 @@ def _admin_client(data_dir, relay_link, key_path):
         link = ShortLink.parse(relay_link)
     except ChatRelayError as exc:
         fail(str(exc))
-    return admin.AdminClient(target_of(link.hosts[0]), key)
+    return admin.AdminClient(target_of_link(link), key)
 
 
 def _window(value: float) -> float:

@@ -34,6 +34,28 @@ def target_of(host: str) -> str:
     return host if ":" in host else f"{host}:{DEFAULT_PORT}"
 
 
+def target_of_link(link: ShortLink) -> str:
+    """A gRPC target for every host of a relay's link: the gateways of one relay. Where
+    all of them are IP addresses the channel fails over from one to the next (gRPC's
+    pick_first over an address list); otherwise the first host."""
+    targets = [target_of(h) for h in link.hosts]
+    if len(targets) > 1:
+        v4 = all(_is_ip(t.rpartition(":")[0], 4) for t in targets)
+        v6 = all(t.startswith("[") and _is_ip(t.rpartition(":")[0].strip("[]"), 6) for t in targets)
+        if v4 or v6:
+            return ("ipv4:" if v4 else "ipv6:") + ",".join(targets)
+    return targets[0]
+
+
+def _is_ip(text: str, version: int) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(text).version == version
+    except ValueError:
+        return False
+
+
 class RelayClient:
     """One relay's gateway over gRPC."""
 
@@ -100,7 +122,7 @@ class RelayInfo:
 
     @property
     def target(self) -> str:
-        return target_of(self.link.hosts[0])
+        return target_of_link(self.link)
 
 
 async def relay_info(relay_link: str) -> RelayInfo:
@@ -411,7 +433,7 @@ async def join(link_text: str, display_name: str = "") -> Membership:
         relay_link = ShortLink.parse(ref.relay_link)
         entry = RelayEntry(
             relay_link=ref.relay_link, relay_key=b64(ref.relay_key), address=ref.group_address,
-            target=target_of(relay_link.hosts[0]),
+            target=target_of_link(relay_link),
         )
         proof = invites.prove(invite, member.public.sign_key) if invite is not None else None
         request = members.join_request(

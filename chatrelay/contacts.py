@@ -23,7 +23,7 @@ from nacl.signing import SigningKey
 
 from chatrelay import codec, links
 from chatrelay import envelope as env
-from chatrelay.client import RelayClient, relay_info, resolve_link, target_of
+from chatrelay.client import RelayClient, relay_info, resolve_link, target_of_link
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.links import LinkKind, ShortLink
 from chatrelay.state import Address, Contact, b64, unb64
@@ -75,7 +75,7 @@ async def connect(link_text: str, display_name: str, message: str = "") -> Conta
         raise ChatRelayError(Reason.LINK_KIND_MISMATCH, "connect takes a contact address (a) or invitation (i) link")
     resolved = await resolve_link(link)
     their_queue = codec.b64url(resolved.fixed.entity_id)
-    target = target_of(link.hosts[0])
+    target = target_of_link(link)
     mine, box_key = SigningKey.generate(), PrivateKey.generate()
     async with RelayClient(target) as client:
         reply_queue = await _create_queue(client, mine, core_pb2.LINK_KIND_CONTACT)

@@ -12,7 +12,7 @@ import pathlib
 from dataclasses import dataclass
 
 from chatrelay.errors import ChatRelayError, Reason
-from chatrelay.links import check_host
+from chatrelay.links import MAX_HOSTS, check_host
 
 ENV_PREFIX = "CHATRELAY_"
 
@@ -33,6 +33,8 @@ class Settings:
     subscriber_lag: int = 4096  # posts a live stream may fall behind before it is cut off
     hot_posts_per_s: float = 0.0  # a group past this rate moves to a shard of its own; 0: never
     metrics: str | None = None  # HOST:PORT for the gateway's Prometheus endpoint; None: none
+    ray_address: str | None = None  # join this Ray cluster instead of starting a local one
+    advertise: str | None = None  # HOST:PORT[,HOST:PORT…] in the relay link; None: the gateways' own
 
     def __post_init__(self) -> None:
         if not isinstance(self.data_dir, pathlib.Path):
@@ -46,6 +48,20 @@ class Settings:
             if not m_sep or not m_host or not m_port.isdigit() or not 0 < int(m_port) <= 65535:
                 raise ChatRelayError(Reason.MALFORMED, f"--metrics must be HOST:PORT, got {self.metrics!r}")
             check_host(m_host)
+        if self.advertise is not None:
+            hosts = self.advertise.split(",")
+            if not 1 <= len(hosts) <= MAX_HOSTS:
+                raise ChatRelayError(Reason.MALFORMED, f"--advertise names 1 to {MAX_HOSTS} HOST:PORT, got {self.advertise!r}")
+            for one in hosts:
+                a_host, a_sep, a_port = one.rpartition(":")
+                if not a_sep or not a_host or not a_port.isdigit() or not 0 < int(a_port) <= 65535:
+                    raise ChatRelayError(Reason.MALFORMED, f"--advertise must be HOST:PORT, got {one!r}")
+                try:
+                    check_host(one)
+                except ChatRelayError as exc:
+                    raise ChatRelayError(Reason.MALFORMED, f"--advertise: {exc.message}") from None
+        if self.ray_address is not None and not self.ray_address.strip():
+            raise ChatRelayError(Reason.MALFORMED, "--ray-address must be HOST:PORT or auto")
         if self.etcd is not None and not self.etcd.startswith(("http://", "https://")):
             raise ChatRelayError(Reason.MALFORMED, f"--etcd must be an http(s):// URL, got {self.etcd!r}")
         if not 1 <= self.shards <= 256:

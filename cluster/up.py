@@ -23,10 +23,13 @@ from chatrelay.cluster.config import ClusterConfig, open_registry
 @dataclass
 class RunningRelay:
     config: ClusterConfig
-    port: int
+    port: int  # the first gateway's
     link: str
     shards: list
-    gateway: object
+    gateway: object  # the first relay node's gateway
+    gateways: dict = field(default_factory=dict)  # node id -> gateway, one per relay node
+    joined: bool = False  # an existing Ray cluster (--ray-address): left running at stop
+    addresses: list = field(default_factory=list)  # HOST:PORT of each gateway, as it listens
     stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -64,7 +67,27 @@ def init_local_ray() -> None:
         include_dashboard=False,
         log_to_driver=False,
         object_store_memory=128 * 1024 * 1024,
+        resources={factory.RELAY_RESOURCE: factory.RELAY_RESOURCE_UNITS},
     )
+
+
+def join_ray(address: str) -> None:
+    """Join a running Ray cluster (the deploy/ scripts, KubeRay) as its driver."""
+    import ray
+
+    from chatrelay.actors import factory
+
+    host = address.rpartition(":")[0]
+    try:
+        import ipaddress
+
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    # On one machine (deploy/local-cluster.sh), the driver attaches to the head's node by
+    # its loopback address; elsewhere Ray finds this machine's node by itself.
+    extra = {"_node_ip_address": host} if loopback else {}
+    ray.init(address=address, namespace=factory.NAMESPACE, log_to_driver=False, **extra)
 
 
 def policy_of(settings: Settings):
@@ -117,17 +140,34 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
         operator_key=bytes(operator.verify_key),
         metrics=settings.metrics,
     )
+    joined = False
     if ray_init and not ray.is_initialized():
-        init_local_ray()
+        if settings.ray_address:
+            join_ray(settings.ray_address)
+            joined = True
+        else:
+            init_local_ray()
+    nodes = factory.relay_nodes()
+    if not nodes:
+        from chatrelay.errors import ChatRelayError, Reason
+
+        raise ChatRelayError(Reason.UNAVAILABLE, (
+            f"no Ray node offers the {factory.RELAY_RESOURCE!r} resource: start the relay workers with "
+            f"--resources='{{\"{factory.RELAY_RESOURCE}\": {factory.RELAY_RESOURCE_UNITS}}}'"
+        ))
     shards = [factory.start_shard(i, config) for i in range(config.shards)]
     ray.get([s.ready.remote() for s in shards])
-    gateway = factory.start_gateway(config)
-    port = ray.get(gateway.start.remote())
-    host = config.listen.rpartition(":")[0]
-    bundle = links.relay_link(key, settings.relay_name, [f"{host}:{port}"])
+    gateways = {node: factory.start_gateway(config, node) for node in nodes}
+    ports = ray.get([g.start.remote() for g in gateways.values()])
+    addresses = ray.get([g.address.remote() for g in gateways.values()])
+    hosts = settings.advertise.split(",") if settings.advertise else sorted(set(addresses))[: links.MAX_HOSTS]
+    bundle = links.relay_link(key, settings.relay_name, hosts)
     asyncio.run(_store_relay_link(config, key, bundle))
     (pathlib.Path(settings.data_dir) / identity.LINK_FILE).write_text(str(bundle.link) + "\n")
-    relay = RunningRelay(config=config, port=port, link=str(bundle.link), shards=shards, gateway=gateway)
+    relay = RunningRelay(
+        config=config, port=ports[0], link=str(bundle.link), shards=shards, gateway=gateways[nodes[0]],
+        gateways=gateways, joined=joined, addresses=addresses,
+    )
     threading.Thread(target=_supervise, args=(relay,), name="gateway-supervisor", daemon=True).start()
     return relay
 
@@ -136,13 +176,21 @@ SUPERVISE_S = 1.0
 
 
 def _supervise(relay: RunningRelay) -> None:
-    """Ray restarts a gateway actor that died, but only `start` makes it serve again:
-    ask it to (idempotent) every second until the relay stops."""
+    """Every second until the relay stops: a relay node that joined gets its gateway; the
+    gateway of a node that is gone is let go; and every gateway is asked to serve (Ray
+    restarts a gateway actor that died, but only `start` makes it serve again)."""
     import ray
+
+    from chatrelay.actors import factory
 
     while not relay.stopping.wait(SUPERVISE_S):
         try:
-            ray.get(relay.gateway.start.remote(), timeout=30)
+            nodes = set(factory.relay_nodes())
+            for node in nodes - set(relay.gateways):
+                relay.gateways[node] = factory.start_gateway(relay.config, node)
+            for node in set(relay.gateways) - nodes:
+                ray.kill(relay.gateways.pop(node), no_restart=True)
+            ray.get([g.start.remote() for g in relay.gateways.values()], timeout=30)
         except Exception:  # restarting, or Ray going down: try again next round
             continue
 
@@ -163,8 +211,9 @@ def stop(relay: RunningRelay, *, ray_shutdown: bool = True) -> None:
     import ray
 
     relay.stopping.set()
+    gateways = list(relay.gateways.values()) or [relay.gateway]
     try:
-        ray.get(relay.gateway.stop.remote(), timeout=10)
+        ray.get([g.stop.remote() for g in gateways], timeout=10)
     except Exception:  # stopping anyway
         pass
     from chatrelay.actors import factory
@@ -178,7 +227,10 @@ def stop(relay: RunningRelay, *, ray_shutdown: bool = True) -> None:
         ray.get([s.release.remote() for s in shards], timeout=10)
     except Exception:  # stopping anyway: unreleased leases run out by themselves
         pass
-    for actor in [relay.gateway, *shards]:
-        ray.kill(actor, no_restart=True)
+    for actor in [*gateways, *shards]:
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception:  # its node is gone already
+            pass
     if ray_shutdown:
-        ray.shutdown()
+        ray.shutdown()  # a joined cluster stays up: only this driver leaves it

@@ -132,7 +132,7 @@ class Lines:
 class Up:
     """`chatrelay up` as a child process."""
 
-    def __init__(self, data_dir, port, etcd=None, extra=()):
+    def __init__(self, data_dir, port, etcd=None, extra=(), link_host="127.0.0.1"):
         args = ["chatrelay", "up", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}", "--shards", "2"]
         if etcd:
             args += ["--etcd", etcd]
@@ -142,7 +142,7 @@ class Up:
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.lines = Lines(self.proc.stdout)
         self.link = self._line()
-        assert self.link.startswith(f"https://127.0.0.1:{port}/r#"), self.link
+        assert self.link.startswith(f"https://{link_host}:{port}/r#"), self.link
         assert self._line() == "ready"
 
     def _line(self) -> str:

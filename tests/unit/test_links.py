@@ -288,3 +288,16 @@ def test_no_random_plaintext_crashes_resolve_after_decryption(data):
     ciphertext = bytes(SecretBox(links.derive(bundle.link.link_key).enc_key).encrypt(framed))
     with pytest.raises(ChatRelayError):
         links.resolve(bundle.link, ciphertext)
+
+
+@pytest.mark.parametrize("hosts, target", [
+    (("127.0.0.11:7223",), "127.0.0.11:7223"),
+    (("127.0.0.11:7223", "127.0.0.12"), "ipv4:127.0.0.11:7223,127.0.0.12:7223"),
+    (("[::1]:7301", "[::1]:7302"), "ipv6:[::1]:7301,[::1]:7302"),
+    (("relay.example.org", "127.0.0.12:7223"), "relay.example.org:7223"),
+])
+def test_a_relays_gateways_become_one_failover_target(hosts, target):
+    from chatrelay.client import target_of_link
+
+    link = links.ShortLink(kind=links.LinkKind.RELAY, link_key=bytes(32), hosts=hosts)
+    assert target_of_link(link) == target

@@ -35,6 +35,10 @@ def test_environment_then_flags_override():
         ({"listen": "127.0.0.1"}, "--listen must be HOST:PORT, got '127.0.0.1'"),
         ({"metrics": "9464"}, "--metrics must be HOST:PORT, got '9464'"),
         ({"metrics": "127.0.0.1:0"}, "--metrics must be HOST:PORT, got '127.0.0.1:0'"),
+        ({"advertise": "relay.example.org"}, "--advertise must be HOST:PORT, got 'relay.example.org'"),
+        ({"advertise": "Relay.example.org:7223"}, "--advertise: link host 'Relay.example.org:7223' is not a valid host name"),
+        ({"advertise": ",".join(["a:1"] * 9)}, "--advertise names 1 to 8 HOST:PORT, got '" + ",".join(["a:1"] * 9) + "'"),
+        ({"ray_address": " "}, "--ray-address must be HOST:PORT or auto"),
     ],
 )
 def test_bad_settings_are_refused(overrides, message):

@@ -1,0 +1,36 @@
+{{/* The release's name for its objects, at most 52 characters (StatefulSet pods add suffixes). */}}
+{{- define "chatrelay.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "chatrelay.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "chatrelay.selector" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "chatrelay.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag }}
+{{- end -}}
+
+{{/* The etcd URL chatrelay uses: the first external endpoint, or the chart's etcd Service. */}}
+{{- define "chatrelay.etcdURL" -}}
+{{- if .Values.externalEtcd.endpoints -}}
+{{- first .Values.externalEtcd.endpoints -}}
+{{- else if .Values.etcd.enabled -}}
+{{- printf "http://%s-etcd:2379" (include "chatrelay.fullname" .) -}}
+{{- else -}}
+{{- fail "set etcd.enabled or externalEtcd.endpoints: a relay cluster needs etcd" -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,114 @@
+"""A relay on a multi-node Ray cluster started by `deploy/local-cluster.sh` (etcd, a
+head without relay actors, two relay worker nodes, all on loopback addresses): the CLI
+scenario with groups on both nodes, and serving on when one worker node is stopped."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+from realparts import Lines, Up, ok
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "deploy" / "local-cluster.sh"
+MAX_CHANNELS = 12  # channels made until both nodes hold some (each lands on one of 4 shards)
+
+
+def script(*args, timeout=240) -> str:
+    result = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"local-cluster.sh {' '.join(args)}: {result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def cluster_env(folder: pathlib.Path) -> dict:
+    env = dict(os.environ)
+    for line in (folder / "env").read_text().splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        env[name] = value
+    return env
+
+
+def assert_loopback_nodes(env: dict, expected: list[str]) -> None:
+    """Every Ray node of the cluster has a loopback address (Ray talks to nothing else)."""
+    code = (
+        "import json, ray\n"
+        f"ray.init(address='{env['RAY_ADDRESS']}', _node_ip_address='127.0.0.2', log_to_driver=False)\n"
+        "print(json.dumps([n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']]))\n"
+    )
+    result = subprocess.run(["python3", "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, **env})
+    assert result.returncode == 0, result.stderr
+    addresses = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sorted(addresses) == sorted(expected)
+    assert all(ipaddress.ip_address(a).is_loopback for a in addresses)
+
+
+@pytest.fixture
+def local_cluster(tmp_path):
+    folder = tmp_path / "cluster"
+    try:
+        out = script("up", str(folder), "2")
+        assert "worker 2 on 127.0.0.12" in out
+        yield folder
+    finally:
+        script("down", str(folder), timeout=120)
+
+
+def test_a_relay_on_two_worker_nodes_serves_on_when_one_stops(local_cluster, tmp_path, monkeypatch):
+    env = cluster_env(local_cluster)
+    for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.setenv(name, env[name])  # for the CLI children, as `source DIR/env` does
+    data = local_cluster / "relay"
+    up = Up(data, 7223, extra=["--ray-address", env["RAY_ADDRESS"], "--etcd", env["ETCD_URL"], "--shards", "4"],
+            link_host="127.0.0.11")
+    follower = None
+    try:
+        # The relay link names both nodes' gateways.
+        assert up.link.startswith("https://127.0.0.11:7223/r#") and up.link.endswith("?h=127.0.0.12:7223")
+
+        def placement():
+            seen = json.loads(ok("status", "--data-dir", str(data), "--json", "--window", "0.2"))
+            return seen, {s["node_id"] for s in seen["shards"] if s["groups"]}
+
+        states = []
+        for i in range(MAX_CHANNELS):
+            state = str(tmp_path / f"owner{i}.json")
+            ok("channel", "create", "--relay", up.link, "--name", f"Channel {i}", "--state", state)
+            ok("post", "--state", state, f"first {i}")
+            states.append(state)
+            seen, nodes = placement()
+            if len(nodes) == 2:
+                break
+        assert len(nodes) == 2, "every channel landed on one node"
+        assert seen["nodes"] == 3 and len(seen["gateways"]) == 2 and seen["health"] == "serving"
+        # Shards run on the relay nodes (those with gateways), never on the head.
+        assert {s["node_id"] for s in seen["shards"]} <= {g["node_id"] for g in seen["gateways"]}
+        assert_loopback_nodes(env, ["127.0.0.11", "127.0.0.12", "127.0.0.2"])
+
+        bob = str(tmp_path / "bob.json")
+        link = json.load(open(states[0]))["owned"][0]["link"]
+        ok("join", link, "--state", bob, "--name", "Bob")
+        follower = subprocess.Popen(["chatrelay", "read", "--state", bob, "--follow", "--json"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        lines = Lines(follower.stdout)
+        assert [json.loads(line)["text"] for line in lines.take(1, 60)] == ["first 0"]
+
+        assert script("stop-worker", str(local_cluster), "1").strip() == "worker 1 stopped"
+        for i, state in enumerate(states):  # every group is served again, from the node left
+            ok("post", "--state", state, f"second {i}")
+        assert [json.loads(line)["text"] for line in lines.take(1, 120)] == ["second 0"]
+        for i, state in enumerate(states):
+            assert ok("read", "--state", state).splitlines() == [f"first {i}", f"second {i}"]
+        after, nodes_after = placement()
+        assert len(nodes_after) == 1 and after["nodes"] == 2
+        assert all(s["healthy"] for s in after["shards"]) and after["groups"] == len(states)
+    finally:
+        if follower is not None:
+            follower.kill()
+            follower.wait(timeout=10)
+        up.stop()

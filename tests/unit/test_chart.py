@@ -1,0 +1,202 @@
+"""helm/chatrelay, checked without a cluster: values against values.schema.json, YAML
+lint, every manifest the chart can produce against the Kubernetes schemas
+(kubernetes-validate), and the dashboard against the metrics the gateway exports.
+
+The chart is rendered by scripts/render_chart.py (no helm binary can be installed from
+the package registries this project reaches; see helm/chatrelay/README.md)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+import re
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from yamllint import linter
+from yamllint.config import YamlLintConfig
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "chatrelay"
+K8S_VERSION = "1.30.0"
+LINT = YamlLintConfig("extends: default\nrules:\n  line-length: {max: 200}\n  document-start: disable\n")
+
+_spec = importlib.util.spec_from_file_location("render_chart", ROOT / "scripts" / "render_chart.py")
+render_chart = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(render_chart)
+
+# Every branch of the templates, by the values that take it.
+VARIANTS = {
+    "defaults": {},
+    "external etcd": {"externalEtcd": {"endpoints": ["http://etcd.example.svc:2379"]}},
+    "no metrics, no dashboard": {"metrics": {"enabled": False}, "dashboard": {"enabled": False}},
+    "keys from a secret, no volume": {
+        "relay": {"keysSecret": "chatrelay-keys", "persistence": {"enabled": False}},
+        "imagePullSecrets": [{"name": "registry"}], "nodeSelector": {"pool": "relays"},
+        "tolerations": [{"key": "relays", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {"podAntiAffinity": {}},
+    },
+    "one etcd, load balancer": {
+        "etcd": {"replicas": 1}, "gateway": {"service": {"type": "LoadBalancer", "annotations": {"a": "b"}}},
+        "metrics": {"podMonitor": {"enabled": False}},
+    },
+}
+
+
+def values(overrides: dict) -> dict:
+    return render_chart.merge(yaml.safe_load((CHART / "values.yaml").read_text()), overrides)
+
+
+def manifests(overrides: dict) -> list[dict]:
+    return render_chart.render(CHART, overrides)
+
+
+def pod_templates(doc: dict) -> list[dict]:
+    if doc["kind"] == "RayCluster":
+        spec = doc["spec"]
+        return [spec["headGroupSpec"]["template"], *(g["template"] for g in spec["workerGroupSpecs"])]
+    if doc["kind"] == "StatefulSet":
+        return [doc["spec"]["template"]]
+    return []
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_values_fit_the_schema(name):
+    jsonschema.validate(values(VARIANTS[name]), json.loads((CHART / "values.schema.json").read_text()))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"relay": {"shards": 0}}, "0 is less than the minimum of 1"),
+    ({"relay": {"advertise": "relay.example.org"}}, "'relay.example.org' does not match"),
+    ({"etcd": {"replicas": 2}}, "2 is not one of [1, 3, 5, 7]"),
+    ({"externalEtcd": {"endpoints": ["etcd:2379"]}}, "'etcd:2379' does not match"),
+    ({"relay": {"shardz": 3}}, "Additional properties are not allowed ('shardz' was unexpected)"),
+])
+def test_bad_values_are_refused_by_the_schema(overrides, message):
+    with pytest.raises(jsonschema.ValidationError) as caught:
+        jsonschema.validate(values(overrides), json.loads((CHART / "values.schema.json").read_text()))
+    assert caught.value.message.startswith(message)
+
+
+def test_chart_files_pass_yamllint():
+    for name in ("Chart.yaml", "values.yaml"):
+        problems = list(linter.run((CHART / name).read_text(), LINT))
+        assert problems == [], f"{name}: {problems}"
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_every_manifest_is_valid_kubernetes(name):
+    for template, text in render_chart.render_text(CHART, VARIANTS[name]).items():
+        problems = list(linter.run(text, LINT))
+        assert problems == [], f"{template}: {problems}"
+    docs = manifests(VARIANTS[name])
+    kinds = [d["kind"] for d in docs]
+    assert "RayCluster" in kinds and "Service" in kinds
+    for doc in docs:
+        if doc["apiVersion"] in ("ray.io/v1", "monitoring.coreos.com/v1"):
+            # Custom resources: their pod templates are checked as core PodTemplates.
+            for template in pod_templates(doc):
+                kubernetes_validate.validate(
+                    {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"}, "template": template},
+                    K8S_VERSION, strict=True,
+                )
+            continue
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_the_variants_render_what_they_say():
+    by_kind = lambda docs: sorted(d["kind"] for d in docs)  # noqa: E731
+    assert by_kind(manifests({})) == [
+        "ConfigMap", "PersistentVolumeClaim", "PodMonitor", "RayCluster", "Service", "Service", "Service", "StatefulSet",
+    ]
+    external = manifests(VARIANTS["external etcd"])
+    assert "StatefulSet" not in by_kind(external)
+    [ray] = [d for d in external if d["kind"] == "RayCluster"]
+    controller = ray["spec"]["headGroupSpec"]["template"]["spec"]["containers"][1]
+    assert "--etcd=http://etcd.example.svc:2379" in controller["args"]
+    assert "PodMonitor" not in by_kind(manifests(VARIANTS["no metrics, no dashboard"]))
+    assert "ConfigMap" not in by_kind(manifests(VARIANTS["no metrics, no dashboard"]))
+    with pytest.raises(render_chart.Fail) as caught:
+        manifests({"etcd": {"enabled": False}})
+    assert str(caught.value) == "set etcd.enabled or externalEtcd.endpoints: a relay cluster needs etcd"
+
+
+def test_the_controller_runs_chatrelay_up_with_flags_it_knows():
+    from chatrelay.cli import up
+
+    known = {opt for param in up.params for opt in param.opts}
+    [ray] = [d for d in manifests({}) if d["kind"] == "RayCluster"]
+    head = ray["spec"]["headGroupSpec"]
+    assert head["rayStartParams"]["num-cpus"] == "0"  # the head runs no relay actors
+    controller = head["template"]["spec"]["containers"][1]
+    assert controller["command"] == ["chatrelay", "up"]
+    flags = [arg.split("=", 1)[0] for arg in controller["args"]]
+    assert set(flags) <= known, set(flags) - known
+
+
+def test_services_probes_and_monitor_point_at_named_ports():
+    docs = manifests({})
+    [ray] = [d for d in docs if d["kind"] == "RayCluster"]
+    [workers] = ray["spec"]["workerGroupSpecs"]
+    assert "chatrelay" in workers["rayStartParams"]["resources"]
+    container = workers["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"grpc": 7223, "metrics": 9464}
+    assert container["readinessProbe"]["grpc"] == {"port": 7223, "service": "chatrelay.v1.RelayService"}
+    worker_labels = workers["template"]["metadata"]["labels"]
+    [gateway] = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-gateway")]
+    assert gateway["spec"]["ports"][0]["targetPort"] == "grpc"
+    assert gateway["spec"]["selector"].items() <= worker_labels.items()
+    [monitor] = [d for d in docs if d["kind"] == "PodMonitor"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= worker_labels.items()
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] in ports
+    [dashboard] = [d for d in docs if d["kind"] == "ConfigMap"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["chatrelay.json"])["uid"] == "chatrelay-overview"
+
+
+def exported_metric_names() -> set[str]:
+    """The names a gateway's Prometheus endpoint shows, from the real instruments."""
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.sdk.metrics import MeterProvider
+    from prometheus_client import CollectorRegistry, generate_latest
+    import grpc
+
+    from chatrelay.cluster.metrics import GatewayMetrics
+
+    registry = CollectorRegistry()
+    provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)])
+    try:
+        metrics = GatewayMetrics(provider.get_meter("test"), subscribers=lambda: 1,
+                                 shard_figures=lambda: {0: {"groups": 1, "mailbox_depth": 0}})
+        for method in ("Post", "Join", "RegisterGroup"):
+            metrics.finished(f"/chatrelay.v1.RelayService/{method}", 0.01, grpc.StatusCode.OK)
+        metrics.deliveries.add(1)
+        metrics.cut_off.add(1)
+        text = generate_latest(registry).decode()
+    finally:
+        provider.shutdown()
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def test_the_dashboard_reads_metrics_the_gateway_exports():
+    dashboard = json.loads((CHART / "dashboards" / "chatrelay.json").read_text())
+    assert dashboard["uid"] == "chatrelay-overview"
+    [variable] = dashboard["templating"]["list"]
+    assert (variable["name"], variable["type"], variable["query"]) == ("datasource", "datasource", "prometheus")
+    exported = exported_metric_names()
+    titles = set()
+    for panel in dashboard["panels"]:
+        titles.add(panel["title"])
+        assert panel["datasource"]["uid"] == "${datasource}"
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == "${datasource}"
+            series = re.sub(r"\{[^}]*\}|\bby \([^)]*\)", "", target["expr"])  # names, not labels
+            names = set(re.findall(r"\b(?:chatrelay|messaging|rpc)_[a-z_]+", series))
+            assert names and names <= exported, (panel["title"], names - exported)
+    assert {"Throughput", "Post latency (arrival to ack)", "Mailbox depth by shard", "Subscribers",
+            "Shard placement: groups loaded", "Errors by status"} <= titles
