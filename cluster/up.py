@@ -62,6 +62,7 @@ def init_local_ray() -> None:
 
     loopback_only()
     ray.init(
+        address="local",  # a new local instance, never a cluster `ray start` left behind
         namespace=factory.NAMESPACE,
         _node_ip_address="127.0.0.1",
         include_dashboard=False,
@@ -77,6 +78,15 @@ def join_ray(address: str) -> None:
 
     from chatrelay.actors import factory
 
+    import os
+
+    os.environ[LOOPBACK_ENV] = "1"  # a cluster of several nodes (see loopback_only)
+    try:
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = True
+    except ImportError:  # a Ray without this module: nothing to adjust
+        pass
     host = address.rpartition(":")[0]
     try:
         import ipaddress

@@ -31,7 +31,8 @@ worker_ip() { echo "127.0.0.$((10 + $1))"; }
 
 wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND…: poll until COMMAND succeeds
   local seconds=$1 what=$2; shift 2
-  for _ in $(seq 1 $((seconds * 5))); do
+  local deadline=$((SECONDS + seconds))
+  while [ "$SECONDS" -lt "$deadline" ]; do
     if "$@" >/dev/null 2>&1; then return 0; fi
     sleep 0.2
   done
@@ -66,6 +67,9 @@ node_ports() {  # node_ports N: Ray's ports of node N (0 is the head), each node
 
 ray_env() {
   export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH="$DIR/auth_token"
+  # A multi-node cluster, even where a parent process (a local `chatrelay up`, a test
+  # session) said single-node.
+  export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1
 }
 
 start_worker() {
@@ -132,6 +136,10 @@ ENV
     for file in "$DIR"/pids/worker-*; do [ -e "$file" ] && stop_pid "$(basename "$file")"; done
     stop_pid head
     stop_pid etcd
+    # `ray start --head` named this cluster the machine's default; it is gone now.
+    if [ "$(cat /tmp/ray/ray_current_cluster 2>/dev/null)" = "$HEAD_IP:$RAY_PORT" ]; then
+      rm -f /tmp/ray/ray_current_cluster
+    fi
     echo "stopped"
     ;;
   *)
