@@ -43,6 +43,9 @@ class GatewayActor:
             import ray
 
             from chatrelay.actors.factory import NAMESPACE, shard_handles, shard_name
+            from chatrelay.cluster import tracing
+
+            tracing.setup(self.config.traces, "gateway")
             from chatrelay.cluster.admin import AdminServicer
             from chatrelay.cluster.gateway import serve
 

@@ -22,6 +22,7 @@ from chatrelay.cluster.config import ClusterConfig, open_message_log, open_regis
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
 from chatrelay.actors import records
+from chatrelay.cluster import tracing
 from chatrelay.actors.group_relay import GroupRelay, Moved, RelayContext, register_group, register_groups
 from chatrelay.actors.proc import process_info
 from chatrelay.actors.records import GroupRecord
@@ -86,6 +87,7 @@ class RelayShard:
 
     async def start(self) -> int:
         if self.ctx is None:
+            tracing.setup(self.config.traces, f"shard-{self.index}")
             self.ctx = RelayContext(
                 identity=SigningKey(self.config.relay_key_seed),
                 registry=open_registry(self.config),
@@ -342,13 +344,25 @@ class RelayShard:
             req.envelope, core_pb2.JoinBody, "join request", lambda relay, body: relay.join(req.envelope)
         )
 
-    async def post(self, request: bytes) -> Outcome:
+    async def post(self, request: bytes, carried: dict | None = None) -> Outcome:
+        """A post to its group; `carried`: the gateway's trace context, when tracing."""
         req = relay_pb2.PostRequest.FromString(request)
 
         async def run():
             relay = await self._group(req.group_address)
             return await relay.post(req.envelope)
-        return await guarded(self._serialized(run()))
+        if not carried:
+            return await guarded(self._serialized(run()))
+        from opentelemetry.trace import SpanKind
+
+        with tracing.tracer().start_as_current_span(
+            "chatrelay.shard.post", context=tracing.context_of(carried), kind=SpanKind.CONSUMER,
+            attributes={"messaging.system": "chatrelay", "messaging.operation.name": "post",
+                        "chatrelay.shard": self.index},
+        ) as span:
+            outcome = await guarded(self._serialized(run()))
+            span.set_attribute("chatrelay.outcome", outcome[0] if outcome[0] == "ok" else str(outcome[1:2]))
+            return outcome
 
     async def check_reader(self, address: str, credential: bytes) -> Outcome:
         async def run():

@@ -61,8 +61,9 @@ def link_parse(text: str) -> None:
               help="Join this Ray cluster (HOST:PORT or auto) instead of starting a local one [CHATRELAY_RAY_ADDRESS].")
 @click.option("--advertise", default=None,
               help="HOST:PORT[,…] clients reach the gateways at, for the relay link [CHATRELAY_ADVERTISE].")
+@click.option("--traces", default=None, help="Write every relay process's trace spans to this folder [CHATRELAY_TRACES].")
 def up(data_dir, listen, etcd, shards, retention, post_limit, post_window, max_groups, deny_names, deny_groups,
-       hot_posts, subscriber_lag, metrics, ray_address, advertise) -> None:
+       hot_posts, subscriber_lag, metrics, ray_address, advertise, traces) -> None:
     """Run a relay on this machine until interrupted; prints its relay link, then `ready`."""
     import signal
     import threading
@@ -76,7 +77,7 @@ def up(data_dir, listen, etcd, shards, retention, post_limit, post_window, max_g
              "post_limit": post_limit, "post_window_s": post_window, "max_groups": max_groups,
              "deny_names": deny_names, "deny_groups": deny_groups, "subscriber_lag": subscriber_lag,
              "hot_posts_per_s": hot_posts, "metrics": metrics, "ray_address": ray_address,
-             "advertise": advertise}
+             "advertise": advertise, "traces": traces}
         )
         relay = up_mod.start(settings)
     except ChatRelayError as exc:

@@ -35,6 +35,7 @@ class Settings:
     metrics: str | None = None  # HOST:PORT for the gateway's Prometheus endpoint; None: none
     ray_address: str | None = None  # join this Ray cluster instead of starting a local one
     advertise: str | None = None  # HOST:PORT[,HOST:PORT…] in the relay link; None: the gateways' own
+    traces: pathlib.Path | None = None  # a folder for every relay process's spans (JSON lines); None: none
 
     def __post_init__(self) -> None:
         if not isinstance(self.data_dir, pathlib.Path):
@@ -111,7 +112,7 @@ def _convert(name: str, value):
             return float(value)
         except (TypeError, ValueError):
             raise ChatRelayError(Reason.MALFORMED, f"post window must be seconds, got {value!r}") from None
-    if name == "deny_groups":
+    if name in ("deny_groups", "traces"):
         return pathlib.Path(value)
     if name in ("shards", "retention", "post_limit", "max_groups", "subscriber_lag"):
         try:

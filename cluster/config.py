@@ -22,6 +22,7 @@ class ClusterConfig:
     limits: RelayLimits = RelayLimits()
     operator_key: bytes | None = None  # the public key admin requests must be signed by
     metrics: str | None = None  # HOST:PORT of the gateway's Prometheus endpoint
+    traces: str | None = None  # the folder every relay process writes its spans to
 
     def __repr__(self) -> str:  # the seed stays out of logs
         return f"ClusterConfig(data_dir={self.data_dir!r}, shards={self.shards}, etcd={self.etcd!r})"

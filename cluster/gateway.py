@@ -20,7 +20,8 @@ from grpc_reflection.v1alpha import reflection
 
 from chatrelay import codec
 from chatrelay import envelope as env
-from chatrelay import links
+from chatrelay import links, members
+from chatrelay.cluster import tracing
 from chatrelay.errors import ChatRelayError, MalformedError, Reason
 from chatrelay.status import to_status
 from chatrelay.v1 import core_pb2, relay_pb2, relay_pb2_grpc
@@ -192,11 +193,42 @@ class Batcher:
                 self._send(index)
 
 
+class Traced:
+    """Span contexts of posts this gateway took, by message id, until its tail of the
+    group receives them for delivery (bounded: the oldest are let go)."""
+
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self.contexts: collections.OrderedDict[bytes, object] = collections.OrderedDict()
+
+    def put(self, message_id: bytes, span_context) -> None:
+        self.contexts[message_id] = span_context
+        while len(self.contexts) > self.LIMIT:
+            self.contexts.popitem(last=False)
+
+    def delivered(self, deliveries, subscribers: int) -> None:
+        """A `chatrelay.deliver` span, child of the post's, for each post traced here."""
+        from opentelemetry import trace
+        from opentelemetry.trace import NonRecordingSpan, SpanKind
+
+        for d in deliveries:
+            span_context = self.contexts.pop(d.message_id, None)
+            if span_context is None:
+                continue
+            parent = trace.set_span_in_context(NonRecordingSpan(span_context))
+            tracing.tracer().start_span("chatrelay.deliver", context=parent, kind=SpanKind.PRODUCER, attributes={
+                "messaging.system": "chatrelay", "messaging.operation.name": "deliver",
+                "chatrelay.seq": d.seq, "chatrelay.subscribers": subscribers,
+            }).end()
+
+
 class GroupTail:
     """The newest posts of one group, shared by every subscriber of it on this gateway."""
 
-    def __init__(self, router: ShardRouter, address: str, start_after: int) -> None:
+    def __init__(self, router: ShardRouter, address: str, start_after: int, traced: "Traced | None" = None) -> None:
         self.router = router
+        self.traced = traced
         self.address = address
         self.after = start_after
         self.buffer: collections.deque[relay_pb2.Delivery] = collections.deque(maxlen=TAIL_WINDOW)
@@ -217,6 +249,8 @@ class GroupTail:
                 continue
             if raw:
                 deliveries = [relay_pb2.Delivery.FromString(r) for r in raw]
+                if self.traced is not None and tracing.enabled():
+                    self.traced.delivered(deliveries, self.subscribers)
                 async with self.changed:
                     self.buffer.extend(deliveries)
                     self.after = deliveries[-1].seq
@@ -253,6 +287,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         self.subscriber_lag = subscriber_lag
         self.router = ShardRouter(registry, shards, find_shard)
         self.registrations = Batcher(self.router, "register_many")
+        self.traced = Traced()  # posts' span contexts until their delivery, when tracing
         self.tails: dict[str, GroupTail] = {}
         self.subscribers = 0
         self.deliveries = 0
@@ -329,7 +364,16 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
                 raise ChatRelayError(Reason.WRONG_DOMAIN, "a post must be signed for chatrelay/v1/post")
             if not request.envelope.signature:
                 raise ChatRelayError(Reason.BAD_SIGNATURE, "post is not signed")
-            raw = await self.router.call_address(request.group_address, "post", request.SerializeToString())
+            if not tracing.enabled():
+                raw = await self.router.call_address(request.group_address, "post", request.SerializeToString())
+                return relay_pb2.PostAck.FromString(raw)
+            # The post's trace goes to its shard, and on to its delivery by this gateway.
+            from opentelemetry import trace
+
+            self.traced.put(members.message_id(request.envelope), trace.get_current_span().get_span_context())
+            raw = await self.router.call_address(
+                request.group_address, "post", request.SerializeToString(), tracing.carrier()
+            )
             return relay_pb2.PostAck.FromString(raw)
         return await self._guard(context, run())
 
@@ -434,7 +478,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         seq = max(request.since_seq, info["floor"])
         tail = self.tails.get(address)
         if tail is None or tail.task.done():
-            tail = self.tails[address] = GroupTail(self.router, address, info["last_seq"])
+            tail = self.tails[address] = GroupTail(self.router, address, info["last_seq"], self.traced)
         tail.subscribers += 1
         self.subscribers += 1
         # A stream catches up from the log as long as it needs to; once it has read from
@@ -527,11 +571,13 @@ async def serve(
 ) -> tuple[grpc.aio.Server, int, RelayServicer]:
     """The gateway's gRPC server. `metrics` (a GatewayMetrics) times and counts calls;
     `admin(servicer)` makes the AdminService, served beside the relay's."""
+    from chatrelay.cluster import tracing
     from chatrelay.cluster.metrics import MetricsInterceptor
 
+    watched = metrics is not None or tracing.enabled()
     server = grpc.aio.server(
         options=[("grpc.max_receive_message_length", MAX_REQUEST), ("grpc.so_reuseport", 0)],
-        interceptors=[MetricsInterceptor(metrics)] if metrics is not None else None,
+        interceptors=[MetricsInterceptor(metrics)] if watched else None,
     )
     servicer = RelayServicer(registry, shards, subscriber_lag, find_shard, metrics)
     servicer.router.start_watch()

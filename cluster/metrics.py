@@ -84,10 +84,11 @@ class GatewayMetrics:
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Times every unary call and counts it by status; streams are counted where they
-    deliver (`chatrelay.deliveries`)."""
+    """Times every unary call and counts it by status (with `metrics`), and opens a
+    SERVER span for it (when tracing); streams are counted where they deliver
+    (`chatrelay.deliveries`)."""
 
-    def __init__(self, metrics: GatewayMetrics) -> None:
+    def __init__(self, metrics: GatewayMetrics | None) -> None:
         self.metrics = metrics
 
     async def intercept_service(self, continuation, details):
@@ -99,6 +100,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         async def timed(request, context):
             start = time.perf_counter()
             code = grpc.StatusCode.OK
+            span = _server_span(method)
             try:
                 return await inner(request, context)
             except BaseException:
@@ -107,12 +109,41 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 if code is grpc.StatusCode.OK and context.code() not in (None, grpc.StatusCode.OK):
                     code = context.code()
-                metrics.finished(method, time.perf_counter() - start, code)
+                if metrics is not None:
+                    metrics.finished(method, time.perf_counter() - start, code)
+                if span is not None:
+                    span.set_attribute("rpc.grpc.status_code", code.value[0])
+                    span.end()
+                    _detach(span)
 
         return grpc.unary_unary_rpc_method_handler(
             timed, request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+def _server_span(method: str):
+    """A SERVER span for the call, made current for the handler (None: not tracing)."""
+    from chatrelay.cluster import tracing
+
+    if not tracing.enabled():
+        return None
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
+
+    service, _, name = method.lstrip("/").rpartition("/")
+    span = tracing.tracer().start_span(method.lstrip("/"), kind=SpanKind.SERVER, attributes={
+        "rpc.system": "grpc", "rpc.service": service, "rpc.method": name,
+    })
+    span._chatrelay_token = otel_context.attach(trace.set_span_in_context(span))
+    return span
+
+
+def _detach(span) -> None:
+    from opentelemetry import context as otel_context
+
+    otel_context.detach(span._chatrelay_token)
 
 
 class MetricsEndpoint:

@@ -149,6 +149,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
         ),
         operator_key=bytes(operator.verify_key),
         metrics=settings.metrics,
+        traces=str(pathlib.Path(settings.traces).resolve()) if settings.traces else None,
     )
     joined = False
     if ray_init and not ray.is_initialized():

@@ -1,0 +1,68 @@
+"""Traces: a post followed from the gateway to its shard and on to its delivery.
+
+`chatrelay up --traces DIR` gives every relay process (gateway, shards) an OpenTelemetry
+tracer that writes its finished spans to `DIR/<role>-<pid>.jsonl`, one JSON object a
+line, as the SDK's console exporter formats them: no collector is needed to read them.
+The gateway opens a SERVER span per call; a post's context crosses the Ray call to its
+shard, whose span is a child of it; when the gateway's tail of the group receives the
+post for its subscribers, a `chatrelay.deliver` span, a child of the same post span,
+records it. Without `--traces` no tracer is set up, and spans cost next to nothing (the
+API's no-op tracer).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+from opentelemetry import propagate, trace
+
+_provider = None
+
+
+def setup(directory: str | None, role: str) -> None:
+    """Write this process's spans under `directory` (once; nothing without one)."""
+    global _provider
+    if not directory or _provider is not None:
+        return
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    folder = pathlib.Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = open(folder / f"{role}-{os.getpid()}.jsonl", "a", buffering=1)
+    provider = TracerProvider(resource=Resource.create({"service.name": f"chatrelay-{role}"}))
+    provider.add_span_processor(BatchSpanProcessor(
+        ConsoleSpanExporter(out=out, formatter=lambda span: span.to_json(indent=None) + "\n"),
+        schedule_delay_millis=200,
+    ))
+    _provider = provider
+
+
+def enabled() -> bool:
+    return _provider is not None
+
+
+def tracer() -> trace.Tracer:
+    return (_provider or trace.get_tracer_provider()).get_tracer("chatrelay")
+
+
+def carrier() -> dict[str, str]:
+    """The current span's context, to send along a call (empty when not tracing)."""
+    out: dict[str, str] = {}
+    if _provider is not None:
+        propagate.inject(out)
+    return out
+
+
+def context_of(carried: dict[str, str] | None):
+    """The context a caller sent (None: start a trace of its own)."""
+    return propagate.extract(carried) if carried else None
+
+
+def shutdown() -> None:
+    global _provider
+    if _provider is not None:
+        _provider.shutdown()
+        _provider = None
