@@ -51,4 +51,5 @@ class RelayLimits:
     post_window_s: float = 60.0
     subscriber_lag: int = 4096  # posts a live stream may fall behind before it is cut off
     hot_posts_per_s: float = 0.0  # a group past this rate moves to a shard of its own; 0: never
+    hot_check_s: float = 5.0  # the window of that rate
     policy: RelayPolicy = RelayPolicy()

@@ -97,8 +97,11 @@ class RelayShard:
         if self._lease_task is None:
             self._lease_task = asyncio.create_task(self._hold_lease(), name="shard-lease")
             self._report_task = asyncio.create_task(self._report(), name="shard-metrics")
-        if self._watching is None and self.config.limits.hot_posts_per_s > 0 and self.index < self.config.shards:
-            self._watching = asyncio.create_task(self._move_hot_groups(), name="hot-groups")
+        if self._watching is None and self.config.limits.hot_posts_per_s > 0:
+            if self.index < self.config.shards:
+                self._watching = asyncio.create_task(self._move_hot_groups(), name="hot-groups")
+            else:
+                self._watching = asyncio.create_task(self._return_when_cool(), name="cool-groups")
         return self.index
 
     async def _report(self) -> None:
@@ -275,17 +278,18 @@ class RelayShard:
         return await guarded(run())
 
     async def _move_hot_groups(self) -> None:
-        """Every HOT_CHECK_S, a group past `hot_posts_per_s` goes to a shard of its own."""
+        """Every `hot_check_s`, a group past `hot_posts_per_s` goes to a shard of its own."""
         from chatrelay.actors import factory
 
+        window = self.config.limits.hot_check_s
         seen: dict[str, int] = {}
         while True:
-            await asyncio.sleep(HOT_CHECK_S)
+            await asyncio.sleep(window)
             try:
                 counts = {a: g.posts_accepted for a, g in self.groups.items()}
                 hot = [
                     a for a, n in counts.items()
-                    if a in seen and (n - seen[a]) / HOT_CHECK_S >= self.config.limits.hot_posts_per_s
+                    if a in seen and (n - seen[a]) / window >= self.config.limits.hot_posts_per_s
                 ]
                 seen = counts
                 for address in hot:
@@ -300,6 +304,38 @@ class RelayShard:
             except Exception:  # a failed move leaves the group where it was
                 log.exception("moving a hot group failed")
 
+
+    async def _return_when_cool(self) -> None:
+        """A shard of its own: once its groups have stayed under half of `hot_posts_per_s`
+        for COOL_CHECKS windows in a row, they go home (the shard their registration placed
+        them on) and this shard stops, so that it costs no process while they are quiet."""
+        window = self.config.limits.hot_check_s
+        seen: dict[str, int] = {}
+        cool = 0
+        while True:
+            await asyncio.sleep(window)
+            try:
+                counts = {a: g.posts_accepted for a, g in self.groups.items()}
+                rates = [(n - seen.get(a, n)) / window for a, n in counts.items()]
+                seen = counts
+                hot = any(r >= self.config.limits.hot_posts_per_s / 2 for r in rates)
+                cool = 0 if hot or not counts else cool + 1
+                if cool < COOL_CHECKS:
+                    continue
+                for address, relay in list(self.groups.items()):
+                    home = home_shard(relay.record.group_id, self.config.shards)
+                    unwrap(await self.move(address, home))
+                if not self.groups:
+                    log.info("relay shard %d: its groups went home; stopping", self.index)
+                    await self.release()
+                    import ray
+
+                    await asyncio.to_thread(ray.kill, ray.get_runtime_context().current_actor, no_restart=True)
+                    return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the group stays here; the next window tries again
+                log.exception("returning a cooled group failed")
 
     async def register(self, request: bytes) -> Outcome:
         await self.start()
@@ -477,9 +513,14 @@ class RelayShard:
 LEASE_TTL_S = 5
 LEASE_REFRESH_S = 1.0
 LEASE_MARGIN_S = 2.0  # stop serving this long before the lease could run out
-HOT_CHECK_S = 5.0
+COOL_CHECKS = 6  # windows in a row under half the hot threshold before a group goes home
 REPORT_S = 5.0
 OWN_SHARDS = 1 << 20
+
+
+def home_shard(group_id: bytes, shards: int) -> int:
+    """The shard a group is placed on when it registers (and returns to when it cools)."""
+    return zlib.crc32(group_id) % shards
 
 
 def own_shard_index(shards: int, address: str) -> int:

@@ -54,6 +54,8 @@ def link_parse(text: str) -> None:
 @click.option("--deny-groups", default=None, help="File of group ids (hex) to refuse, one a line [CHATRELAY_DENY_GROUPS].")
 @click.option("--hot-posts", default=None, type=float,
               help="Posts/s past which a group moves to a shard of its own, 0 = never [CHATRELAY_HOT_POSTS_PER_S].")
+@click.option("--hot-check", default=None, type=float,
+              help="Seconds over which group rates are compared with --hot-posts [CHATRELAY_HOT_CHECK_S].")
 @click.option("--subscriber-lag", default=None, type=int,
               help="Posts a stream may fall behind before it is cut off to resume from the log [CHATRELAY_SUBSCRIBER_LAG].")
 @click.option("--metrics", default=None, help="HOST:PORT to serve Prometheus metrics on [CHATRELAY_METRICS].")
@@ -63,7 +65,7 @@ def link_parse(text: str) -> None:
               help="HOST:PORT[,…] clients reach the gateways at, for the relay link [CHATRELAY_ADVERTISE].")
 @click.option("--traces", default=None, help="Write every relay process's trace spans to this folder [CHATRELAY_TRACES].")
 def up(data_dir, listen, etcd, shards, retention, post_limit, post_window, max_groups, deny_names, deny_groups,
-       hot_posts, subscriber_lag, metrics, ray_address, advertise, traces) -> None:
+       hot_posts, hot_check, subscriber_lag, metrics, ray_address, advertise, traces) -> None:
     """Run a relay on this machine until interrupted; prints its relay link, then `ready`."""
     import signal
     import threading
@@ -76,7 +78,7 @@ def up(data_dir, listen, etcd, shards, retention, post_limit, post_window, max_g
             {"data_dir": data_dir, "listen": listen, "etcd": etcd, "shards": shards, "retention": retention,
              "post_limit": post_limit, "post_window_s": post_window, "max_groups": max_groups,
              "deny_names": deny_names, "deny_groups": deny_groups, "subscriber_lag": subscriber_lag,
-             "hot_posts_per_s": hot_posts, "metrics": metrics, "ray_address": ray_address,
+             "hot_posts_per_s": hot_posts, "hot_check_s": hot_check, "metrics": metrics, "ray_address": ray_address,
              "advertise": advertise, "traces": traces}
         )
         relay = up_mod.start(settings)

@@ -24,6 +24,7 @@ from chatrelay.v1 import core_pb2, relay_pb2, relay_pb2_grpc
 
 DEFAULT_PORT = 7223
 CALL_TIMEOUT_S = 30
+RETRY_S = 30  # how long idempotent calls (registration, join) ride out a relay restarting
 NONCE = 16
 
 
@@ -73,11 +74,20 @@ class RelayClient:
     async def close(self) -> None:
         await self.channel.close()
 
-    async def call(self, method: str, request, timeout: float = CALL_TIMEOUT_S):
-        try:
-            return await getattr(self.stub, method)(request, timeout=timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc) from None
+    async def call(self, method: str, request, timeout: float = CALL_TIMEOUT_S, retry_for_s: float = 0.0):
+        """One call; an idempotent one may pass `retry_for_s`, to be sent again while the
+        relay answers UNAVAILABLE or BUSY (restarting, its registry reconnecting)."""
+        deadline = time.monotonic() + retry_for_s
+        delay = 0.2
+        while True:
+            try:
+                return await getattr(self.stub, method)(request, timeout=timeout)
+            except grpc.aio.AioRpcError as exc:
+                error = from_rpc_error(exc)
+            if error.reason not in (Reason.UNAVAILABLE, Reason.BUSY) or time.monotonic() + delay > deadline:
+                raise error
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     async def resolve(self, link: ShortLink) -> links.ResolvedLink:
         response = await self.call(
@@ -146,7 +156,7 @@ async def register(
         nonce=os.urandom(NONCE), timestamp=int(time.time()),
     )
     request = relay_pb2.RegisterGroupRequest(envelope=env.sign_message(registration_key, env.Domain.REGISTER, body))
-    response = await client.call("RegisterGroup", request)
+    response = await client.call("RegisterGroup", request, retry_for_s=RETRY_S)  # one address however often
     checked, grant = env.verify_message(response.address, env.Domain.ADDRESS, relay_pb2.AddressGrant, "address grant")
     if checked.signer != relay.relay_key or grant.relay_key != relay.relay_key:
         raise ChatRelayError(Reason.UNKNOWN_SIGNER, "address grant is not signed by the relay of the relay link")
@@ -439,8 +449,8 @@ async def join(link_text: str, display_name: str = "") -> Membership:
         request = members.join_request(
             member, profile.group_id, ref.group_address, profile.profile.intake_key, display_name, invite=proof
         )
-        async with RelayClient(entry.target) as client:
-            response = await client.call("Join", relay_pb2.JoinRequest(envelope=request))
+        async with RelayClient(entry.target) as client:  # a join is by member key: asking again is safe
+            response = await client.call("Join", relay_pb2.JoinRequest(envelope=request), retry_for_s=RETRY_S)
         if response.status == relay_pb2.JOIN_STATUS_PENDING_APPROVAL:
             status = "pending"
         elif response.status == relay_pb2.JOIN_STATUS_HELD and status == "member":

@@ -32,6 +32,7 @@ class Settings:
     deny_groups: pathlib.Path | None = None  # file of group ids (hex), one a line
     subscriber_lag: int = 4096  # posts a live stream may fall behind before it is cut off
     hot_posts_per_s: float = 0.0  # a group past this rate moves to a shard of its own; 0: never
+    hot_check_s: float = 5.0  # the window over which group rates are compared with --hot-posts
     metrics: str | None = None  # HOST:PORT for the gateway's Prometheus endpoint; None: none
     ray_address: str | None = None  # join this Ray cluster instead of starting a local one
     advertise: str | None = None  # HOST:PORT[,HOST:PORT…] in the relay link; None: the gateways' own
@@ -77,6 +78,8 @@ class Settings:
             )
         if self.hot_posts_per_s < 0:
             raise ChatRelayError(Reason.MALFORMED, f"--hot-posts must be 0 (never) or more, got {self.hot_posts_per_s:g}")
+        if not 0.1 <= self.hot_check_s <= 3600:
+            raise ChatRelayError(Reason.MALFORMED, f"--hot-check must be 0.1 to 3600 seconds, got {self.hot_check_s:g}")
         if self.retention < 0:
             raise ChatRelayError(Reason.MALFORMED, f"--retention must be 0 (keep all) or more, got {self.retention}")
 
@@ -107,6 +110,11 @@ def _convert(name: str, value):
             return float(value)
         except (TypeError, ValueError):
             raise ChatRelayError(Reason.MALFORMED, f"--hot-posts must be posts per second, got {value!r}") from None
+    if name == "hot_check_s":
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ChatRelayError(Reason.MALFORMED, f"--hot-check must be seconds, got {value!r}") from None
     if name == "post_window_s":
         try:
             return float(value)

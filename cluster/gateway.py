@@ -12,7 +12,6 @@ import asyncio
 import collections
 import json
 import logging
-import zlib
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -27,7 +26,7 @@ from chatrelay.status import to_status
 from chatrelay.v1 import core_pb2, relay_pb2, relay_pb2_grpc
 from chatrelay.actors import records
 from chatrelay.actors.group_relay import Moved
-from chatrelay.actors.shard import unwrap
+from chatrelay.actors.shard import home_shard, unwrap
 from chatrelay.cluster.registry import Get, Put, Registry, absent, unchanged_since
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ TAIL_WINDOW = 4096  # newest posts of a group kept in a gateway for its subscrib
 
 
 def shard_for(key: bytes, shards: int) -> int:
-    return zlib.crc32(key) % shards
+    return home_shard(key, shards)
 
 
 class ShardRouter:
@@ -108,6 +107,7 @@ class ShardRouter:
                 outcome = await getattr(self._handle(index), method).remote(*args)
                 return unwrap(outcome)
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+                self.extra.pop(index, None)  # a shard of its own that stopped: look it up again
                 if attempt == CALL_ATTEMPTS - 1:
                     raise ChatRelayError(Reason.UNAVAILABLE, f"relay shard unavailable: {exc}") from None
                 await asyncio.sleep(delay)

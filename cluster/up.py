@@ -145,6 +145,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
             post_window_s=settings.post_window_s,
             subscriber_lag=settings.subscriber_lag,
             hot_posts_per_s=settings.hot_posts_per_s,
+            hot_check_s=settings.hot_check_s,
             policy=policy_of(settings),
         ),
         operator_key=bytes(operator.verify_key),

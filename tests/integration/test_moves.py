@@ -78,7 +78,9 @@ async def test_a_hot_group_moves_to_a_shard_of_its_own(ray_session, tmp_path):
     from chatrelay.actors import factory
     from chatrelay.cluster import up
 
-    running = await asyncio.to_thread(start_relay, tmp_path / "relay", shards=1, hot_posts_per_s=20)
+    running = await asyncio.to_thread(
+        start_relay, tmp_path / "relay", shards=1, hot_posts_per_s=20, hot_check_s=1.0
+    )
     try:
         quiet = await client.create_group([running.link], "Quiet", GroupKind.CHANNEL)
         hot = await client.create_group([running.link], "Hot", GroupKind.CHANNEL)
@@ -105,6 +107,15 @@ async def test_a_hot_group_moves_to_a_shard_of_its_own(ray_session, tmp_path):
         shard0 = await stats(ray_session, running.shards[0])
         assert [g["address"] for g in shard0["groups"]] == [quiet.relays[0].address]
         await client.post(quiet, "q1")  # the quiet group stays and serves
+
+        # Quiet again (no posts for COOL_CHECKS windows): the group goes home, its shard stops.
+        deadline = loop.time() + DEADLINE_S
+        while loop.time() < deadline and await asyncio.to_thread(factory.own_shards, running.config):
+            await asyncio.sleep(0.5)
+        assert await asyncio.to_thread(factory.own_shards, running.config) == []
+        await flood(hot, 20, total)  # served at home again
+        total += 20
+        assert await serving(ray_session, running.shards, address) == [0]
 
         async def all_received():
             while len(received) < total:

@@ -53,3 +53,11 @@ def test_metrics_endpoint_from_the_environment():
 
 def test_port_zero_is_allowed_for_tests():
     assert settings.load({"listen": "127.0.0.1:0"}, environ={}).listen == "127.0.0.1:0"
+
+
+def test_hot_check_window_is_bounded():
+    assert settings.load({"hot_check_s": "2.5"}, environ={}).hot_check_s == 2.5
+    err = refused(Reason.MALFORMED, settings.load, {"hot_check_s": 0}, environ={})
+    assert err.message == "--hot-check must be 0.1 to 3600 seconds, got 0"
+    err = refused(Reason.MALFORMED, settings.load, {"hot_check_s": "soon"}, environ={})
+    assert err.message == "--hot-check must be seconds, got 'soon'"
