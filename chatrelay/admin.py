@@ -11,11 +11,11 @@ from google.protobuf.message import Message
 from nacl.signing import SigningKey
 
 from chatrelay import envelope as env
-from chatrelay.status import from_rpc_error
 from chatrelay.v1 import relay_pb2, relay_pb2_grpc
 
 NONCE = 16
 CALL_TIMEOUT_S = 30
+RETRY_S = 10
 
 
 def request(key: SigningKey, method: str, **fields) -> relay_pb2.StatusRequest:
@@ -36,10 +36,11 @@ class AdminClient:
         await self.channel.close()
 
     async def _call(self, method: str, message):
-        try:
-            return await getattr(self.stub, method)(message, timeout=CALL_TIMEOUT_S)
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc) from None
+        # Reading figures is safe to repeat, and so is a move (to the same shard): a
+        # gateway that just went away is replaced by the next one of the relay link.
+        from chatrelay.client import call_retrying
+
+        return await call_retrying(getattr(self.stub, method), message, CALL_TIMEOUT_S, RETRY_S)
 
     async def status(self, window_s: float = 1.0) -> dict:
         envelope = request(self.key, "Status", window_ms=round(window_s * 1000))

@@ -25,6 +25,8 @@ from chatrelay.v1 import core_pb2, relay_pb2, relay_pb2_grpc
 DEFAULT_PORT = 7223
 CALL_TIMEOUT_S = 30
 RETRY_S = 30  # how long idempotent calls (registration, join) ride out a relay restarting
+READ_RETRY_S = 1.0  # reads: one more try (a relay that is down is skipped soon after)
+READS = frozenset({"ResolveLink", "History", "ReadServiceLog", "ListPending", "MemberKeys"})
 NONCE = 16
 
 
@@ -57,6 +59,23 @@ def _is_ip(text: str, version: int) -> bool:
         return False
 
 
+async def call_retrying(rpc, request, timeout: float = CALL_TIMEOUT_S, retry_for_s: float = 0.0):
+    """A unary call, sent again while the relay answers UNAVAILABLE or BUSY (a gateway
+    restarting or gone, a shard restarting, its registry reconnecting), for up to
+    `retry_for_s` seconds; only for calls that are safe to repeat."""
+    deadline = time.monotonic() + retry_for_s
+    delay = 0.2
+    while True:
+        try:
+            return await rpc(request, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            error = from_rpc_error(exc)
+        if error.reason not in (Reason.UNAVAILABLE, Reason.BUSY) or time.monotonic() + delay > deadline:
+            raise error
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
 class RelayClient:
     """One relay's gateway over gRPC."""
 
@@ -74,20 +93,13 @@ class RelayClient:
     async def close(self) -> None:
         await self.channel.close()
 
-    async def call(self, method: str, request, timeout: float = CALL_TIMEOUT_S, retry_for_s: float = 0.0):
-        """One call; an idempotent one may pass `retry_for_s`, to be sent again while the
-        relay answers UNAVAILABLE or BUSY (restarting, its registry reconnecting)."""
-        deadline = time.monotonic() + retry_for_s
-        delay = 0.2
-        while True:
-            try:
-                return await getattr(self.stub, method)(request, timeout=timeout)
-            except grpc.aio.AioRpcError as exc:
-                error = from_rpc_error(exc)
-            if error.reason not in (Reason.UNAVAILABLE, Reason.BUSY) or time.monotonic() + delay > deadline:
-                raise error
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+    async def call(self, method: str, request, timeout: float = CALL_TIMEOUT_S, retry_for_s: float | None = None):
+        """One call; an idempotent one may pass `retry_for_s` (see `call_retrying`).
+        Reads are sent once more after a dropped connection, which reaches the next
+        gateway of the relay link when the first one went away."""
+        if retry_for_s is None:
+            retry_for_s = READ_RETRY_S if method in READS else 0.0
+        return await call_retrying(getattr(self.stub, method), request, timeout, retry_for_s)
 
     async def resolve(self, link: ShortLink) -> links.ResolvedLink:
         response = await self.call(
