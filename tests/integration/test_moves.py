@@ -113,8 +113,8 @@ async def test_a_hot_group_moves_to_a_shard_of_its_own(ray_session, tmp_path):
         while loop.time() < deadline and await asyncio.to_thread(factory.own_shards, running.config):
             await asyncio.sleep(0.5)
         assert await asyncio.to_thread(factory.own_shards, running.config) == []
-        await flood(hot, 20, total)  # served at home again
-        total += 20
+        await flood(hot, 5, total)  # served at home again (too few to be hot again)
+        total += 5
         assert await serving(ray_session, running.shards, address) == [0]
 
         async def all_received():
