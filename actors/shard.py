@@ -81,6 +81,7 @@ class RelayShard:
         self._lease_task: asyncio.Task | None = None
         self._leased = asyncio.Event()
         self._report_task: asyncio.Task | None = None
+        self.own_shards: dict[int, object] = {}  # shards of their own started for hot groups
 
     def __str__(self) -> str:
         return f"relay shard {self.index} ({len(self.groups)} groups)"
@@ -296,7 +297,8 @@ class RelayShard:
                     if len(self.groups) < 2:
                         break  # alone here already
                     target = own_shard_index(self.config.shards, address)
-                    shard = factory.start_shard(target, self.config)
+                    # Held here: Ray stops an actor once every handle of its creator is gone.
+                    shard = self.own_shards[target] = factory.start_shard(target, self.config)
                     await shard.ready.remote()
                     unwrap(await self.move(address, target))
             except asyncio.CancelledError:
