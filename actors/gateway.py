@@ -85,20 +85,19 @@ class GatewayActor:
         )
         return dict(zip(indexes, results))
 
-    async def _gateway_stats(self) -> list:
+    async def _gateway_stats(self, groups: bool = True) -> list:
         from chatrelay.actors import factory
 
         others = await asyncio.to_thread(factory.gateway_handles, self.config)
         results = await asyncio.gather(
-            *(asyncio.wait_for(g.stats.remote(True), STATS_TIMEOUT_S) for g in others), return_exceptions=True,
+            *(asyncio.wait_for(g.stats.remote(groups), STATS_TIMEOUT_S) for g in others), return_exceptions=True,
         )
-        return [await self.stats(True), *results]
+        return [await self.stats(groups), *results]
 
     def _view(self, servicer):
         import ray
 
         from chatrelay.actors import records
-        from chatrelay.actors.shard import unwrap
         from chatrelay.cluster.admin import ClusterView
 
         async def move(address: str, to_index: int) -> int:
@@ -109,7 +108,7 @@ class GatewayActor:
                 from chatrelay.errors import ChatRelayError, Reason
 
                 raise ChatRelayError(Reason.MALFORMED, f"there is no relay shard {to_index}")
-            return unwrap(await servicer.router._handle(index).move.remote(address, to_index))
+            return await servicer.router.call(index, "move", address, to_index)
 
         async def placed_groups() -> int:
             return len(await servicer.registry.get_prefix(records.PLACEMENT_PREFIX))

@@ -119,9 +119,8 @@ class RelayShard:
         reported = 0
         while True:
             try:
-                loaded = list(self.groups.values())
-                groups.set(len(loaded), tags)
-                depth.set(sum(len(g.mailbox or ()) for g in loaded), tags)
+                groups.set(len(self.groups), tags)
+                depth.set(_mailbox_depth(self.groups), tags)
                 total = self.ctx.tally["posts"]
                 if total > reported:
                     posts.inc(total - reported, tags)
@@ -278,66 +277,66 @@ class RelayShard:
             return to_index
         return await guarded(run())
 
-    async def _move_hot_groups(self) -> None:
-        """Every `hot_check_s`, a group past `hot_posts_per_s` goes to a shard of its own."""
-        from chatrelay.actors import factory
-
+    async def _every_window(self, act, failed: str) -> None:
+        """Every `hot_check_s`: `await act(rates)`, with the posts/s of each group loaded
+        through the whole last window, until `act` returns True. A failed round is logged
+        and the next window tries again."""
         window = self.config.limits.hot_check_s
         seen: dict[str, int] = {}
         while True:
             await asyncio.sleep(window)
             try:
                 counts = {a: g.posts_accepted for a, g in self.groups.items()}
-                hot = [
-                    a for a, n in counts.items()
-                    if a in seen and (n - seen[a]) / window >= self.config.limits.hot_posts_per_s
-                ]
+                rates = {a: (n - seen[a]) / window for a, n in counts.items() if a in seen}
                 seen = counts
-                for address in hot:
-                    if len(self.groups) < 2:
-                        break  # alone here already
-                    target = own_shard_index(self.config.shards, address)
-                    # Held here: Ray stops an actor once every handle of its creator is gone.
-                    shard = self.own_shards[target] = factory.start_shard(target, self.config)
-                    await shard.ready.remote()
-                    unwrap(await self.move(address, target))
+                if await act(rates):
+                    return
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a failed move leaves the group where it was
-                log.exception("moving a hot group failed")
+            except Exception:
+                log.exception(failed)
 
+    async def _move_hot_groups(self) -> None:
+        """A group past `hot_posts_per_s` goes to a shard of its own."""
+        from chatrelay.actors import factory
+
+        async def act(rates: dict[str, float]) -> bool:
+            for address, rate in rates.items():
+                if rate < self.config.limits.hot_posts_per_s:
+                    continue
+                if len(self.groups) < 2:
+                    break  # alone here already
+                target = own_shard_index(self.config.shards, address)
+                # Held here: Ray stops an actor once every handle of its creator is gone.
+                shard = self.own_shards[target] = factory.start_shard(target, self.config)
+                await shard.ready.remote()
+                unwrap(await self.move(address, target))
+            return False
+        await self._every_window(act, "moving a hot group failed (it stays where it was)")
 
     async def _return_when_cool(self) -> None:
         """A shard of its own: once its groups have stayed under half of `hot_posts_per_s`
         for COOL_CHECKS windows in a row, they go home (the shard their registration placed
         them on) and this shard stops, so that it costs no process while they are quiet."""
-        window = self.config.limits.hot_check_s
-        seen: dict[str, int] = {}
         cool = 0
-        while True:
-            await asyncio.sleep(window)
-            try:
-                counts = {a: g.posts_accepted for a, g in self.groups.items()}
-                rates = [(n - seen.get(a, n)) / window for a, n in counts.items()]
-                seen = counts
-                hot = any(r >= self.config.limits.hot_posts_per_s / 2 for r in rates)
-                cool = 0 if hot or not counts else cool + 1
-                if cool < COOL_CHECKS:
-                    continue
-                for address, relay in list(self.groups.items()):
-                    home = home_shard(relay.record.group_id, self.config.shards)
-                    unwrap(await self.move(address, home))
-                if not self.groups:
-                    log.info("relay shard %d: its groups went home; stopping", self.index)
-                    await self.release()
-                    import ray
 
-                    await asyncio.to_thread(ray.kill, ray.get_runtime_context().current_actor, no_restart=True)
-                    return
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the group stays here; the next window tries again
-                log.exception("returning a cooled group failed")
+        async def act(rates: dict[str, float]) -> bool:
+            nonlocal cool
+            hot = any(r >= self.config.limits.hot_posts_per_s / 2 for r in rates.values())
+            cool = 0 if hot or not self.groups else cool + 1
+            if cool < COOL_CHECKS:
+                return False
+            for address, relay in list(self.groups.items()):
+                unwrap(await self.move(address, home_shard(relay.record.group_id, self.config.shards)))
+            if self.groups:
+                return False
+            log.info("relay shard %d: its groups went home; stopping", self.index)
+            await self.release()
+            import ray
+
+            await asyncio.to_thread(ray.kill, ray.get_runtime_context().current_actor, no_restart=True)
+            return True
+        await self._every_window(act, "returning a cooled group failed (it stays here)")
 
     async def register(self, request: bytes) -> Outcome:
         await self.start()
@@ -497,7 +496,7 @@ class RelayShard:
         loaded = list(self.groups.values())
         out = {
             "shard": self.index, "group_count": len(loaded), "moved_out": self.moved_out,
-            "mailbox_depth": sum(len(g.mailbox or ()) for g in loaded),
+            "mailbox_depth": _mailbox_depth(self.groups),
             "posts_accepted": sum(g.posts_accepted for g in loaded),
             "process": process_info(),
         }
@@ -518,6 +517,11 @@ LEASE_MARGIN_S = 2.0  # stop serving this long before the lease could run out
 COOL_CHECKS = 6  # windows in a row under half the hot threshold before a group goes home
 REPORT_S = 5.0
 OWN_SHARDS = 1 << 20
+
+
+def _mailbox_depth(groups: dict[str, GroupRelay]) -> int:
+    """Requests waiting in the mailboxes of a shard's groups."""
+    return sum(len(g.mailbox or ()) for g in groups.values())
 
 
 def home_shard(group_id: bytes, shards: int) -> int:

@@ -41,23 +41,15 @@ class Settings:
     def __post_init__(self) -> None:
         if not isinstance(self.data_dir, pathlib.Path):
             object.__setattr__(self, "data_dir", pathlib.Path(self.data_dir))
-        host, sep, port = self.listen.rpartition(":")
-        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
-            raise ChatRelayError(Reason.MALFORMED, f"--listen must be HOST:PORT, got {self.listen!r}")
-        check_host(host)
+        check_host(_host_of(self.listen, "--listen", lowest_port=0))
         if self.metrics is not None:
-            m_host, m_sep, m_port = self.metrics.rpartition(":")
-            if not m_sep or not m_host or not m_port.isdigit() or not 0 < int(m_port) <= 65535:
-                raise ChatRelayError(Reason.MALFORMED, f"--metrics must be HOST:PORT, got {self.metrics!r}")
-            check_host(m_host)
+            check_host(_host_of(self.metrics, "--metrics"))
         if self.advertise is not None:
             hosts = self.advertise.split(",")
             if not 1 <= len(hosts) <= MAX_HOSTS:
                 raise ChatRelayError(Reason.MALFORMED, f"--advertise names 1 to {MAX_HOSTS} HOST:PORT, got {self.advertise!r}")
             for one in hosts:
-                a_host, a_sep, a_port = one.rpartition(":")
-                if not a_sep or not a_host or not a_port.isdigit() or not 0 < int(a_port) <= 65535:
-                    raise ChatRelayError(Reason.MALFORMED, f"--advertise must be HOST:PORT, got {one!r}")
+                _host_of(one, "--advertise")
                 try:
                     check_host(one)
                 except ChatRelayError as exc:
@@ -86,6 +78,14 @@ class Settings:
     def __str__(self) -> str:
         registry = self.etcd or "embedded"
         return f"data {self.data_dir}, listen {self.listen}, registry {registry}, {self.shards} shards"
+
+
+def _host_of(text: str, flag: str, lowest_port: int = 1) -> str:
+    """HOST of `HOST:PORT`, or a refusal naming the flag."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not lowest_port <= int(port) <= 65535:
+        raise ChatRelayError(Reason.MALFORMED, f"{flag} must be HOST:PORT, got {text!r}")
+    return host
 
 
 def load(overrides: dict | None = None, environ: dict | None = None) -> Settings:

@@ -10,23 +10,21 @@ group.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 from chatrelay import envelope as env
+from chatrelay.cluster.gateway import guard
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import relay_pb2, relay_pb2_grpc
 
-log = logging.getLogger(__name__)
 
 ADMIN_SKEW_S = 600
 DEFAULT_WINDOW_MS = 1000
 MAX_WINDOW_MS = 10_000
 DEFAULT_TOP = 10
 MAX_TOP = 1000
-STATS_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -42,13 +40,14 @@ class Snapshot:
 class ClusterView:
     """How an admin call reaches the rest of the relay (Ray calls, in a gateway actor).
 
-    shard_stats(): {index: stats dict or an exception} for every running shard;
-    gateway_stats(): [stats dict or an exception] for every gateway, this one included;
+    shard_stats(groups): {index: stats dict or an exception} for every running shard;
+    gateway_stats(groups): [stats dict or an exception] for every gateway, this one included
+    (with `groups`, their figures by group as well);
     move(address, to_index): the index the group is now served by;
     placed_groups(): how many groups the registry places; nodes(): Ray nodes alive."""
 
-    shard_stats: Callable[[], Awaitable[dict]]
-    gateway_stats: Callable[[], Awaitable[list]]
+    shard_stats: Callable[[bool], Awaitable[dict]]
+    gateway_stats: Callable[[bool], Awaitable[list]]
     move: Callable[[str, int], Awaitable[int]]
     placed_groups: Callable[[], Awaitable[int]]
     nodes: Callable[[], Awaitable[int]] = lambda: _zero()
@@ -85,22 +84,24 @@ class AdminServicer(relay_pb2_grpc.AdminServiceServicer):
             raise ChatRelayError(Reason.MALFORMED, f"window_ms must be at most {MAX_WINDOW_MS}, got {body.window_ms}")
         return body
 
-    async def snapshot(self) -> Snapshot:
-        shards, gateways = await asyncio.gather(self.view.shard_stats(), self.view.gateway_stats())
+    async def snapshot(self, groups: bool) -> Snapshot:
+        shards, gateways = await asyncio.gather(self.view.shard_stats(groups), self.view.gateway_stats(groups))
         return Snapshot(
             at=time.monotonic(),
             shards={i: s if isinstance(s, dict) else {"error": _text(s)} for i, s in shards.items()},
             gateways=[g if isinstance(g, dict) else {"error": _text(g)} for g in gateways],
         )
 
-    async def measured(self, body: relay_pb2.AdminBody) -> tuple[Snapshot, Snapshot]:
-        first = await self.snapshot()
+    async def measured(self, body: relay_pb2.AdminBody, groups: bool) -> tuple[Snapshot, Snapshot]:
+        """Two snapshots `window_ms` apart; with `groups`, each group's figures too."""
+        first = await self.snapshot(groups)
         await asyncio.sleep((body.window_ms or DEFAULT_WINDOW_MS) / 1000)
-        return first, await self.snapshot()
+        return first, await self.snapshot(groups)
 
-    async def status(self, body: relay_pb2.AdminBody) -> relay_pb2.StatusResponse:
+    async def status(self, envelope) -> relay_pb2.StatusResponse:
+        body = self.check(envelope, "Status")
         (first, last), placed, nodes, link = await asyncio.gather(
-            self.measured(body), self.view.placed_groups(), self.view.nodes(), self.view.relay_link(),
+            self.measured(body, groups=False), self.view.placed_groups(), self.view.nodes(), self.view.relay_link(),
         )
         window = last.at - first.at
         out = relay_pb2.StatusResponse(
@@ -134,7 +135,7 @@ class AdminServicer(relay_pb2_grpc.AdminServiceServicer):
                 node_id=now["process"].get("node_id", ""), subscribers=now["subscribers"],
                 deliveries=now["deliveries"], tails=now["tails"], cut_off=now["cut_off"], healthy=True,
                 pid=now["process"]["pid"], rss_bytes=now["process"]["rss_bytes"],
-                deliveries_per_second=_rate(now["deliveries"] - before.get("deliveries", now["deliveries"]), window),
+                deliveries_per_second=_rate(_grew(before.get("deliveries"), now["deliveries"]), window),
             ))
             out.subscribers += gateway.subscribers
             out.deliveries += gateway.deliveries
@@ -144,11 +145,12 @@ class AdminServicer(relay_pb2_grpc.AdminServiceServicer):
         out.deliveries_per_second = round(out.deliveries_per_second, 3)
         return out
 
-    async def top(self, body: relay_pb2.AdminBody, limit: int) -> relay_pb2.TopResponse:
+    async def top(self, envelope, limit: int) -> relay_pb2.TopResponse:
+        body = self.check(envelope, "Top")
         limit = limit or body.limit or DEFAULT_TOP
         if limit > MAX_TOP:
             raise ChatRelayError(Reason.MALFORMED, f"limit must be at most {MAX_TOP}, got {limit}")
-        first, last = await self.measured(body)
+        first, last = await self.measured(body, groups=True)
         window = last.at - first.at
         before_posts = {g["address"]: g["posts_accepted"] for s in first.shards.values() for g in s.get("groups", ())}
         before_deliveries: dict[str, int] = {}
@@ -165,12 +167,11 @@ class AdminServicer(relay_pb2_grpc.AdminServiceServicer):
         for index, shard in last.shards.items():
             for g in shard.get("groups", ()):
                 address = g["address"]
-                posted = g["posts_accepted"] - before_posts.get(address, g["posts_accepted"])
-                delivered = deliveries.get(address, 0) - before_deliveries.get(address, deliveries.get(address, 0))
+                posted = _grew(before_posts.get(address), g["posts_accepted"])
+                delivered = _grew(before_deliveries.get(address), deliveries.get(address, 0))
                 loads.append(relay_pb2.GroupLoad(
                     group_address=address, shard_id=str(index), posts_accepted=g["posts_accepted"],
-                    posts_per_second=_rate(max(posted, 0), window),
-                    deliveries_per_second=_rate(max(delivered, 0), window),
+                    posts_per_second=_rate(posted, window), deliveries_per_second=_rate(delivered, window),
                     subscribers=subscribers.get(address, 0), mailbox_depth=g["mailbox_depth"],
                     last_seq=g["last_seq"], members=g["members"], state=g["state"],
                 ))
@@ -181,10 +182,10 @@ class AdminServicer(relay_pb2_grpc.AdminServiceServicer):
     # ---- the gRPC methods ---------------------------------------------------------------
 
     async def Status(self, request, context):
-        return await _guard(context, lambda: self.status(self.check(request.envelope, "Status")))
+        return await guard(context, self.status(request.envelope))
 
     async def Top(self, request, context):
-        return await _guard(context, lambda: self.top(self.check(request.envelope, "Top"), request.limit))
+        return await guard(context, self.top(request.envelope, request.limit))
 
     async def MoveGroup(self, request, context):
         async def run():
@@ -193,7 +194,7 @@ class AdminServicer(relay_pb2_grpc.AdminServiceServicer):
                 raise ChatRelayError(Reason.MALFORMED, "MoveGroup needs a group address")
             index = await self.view.move(body.group_address, body.to_shard)
             return relay_pb2.MoveGroupResponse(shard_id=str(index))
-        return await _guard(context, run)
+        return await guard(context, run())
 
 
 def _grew(before: int | None, now: int) -> int:
@@ -209,17 +210,3 @@ def _rate(count: int, window: float) -> float:
 
 def _text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
-
-
-async def _guard(context, run):
-    from chatrelay.status import to_status
-
-    try:
-        return await run()
-    except ChatRelayError as exc:
-        await context.abort_with_status(to_status(exc))
-    except Exception:
-        log.exception("admin call failed")
-        import grpc
-
-        await context.abort(grpc.StatusCode.INTERNAL, "internal relay error")

@@ -278,6 +278,19 @@ class GroupTail:
         self.task.cancel()
 
 
+async def guard(context, coro):
+    """A call's answer, or its refusal as a gRPC status (with a retry hint where trying
+    again helps); a bug is logged and answered with a plain INTERNAL."""
+    try:
+        return await coro
+    except ChatRelayError as exc:
+        hint = RETRY_HINT_MS if exc.reason in (Reason.BUSY, Reason.UNAVAILABLE) else 0
+        await context.abort_with_status(to_status(exc, retry_after_ms=hint))
+    except Exception:
+        log.exception("gateway call failed")
+        await context.abort(grpc.StatusCode.INTERNAL, "internal relay error")
+
+
 class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     def __init__(
         self, registry: Registry, shards: list, subscriber_lag: int = TAIL_WINDOW, find_shard=None, metrics=None,
@@ -364,16 +377,13 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
                 raise ChatRelayError(Reason.WRONG_DOMAIN, "a post must be signed for chatrelay/v1/post")
             if not request.envelope.signature:
                 raise ChatRelayError(Reason.BAD_SIGNATURE, "post is not signed")
-            if not tracing.enabled():
-                raw = await self.router.call_address(request.group_address, "post", request.SerializeToString())
-                return relay_pb2.PostAck.FromString(raw)
-            # The post's trace goes to its shard, and on to its delivery by this gateway.
-            from opentelemetry import trace
+            carried = ()
+            if tracing.enabled():  # the post's trace goes to its shard, and on to its delivery here
+                from opentelemetry import trace
 
-            self.traced.put(members.message_id(request.envelope), trace.get_current_span().get_span_context())
-            raw = await self.router.call_address(
-                request.group_address, "post", request.SerializeToString(), tracing.carrier()
-            )
+                self.traced.put(members.message_id(request.envelope), trace.get_current_span().get_span_context())
+                carried = (tracing.carrier(),)
+            raw = await self.router.call_address(request.group_address, "post", request.SerializeToString(), *carried)
             return relay_pb2.PostAck.FromString(raw)
         return await self._guard(context, run())
 
@@ -530,14 +540,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         return await self._guard(context, run())
 
     async def _guard(self, context, coro):
-        try:
-            return await coro
-        except ChatRelayError as exc:
-            hint = RETRY_HINT_MS if exc.reason in (Reason.BUSY, Reason.UNAVAILABLE) else 0
-            await context.abort_with_status(to_status(exc, retry_after_ms=hint))
-        except Exception:  # a bug: logged here, a plain INTERNAL for the caller
-            log.exception("gateway call failed")
-            await context.abort(grpc.StatusCode.INTERNAL, "internal relay error")
+        return await guard(context, coro)
 
     def stats(self, groups: bool = False) -> dict:
         """This gateway's streams; with `groups`, by group address (those with streams)."""

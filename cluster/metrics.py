@@ -8,6 +8,7 @@ address: per-group figures come from the admin API (`chatrelay top`).
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import grpc
@@ -100,21 +101,19 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         async def timed(request, context):
             start = time.perf_counter()
             code = grpc.StatusCode.OK
-            span = _server_span(method)
-            try:
-                return await inner(request, context)
-            except BaseException:
-                code = context.code() or grpc.StatusCode.UNKNOWN
-                raise
-            finally:
-                if code is grpc.StatusCode.OK and context.code() not in (None, grpc.StatusCode.OK):
-                    code = context.code()
-                if metrics is not None:
-                    metrics.finished(method, time.perf_counter() - start, code)
-                if span is not None:
-                    span.set_attribute("rpc.grpc.status_code", code.value[0])
-                    span.end()
-                    _detach(span)
+            with _server_span(method) as span:
+                try:
+                    return await inner(request, context)
+                except BaseException:
+                    code = context.code() or grpc.StatusCode.UNKNOWN
+                    raise
+                finally:
+                    if code is grpc.StatusCode.OK and context.code() not in (None, grpc.StatusCode.OK):
+                        code = context.code()
+                    if metrics is not None:
+                        metrics.finished(method, time.perf_counter() - start, code)
+                    if span is not None:
+                        span.set_attribute("rpc.grpc.status_code", code.value[0])
 
         return grpc.unary_unary_rpc_method_handler(
             timed, request_deserializer=handler.request_deserializer,
@@ -123,27 +122,18 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
 
 
 def _server_span(method: str):
-    """A SERVER span for the call, made current for the handler (None: not tracing)."""
+    """The call's SERVER span, current for the handler (it yields None when not tracing)."""
     from chatrelay.cluster import tracing
 
     if not tracing.enabled():
-        return None
-    from opentelemetry import context as otel_context
-    from opentelemetry import trace
+        return contextlib.nullcontext()
     from opentelemetry.trace import SpanKind
 
     service, _, name = method.lstrip("/").rpartition("/")
-    span = tracing.tracer().start_span(method.lstrip("/"), kind=SpanKind.SERVER, attributes={
-        "rpc.system": "grpc", "rpc.service": service, "rpc.method": name,
-    })
-    span._chatrelay_token = otel_context.attach(trace.set_span_in_context(span))
-    return span
-
-
-def _detach(span) -> None:
-    from opentelemetry import context as otel_context
-
-    otel_context.detach(span._chatrelay_token)
+    return tracing.tracer().start_as_current_span(
+        method.lstrip("/"), kind=SpanKind.SERVER, record_exception=False, set_status_on_exception=False,
+        attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
+    )
 
 
 class MetricsEndpoint:

@@ -45,14 +45,18 @@ def loopback_only() -> None:
     """Keep a local Ray on 127.0.0.1. Ray swaps a loopback node address for the machine's
     reachable one unless it believes it runs as a single machine; this says so, to this
     process and to the Ray processes it starts (they inherit the environment)."""
+    _ray_cluster_mode(False)
+
+
+def _ray_cluster_mode(several_nodes: bool) -> None:
     import os
 
-    os.environ[LOOPBACK_ENV] = "0"
+    os.environ[LOOPBACK_ENV] = "1" if several_nodes else "0"
     try:
         from ray._private import ray_constants
     except ImportError:  # a Ray without this module: nothing to adjust
         return
-    ray_constants.ENABLE_RAY_CLUSTER = False
+    ray_constants.ENABLE_RAY_CLUSTER = several_nodes
 
 
 def init_local_ray() -> None:
@@ -78,15 +82,7 @@ def join_ray(address: str) -> None:
 
     from chatrelay.actors import factory
 
-    import os
-
-    os.environ[LOOPBACK_ENV] = "1"  # a cluster of several nodes (see loopback_only)
-    try:
-        from ray._private import ray_constants
-
-        ray_constants.ENABLE_RAY_CLUSTER = True
-    except ImportError:  # a Ray without this module: nothing to adjust
-        pass
+    _ray_cluster_mode(True)  # a cluster of several nodes (see loopback_only)
     host = address.rpartition(":")[0]
     try:
         import ipaddress
