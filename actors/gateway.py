@@ -64,6 +64,7 @@ class GatewayActor:
                 lambda i: ray.get_actor(shard_name(self.config, i), namespace=NAMESPACE),
                 metrics=self.metrics,
                 admin=lambda servicer: AdminServicer(self.config.operator_key, self._view(servicer)),
+                post_in_flight=self.config.limits.post_in_flight,
             )
             if self.metrics is not None and self._figures_task is None:
                 self._figures_task = asyncio.create_task(self._read_shard_figures())

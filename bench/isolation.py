@@ -2,7 +2,12 @@
 flooded at the highest rate the relay accepts, in the same run. Prints p50/p99 of both
 and the ratio of the p99s (the design's promise: load in one group never stalls others).
 
-    python bench/isolation.py [--groups 50] [--rounds 10] [--flooders 16] [--hot-posts N]
+    python bench/isolation.py [--groups 50] [--rounds 10] [--flooders 16] [--hot-posts N] [--post-in-flight 2]
+                               [--traces DIR]
+
+The flood runs in a process of its own (another user's device), so that its work does
+not delay this process's clock reads; the post-to-ack times are printed beside the
+post-to-delivery ones.
 
 With `--hot-posts N` the relay moves a group past N posts/s to a shard of its own (as
 `chatrelay up --hot-posts N` does); the flood then runs `--settle` seconds (default 12)
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -25,14 +31,17 @@ from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind
 from chatrelay.state import unb64
 
+FLOOD_STOP_S = 30
+
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def measure_round(quiet, pending: dict, rounds: int) -> list[float]:
-    """Each round: one post in every quiet group; wait until all are delivered."""
+async def measure_round(quiet, pending: dict, rounds: int, acks: list[float]) -> list[float]:
+    """Each round: one post in every quiet group; wait until all are delivered. Returns
+    the post-to-delivery latencies; the post-to-ack latencies go into `acks`."""
     latencies: list[float] = []
     for _ in range(rounds):
         waits = []
@@ -43,19 +52,21 @@ async def measure_round(quiet, pending: dict, rounds: int) -> list[float]:
             pending[mid] = arrived
             sent = time.perf_counter()
             await c.post(address, envelope)
+            acks.append(time.perf_counter() - sent)
             waits.append((sent, arrived))
         for sent, arrived in waits:
             latencies.append(await asyncio.wait_for(arrived, 60) - sent)
     return latencies
 
 
-async def run(n_groups: int, rounds: int, flooders: int, hot_posts: float, settle_s: float) -> None:
+async def run(n_groups: int, rounds: int, flooders: int, hot_posts: float, settle_s: float, traces, post_in_flight: int) -> None:
     from chatrelay.cluster import up
     from chatrelay.settings import Settings
 
     relay = await asyncio.to_thread(
         up.start, Settings(data_dir=tempfile.mkdtemp(prefix="chatrelay-bench-"), listen="127.0.0.1:0",
-                           hot_posts_per_s=hot_posts)
+                           hot_posts_per_s=hot_posts, traces=traces,
+                           post_in_flight=post_in_flight)
     )
     c = client.RelayClient(relay.target)
     try:
@@ -74,30 +85,20 @@ async def run(n_groups: int, rounds: int, flooders: int, hot_posts: float, settl
         hot_key, hot_id, hot_address = SigningKey(unb64(hot.owner_seed)), bytes.fromhex(hot.group_id), hot.relays[0].address
         await asyncio.sleep(1.0)  # every stream is open
 
-        calm = await measure_round(quiet, pending, rounds)
+        calm_acks: list[float] = []
+        calm = await measure_round(quiet, pending, rounds, calm_acks)
 
-        stop = asyncio.Event()
-        counts = {"accepted": 0, "busy": 0}
-
-        async def flood():
-            while not stop.is_set():
-                try:
-                    await c.post(hot_address, members.sign_post(hot_key, hot_id, b"flood" * 20))
-                    counts["accepted"] += 1
-                except ChatRelayError as exc:
-                    if exc.reason is not Reason.BUSY:
-                        raise
-                    counts["busy"] += 1
-                    await asyncio.sleep(0.01)
-
-        flood_tasks = [asyncio.create_task(flood()) for _ in range(flooders)]
-        await asyncio.sleep(settle_s)
-        started = time.perf_counter()
-        before = counts["accepted"]
-        stormy = await measure_round(quiet, pending, rounds)
-        flood_rate = (counts["accepted"] - before) / (time.perf_counter() - started)
-        stop.set()
-        await asyncio.gather(*flood_tasks)
+        stormy_acks: list[float] = []
+        flood = FloodProcess(relay.target, hot.owner_seed, hot_id, hot_address, flooders)
+        try:
+            flood.start()
+            await asyncio.sleep(settle_s)
+            started = time.perf_counter()
+            before = flood.accepted()
+            stormy = await measure_round(quiet, pending, rounds, stormy_acks)
+            flood_rate = (flood.accepted() - before) / (time.perf_counter() - started)
+        finally:
+            counts = await asyncio.to_thread(flood.stop)
         for t in streams:
             t.cancel()
 
@@ -105,18 +106,75 @@ async def run(n_groups: int, rounds: int, flooders: int, hot_posts: float, settl
             print(f"  {label}: p50 {percentile(values, 0.5) * 1000:.1f} ms, "
                   f"p99 {percentile(values, 0.99) * 1000:.1f} ms, mean {statistics.mean(values) * 1000:.1f} ms")
 
-        print(f"isolation: {n_groups} quiet groups x {rounds} rounds; flood with {flooders} concurrent posters"
+        print(f"isolation: {n_groups} quiet groups x {rounds} rounds; flood with {flooders} concurrent posters; "
+              f"{post_in_flight} post(s) of a group in flight at the gateway"
               + (f"; hot groups move past {hot_posts:g} posts/s" if hot_posts else ""))
         moved = sum(s["moved_out"] for s in await asyncio.to_thread(
             lambda: __import__("ray").get([x.stats.remote(False) for x in relay.shards])))
         print(f"  groups moved to a shard of their own: {moved}")
         show("quiet groups, no flood  ", calm)
         show("quiet groups, hot group flooded", stormy)
-        print(f"  flood accepted {flood_rate:,.0f} posts/s (busy answers: {counts['busy']})")
+        show("(post to ack) no flood    ", calm_acks)
+        show("(post to ack) flooded     ", stormy_acks)
+        print(f"  flood accepted {flood_rate:,.0f} posts/s (busy answers: {counts['busy']:,})")
         print(f"  p99 ratio flooded / calm: {percentile(stormy, 0.99) / percentile(calm, 0.99):.2f}")
     finally:
         await c.close()
         await asyncio.to_thread(up.stop, relay)
+
+
+class FloodProcess:
+    """The flooding client: `flooders` posters in a process of their own, as another
+    user's device would be, so that its work does not delay this process's clock reads
+    and deliveries. It posts to the hot group as fast as the relay accepts; a BUSY answer
+    makes that poster wait 10 ms (the flood stays at the highest accepted rate)."""
+
+    def __init__(self, target: str, owner_seed: str, group_id: bytes, address: str, flooders: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.counts = ctx.Array("q", 2)  # accepted, busy
+        self.stopping = ctx.Event()
+        self.process = ctx.Process(
+            target=flood_main, args=(target, owner_seed, group_id, address, flooders, self.counts, self.stopping),
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        self.process.start()
+
+    def accepted(self) -> int:
+        return self.counts[0]
+
+    def stop(self) -> dict:
+        self.stopping.set()
+        self.process.join(FLOOD_STOP_S)
+        if self.process.is_alive():
+            self.process.kill()
+            raise RuntimeError("the flood process did not stop")
+        if self.process.exitcode != 0:
+            raise RuntimeError(f"the flood process failed (exit code {self.process.exitcode})")
+        return {"accepted": self.counts[0], "busy": self.counts[1]}
+
+
+def flood_main(target, owner_seed, group_id, address, flooders, counts, stopping) -> None:
+    async def main():
+        c = client.RelayClient(target)
+        key = SigningKey(unb64(owner_seed))
+
+        async def flood():
+            while not stopping.is_set():
+                try:
+                    await c.post(address, members.sign_post(key, group_id, b"flood" * 20))
+                    counts[0] += 1
+                except ChatRelayError as exc:
+                    if exc.reason is not Reason.BUSY:
+                        raise
+                    counts[1] += 1
+                    await asyncio.sleep(0.01)
+        try:
+            await asyncio.gather(*(flood() for _ in range(flooders)))
+        finally:
+            await c.close()
+    asyncio.run(main())
 
 
 async def subscriber(c, credential, pending) -> None:
@@ -137,13 +195,18 @@ def main() -> int:
     parser.add_argument("--flooders", type=int, default=16)
     parser.add_argument("--hot-posts", type=float, default=0.0, help="move groups past this many posts/s")
     parser.add_argument("--settle", type=float, default=None, help="seconds of flood before measuring")
+    parser.add_argument("--traces", default=None, help="write the relay's trace spans to this folder")
+    parser.add_argument("--post-in-flight", type=int, default=2,
+                        help="posts of one group the gateway passes on at a time (as `chatrelay up` takes)")
     args = parser.parse_args()
     settle = args.settle if args.settle is not None else (12.0 if args.hot_posts else 1.0)
     if args.hot_posts < 0 or not 0 <= settle <= 600:
         parser.error("--hot-posts 0 or more, --settle 0..600")
+    if not 1 <= args.post_in_flight <= 1024:
+        parser.error("--post-in-flight 1..1024")
     if not (1 <= args.groups <= 1000 and 1 <= args.rounds <= 1000 and 1 <= args.flooders <= 256):
         parser.error("--groups 1..1000, --rounds 1..1000, --flooders 1..256")
-    asyncio.run(run(args.groups, args.rounds, args.flooders, args.hot_posts, settle))
+    asyncio.run(run(args.groups, args.rounds, args.flooders, args.hot_posts, settle, args.traces, args.post_in_flight))
     return 0
 
 

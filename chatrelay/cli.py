@@ -58,6 +58,9 @@ def link_parse(text: str) -> None:
               help="Seconds over which group rates are compared with --hot-posts [CHATRELAY_HOT_CHECK_S].")
 @click.option("--subscriber-lag", default=None, type=int,
               help="Posts a stream may fall behind before it is cut off to resume from the log [CHATRELAY_SUBSCRIBER_LAG].")
+@click.option("--post-in-flight", type=int, default=None,
+              help="Posts of one group a gateway passes to its shard at a time; more wait their turn "
+                   "[CHATRELAY_POST_IN_FLIGHT].")
 @click.option("--metrics", default=None, help="HOST:PORT to serve Prometheus metrics on [CHATRELAY_METRICS].")
 @click.option("--ray-address", default=None,
               help="Join this Ray cluster (HOST:PORT or auto) instead of starting a local one [CHATRELAY_RAY_ADDRESS].")
@@ -65,7 +68,7 @@ def link_parse(text: str) -> None:
               help="HOST:PORT[,…] clients reach the gateways at, for the relay link [CHATRELAY_ADVERTISE].")
 @click.option("--traces", default=None, help="Write every relay process's trace spans to this folder [CHATRELAY_TRACES].")
 def up(data_dir, listen, etcd, shards, retention, post_limit, post_window, max_groups, deny_names, deny_groups,
-       hot_posts, hot_check, subscriber_lag, metrics, ray_address, advertise, traces) -> None:
+       hot_posts, hot_check, subscriber_lag, post_in_flight, metrics, ray_address, advertise, traces) -> None:
     """Run a relay on this machine until interrupted; prints its relay link, then `ready`."""
     import signal
     import threading
@@ -78,6 +81,7 @@ def up(data_dir, listen, etcd, shards, retention, post_limit, post_window, max_g
             {"data_dir": data_dir, "listen": listen, "etcd": etcd, "shards": shards, "retention": retention,
              "post_limit": post_limit, "post_window_s": post_window, "max_groups": max_groups,
              "deny_names": deny_names, "deny_groups": deny_groups, "subscriber_lag": subscriber_lag,
+             "post_in_flight": post_in_flight,
              "hot_posts_per_s": hot_posts, "hot_check_s": hot_check, "metrics": metrics, "ray_address": ray_address,
              "advertise": advertise, "traces": traces}
         )

@@ -38,6 +38,8 @@ CALL_ATTEMPTS = 20
 MOVE_ATTEMPTS = 40  # about 15 s of following a group that moves
 QUEUE_POLL_S = 0.5
 RETRY_HINT_MS = 200  # told to senders refused with BUSY or UNAVAILABLE
+POST_IN_FLIGHT = 2  # posts of one group passed on to its shard at a time, per gateway (the default)
+POSTS_WAITING = 256  # posts of one group waiting for that at most; more are refused BUSY
 TAIL_WINDOW = 4096  # newest posts of a group kept in a gateway for its subscribers
 
 
@@ -193,6 +195,65 @@ class Batcher:
                 self._send(index)
 
 
+class PostGate:
+    """Fair turns for posts at a gateway: at most `in_flight` posts of one group go on to
+    its shard at a time; up to `waiting` more wait here, in arrival order, holding no
+    CPU; past that, the group's senders (and only they) are refused with BUSY.
+
+    A flooded group thus never has more than `in_flight` posts in the gateway's loop
+    and its shard's mailbox, so the posts of every other group pass it there."""
+
+    def __init__(self, in_flight: int, waiting: int) -> None:
+        if in_flight < 1 or waiting < 0:
+            raise ValueError("in_flight 1 or more, waiting 0 or more")
+        self.in_flight = in_flight
+        self.waiting = waiting
+        self._groups: dict[str, list] = {}  # address -> [posts going on, deque of waiters]
+        self.refused = 0
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    async def __call__(self, address: str, coro):
+        """Await `coro` (the post's call to its shard) in the group's turn."""
+        gate = self._groups.get(address)
+        if gate is None:
+            gate = self._groups[address] = [0, collections.deque()]
+        if gate[0] < self.in_flight:
+            gate[0] += 1
+        else:
+            if len(gate[1]) >= self.waiting:
+                coro.close()
+                self.refused += 1
+                raise ChatRelayError(Reason.BUSY, "this group has too many posts waiting; retry in a moment")
+            turn = asyncio.get_running_loop().create_future()
+            gate[1].append(turn)
+            try:
+                await turn  # a finishing post hands its place on: gate[0] stays
+            except asyncio.CancelledError:
+                if turn.cancelled():
+                    gate[1].remove(turn)
+                else:  # handed over as this caller went away: hand it on
+                    self._done(address, gate)
+                coro.close()
+                raise
+        try:
+            return await coro
+        finally:
+            self._done(address, gate)
+
+    def _done(self, address: str, gate: list) -> None:
+        waiters = gate[1]
+        while waiters:
+            turn = waiters.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        gate[0] -= 1
+        if gate[0] == 0:
+            del self._groups[address]
+
+
 class Traced:
     """Span contexts of posts this gateway took, by message id, until its tail of the
     group receives them for delivery (bounded: the oldest are let go)."""
@@ -294,12 +355,14 @@ async def guard(context, coro):
 class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     def __init__(
         self, registry: Registry, shards: list, subscriber_lag: int = TAIL_WINDOW, find_shard=None, metrics=None,
+        post_in_flight: int = POST_IN_FLIGHT,
     ) -> None:
         self.registry = registry
         self.metrics = metrics  # a GatewayMetrics, or None
         self.subscriber_lag = subscriber_lag
         self.router = ShardRouter(registry, shards, find_shard)
         self.registrations = Batcher(self.router, "register_many")
+        self.posts = PostGate(post_in_flight, POSTS_WAITING)
         self.traced = Traced()  # posts' span contexts until their delivery, when tracing
         self.tails: dict[str, GroupTail] = {}
         self.subscribers = 0
@@ -383,7 +446,10 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
 
                 self.traced.put(members.message_id(request.envelope), trace.get_current_span().get_span_context())
                 carried = (tracing.carrier(),)
-            raw = await self.router.call_address(request.group_address, "post", request.SerializeToString(), *carried)
+            raw = await self.posts(
+                request.group_address,
+                self.router.call_address(request.group_address, "post", request.SerializeToString(), *carried),
+            )
             return relay_pb2.PostAck.FromString(raw)
         return await self._guard(context, run())
 
@@ -570,7 +636,7 @@ def _peek(envelope, cls, domain: env.Domain, what: str):
 
 async def serve(
     registry: Registry, shards: list, listen: str, subscriber_lag: int = TAIL_WINDOW, find_shard=None,
-    metrics=None, admin=None,
+    metrics=None, admin=None, post_in_flight: int = POST_IN_FLIGHT,
 ) -> tuple[grpc.aio.Server, int, RelayServicer]:
     """The gateway's gRPC server. `metrics` (a GatewayMetrics) times and counts calls;
     `admin(servicer)` makes the AdminService, served beside the relay's."""
@@ -582,7 +648,7 @@ async def serve(
         options=[("grpc.max_receive_message_length", MAX_REQUEST), ("grpc.so_reuseport", 0)],
         interceptors=[MetricsInterceptor(metrics)] if watched else None,
     )
-    servicer = RelayServicer(registry, shards, subscriber_lag, find_shard, metrics)
+    servicer = RelayServicer(registry, shards, subscriber_lag, find_shard, metrics, post_in_flight)
     servicer.router.start_watch()
     relay_pb2_grpc.add_RelayServiceServicer_to_server(servicer, server)
     if admin is not None:

@@ -140,6 +140,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
             post_limit=settings.post_limit,
             post_window_s=settings.post_window_s,
             subscriber_lag=settings.subscriber_lag,
+            post_in_flight=settings.post_in_flight,
             hot_posts_per_s=settings.hot_posts_per_s,
             hot_check_s=settings.hot_check_s,
             policy=policy_of(settings),

@@ -135,6 +135,27 @@ async def test_members_post_in_groups_within_the_rate_limit(relay):
     assert texts == [f"a{i}" for i in range(15)] + ["owners are not limited"]
 
 
+async def test_a_burst_of_concurrent_posts_takes_turns_and_every_one_lands_once(relay):
+    """80 posts at once to one channel: the gateway passes `--post-in-flight` (2) on at a
+    time and the rest wait their turn; each is acked with its own seq, none is lost and a
+    follower gets every one once."""
+    owned = await client.create_group([relay.link], "Burst", GroupKind.CHANNEL)
+    member = await client.join(owned.link, "reader")
+    received: list[str] = []
+    reader = asyncio.create_task(follow_into(member, received, 80))
+    key, group_id = SigningKey(unb64(owned.owner_seed)), bytes.fromhex(owned.group_id)
+    async with client.RelayClient(relay.target) as c:
+        acks = await asyncio.gather(*(
+            c.post(owned.relays[0].address, members.sign_post(key, group_id, f"b{i}".encode())) for i in range(80)
+        ))
+    assert sorted(a.seq for a in acks) == list(range(1, 81))
+    await asyncio.wait_for(reader, 60)
+    assert sorted(received) == sorted(f"b{i}" for i in range(80))
+    by_seq = {a.seq: a.message_id for a in acks}
+    assert [p.seq for p in await client.read_all(member)] == list(range(1, 81))
+    assert len(set(by_seq.values())) == 80
+
+
 async def test_approval_groups_wait_for_the_owners(relay):
     owned = await client.create_group([relay.link], "Club", GroupKind.GROUP, JoinPolicy.APPROVAL)
     bob = await client.join(owned.link, "Bob")
