@@ -50,7 +50,7 @@ class RelayLimits:
     post_limit: int = 15  # posts per member per window, in groups (owners are free)
     post_window_s: float = 60.0
     subscriber_lag: int = 4096  # posts a live stream may fall behind before it is cut off
-    post_in_flight: int = 2  # posts of one group a gateway passes to its shard at a time
+    post_in_flight: int = 1  # calls carrying one group's posts a gateway has going to its shard at a time
     hot_posts_per_s: float = 0.0  # a group past this rate moves to a shard of its own; 0: never
     hot_check_s: float = 5.0  # the window of that rate
     policy: RelayPolicy = RelayPolicy()

@@ -401,6 +401,14 @@ class RelayShard:
             span.set_attribute("chatrelay.outcome", outcome[0] if outcome[0] == "ok" else str(outcome[1:2]))
             return outcome
 
+    async def post_many(self, requests: list[bytes], carried: list | None = None) -> Outcome:
+        """Posts (of one group, as a gateway sends them) into their mailbox together, so
+        that they are appended in one turn; one outcome each, in order."""
+        carried = carried if carried is not None else [None] * len(requests)
+        if not isinstance(requests, list) or not isinstance(carried, list) or len(carried) != len(requests):
+            return error(ChatRelayError(Reason.MALFORMED, "post_many takes a list of requests and one context each"))
+        return ok(list(await asyncio.gather(*(self.post(r, c) for r, c in zip(requests, carried)))))
+
     async def check_reader(self, address: str, credential: bytes) -> Outcome:
         async def run():
             relay = await self._group(address)

@@ -2,7 +2,7 @@
 flooded at the highest rate the relay accepts, in the same run. Prints p50/p99 of both
 and the ratio of the p99s (the design's promise: load in one group never stalls others).
 
-    python bench/isolation.py [--groups 50] [--rounds 10] [--flooders 16] [--hot-posts N] [--post-in-flight 2]
+    python bench/isolation.py [--groups 50] [--rounds 10] [--flooders 16] [--hot-posts N] [--post-in-flight 1]
                                [--traces DIR]
 
 The flood runs in a process of its own (another user's device), so that its work does
@@ -107,7 +107,7 @@ async def run(n_groups: int, rounds: int, flooders: int, hot_posts: float, settl
                   f"p99 {percentile(values, 0.99) * 1000:.1f} ms, mean {statistics.mean(values) * 1000:.1f} ms")
 
         print(f"isolation: {n_groups} quiet groups x {rounds} rounds; flood with {flooders} concurrent posters; "
-              f"{post_in_flight} post(s) of a group in flight at the gateway"
+              f"{post_in_flight} call(s) of a group's posts in flight at the gateway"
               + (f"; hot groups move past {hot_posts:g} posts/s" if hot_posts else ""))
         moved = sum(s["moved_out"] for s in await asyncio.to_thread(
             lambda: __import__("ray").get([x.stats.remote(False) for x in relay.shards])))
@@ -196,8 +196,8 @@ def main() -> int:
     parser.add_argument("--hot-posts", type=float, default=0.0, help="move groups past this many posts/s")
     parser.add_argument("--settle", type=float, default=None, help="seconds of flood before measuring")
     parser.add_argument("--traces", default=None, help="write the relay's trace spans to this folder")
-    parser.add_argument("--post-in-flight", type=int, default=2,
-                        help="posts of one group the gateway passes on at a time (as `chatrelay up` takes)")
+    parser.add_argument("--post-in-flight", type=int, default=1,
+                        help="calls carrying one group's posts the gateway has going at a time (as `chatrelay up` takes)")
     args = parser.parse_args()
     settle = args.settle if args.settle is not None else (12.0 if args.hot_posts else 1.0)
     if args.hot_posts < 0 or not 0 <= settle <= 600:

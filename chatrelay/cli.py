@@ -59,7 +59,8 @@ def link_parse(text: str) -> None:
 @click.option("--subscriber-lag", default=None, type=int,
               help="Posts a stream may fall behind before it is cut off to resume from the log [CHATRELAY_SUBSCRIBER_LAG].")
 @click.option("--post-in-flight", type=int, default=None,
-              help="Posts of one group a gateway passes to its shard at a time; more wait their turn "
+              help="Calls carrying one group's posts a gateway has going to its shard at a time; posts "
+                   "that arrive meanwhile wait and go on together "
                    "[CHATRELAY_POST_IN_FLIGHT].")
 @click.option("--metrics", default=None, help="HOST:PORT to serve Prometheus metrics on [CHATRELAY_METRICS].")
 @click.option("--ray-address", default=None,

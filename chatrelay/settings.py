@@ -31,7 +31,7 @@ class Settings:
     deny_names: str = ""  # regular expression refused in group names
     deny_groups: pathlib.Path | None = None  # file of group ids (hex), one a line
     subscriber_lag: int = 4096  # posts a live stream may fall behind before it is cut off
-    post_in_flight: int = 2  # posts of one group a gateway passes to its shard at a time
+    post_in_flight: int = 1  # calls carrying one group's posts a gateway has going to its shard at a time
     hot_posts_per_s: float = 0.0  # a group past this rate moves to a shard of its own; 0: never
     hot_check_s: float = 5.0  # the window over which group rates are compared with --hot-posts
     metrics: str | None = None  # HOST:PORT for the gateway's Prometheus endpoint; None: none
@@ -71,7 +71,7 @@ class Settings:
             )
         if not 1 <= self.post_in_flight <= 1024:
             raise ChatRelayError(
-                Reason.MALFORMED, f"--post-in-flight must be 1 to 1024 posts, got {self.post_in_flight}"
+                Reason.MALFORMED, f"--post-in-flight must be 1 to 1024 calls, got {self.post_in_flight}"
             )
         if self.hot_posts_per_s < 0:
             raise ChatRelayError(Reason.MALFORMED, f"--hot-posts must be 0 (never) or more, got {self.hot_posts_per_s:g}")

@@ -38,8 +38,9 @@ CALL_ATTEMPTS = 20
 MOVE_ATTEMPTS = 40  # about 15 s of following a group that moves
 QUEUE_POLL_S = 0.5
 RETRY_HINT_MS = 200  # told to senders refused with BUSY or UNAVAILABLE
-POST_IN_FLIGHT = 2  # posts of one group passed on to its shard at a time, per gateway (the default)
+POST_IN_FLIGHT = 1  # calls carrying one group's posts to its shard at a time, per gateway (the default)
 POSTS_WAITING = 256  # posts of one group waiting for that at most; more are refused BUSY
+POST_BATCH = 64  # waiting posts of one group that go on together in one shard call
 TAIL_WINDOW = 4096  # newest posts of a group kept in a gateway for its subscribers
 
 
@@ -196,62 +197,83 @@ class Batcher:
 
 
 class PostGate:
-    """Fair turns for posts at a gateway: at most `in_flight` posts of one group go on to
-    its shard at a time; up to `waiting` more wait here, in arrival order, holding no
-    CPU; past that, the group's senders (and only they) are refused with BUSY.
+    """Fair turns for posts at a gateway: at most `in_flight` calls carrying one group's
+    posts go on to its shard at a time. Posts that arrive meanwhile wait here, in
+    arrival order, holding no CPU, and go on together as one call (up to `batch`) when a
+    turn ends; past `waiting` waiting, the group's senders (and only they) are refused
+    with BUSY.
 
-    A flooded group thus never has more than `in_flight` posts in the gateway's loop
-    and its shard's mailbox, so the posts of every other group pass it there."""
+    A flooded group thus never has more than `in_flight` calls in the gateway's loop and
+    its shard's mailbox, so the posts of every other group pass it there.
 
-    def __init__(self, in_flight: int, waiting: int) -> None:
-        if in_flight < 1 or waiting < 0:
-            raise ValueError("in_flight 1 or more, waiting 0 or more")
+    `send(address, items)` makes the call: `items` is a list of (request, carried), and
+    it returns one result per item, each the answer or the ChatRelayError refusing it."""
+
+    def __init__(self, send, in_flight: int, waiting: int, batch: int = POST_BATCH) -> None:
+        if in_flight < 1 or waiting < 0 or batch < 1:
+            raise ValueError("in_flight 1 or more, waiting 0 or more, batch 1 or more")
+        self.send = send
         self.in_flight = in_flight
         self.waiting = waiting
-        self._groups: dict[str, list] = {}  # address -> [posts going on, deque of waiters]
+        self.batch = batch
+        self._groups: dict[str, list] = {}  # address -> [calls going on, deque of waiting posts]
+        self._calls: set[asyncio.Task] = set()
         self.refused = 0
 
     def __len__(self) -> int:
         return len(self._groups)
 
-    async def __call__(self, address: str, coro):
-        """Await `coro` (the post's call to its shard) in the group's turn."""
+    async def __call__(self, address: str, request, carried=None):
+        """The answer to one post, sent in the group's turn."""
         gate = self._groups.get(address)
         if gate is None:
             gate = self._groups[address] = [0, collections.deque()]
+        answer = asyncio.get_running_loop().create_future()
         if gate[0] < self.in_flight:
             gate[0] += 1
+            self._call(address, gate, [(request, carried, answer)])
+        elif len(gate[1]) >= self.waiting:
+            self.refused += 1
+            raise ChatRelayError(Reason.BUSY, "this group has too many posts waiting; retry in a moment")
         else:
-            if len(gate[1]) >= self.waiting:
-                coro.close()
-                self.refused += 1
-                raise ChatRelayError(Reason.BUSY, "this group has too many posts waiting; retry in a moment")
-            turn = asyncio.get_running_loop().create_future()
-            gate[1].append(turn)
-            try:
-                await turn  # a finishing post hands its place on: gate[0] stays
-            except asyncio.CancelledError:
-                if turn.cancelled():
-                    gate[1].remove(turn)
-                else:  # handed over as this caller went away: hand it on
-                    self._done(address, gate)
-                coro.close()
-                raise
-        try:
-            return await coro
-        finally:
-            self._done(address, gate)
+            gate[1].append((request, carried, answer))
+        return await answer  # a caller that goes away before its turn: its post is not sent
 
-    def _done(self, address: str, gate: list) -> None:
-        waiters = gate[1]
-        while waiters:
-            turn = waiters.popleft()
-            if not turn.done():
-                turn.set_result(None)
-                return
+    def _call(self, address: str, gate: list, posts: list) -> None:
+        task = asyncio.create_task(self._turn(address, gate, posts))
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+
+    async def _turn(self, address: str, gate: list, posts: list) -> None:
+        while posts:
+            try:
+                results = await self.send(address, [(request, carried) for request, carried, _ in posts])
+            except asyncio.CancelledError:
+                for _, _, answer in posts:
+                    answer.cancel()
+                raise
+            except Exception as exc:
+                results = [exc] * len(posts)
+            for (_, _, answer), result in zip(posts, results):
+                if answer.done():
+                    continue
+                if isinstance(result, BaseException):
+                    answer.set_exception(result)
+                else:
+                    answer.set_result(result)
+            waiting = gate[1]
+            posts = []
+            while waiting and len(posts) < self.batch:
+                post = waiting.popleft()
+                if not post[2].done():  # its caller is still there
+                    posts.append(post)
         gate[0] -= 1
-        if gate[0] == 0:
+        if gate[0] == 0 and not gate[1]:
             del self._groups[address]
+
+    def close(self) -> None:
+        for task in list(self._calls):
+            task.cancel()
 
 
 class Traced:
@@ -362,7 +384,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         self.subscriber_lag = subscriber_lag
         self.router = ShardRouter(registry, shards, find_shard)
         self.registrations = Batcher(self.router, "register_many")
-        self.posts = PostGate(post_in_flight, POSTS_WAITING)
+        self.posts = PostGate(self._send_posts, post_in_flight, POSTS_WAITING)
         self.traced = Traced()  # posts' span contexts until their delivery, when tracing
         self.tails: dict[str, GroupTail] = {}
         self.subscribers = 0
@@ -440,18 +462,42 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
                 raise ChatRelayError(Reason.WRONG_DOMAIN, "a post must be signed for chatrelay/v1/post")
             if not request.envelope.signature:
                 raise ChatRelayError(Reason.BAD_SIGNATURE, "post is not signed")
-            carried = ()
+            carried = None
             if tracing.enabled():  # the post's trace goes to its shard, and on to its delivery here
                 from opentelemetry import trace
 
                 self.traced.put(members.message_id(request.envelope), trace.get_current_span().get_span_context())
-                carried = (tracing.carrier(),)
-            raw = await self.posts(
-                request.group_address,
-                self.router.call_address(request.group_address, "post", request.SerializeToString(), *carried),
-            )
-            return relay_pb2.PostAck.FromString(raw)
+                carried = tracing.carrier()
+            return await self.posts(request.group_address, request.SerializeToString(), carried)
         return await self._guard(context, run())
+
+    async def _send_posts(self, address: str, items: list) -> list:
+        """Posts of one group in one shard call; those that met the group moving go
+        again to where it went."""
+        results: list = [None] * len(items)
+        todo = list(range(len(items)))
+        delay = 0.01
+        for _ in range(MOVE_ATTEMPTS):
+            outcomes = await self.router.call_address(
+                address, "post_many", [items[i][0] for i in todo], [items[i][1] for i in todo]
+            )
+            again = []
+            for i, outcome in zip(todo, outcomes):
+                try:
+                    results[i] = relay_pb2.PostAck.FromString(unwrap(outcome))
+                except Moved:
+                    again.append(i)
+                except ChatRelayError as exc:
+                    results[i] = exc
+            if not again:
+                return results
+            todo = again
+            self.router.table.pop(address, None)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        for i in todo:
+            results[i] = ChatRelayError(Reason.UNAVAILABLE, "the group is moving between relay shards; retry")
+        return results
 
     async def History(self, request, context):
         return await self._routed(
@@ -622,6 +668,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
 
     def close(self) -> None:
         self.router.close()
+        self.posts.close()
         for tail in self.tails.values():
             tail.close()
         self.tails.clear()

@@ -136,9 +136,9 @@ async def test_members_post_in_groups_within_the_rate_limit(relay):
 
 
 async def test_a_burst_of_concurrent_posts_takes_turns_and_every_one_lands_once(relay):
-    """80 posts at once to one channel: the gateway passes `--post-in-flight` (2) on at a
-    time and the rest wait their turn; each is acked with its own seq, none is lost and a
-    follower gets every one once."""
+    """80 posts at once to one channel: the gateway has one call of the channel's posts
+    going at a time (`--post-in-flight` 1), and posts that wait go on together in the
+    next; each is acked with its own seq, none is lost and a follower gets every one once."""
     owned = await client.create_group([relay.link], "Burst", GroupKind.CHANNEL)
     member = await client.join(owned.link, "reader")
     received: list[str] = []

@@ -1,4 +1,5 @@
-"""The gateway's PostGate: a group's posts take turns; other groups never wait for them."""
+"""The gateway's PostGate: a group's posts take turns, those that wait go on together,
+and other groups never wait for them."""
 
 from __future__ import annotations
 
@@ -11,23 +12,30 @@ from chatrelay.errors import ChatRelayError, Reason
 
 
 class Shard:
-    """Stands in for the shard: each post waits until the test releases it."""
+    """Stands in for the shard call: records each call's posts, answers each post with
+    its text upper-cased (or refuses those starting with "bad") once released."""
 
     def __init__(self) -> None:
-        self.running: list[str] = []
+        self.calls: list[tuple[str, list[str]]] = []
+        self.going_on: dict[str, int] = {}
         self.most: dict[str, int] = {}
         self.release: dict[str, asyncio.Event] = {}
-        self.order: list[str] = []
 
-    async def post(self, address: str, name: str) -> str:
-        self.running.append(address)
-        self.most[address] = max(self.most.get(address, 0), self.running.count(address))
-        self.order.append(name)
+    async def send(self, address: str, items: list) -> list:
+        self.calls.append((address, [request for request, _ in items]))
+        self.going_on[address] = self.going_on.get(address, 0) + 1
+        self.most[address] = max(self.most.get(address, 0), self.going_on[address])
         try:
             await self.release.setdefault(address, asyncio.Event()).wait()
-            return name
         finally:
-            self.running.remove(address)
+            self.going_on[address] -= 1
+        return [
+            ChatRelayError(Reason.REFUSED, f"no {request}") if request.startswith("bad") else request.upper()
+            for request, _ in items
+        ]
+
+    def open(self, address: str) -> None:
+        self.release.setdefault(address, asyncio.Event()).set()
 
 
 async def settle() -> None:
@@ -35,83 +43,102 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def test_a_flooded_group_has_at_most_in_flight_posts_going_on_and_the_rest_follow_in_order():
-    gate, shard = PostGate(in_flight=2, waiting=10), Shard()
-    posts = [asyncio.create_task(gate("hot", shard.post("hot", f"p{i}"))) for i in range(8)]
+async def test_a_flooded_group_has_at_most_in_flight_calls_and_the_waiting_posts_go_on_together_in_order():
+    shard = Shard()
+    gate = PostGate(shard.send, in_flight=2, waiting=10)
+    posts = [asyncio.create_task(gate("hot", f"p{i}")) for i in range(8)]
     await settle()
-    assert shard.order == ["p0", "p1"]  # two go on, six wait
-    shard.release["hot"].set()
-    assert await asyncio.gather(*posts) == [f"p{i}" for i in range(8)]
-    assert shard.order == [f"p{i}" for i in range(8)]
+    assert shard.calls == [("hot", ["p0"]), ("hot", ["p1"])]  # two go on, six wait
+    shard.open("hot")
+    assert await asyncio.gather(*posts) == [f"P{i}" for i in range(8)]
+    assert shard.calls[2] == ("hot", ["p2", "p3", "p4", "p5", "p6", "p7"])  # one call for all that waited
+    assert len(shard.calls) == 3
     assert shard.most == {"hot": 2}
     assert len(gate) == 0  # nothing is kept for a group with no posts going on
 
 
-async def test_another_group_goes_on_at_once_while_a_flooded_one_waits():
-    gate, shard = PostGate(in_flight=1, waiting=10), Shard()
-    hot = [asyncio.create_task(gate("hot", shard.post("hot", f"h{i}"))) for i in range(5)]
+async def test_a_call_carries_at_most_batch_posts():
+    shard = Shard()
+    gate = PostGate(shard.send, in_flight=1, waiting=10, batch=3)
+    posts = [asyncio.create_task(gate("hot", f"p{i}")) for i in range(8)]
     await settle()
-    shard.release["quiet"] = asyncio.Event()
-    shard.release["quiet"].set()
-    assert await asyncio.wait_for(gate("quiet", shard.post("quiet", "q")), 5) == "q"
-    assert shard.order == ["h0", "q"]
-    shard.release["hot"].set()
-    assert await asyncio.gather(*hot) == [f"h{i}" for i in range(5)]
+    shard.open("hot")
+    assert await asyncio.gather(*posts) == [f"P{i}" for i in range(8)]
+    assert [requests for _, requests in shard.calls] == [["p0"], ["p1", "p2", "p3"], ["p4", "p5", "p6"], ["p7"]]
+
+
+async def test_another_group_goes_on_at_once_while_a_flooded_one_waits():
+    shard = Shard()
+    gate = PostGate(shard.send, in_flight=1, waiting=10)
+    hot = [asyncio.create_task(gate("hot", f"h{i}")) for i in range(5)]
+    await settle()
+    shard.open("quiet")
+    assert await asyncio.wait_for(gate("quiet", "q"), 5) == "Q"
+    assert shard.calls == [("hot", ["h0"]), ("quiet", ["q"])]
+    shard.open("hot")
+    assert await asyncio.gather(*hot) == [f"H{i}" for i in range(5)]
 
 
 async def test_past_the_waiting_bound_only_that_groups_senders_are_refused_busy():
-    gate, shard = PostGate(in_flight=1, waiting=2), Shard()
-    posts = [asyncio.create_task(gate("hot", shard.post("hot", f"p{i}"))) for i in range(3)]
+    shard = Shard()
+    gate = PostGate(shard.send, in_flight=1, waiting=2)
+    posts = [asyncio.create_task(gate("hot", f"p{i}")) for i in range(3)]
     await settle()
-    refused = shard.post("hot", "p3")
     with pytest.raises(ChatRelayError) as caught:
-        await gate("hot", refused)
+        await gate("hot", "p3")
     assert (caught.value.reason, caught.value.message) == (
         Reason.BUSY, "this group has too many posts waiting; retry in a moment"
     )
     assert gate.refused == 1
-    assert refused.cr_frame is None  # closed, never run
-    shard.release["quiet"] = asyncio.Event()
-    shard.release["quiet"].set()
-    assert await gate("quiet", shard.post("quiet", "q")) == "q"
-    shard.release["hot"].set()
-    assert await asyncio.gather(*posts) == ["p0", "p1", "p2"]
-    assert "p3" not in shard.order
+    shard.open("quiet")
+    assert await gate("quiet", "q") == "Q"
+    shard.open("hot")
+    assert await asyncio.gather(*posts) == ["P0", "P1", "P2"]
+    assert all("p3" not in requests for _, requests in shard.calls)
 
 
-async def test_a_waiting_post_whose_caller_goes_away_leaves_its_place_to_the_next():
-    gate, shard = PostGate(in_flight=1, waiting=10), Shard()
-    first = asyncio.create_task(gate("hot", shard.post("hot", "p0")))
-    gone = asyncio.create_task(gate("hot", shard.post("hot", "p1")))
-    last = asyncio.create_task(gate("hot", shard.post("hot", "p2")))
+async def test_a_waiting_post_whose_caller_goes_away_is_not_sent():
+    shard = Shard()
+    gate = PostGate(shard.send, in_flight=1, waiting=10)
+    first = asyncio.create_task(gate("hot", "p0"))
+    gone = asyncio.create_task(gate("hot", "p1"))
+    last = asyncio.create_task(gate("hot", "p2"))
     await settle()
     gone.cancel()
     await settle()
-    shard.release["hot"].set()
-    assert await asyncio.gather(first, last) == ["p0", "p2"]
+    shard.open("hot")
+    assert await asyncio.gather(first, last) == ["P0", "P2"]
     assert gone.cancelled()
-    assert shard.order == ["p0", "p2"]
+    assert [requests for _, requests in shard.calls] == [["p0"], ["p2"]]
     assert len(gate) == 0
 
 
-async def test_a_failed_post_hands_its_turn_on():
-    gate = PostGate(in_flight=1, waiting=10)
+async def test_refusals_reach_their_own_callers_and_a_failed_call_fails_its_posts_only():
+    shard = Shard()
+    gate = PostGate(shard.send, in_flight=1, waiting=10)
+    shard.open("g")
+    good, bad = await asyncio.gather(gate("g", "fine"), gate("g", "bad one"), return_exceptions=True)
+    assert good == "FINE"
+    assert isinstance(bad, ChatRelayError) and (bad.reason, bad.message) == (Reason.REFUSED, "no bad one")
 
-    async def fail():
-        await asyncio.sleep(0)
-        raise ChatRelayError(Reason.UNAVAILABLE, "relay shard unavailable")
+    unavailable = ChatRelayError(Reason.UNAVAILABLE, "relay shard unavailable")
+    failures = iter([unavailable])
 
-    async def fine():
-        return "ok"
+    async def flaky(address, items):
+        error = next(failures, None)
+        if error is not None:
+            await asyncio.sleep(0)
+            raise error
+        return [request.upper() for request, _ in items]
 
-    results = await asyncio.gather(gate("g", fail()), gate("g", fine()), return_exceptions=True)
-    assert isinstance(results[0], ChatRelayError) and results[0].reason is Reason.UNAVAILABLE
-    assert results[1] == "ok"
+    gate = PostGate(flaky, in_flight=1, waiting=10)
+    results = await asyncio.gather(gate("g", "a"), gate("g", "b"), return_exceptions=True)
+    assert results == [unavailable, "B"]  # the next turn goes on after a failed one
     assert len(gate) == 0
 
 
 def test_bad_bounds_are_refused():
-    with pytest.raises(ValueError, match="in_flight 1 or more, waiting 0 or more"):
-        PostGate(in_flight=0, waiting=1)
-    with pytest.raises(ValueError, match="in_flight 1 or more, waiting 0 or more"):
-        PostGate(in_flight=1, waiting=-1)
+    for bounds in ({"in_flight": 0, "waiting": 1}, {"in_flight": 1, "waiting": -1},
+                   {"in_flight": 1, "waiting": 1, "batch": 0}):
+        with pytest.raises(ValueError, match="in_flight 1 or more, waiting 0 or more, batch 1 or more"):
+            PostGate(None, **bounds)

@@ -31,7 +31,7 @@ def test_environment_then_flags_override():
         ({"hot_posts_per_s": "fast"}, "--hot-posts must be posts per second, got 'fast'"),
         ({"subscriber_lag": 0}, "--subscriber-lag must be 1 to 1000000 posts, got 0"),
         ({"subscriber_lag": "lots"}, "subscriber_lag must be a whole number, got 'lots'"),
-        ({"post_in_flight": 0}, "--post-in-flight must be 1 to 1024 posts, got 0"),
+        ({"post_in_flight": 0}, "--post-in-flight must be 1 to 1024 calls, got 0"),
         ({"post_in_flight": "two"}, "post_in_flight must be a whole number, got 'two'"),
         ({"etcd": "127.0.0.1:2379"}, "--etcd must be an http(s):// URL, got '127.0.0.1:2379'"),
         ({"listen": "127.0.0.1"}, "--listen must be HOST:PORT, got '127.0.0.1'"),
