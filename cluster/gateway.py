@@ -41,6 +41,10 @@ RETRY_HINT_MS = 200  # told to senders refused with BUSY or UNAVAILABLE
 POST_IN_FLIGHT = 1  # calls carrying one group's posts to its shard at a time, per gateway (the default)
 POSTS_WAITING = 256  # posts of one group waiting for that at most; more are refused BUSY
 POST_BATCH = 64  # waiting posts of one group that go on together in one shard call
+# Calls that gRPC has taken in but the gateway's event loop has not picked up yet. Past
+# gRPC's own defaults (1,000, and all past 3,000) it ends new calls at once with
+# CANCELLED, which a burst of subscribers (re)opening their streams reaches.
+PENDING_CALLS = 20_000
 TAIL_WINDOW = 4096  # newest posts of a group kept in a gateway for its subscribers
 
 
@@ -692,7 +696,10 @@ async def serve(
 
     watched = metrics is not None or tracing.enabled()
     server = grpc.aio.server(
-        options=[("grpc.max_receive_message_length", MAX_REQUEST), ("grpc.so_reuseport", 0)],
+        options=[
+            ("grpc.max_receive_message_length", MAX_REQUEST), ("grpc.so_reuseport", 0),
+            ("grpc.server.max_pending_requests", PENDING_CALLS), ("grpc.server.max_pending_requests_hard_limit", 2 * PENDING_CALLS),
+        ],
         interceptors=[MetricsInterceptor(metrics)] if watched else None,
     )
     servicer = RelayServicer(registry, shards, subscriber_lag, find_shard, metrics, post_in_flight)

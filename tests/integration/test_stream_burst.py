@@ -1,0 +1,60 @@
+"""A burst of subscribers opening their streams at once (after a gateway restart, every
+reader of a channel comes back together) is taken in, not turned away: gRPC's own
+bound on calls waiting for the gateway's event loop (1,000, and every one past 3,000)
+used to end thousands of such opens at once with CANCELLED."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+
+import grpc
+from nacl.signing import SigningKey
+
+from chatrelay import client, members
+from chatrelay.group import GroupKind
+from chatrelay.state import unb64
+from chatrelay.v1 import relay_pb2, relay_pb2_grpc
+
+STREAMS = 3000
+OPEN_BATCH = 200  # opened together, every OPEN_PAUSE_S
+OPEN_PAUSE_S = 0.2
+PER_CHANNEL = 100  # streams per client connection
+DEADLINE_S = 120
+
+
+async def test_thousands_of_streams_opening_at_once_are_all_taken_in(relay):
+    owned = await client.create_group([relay.link], "Burst of readers", GroupKind.CHANNEL)
+    member = await client.join(owned.link, "reader")
+    credential = client._credential(SigningKey(unb64(member.sign_seed)), member.relays[0].address)
+    await client.post(owned, "first")
+    channels = [grpc.aio.insecure_channel(relay.target) for _ in range(STREAMS // PER_CHANNEL)]
+    failures: collections.Counter = collections.Counter()
+    first_seqs: list[int] = []
+
+    async def stream(i: int) -> None:
+        stub = relay_pb2_grpc.RelayServiceStub(channels[i % len(channels)])
+        call = stub.Subscribe(relay_pb2.SubscribeRequest(credential=credential))
+        try:
+            async for batch in call:
+                first_seqs.append(batch.deliveries[0].seq)
+                return
+        except grpc.aio.AioRpcError as exc:
+            failures[(exc.code().name, exc.details())] += 1
+        finally:
+            call.cancel()
+
+    try:
+        tasks = []
+        for i in range(STREAMS):
+            tasks.append(asyncio.create_task(stream(i)))
+            if i % OPEN_BATCH == OPEN_BATCH - 1:
+                await asyncio.sleep(OPEN_PAUSE_S)
+        await asyncio.wait_for(asyncio.gather(*tasks), DEADLINE_S)
+    finally:
+        for c in channels:
+            await c.close()
+    assert dict(failures) == {}
+    assert first_seqs == [1] * STREAMS  # every stream opened and read the post from the start
+    await client.post(owned, "after")  # the relay serves on
+    assert [p.text for p in await client.read_all(member)] == ["first", "after"]
