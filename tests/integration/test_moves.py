@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import asyncio
 
-from chatrelay import client
+from nacl.signing import SigningKey
+
+from chatrelay import client, members
 from chatrelay.group import GroupKind
+from chatrelay.state import unb64
 
 from realparts import follow_into, start_relay
 
 POSTS = 300
+CROWD = 8
+CROWD_POSTS = 40
 DEADLINE_S = 120
 
 
@@ -61,6 +66,40 @@ async def test_a_group_moved_mid_flood_loses_and_repeats_nothing(relay, ray_sess
     assert [p.seq for p in await client.read_all(member)] == list(range(1, POSTS + 1))
     assert await serving(ray_session, relay.shards, address) == [target]
     assert (await stats(ray_session, relay.shards[source]))["moved_out"] >= 1
+
+
+async def test_concurrent_posts_that_meet_a_move_land_once_each(relay, ray_session):
+    """Eight posters at once, so the gateway sends the channel's waiting posts together;
+    the group moves in the middle. Posts of a call that meet the move go again to the
+    new shard: every post is acked with its own seq and read once."""
+    owned = await client.create_group([relay.link], "Moving crowd", GroupKind.CHANNEL)
+    member = await client.join(owned.link, "reader")
+    address = owned.relays[0].address
+    await client.post(owned, "warm-up")
+    [source] = await serving(ray_session, relay.shards, address)
+    target = 1 - source
+    key, group_id = SigningKey(unb64(owned.owner_seed)), bytes.fromhex(owned.group_id)
+    acks: list = []
+    started = asyncio.Event()
+
+    async def poster(c, p: int) -> None:
+        for i in range(CROWD_POSTS):
+            acks.append(await c.post(address, members.sign_post(key, group_id, f"c{p}-{i}".encode())))
+            if len(acks) >= CROWD_POSTS:
+                started.set()
+
+    async with client.RelayClient(relay.target) as c:
+        posting = asyncio.gather(*(poster(c, p) for p in range(CROWD)))
+        await asyncio.wait_for(started.wait(), DEADLINE_S)
+        moved = await asyncio.to_thread(ray_session.get, relay.shards[source].move.remote(address, target))
+        await asyncio.wait_for(posting, DEADLINE_S)
+    assert moved == ("ok", target)
+    total = CROWD * CROWD_POSTS
+    assert sorted(a.seq for a in acks) == list(range(2, total + 2))
+    posts = await client.read_all(member)
+    assert [p.seq for p in posts] == list(range(1, total + 2))
+    assert sorted(p.text for p in posts[1:]) == sorted(f"c{p}-{i}" for p in range(CROWD) for i in range(CROWD_POSTS))
+    assert await serving(ray_session, relay.shards, address) == [target]
 
 
 async def test_moving_to_a_bad_shard_is_refused(relay, ray_session):
