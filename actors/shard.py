@@ -403,11 +403,17 @@ class RelayShard:
 
     async def post_many(self, requests: list[bytes], carried: list | None = None) -> Outcome:
         """Posts (of one group, as a gateway sends them) into their mailbox together, so
-        that they are appended in one turn; one outcome each, in order."""
-        carried = carried if carried is not None else [None] * len(requests)
-        if not isinstance(requests, list) or not isinstance(carried, list) or len(carried) != len(requests):
+        that they are appended in one turn; one outcome each, in order.
+
+        If any of them met the group moving away, the whole call is answered "moved" and
+        the gateway sends it again where the group went: the posts appended here already
+        are recognised there by their message ids and answered with the same seq."""
+        if not isinstance(requests, list) or not (carried is None or isinstance(carried, list) and len(carried) == len(requests)):
             return error(ChatRelayError(Reason.MALFORMED, "post_many takes a list of requests and one context each"))
-        return ok(list(await asyncio.gather(*(self.post(r, c) for r, c in zip(requests, carried)))))
+        outcomes = await asyncio.gather(*(self.post(r, c) for r, c in zip(requests, carried or [None] * len(requests))))
+        if any(outcome[0] == "moved" for outcome in outcomes):
+            return ("moved",)
+        return ok(list(outcomes))
 
     async def check_reader(self, address: str, credential: bytes) -> Outcome:
         async def run():

@@ -27,6 +27,7 @@ from chatrelay.v1 import core_pb2, relay_pb2, relay_pb2_grpc
 from chatrelay.actors import records
 from chatrelay.actors.group_relay import Moved
 from chatrelay.actors.shard import home_shard, unwrap
+from chatrelay.cluster.message_log import settle
 from chatrelay.cluster.registry import Get, Put, Registry, absent, unchanged_since
 
 log = logging.getLogger(__name__)
@@ -259,12 +260,7 @@ class PostGate:
             except Exception as exc:
                 results = [exc] * len(posts)
             for (_, _, answer), result in zip(posts, results):
-                if answer.done():
-                    continue
-                if isinstance(result, BaseException):
-                    answer.set_exception(result)
-                else:
-                    answer.set_result(result)
+                settle(answer, result)
             waiting = gate[1]
             posts = []
             while waiting and len(posts) < self.batch:
@@ -476,31 +472,17 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         return await self._guard(context, run())
 
     async def _send_posts(self, address: str, items: list) -> list:
-        """Posts of one group in one shard call; those that met the group moving go
-        again to where it went."""
-        results: list = [None] * len(items)
-        todo = list(range(len(items)))
-        delay = 0.01
-        for _ in range(MOVE_ATTEMPTS):
-            outcomes = await self.router.call_address(
-                address, "post_many", [items[i][0] for i in todo], [items[i][1] for i in todo]
-            )
-            again = []
-            for i, outcome in zip(todo, outcomes):
-                try:
-                    results[i] = relay_pb2.PostAck.FromString(unwrap(outcome))
-                except Moved:
-                    again.append(i)
-                except ChatRelayError as exc:
-                    results[i] = exc
-            if not again:
-                return results
-            todo = again
-            self.router.table.pop(address, None)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
-        for i in todo:
-            results[i] = ChatRelayError(Reason.UNAVAILABLE, "the group is moving between relay shards; retry")
+        """Posts of one group in one shard call (following the group if it moves): each
+        post's ack, or the refusal of it."""
+        outcomes = await self.router.call_address(
+            address, "post_many", [request for request, _ in items], [carried for _, carried in items]
+        )
+        results = []
+        for outcome in outcomes:
+            try:
+                results.append(relay_pb2.PostAck.FromString(unwrap(outcome)))
+            except ChatRelayError as exc:
+                results.append(exc)
         return results
 
     async def History(self, request, context):

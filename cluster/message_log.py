@@ -149,7 +149,7 @@ class SqliteMessageLog:
                 pass
             results = [exc] * len(batch)
         for item, result in zip(batch, results):
-            item.loop.call_soon_threadsafe(_settle, item.future, result)
+            item.loop.call_soon_threadsafe(settle, item.future, result)
 
     @staticmethod
     def _apply(conn: sqlite3.Connection, item: _Append, heads: dict[str, int]) -> Appended:
@@ -251,7 +251,8 @@ class SqliteMessageLog:
         self._reads.shutdown(wait=True)
 
 
-def _settle(future: asyncio.Future, result) -> None:
+def settle(future: asyncio.Future, result) -> None:
+    """Hand a waiter its result, or the exception that is its result, unless it has gone."""
     if future.done():
         return
     if isinstance(result, BaseException):
