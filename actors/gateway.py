@@ -57,14 +57,19 @@ class GatewayActor:
                     self.endpoint.meter, subscribers=lambda: self.servicer.subscribers if self.servicer else 0,
                     shard_figures=lambda: self.shard_figures,
                 )
+            from nacl.signing import SigningKey
+
+            from chatrelay.actors.registration import Registrar
+
             registry = open_registry(self.config)
             shards = shard_handles(self.config)
+            registrar = Registrar(SigningKey(self.config.relay_key_seed), registry, self.config.limits, self.config.shards)
             self.server, self.port, self.servicer = await serve(
                 registry, shards, self.listen, self.config.limits.subscriber_lag,
                 lambda i: ray.get_actor(shard_name(self.config, i), namespace=NAMESPACE),
                 metrics=self.metrics,
                 admin=lambda servicer: AdminServicer(self.config.operator_key, self._view(servicer)),
-                post_in_flight=self.config.limits.post_in_flight,
+                post_in_flight=self.config.limits.post_in_flight, registrar=registrar,
             )
             if self.metrics is not None and self._figures_task is None:
                 self._figures_task = asyncio.create_task(self._read_shard_figures())

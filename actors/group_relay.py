@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
@@ -37,7 +36,6 @@ class Moved(Exception):
 MAX_TURN = 64  # requests a group's worker takes per turn, so one group cannot hog a shard
 READ_LIMIT = 500
 CREDENTIAL_SKEW_S = 600
-ADDRESS_BYTES = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,149 +53,7 @@ class RelayContext:
         return bytes(self.identity.verify_key)
 
 
-def new_address() -> str:
-    return codec.b64url(os.urandom(ADDRESS_BYTES))
-
-
-def _registration(envelope: core_pb2.SignedEnvelope) -> tuple[relay_pb2.RegisterGroupBody, group.VerifiedProfile]:
-    """A registration's signature, key and profile, checked."""
-    checked, body = env.verify_message(
-        envelope, env.Domain.REGISTER, relay_pb2.RegisterGroupBody, "registration"
-    )
-    if checked.signer != body.registration_key:
-        raise ChatRelayError(Reason.UNKNOWN_SIGNER, "registration is not signed by its registration key")
-    return body, group.verify_profile(body.profile)
-
-
-def _fresh_record(body: relay_pb2.RegisterGroupBody, profile: group.VerifiedProfile) -> GroupRecord:
-    return GroupRecord(
-        group_id=profile.group_id, address=new_address(), state=GroupState.PENDING,
-        registration_key=body.registration_key, profile=env.encode(body.profile),
-    )
-
-
-def _record_puts(record: GroupRecord, shard: int) -> list[Put]:
-    return [
-        Put(records.group_key(record.group_id), record.dumps()),
-        Put(records.address_key(record.address), record.group_id.hex().encode()),
-        Put(records.placement_key(record.address), str(shard).encode()),
-    ]
-
-
-def _granted(ctx: RelayContext, record: GroupRecord) -> relay_pb2.RegisterGroupResponse:
-    grant = relay_pb2.AddressGrant(
-        group_id=record.group_id, group_address=record.address,
-        relay_key=ctx.relay_key, registration_key=record.registration_key,
-    )
-    return relay_pb2.RegisterGroupResponse(
-        address=env.sign_message(ctx.identity, env.Domain.ADDRESS, grant),
-        state=_STATE_PB[record.state],
-    )
-
-
-async def register_group(ctx: RelayContext, envelope: core_pb2.SignedEnvelope, shard: int) -> relay_pb2.RegisterGroupResponse:
-    """Steps 1 to 3 of registration: one address per group, however often asked."""
-    body, profile = _registration(envelope)
-    return await _register_checked(ctx, body, profile, shard)
-
-
-async def _register_checked(
-    ctx: RelayContext, body: relay_pb2.RegisterGroupBody, profile: group.VerifiedProfile, shard: int
-) -> relay_pb2.RegisterGroupResponse:
-    key = records.group_key(profile.group_id)
-    record = None
-    # The group count is kept only where the operator limits it: it is one key that
-    # every registration would otherwise contend on.
-    counting = ctx.limits.policy.max_groups > 0
-    existing = None
-    for _ in range(100):  # compare-and-swap on the group (and the relay's group count)
-        if existing is not None:
-            record = GroupRecord.loads(existing.value)
-            break
-        counter = await ctx.registry.get(records.GROUP_COUNT) if counting else None
-        count = int(counter.value) if counter else 0
-        try:
-            ctx.limits.policy.check(profile, count)
-        except ChatRelayError:
-            existing = await ctx.registry.get(key)  # a group it serves already is not new
-            if existing is None:
-                raise
-            continue
-        fresh = _fresh_record(body, profile)
-        compare = [absent(key)]
-        puts = _record_puts(fresh, shard)
-        if counting:
-            compare.append(
-                absent(records.GROUP_COUNT) if counter is None
-                else unchanged_since(records.GROUP_COUNT, counter.mod_revision)
-            )
-            puts.append(Put(records.GROUP_COUNT, str(count + 1).encode()))
-        result = await ctx.registry.transaction(compare, puts, [Get(key)])
-        if result.succeeded:
-            record = fresh
-            break
-        existing = result.gets[0]  # registered meanwhile (or the count moved: None)
-    if record is None:
-        raise ChatRelayError(Reason.BUSY, "registrations are racing; retry")
-    return _granted(ctx, record)
-
-
-def _allowed(ctx: RelayContext, profile) -> bool:
-    try:
-        ctx.limits.policy.check(profile, 0)
-    except ChatRelayError:
-        return False
-    return True
-
-
-REGISTER_BATCH = 32  # groups per registry transaction (etcd allows 128 operations in one)
-
-
-async def register_groups(
-    ctx: RelayContext, envelopes: list[core_pb2.SignedEnvelope], shard: int
-) -> list[relay_pb2.RegisterGroupResponse | ChatRelayError]:
-    """Several registrations at once, one answer (or error) each, in order. New groups
-    that arrive together are created in one registry transaction; if any of them exists
-    already (or the relay counts its groups), each goes the way of `register_group`."""
-    answers: list = [None] * len(envelopes)
-    batch: dict[bytes, tuple[int, relay_pb2.RegisterGroupBody, group.VerifiedProfile]] = {}
-    alone: list[tuple[int, relay_pb2.RegisterGroupBody, group.VerifiedProfile]] = []
-    counting = ctx.limits.policy.max_groups > 0
-    for i, envelope in enumerate(envelopes):
-        try:
-            body, profile = _registration(envelope)
-        except ChatRelayError as exc:
-            answers[i] = exc
-            continue
-        if counting or profile.group_id in batch or not _allowed(ctx, profile):
-            alone.append((i, body, profile))  # the policy may still take a group it serves
-        else:
-            batch[profile.group_id] = (i, body, profile)
-    items = list(batch.values())
-    for start in range(0, len(items), REGISTER_BATCH):
-        chunk = items[start:start + REGISTER_BATCH]
-        fresh = [_fresh_record(body, profile) for _, body, profile in chunk]
-        result = await ctx.registry.transaction(
-            [absent(records.group_key(r.group_id)) for r in fresh],
-            [put for r in fresh for put in _record_puts(r, shard)],
-        )
-        if result.succeeded:
-            for (i, _, _), record in zip(chunk, fresh):
-                answers[i] = _granted(ctx, record)
-        else:
-            alone.extend(chunk)
-    alone.sort(key=lambda item: item[0])
-
-    async def one(i, body, profile):
-        try:
-            answers[i] = await _register_checked(ctx, body, profile, shard)
-        except ChatRelayError as exc:
-            answers[i] = exc
-    await asyncio.gather(*(one(*item) for item in alone))
-    return answers
-
-
-_STATE_PB = {
+STATE_PB = {
     GroupState.PENDING: relay_pb2.GROUP_STATE_PENDING,
     GroupState.ACTIVE: relay_pb2.GROUP_STATE_ACTIVE,
     GroupState.SUSPENDED: relay_pb2.GROUP_STATE_SUSPENDED,
@@ -603,7 +459,7 @@ class GroupRelay:
         seen = await self.ctx.registry.get(records.command_key(self.address, body.command_id))
         if seen is not None:  # idempotent: the same command id is applied once
             return relay_pb2.OwnerCommandResponse(
-                state=_STATE_PB[self.record.state], applied_before=True, log_seq=int(seen.value)
+                state=STATE_PB[self.record.state], applied_before=True, log_seq=int(seen.value)
             )
         kind = body.kind
         if kind == relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE:
@@ -626,7 +482,7 @@ class GroupRelay:
         seq = appended.seqs[0]
         await self.ctx.registry.put(records.command_key(self.address, body.command_id), str(seq).encode())
         return relay_pb2.OwnerCommandResponse(
-            state=_STATE_PB[self.record.state], applied_before=appended.duplicates[0], log_seq=seq
+            state=STATE_PB[self.record.state], applied_before=appended.duplicates[0], log_seq=seq
         )
 
     def _require(self, *states: GroupState) -> None:

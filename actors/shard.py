@@ -23,7 +23,7 @@ from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
 from chatrelay.actors import records
 from chatrelay.cluster import tracing
-from chatrelay.actors.group_relay import GroupRelay, Moved, RelayContext, register_group, register_groups
+from chatrelay.actors.group_relay import GroupRelay, Moved, RelayContext
 from chatrelay.actors.proc import process_info
 from chatrelay.actors.records import GroupRecord
 from chatrelay.cluster.registry import Put, absent, unchanged_since
@@ -57,13 +57,19 @@ async def guarded(coro) -> Outcome:
         return ok(await coro)
     except Moved:
         return ("moved",)
-    except ChatRelayError as exc:
-        return error(exc)
-    except (OSError, ConnectionError, TimeoutError, asyncio.TimeoutError) as exc:
-        return error(ChatRelayError(Reason.UNAVAILABLE, f"relay storage unavailable: {type(exc).__name__}"))
-    except Exception as exc:  # the registry client's own errors (etcd down, …) and bugs
-        log.exception("shard call failed")
-        return error(ChatRelayError(Reason.UNAVAILABLE, f"relay error: {type(exc).__name__}"))
+    except Exception as exc:
+        return error(refusal(exc))
+
+
+def refusal(exc: Exception) -> ChatRelayError:
+    """What a caller is told of an exception: a refusal as it is; storage that failed
+    (etcd down, …) as UNAVAILABLE, which a client tries again."""
+    if isinstance(exc, ChatRelayError):
+        return exc
+    if isinstance(exc, (OSError, ConnectionError, TimeoutError, asyncio.TimeoutError)):
+        return ChatRelayError(Reason.UNAVAILABLE, f"relay storage unavailable: {type(exc).__name__}")
+    log.exception("relay call failed", exc_info=exc)  # the registry client's own errors, and bugs
+    return ChatRelayError(Reason.UNAVAILABLE, f"relay error: {type(exc).__name__}")
 
 
 class RelayShard:
@@ -337,27 +343,6 @@ class RelayShard:
             await asyncio.to_thread(ray.kill, ray.get_runtime_context().current_actor, no_restart=True)
             return True
         await self._every_window(act, "returning a cooled group failed (it stays here)")
-
-    async def register(self, request: bytes) -> Outcome:
-        await self.start()
-        req = relay_pb2.RegisterGroupRequest.FromString(request)
-
-        async def run():
-            await self._check_lease()
-            return await register_group(self.ctx, req.envelope, self.index)
-        return await guarded(self._serialized(run()))
-
-    async def register_many(self, requests: list[bytes]) -> Outcome:
-        """Several registrations in one call (a gateway batches those that arrive
-        together); one outcome each, in order."""
-        await self.start()
-        envelopes = [relay_pb2.RegisterGroupRequest.FromString(r).envelope for r in requests]
-
-        async def run():
-            await self._check_lease()
-            answers = await register_groups(self.ctx, envelopes, self.index)
-            return [error(a) if isinstance(a, ChatRelayError) else ok(a.SerializeToString()) for a in answers]
-        return await guarded(run())
 
     async def _on_group(self, envelope, body_cls, what: str, action) -> Outcome:
         """The shape of most calls: the signed body names the group address; the group's

@@ -26,7 +26,8 @@ from chatrelay.status import to_status
 from chatrelay.v1 import core_pb2, relay_pb2, relay_pb2_grpc
 from chatrelay.actors import records
 from chatrelay.actors.group_relay import Moved
-from chatrelay.actors.shard import home_shard, unwrap
+from chatrelay.actors.registration import Registrar
+from chatrelay.actors.shard import home_shard, refusal, unwrap
 from chatrelay.cluster.message_log import settle
 from chatrelay.cluster.registry import Get, Put, Registry, absent, unchanged_since
 
@@ -147,58 +148,55 @@ class ShardRouter:
 
 
 class Batcher:
-    """Calls of one kind that arrive together go to a shard as one call: `many` takes a
-    list of requests and answers a list of outcomes, in order.
+    """Calls of one kind that arrive together are done as one: `many(lane, requests)`
+    answers a list of outcomes in order, each the call's result or the exception it
+    raises.
 
     A lone call leaves at the next turn of the event loop and waits for nothing. While
-    `in_flight` batches to a shard are on their way, calls to it gather into the next
+    `in_flight` batches of a lane are on their way, calls to it gather into the next
     batch, which leaves when one of those comes back (or when it is full): under load
     the batches grow by themselves, as in a group commit."""
 
-    def __init__(self, router: ShardRouter, many: str, limit: int = 256, in_flight: int = 1) -> None:
-        self.router = router
+    def __init__(self, many, limit: int = 256, in_flight: int = 1) -> None:
         self.many = many
         self.limit = limit
         self.max_in_flight = in_flight
-        self.pending: dict[int, list[tuple[bytes, asyncio.Future]]] = {}
+        self.pending: dict[int, list[tuple[object, asyncio.Future]]] = {}
         self.in_flight: dict[int, int] = {}
         self.batches = 0  # sent, and the calls in them: their ratio is the mean batch size
         self.calls = 0
 
-    async def call(self, index: int, request: bytes):
+    async def call(self, lane: int, request):
         future = asyncio.get_running_loop().create_future()
-        batch = self.pending.setdefault(index, [])
+        batch = self.pending.setdefault(lane, [])
         batch.append((request, future))
         if len(batch) >= self.limit:
-            self._send(index)
-        elif len(batch) == 1 and self.in_flight.get(index, 0) < self.max_in_flight:
-            asyncio.get_running_loop().call_soon(self._send, index)
-        return unwrap(await future)
+            self._send(lane)
+        elif len(batch) == 1 and self.in_flight.get(lane, 0) < self.max_in_flight:
+            asyncio.get_running_loop().call_soon(self._send, lane)
+        return await future
 
-    def _send(self, index: int) -> None:
-        batch = self.pending.pop(index, None)
+    def _send(self, lane: int) -> None:
+        batch = self.pending.pop(lane, None)
         if batch:
-            self.in_flight[index] = self.in_flight.get(index, 0) + 1
+            self.in_flight[lane] = self.in_flight.get(lane, 0) + 1
             self.batches += 1
             self.calls += len(batch)
-            asyncio.create_task(self._deliver(index, batch))
+            asyncio.create_task(self._deliver(lane, batch))
 
-    async def _deliver(self, index: int, batch) -> None:
+    async def _deliver(self, lane: int, batch) -> None:
         try:
-            outcomes = await self.router.call(index, self.many, [r for r, _ in batch])
-        except Exception as exc:  # the whole batch failed (shard unavailable): each caller sees it
+            outcomes = await self.many(lane, [r for r, _ in batch])
+        except Exception as exc:  # the whole batch failed: each caller sees it
             for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
+                settle(future, exc)
         else:
             for (_, future), outcome in zip(batch, outcomes):
-                if not future.done():
-                    future.set_result(outcome)
+                settle(future, outcome)
         finally:
-            self.in_flight[index] -= 1
-            if self.pending.get(index):  # gathered while this batch was away
-                self._send(index)
+            self.in_flight[lane] -= 1
+            if self.pending.get(lane):  # gathered while this batch was away
+                self._send(lane)
 
 
 class PostGate:
@@ -377,13 +375,14 @@ async def guard(context, coro):
 class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     def __init__(
         self, registry: Registry, shards: list, subscriber_lag: int = TAIL_WINDOW, find_shard=None, metrics=None,
-        post_in_flight: int = POST_IN_FLIGHT,
+        post_in_flight: int = POST_IN_FLIGHT, *, registrar: Registrar,
     ) -> None:
         self.registry = registry
         self.metrics = metrics  # a GatewayMetrics, or None
         self.subscriber_lag = subscriber_lag
         self.router = ShardRouter(registry, shards, find_shard)
-        self.registrations = Batcher(self.router, "register_many")
+        self.registrar = registrar
+        self.registrations = Batcher(self._register_many)
         self.posts = PostGate(self._send_posts, post_in_flight, POSTS_WAITING)
         self.traced = Traced()  # posts' span contexts until their delivery, when tracing
         self.tails: dict[str, GroupTail] = {}
@@ -436,11 +435,15 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         async def run():
             body = _peek(request.envelope, relay_pb2.RegisterGroupBody, env.Domain.REGISTER, "registration")
             profile = _peek(body.profile, core_pb2.Profile, env.Domain.PROFILE, "profile")
-            # Place by group id, so that concurrent registrations of a group meet in one shard.
-            index = shard_for(profile.group_id, len(self.router.shards))
-            raw = await self.registrations.call(index, request.SerializeToString())
-            return relay_pb2.RegisterGroupResponse.FromString(raw)
+            # One lane a home shard, so that concurrent registrations of a group meet in one batch.
+            return await self.registrations.call(shard_for(profile.group_id, len(self.router.shards)), request.envelope)
         return await self._guard(context, run())
+
+    async def _register_many(self, lane: int, envelopes: list) -> list:
+        try:
+            return await self.registrar.register_many(envelopes)
+        except Exception as exc:
+            raise refusal(exc) from None
 
     async def OwnerCommand(self, request, context):
         return await self._routed(
@@ -669,10 +672,11 @@ def _peek(envelope, cls, domain: env.Domain, what: str):
 
 async def serve(
     registry: Registry, shards: list, listen: str, subscriber_lag: int = TAIL_WINDOW, find_shard=None,
-    metrics=None, admin=None, post_in_flight: int = POST_IN_FLIGHT,
+    metrics=None, admin=None, post_in_flight: int = POST_IN_FLIGHT, *, registrar: Registrar,
 ) -> tuple[grpc.aio.Server, int, RelayServicer]:
-    """The gateway's gRPC server. `metrics` (a GatewayMetrics) times and counts calls;
-    `admin(servicer)` makes the AdminService, served beside the relay's."""
+    """The gateway's gRPC server. `registrar` registers groups; `metrics` (a
+    GatewayMetrics) times and counts calls; `admin(servicer)` makes the AdminService,
+    served beside the relay's."""
     from chatrelay.cluster import tracing
     from chatrelay.cluster.metrics import MetricsInterceptor
 
@@ -684,7 +688,7 @@ async def serve(
         ],
         interceptors=[MetricsInterceptor(metrics)] if watched else None,
     )
-    servicer = RelayServicer(registry, shards, subscriber_lag, find_shard, metrics, post_in_flight)
+    servicer = RelayServicer(registry, shards, subscriber_lag, find_shard, metrics, post_in_flight, registrar=registrar)
     servicer.router.start_watch()
     relay_pb2_grpc.add_RelayServiceServicer_to_server(servicer, server)
     if admin is not None:

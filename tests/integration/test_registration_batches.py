@@ -1,5 +1,5 @@
-"""Registrations that reach a shard together are created in one registry transaction
-(`actors/group_relay.py: register_groups`), on the embedded registry and on etcd."""
+"""Registrations that arrive together are created in one registry transaction
+(`actors/registration.py: Registrar.register_many`), on the embedded registry and on etcd."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from nacl.signing import SigningKey
 from chatrelay import envelope as env
 from chatrelay import group
 from chatrelay.actors import records
-from chatrelay.actors.group_relay import REGISTER_BATCH, RelayContext, register_group, register_groups
+from chatrelay.actors.registration import REGISTER_BATCH, Registrar
+from chatrelay.actors.shard import home_shard
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind
 from chatrelay.v1 import relay_pb2
@@ -26,27 +27,27 @@ def registration(signed_profile) -> tuple:
     return env.sign_message(key, env.Domain.REGISTER, body)
 
 
-def granted_address(ctx: RelayContext, answer) -> str:
+def granted_address(registrar: Registrar, answer) -> str:
     assert isinstance(answer, relay_pb2.RegisterGroupResponse), answer
     checked, grant = env.verify_message(answer.address, env.Domain.ADDRESS, relay_pb2.AddressGrant, "grant")
-    assert checked.signer == ctx.relay_key
+    assert checked.signer == registrar.relay_key
     return grant.group_address
 
 
 async def test_a_batch_answers_each_registration_in_order(registry):
-    ctx = RelayContext(identity=SigningKey.generate(), registry=registry, log=None)
+    registrar = Registrar(identity=SigningKey.generate(), registry=registry, shards=3)
     made = [group.create_group(GroupKind.GROUP, f"g{i}") for i in range(REGISTER_BATCH + 8)]
     known_secrets, known_signed = group.create_group(GroupKind.CHANNEL, "known")
-    known_address = granted_address(ctx, await register_group(ctx, registration(known_signed), 1))
+    known_address = granted_address(registrar, await registrar.register(registration(known_signed)))
     tampered = registration(made[0][1])
     tampered.body = tampered.body[:-1] + bytes([tampered.body[-1] ^ 1])
 
     envelopes = [registration(signed) for _, signed in made]  # more than one transaction holds
     envelopes += [registration(made[3][1]), registration(known_signed), tampered]
-    answers = await register_groups(ctx, envelopes, 1)
+    answers = await registrar.register_many(envelopes)
 
     assert len(answers) == len(envelopes)
-    addresses = [granted_address(ctx, a) for a in answers[:-1]]
+    addresses = [granted_address(registrar, a) for a in answers[:-1]]
     assert len(set(addresses[:len(made)])) == len(made)
     assert addresses[len(made)] == addresses[3]  # the same group twice in a batch: one address
     assert addresses[len(made) + 1] == known_address  # registered before: its address again
@@ -54,6 +55,6 @@ async def test_a_batch_answers_each_registration_in_order(registry):
     for (secrets, _), address in zip(made, addresses):
         record = records.GroupRecord.loads((await registry.get(records.group_key(secrets.group_id))).value)
         assert record.address == address
-        assert (await registry.get(records.placement_key(address))).value == b"1"
+        assert (await registry.get(records.placement_key(address))).value == str(home_shard(secrets.group_id, 3)).encode()
         assert (await registry.get(records.address_key(address))).value == secrets.group_id.hex().encode()
     assert len(await registry.get_prefix(records.PLACEMENT_PREFIX)) == len(made) + 1

@@ -1,0 +1,193 @@
+"""Registration, steps 1 to 3 of DESIGN.md section 5: one dedicated address per group,
+however often asked, made by a registry transaction on the group id.
+
+The gateway that takes a RegisterGroup does it. Registering needs only the relay's
+identity (to sign the grant), the registry and the operator's policy, and the shard that
+will serve the group is named in the records it writes (the group's placement). So no
+shard is called: a registration costs no Ray call, and the shard loads the group from
+the registry when the first call for its address comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+
+from nacl.signing import SigningKey
+
+from chatrelay import codec
+from chatrelay import envelope as env
+from chatrelay import group
+from chatrelay.actors import records
+from chatrelay.actors.policy import RelayLimits
+from chatrelay.actors.group_relay import STATE_PB
+from chatrelay.actors.records import GroupRecord, GroupState
+from chatrelay.actors.shard import home_shard
+from chatrelay.cluster.registry import Get, Put, Registry, absent, unchanged_since
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.v1 import core_pb2, relay_pb2
+
+ADDRESS_BYTES = 16
+REGISTER_BATCH = 32  # groups per registry transaction (etcd allows 128 operations in one)
+CAS_ATTEMPTS = 100
+
+
+def new_address() -> str:
+    return codec.b64url(os.urandom(ADDRESS_BYTES))
+
+
+def checked_registration(
+    envelope: core_pb2.SignedEnvelope,
+) -> tuple[relay_pb2.RegisterGroupBody, group.VerifiedProfile]:
+    """A registration's signature, key and profile, checked."""
+    checked, body = env.verify_message(envelope, env.Domain.REGISTER, relay_pb2.RegisterGroupBody, "registration")
+    if checked.signer != body.registration_key:
+        raise ChatRelayError(Reason.UNKNOWN_SIGNER, "registration is not signed by its registration key")
+    return body, group.verify_profile(body.profile)
+
+
+def _check_all(envelopes: list) -> list:
+    """Each envelope checked: (body, profile), or the refusal."""
+    out = []
+    for envelope in envelopes:
+        try:
+            out.append(checked_registration(envelope))
+        except ChatRelayError as exc:
+            out.append(exc)
+    return out
+
+
+def _fresh_record(body: relay_pb2.RegisterGroupBody, profile: group.VerifiedProfile) -> GroupRecord:
+    return GroupRecord(
+        group_id=profile.group_id, address=new_address(), state=GroupState.PENDING,
+        registration_key=body.registration_key, profile=env.encode(body.profile),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Registrar:
+    """Registers groups for one relay; `shards` is its count of base shards, over which
+    new groups are placed by their id (`home_shard`)."""
+
+    identity: SigningKey
+    registry: Registry
+    limits: RelayLimits = RelayLimits()
+    shards: int = 1
+
+    @property
+    def relay_key(self) -> bytes:
+        return bytes(self.identity.verify_key)
+
+    async def register(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.RegisterGroupResponse:
+        """One registration; its refusal is raised."""
+        body, profile = checked_registration(envelope)
+        return await self._register_checked(body, profile)
+
+    async def register_many(
+        self, envelopes: list[core_pb2.SignedEnvelope],
+    ) -> list[relay_pb2.RegisterGroupResponse | ChatRelayError]:
+        """Several registrations at once, one answer (or refusal) each, in order.
+
+        Their signatures are checked on a worker thread (the checks let go of the GIL),
+        so the gateway's event loop goes on with its streams meanwhile. New groups that
+        arrive together are created in one registry transaction; if any of them exists
+        already (or the relay counts its groups), each goes the way of `register`."""
+        answers: list = [None] * len(envelopes)
+        batch: dict[bytes, tuple[int, relay_pb2.RegisterGroupBody, group.VerifiedProfile]] = {}
+        alone: list[tuple[int, relay_pb2.RegisterGroupBody, group.VerifiedProfile]] = []
+        counting = self.limits.policy.max_groups > 0
+        for i, checked in enumerate(await asyncio.to_thread(_check_all, envelopes)):
+            if isinstance(checked, ChatRelayError):
+                answers[i] = checked
+                continue
+            body, profile = checked
+            if counting or profile.group_id in batch or not self._allowed(profile):
+                alone.append((i, body, profile))  # the policy may still take a group it serves
+            else:
+                batch[profile.group_id] = (i, body, profile)
+        items = list(batch.values())
+        for start in range(0, len(items), REGISTER_BATCH):
+            chunk = items[start:start + REGISTER_BATCH]
+            fresh = [_fresh_record(body, profile) for _, body, profile in chunk]
+            result = await self.registry.transaction(
+                [absent(records.group_key(r.group_id)) for r in fresh],
+                [put for r in fresh for put in self._record_puts(r)],
+            )
+            if result.succeeded:
+                for (i, _, _), record in zip(chunk, fresh):
+                    answers[i] = self._granted(record)
+            else:
+                alone.extend(chunk)
+        alone.sort(key=lambda item: item[0])
+
+        async def one(i, body, profile):
+            try:
+                answers[i] = await self._register_checked(body, profile)
+            except ChatRelayError as exc:
+                answers[i] = exc
+        await asyncio.gather(*(one(*item) for item in alone))
+        return answers
+
+    async def _register_checked(
+        self, body: relay_pb2.RegisterGroupBody, profile: group.VerifiedProfile,
+    ) -> relay_pb2.RegisterGroupResponse:
+        key = records.group_key(profile.group_id)
+        record = None
+        # The group count is kept only where the operator limits it: it is one key that
+        # every registration would otherwise contend on.
+        counting = self.limits.policy.max_groups > 0
+        existing = None
+        for _ in range(CAS_ATTEMPTS):  # compare-and-swap on the group (and the relay's group count)
+            if existing is not None:
+                record = GroupRecord.loads(existing.value)
+                break
+            counter = await self.registry.get(records.GROUP_COUNT) if counting else None
+            count = int(counter.value) if counter else 0
+            try:
+                self.limits.policy.check(profile, count)
+            except ChatRelayError:
+                existing = await self.registry.get(key)  # a group it serves already is not new
+                if existing is None:
+                    raise
+                continue
+            fresh = _fresh_record(body, profile)
+            compare = [absent(key)]
+            puts = self._record_puts(fresh)
+            if counting:
+                compare.append(
+                    absent(records.GROUP_COUNT) if counter is None
+                    else unchanged_since(records.GROUP_COUNT, counter.mod_revision)
+                )
+                puts.append(Put(records.GROUP_COUNT, str(count + 1).encode()))
+            result = await self.registry.transaction(compare, puts, [Get(key)])
+            if result.succeeded:
+                record = fresh
+                break
+            existing = result.gets[0]  # registered meanwhile (or the count moved: None)
+        if record is None:
+            raise ChatRelayError(Reason.BUSY, "registrations are racing; retry")
+        return self._granted(record)
+
+    def _allowed(self, profile) -> bool:
+        try:
+            self.limits.policy.check(profile, 0)
+        except ChatRelayError:
+            return False
+        return True
+
+    def _record_puts(self, record: GroupRecord) -> list[Put]:
+        return [
+            Put(records.group_key(record.group_id), record.dumps()),
+            Put(records.address_key(record.address), record.group_id.hex().encode()),
+            Put(records.placement_key(record.address), str(home_shard(record.group_id, self.shards)).encode()),
+        ]
+
+    def _granted(self, record: GroupRecord) -> relay_pb2.RegisterGroupResponse:
+        grant = relay_pb2.AddressGrant(
+            group_id=record.group_id, group_address=record.address,
+            relay_key=self.relay_key, registration_key=record.registration_key,
+        )
+        return relay_pb2.RegisterGroupResponse(
+            address=env.sign_message(self.identity, env.Domain.ADDRESS, grant), state=STATE_PB[record.state],
+        )
