@@ -349,6 +349,8 @@ class GroupRelay:
                 try:
                     await self._admit(envelope, members.verify_join(envelope, self.record.group_id))
                 except ChatRelayError as exc:  # e.g. a used-up invite: that join is refused
+                    if exc.reason in (Reason.UNAVAILABLE, Reason.BUSY):
+                        raise  # not decided (the registry unreachable): it stays held, the cursor stays
                     self.held_refused.append((rec.key, exc.reason.value))
                 cursor = rec.seq
                 await self.ctx.registry.put(key, str(cursor).encode())

@@ -47,19 +47,22 @@ class EtcdRegistry:
         )
 
     async def get(self, key: bytes) -> Entry | None:
-        return self._entry(await self._client.get(self._k(key)))
+        with _errors():
+            return self._entry(await self._client.get(self._k(key)))
 
     async def get_prefix(self, prefix: bytes) -> list[Entry]:
-        result = await self._client.get_prefix(self._k(prefix), sort_order="ascend")
+        with _errors():
+            result = await self._client.get_prefix(self._k(prefix), sort_order="ascend")
         return [self._entry(kv) for kv in result]
 
     async def put(self, key: bytes, value: bytes, lease: int = 0) -> int:
-        with _lease_errors(lease):
+        with _errors(lease):
             result = await self._client.put(self._k(key), value, lease=lease or None)
         return result.header.revision
 
     async def delete(self, key: bytes) -> bool:
-        return await self._client.delete(self._k(key)) is not None
+        with _errors():
+            return await self._client.delete(self._k(key)) is not None
 
     def _compare(self, c: Compare):
         t = self._client.transactions
@@ -84,7 +87,7 @@ class EtcdRegistry:
     ) -> TxnResult:
         if any(c.target is Target.VALUE and not isinstance(c.value, bytes) for c in compare):
             raise TypeError("value comparisons take bytes")
-        with _lease_errors(0):
+        with _errors():
             ok, responses = await self._client.transaction(
                 compare=[self._compare(c) for c in compare],
                 success=[self._op(op) for op in success],
@@ -102,16 +105,19 @@ class EtcdRegistry:
         return TxnResult(succeeded=ok, gets=tuple(gets), revision=revision)
 
     async def lease_grant(self, ttl: int) -> int:
-        lease = await self._client.lease(ttl)
+        with _errors():
+            lease = await self._client.lease(ttl)
         return lease.id
 
     async def lease_refresh(self, lease: int) -> None:
-        reply = await self._client.refresh_lease(lease)
+        with _errors(lease):
+            reply = await self._client.refresh_lease(lease)
         if reply is None or reply.TTL <= 0:
             raise LookupError(f"lease {lease} not found or expired")
 
     async def lease_revoke(self, lease: int) -> None:
-        await self._client.revoke_lease(lease)
+        with _errors(lease):
+            await self._client.revoke_lease(lease)
 
     async def watch_prefix(self, prefix: bytes, start_revision: int = 0) -> AsyncIterator[WatchEvent]:
         key = self._k(prefix)
@@ -142,10 +148,16 @@ def _header_revision(response) -> int:
 
 
 @contextlib.contextmanager
-def _lease_errors(lease: int):
-    """etcd says NOT_FOUND for a put on a lease that expired; say it as the embedded one does."""
+def _errors(lease: int = 0):
+    """etcd's failures said as the embedded registry says them: NOT_FOUND for a put on a
+    lease that expired is a LookupError; etcd unreachable (down, restarting) is
+    UNAVAILABLE, which callers pass on and clients try again."""
     try:
         yield
+    except (aetcd.ConnectionFailedError, aetcd.ConnectionTimeoutError) as exc:
+        raise ChatRelayError(
+            Reason.UNAVAILABLE, f"the relay's registry is unavailable ({type(exc).__name__}); retry"
+        ) from exc
     except aetcd.ClientError as exc:
         if "lease not found" in str(exc):
             raise LookupError(f"lease {lease or ''} not found or expired".replace("  ", " ")) from exc

@@ -1,13 +1,17 @@
 """Faults, bounded and on loopback: a shard killed mid-stream, the gateway killed, etcd
-restarted, a group's log at its size limit. In each, no acked post is lost, a following reader sees nothing twice, and
-service comes back."""
+restarted or down for a while, a group's log at its size limit. In each, no acked post is
+lost, a following reader sees nothing twice, and service comes back."""
 
 from __future__ import annotations
 
 import asyncio
 
-from chatrelay import client
+import pytest
+
+from chatrelay import client, group, links
+from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind
+from chatrelay.v1 import relay_pb2
 
 from realparts import follow_into, start_relay
 
@@ -72,6 +76,34 @@ async def test_etcd_restarted(ray_session, etcd_server, tmp_path):
         await asyncio.to_thread(up.stop, running, ray_shutdown=False)
 
 
+
+
+async def test_etcd_down_is_unavailable_and_a_registration_rides_it_out(ray_session, etcd_server, tmp_path):
+    """While etcd is down the gateway answers UNAVAILABLE (which clients try again), not
+    an internal error; a registration sent meanwhile is answered once etcd is back."""
+    from chatrelay.cluster import up
+
+    running = await asyncio.to_thread(start_relay, tmp_path / "relay", etcd=etcd_server.url)
+    try:
+        info = await client.relay_info(running.link)
+        secrets, signed = group.create_group(GroupKind.CHANNEL, "Through an outage")
+        async with client.RelayClient(info.target) as relay:
+            await asyncio.to_thread(etcd_server.stop, True)
+            try:
+                with pytest.raises(ChatRelayError) as refused:
+                    await relay.call("ResolveLink", relay_pb2.ResolveLinkRequest(lookup_id=bytes(links.LOOKUP_ID_SIZE)))
+                assert refused.value.reason is Reason.UNAVAILABLE
+                assert refused.value.message.startswith("the relay's registry is unavailable (")
+                registering = asyncio.create_task(client.register(relay, info, signed, secrets.group_id))
+                await asyncio.sleep(2.0)
+                assert not registering.done()  # being sent again, not failed
+            finally:
+                await asyncio.to_thread(etcd_server.start)
+            address, state = await asyncio.wait_for(registering, RECOVERY_S)
+            assert state == relay_pb2.GROUP_STATE_PENDING
+            assert await client.register(relay, info, signed, secrets.group_id) == (address, state)  # one address
+    finally:
+        await asyncio.to_thread(up.stop, running, ray_shutdown=False)
 
 
 async def test_a_group_log_at_its_size_limit(ray_session, tmp_path):

@@ -105,8 +105,15 @@ def test_a_relay_on_two_worker_nodes_serves_on_when_one_stops(local_cluster, tmp
         assert [json.loads(line)["text"] for line in lines.take(1, 120)] == ["second 0"]
         for i, state in enumerate(states):
             assert ok("read", "--state", state).splitlines() == [f"first {i}", f"second {i}"]
+        # The groups are served from the node left. Once (in a full suite run) a shard of
+        # the stopped node still answered `status` with its groups right after the posts
+        # above, so this is waited for, bounded.
+        deadline = time.monotonic() + 60
         after, nodes_after = placement()
-        assert len(nodes_after) == 1  # the groups are served from the node left
+        while len(nodes_after) != 1 and time.monotonic() < deadline:
+            time.sleep(1)
+            after, nodes_after = placement()
+        assert len(nodes_after) == 1
         deadline = time.monotonic() + 60  # the stopped node drains, then Ray counts it gone
         while after["nodes"] != 2 and time.monotonic() < deadline:
             time.sleep(1)

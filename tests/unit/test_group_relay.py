@@ -19,6 +19,7 @@ from chatrelay.cluster.message_log import SqliteMessageLog
 from chatrelay.cluster.registry_sqlite import SqliteRegistry
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind
+from chatrelay.v1 import relay_pb2
 
 
 @pytest.fixture
@@ -92,4 +93,50 @@ async def test_read_waits_for_the_next_post(ctx):
     [delivery] = await asyncio.wait_for(waiter, 5)
     assert delivery.seq == 1
     assert await relay.read(1, wait_s=0.05) == []
+    await relay.stop()
+
+
+class Unreachable:
+    """A registry whose writes fail, as etcd's do while it is down, until `back`."""
+
+    def __init__(self, registry) -> None:
+        self.registry = registry
+        self.down = True
+
+    async def put(self, key, value, lease=0):
+        if self.down:
+            raise ChatRelayError(Reason.UNAVAILABLE, "the relay's registry is unavailable (ConnectionFailedError); retry")
+        return await self.registry.put(key, value, lease)
+
+    def __getattr__(self, name):
+        return getattr(self.registry, name)
+
+
+async def test_a_held_join_stays_held_while_the_registry_is_unreachable(ctx):
+    from chatrelay.members import MemberIdentity
+
+    secrets, signed = group.create_group(GroupKind.GROUP, "early")
+    record = GroupRecord(
+        group_id=secrets.group_id, address="addr-early", state=GroupState.PENDING,
+        registration_key=bytes(32), profile=env.encode(signed),
+    )
+    await ctx.registry.put(records.group_key(secrets.group_id), record.dumps())
+    registry = Unreachable(ctx.registry)
+    relay = GroupRelay(dataclasses.replace(ctx, registry=registry), record, 1)
+    await relay.start()
+    intake = group.verify_profile(signed).profile.intake_key
+    join = members.join_request(MemberIdentity.generate(), secrets.group_id, relay.address, intake, "early")
+    assert (await relay.join(join)).status == relay_pb2.JOIN_STATUS_HELD
+    relay.record = dataclasses.replace(record, state=GroupState.ACTIVE)  # as an activation does
+
+    with pytest.raises(ChatRelayError) as info:
+        await relay._drain_held()
+    assert info.value.reason is Reason.UNAVAILABLE
+    assert relay.held_refused == []  # not decided, so not refused
+    assert await ctx.registry.get(records.held_cursor_key(relay.address)) is None
+
+    registry.down = False
+    assert await relay._drain_held() == 1
+    assert relay.held_refused == []
+    assert len(await ctx.registry.get_prefix(records.member_prefix(relay.address))) == 1
     await relay.stop()
