@@ -47,17 +47,6 @@ def checked_registration(
     return body, group.verify_profile(body.profile)
 
 
-def _check_all(envelopes: list) -> list:
-    """Each envelope checked: (body, profile), or the refusal."""
-    out = []
-    for envelope in envelopes:
-        try:
-            out.append(checked_registration(envelope))
-        except ChatRelayError as exc:
-            out.append(exc)
-    return out
-
-
 def _fresh_record(body: relay_pb2.RegisterGroupBody, profile: group.VerifiedProfile) -> GroupRecord:
     return GroupRecord(
         group_id=profile.group_id, address=new_address(), state=GroupState.PENDING,
@@ -89,36 +78,36 @@ class Registrar:
     ) -> list[relay_pb2.RegisterGroupResponse | ChatRelayError]:
         """Several registrations at once, one answer (or refusal) each, in order.
 
-        Their signatures are checked on a worker thread (the checks let go of the GIL),
-        so the gateway's event loop goes on with its streams meanwhile. New groups that
-        arrive together are created in one registry transaction; if any of them exists
-        already (or the relay counts its groups), each goes the way of `register`."""
+        The CPU work of a batch (signature checks, the new records, their grants) is done
+        on a worker thread (signing and checking let go of the GIL), so the gateway's
+        event loop goes on with its streams meanwhile. New groups that arrive together
+        are created in one registry transaction; if any of them exists already (or the
+        relay counts its groups), each goes the way of `register`."""
         answers: list = [None] * len(envelopes)
-        batch: dict[bytes, tuple[int, relay_pb2.RegisterGroupBody, group.VerifiedProfile]] = {}
+        batch: dict[bytes, tuple] = {}
         alone: list[tuple[int, relay_pb2.RegisterGroupBody, group.VerifiedProfile]] = []
         counting = self.limits.policy.max_groups > 0
-        for i, checked in enumerate(await asyncio.to_thread(_check_all, envelopes)):
-            if isinstance(checked, ChatRelayError):
-                answers[i] = checked
+        for i, prepared in enumerate(await asyncio.to_thread(self._prepare, envelopes)):
+            if isinstance(prepared, ChatRelayError):
+                answers[i] = prepared
                 continue
-            body, profile = checked
+            body, profile, puts, grant = prepared
             if counting or profile.group_id in batch or not self._allowed(profile):
                 alone.append((i, body, profile))  # the policy may still take a group it serves
             else:
-                batch[profile.group_id] = (i, body, profile)
+                batch[profile.group_id] = (i, body, profile, puts, grant)
         items = list(batch.values())
         for start in range(0, len(items), REGISTER_BATCH):
             chunk = items[start:start + REGISTER_BATCH]
-            fresh = [_fresh_record(body, profile) for _, body, profile in chunk]
             result = await self.registry.transaction(
-                [absent(records.group_key(r.group_id)) for r in fresh],
-                [put for r in fresh for put in self._record_puts(r)],
+                [absent(records.group_key(profile.group_id)) for _, _, profile, _, _ in chunk],
+                [put for _, _, _, puts, _ in chunk for put in puts],
             )
             if result.succeeded:
-                for (i, _, _), record in zip(chunk, fresh):
-                    answers[i] = self._granted(record)
-            else:
-                alone.extend(chunk)
+                for i, _, _, _, grant in chunk:
+                    answers[i] = grant
+            else:  # one of them exists: each on its own (their grants made here go unused)
+                alone.extend((i, body, profile) for i, body, profile, _, _ in chunk)
         alone.sort(key=lambda item: item[0])
 
         async def one(i, body, profile):
@@ -128,6 +117,20 @@ class Registrar:
                 answers[i] = exc
         await asyncio.gather(*(one(*item) for item in alone))
         return answers
+
+    def _prepare(self, envelopes: list) -> list:
+        """Each envelope checked, with the records and grant of a new group for it (used
+        if the group is new); or its refusal."""
+        out = []
+        for envelope in envelopes:
+            try:
+                body, profile = checked_registration(envelope)
+            except ChatRelayError as exc:
+                out.append(exc)
+                continue
+            fresh = _fresh_record(body, profile)
+            out.append((body, profile, self._record_puts(fresh), self._granted(fresh)))
+        return out
 
     async def _register_checked(
         self, body: relay_pb2.RegisterGroupBody, profile: group.VerifiedProfile,
