@@ -3,9 +3,12 @@ transactions of the same shape (create-if-absent of the group record, its addres
 its placement) in the same run, on the same etcd.
 
 The baseline runs before and after the relay (etcd's own rate drifts from one to the
-other), and the ratio is against the mean of the two. For reference it also prints bare
-grpc.aio RegisterGroup round trips to a server in a process of its own that answers a
-canned response: what one Python gRPC hop costs, with nothing checked or stored.
+other), and the ratio is against the mean of the two. For reference it also prints two
+rates with no relay and no etcd, against a server in a process of its own: bare grpc.aio
+RegisterGroup round trips answered with a canned response (what one Python gRPC hop
+costs), and the same with the protocol's signature work on both sides (the client makes
+and signs with a registration key and checks the grant; the server checks the three
+signatures and signs the grant) but nothing stored.
 
     python bench/registrations.py [--groups 2000] [--concurrency 16]
 """
@@ -64,15 +67,24 @@ async def raw_aetcd(url: str, n: int, concurrency: int, run: str) -> float:
         await etcd.close()
 
 
-def run_canned_server(port_queue, answer: bytes) -> None:
-    """A RelayService whose RegisterGroup answers `answer` to everything."""
+def run_canned_server(port_queue, answer: bytes, seed: bytes = b"") -> None:
+    """A RelayService whose RegisterGroup answers `answer` to everything; with `seed`,
+    one that checks each registration and answers a grant signed with that relay key,
+    storing nothing."""
     import grpc
+    from nacl.signing import SigningKey
 
+    from chatrelay.actors.registration import Registrar, _fresh_record, checked_registration
     from chatrelay.v1 import relay_pb2, relay_pb2_grpc
+
+    signer = Registrar(SigningKey(seed), registry=None) if seed else None
 
     class Canned(relay_pb2_grpc.RelayServiceServicer):
         async def RegisterGroup(self, request, context):
-            return relay_pb2.RegisterGroupResponse.FromString(answer)
+            if signer is None:
+                return relay_pb2.RegisterGroupResponse.FromString(answer)
+            body, profile = checked_registration(request.envelope)
+            return signer._granted(_fresh_record(body, profile))
 
     async def main():
         server = grpc.aio.server()
@@ -117,6 +129,34 @@ async def bare_grpc(n: int, concurrency: int) -> float:
         server.join(10)
 
 
+async def checked_no_storage(n: int, concurrency: int) -> float:
+    """`client.register` (a registration key made, signed, the grant checked) against a
+    server that checks each registration and signs its grant, in a process of its own,
+    with nothing stored: the protocol's signature work and one gRPC hop, nothing else."""
+    from nacl.signing import SigningKey
+
+    seed = os.urandom(32)
+    info = client.RelayInfo(link=None, relay_key=bytes(SigningKey(seed).verify_key))
+    made = [group.create_group(GroupKind.GROUP, f"g{i}") for i in range(n + 1)]  # keys before the clock
+    ports: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
+    server = multiprocessing.get_context("spawn").Process(target=run_canned_server, args=(ports, b"", seed), daemon=True)
+    server.start()
+    try:
+        channel = client.RelayClient(f"127.0.0.1:{ports.get(timeout=60)}")
+        try:
+            async def one(i):
+                secrets, signed = made[i]
+                await client.register(channel, info, signed, secrets.group_id)
+
+            await one(n)  # connected before the clock
+            return await bounded(n, concurrency, one)
+        finally:
+            await channel.close()
+    finally:
+        server.terminate()
+        server.join(10)
+
+
 async def relay_registrations(url: str, n: int, concurrency: int) -> float:
     from chatrelay.cluster import up
     from chatrelay.settings import Settings
@@ -152,6 +192,8 @@ def main() -> int:
     n, c = args.groups, args.concurrency
     bare = asyncio.run(bare_grpc(n, c))
     print(f"  reference, bare grpc.aio RegisterGroup round trips (canned answer): {n / bare:,.0f}/s ({bare:.2f} s)")
+    checked = asyncio.run(checked_no_storage(n, c))
+    print(f"  reference, the same with the signature work on both sides, nothing stored: {n / checked:,.0f}/s ({checked:.2f} s)")
     with Etcd() as etcd:
         before = asyncio.run(raw_aetcd(etcd.url, n, c, "before"))
         print(f"  raw aetcd transactions, before: {n / before:,.0f}/s ({before:.2f} s)")
