@@ -3,11 +3,15 @@ flooded at the highest rate the relay accepts, in the same run. Prints p50/p99 o
 and the ratio of the p99s (the design's promise: load in one group never stalls others).
 
     python bench/isolation.py [--groups 50] [--rounds 10] [--flooders 16] [--hot-posts N] [--post-in-flight 1]
-                               [--traces DIR]
+                               [--traces DIR] [--flood posts|registrations]
 
 The flood runs in a process of its own (another user's device), so that its work does
 not delay this process's clock reads; the post-to-ack times are printed beside the
 post-to-delivery ones.
+
+With `--flood registrations` the flood registers new groups instead, as fast as the relay
+takes them (registration happens at the gateway, the same process that delivers the
+quiet groups' posts to their subscribers).
 
 With `--hot-posts N` the relay moves a group past N posts/s to a shard of its own (as
 `chatrelay up --hot-posts N` does); the flood then runs `--settle` seconds (default 12)
@@ -59,7 +63,10 @@ async def measure_round(quiet, pending: dict, rounds: int, acks: list[float]) ->
     return latencies
 
 
-async def run(n_groups: int, rounds: int, flooders: int, hot_posts: float, settle_s: float, traces, post_in_flight: int) -> None:
+async def run(
+    n_groups: int, rounds: int, flooders: int, hot_posts: float, settle_s: float, traces, post_in_flight: int,
+    kind: str = "posts",
+) -> None:
     from chatrelay.cluster import up
     from chatrelay.settings import Settings
 
@@ -89,7 +96,7 @@ async def run(n_groups: int, rounds: int, flooders: int, hot_posts: float, settl
         calm = await measure_round(quiet, pending, rounds, calm_acks)
 
         stormy_acks: list[float] = []
-        flood = FloodProcess(relay.target, hot.owner_seed, hot_id, hot_address, flooders)
+        flood = FloodProcess(relay.target, hot.owner_seed, hot_id, hot_address, flooders, kind, relay.link)
         try:
             flood.start()
             await asyncio.sleep(settle_s)
@@ -106,17 +113,18 @@ async def run(n_groups: int, rounds: int, flooders: int, hot_posts: float, settl
             print(f"  {label}: p50 {percentile(values, 0.5) * 1000:.1f} ms, "
                   f"p99 {percentile(values, 0.99) * 1000:.1f} ms, mean {statistics.mean(values) * 1000:.1f} ms")
 
-        print(f"isolation: {n_groups} quiet groups x {rounds} rounds; flood with {flooders} concurrent posters; "
+        print(f"isolation: {n_groups} quiet groups x {rounds} rounds; flood with {flooders} concurrent "
+              + ("posters" if kind == "posts" else "registrations of new groups") + "; "
               f"{post_in_flight} call(s) of a group's posts in flight at the gateway"
               + (f"; hot groups move past {hot_posts:g} posts/s" if hot_posts else ""))
         moved = sum(s["moved_out"] for s in await asyncio.to_thread(
             lambda: __import__("ray").get([x.stats.remote(False) for x in relay.shards])))
         print(f"  groups moved to a shard of their own: {moved}")
         show("quiet groups, no flood  ", calm)
-        show("quiet groups, hot group flooded", stormy)
+        show("quiet groups, hot group flooded" if kind == "posts" else "quiet groups, registrations flood", stormy)
         show("(post to ack) no flood    ", calm_acks)
         show("(post to ack) flooded     ", stormy_acks)
-        print(f"  flood accepted {flood_rate:,.0f} posts/s (busy answers: {counts['busy']:,})")
+        print(f"  flood accepted {flood_rate:,.0f} {kind}/s (busy answers: {counts['busy']:,})")
         print(f"  p99 ratio flooded / calm: {percentile(stormy, 0.99) / percentile(calm, 0.99):.2f}")
     finally:
         await c.close()
@@ -127,14 +135,19 @@ class FloodProcess:
     """The flooding client: `flooders` posters in a process of their own, as another
     user's device would be, so that its work does not delay this process's clock reads
     and deliveries. It posts to the hot group as fast as the relay accepts; a BUSY answer
-    makes that poster wait 10 ms (the flood stays at the highest accepted rate)."""
+    makes that poster wait 10 ms (the flood stays at the highest accepted rate). With
+    `kind` "registrations" it registers new groups instead, as fast as they are taken."""
 
-    def __init__(self, target: str, owner_seed: str, group_id: bytes, address: str, flooders: int) -> None:
+    def __init__(
+        self, target: str, owner_seed: str, group_id: bytes, address: str, flooders: int,
+        kind: str = "posts", relay_link: str = "",
+    ) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.counts = ctx.Array("q", 2)  # accepted, busy
         self.stopping = ctx.Event()
         self.process = ctx.Process(
-            target=flood_main, args=(target, owner_seed, group_id, address, flooders, self.counts, self.stopping),
+            target=flood_main,
+            args=(target, owner_seed, group_id, address, flooders, self.counts, self.stopping, kind, relay_link),
             daemon=True,
         )
 
@@ -155,15 +168,25 @@ class FloodProcess:
         return {"accepted": self.counts[0], "busy": self.counts[1]}
 
 
-def flood_main(target, owner_seed, group_id, address, flooders, counts, stopping) -> None:
+def flood_main(target, owner_seed, group_id, address, flooders, counts, stopping, kind="posts", relay_link="") -> None:
     async def main():
+        from chatrelay import group
+
         c = client.RelayClient(target)
         key = SigningKey(unb64(owner_seed))
+        info = await client.relay_info(relay_link) if kind == "registrations" else None
+
+        async def one():
+            if kind == "posts":
+                await c.post(address, members.sign_post(key, group_id, b"flood" * 20))
+            else:
+                secrets, signed = group.create_group(GroupKind.GROUP, "flood")
+                await client.register(c, info, signed, secrets.group_id)
 
         async def flood():
             while not stopping.is_set():
                 try:
-                    await c.post(address, members.sign_post(key, group_id, b"flood" * 20))
+                    await one()
                     counts[0] += 1
                 except ChatRelayError as exc:
                     if exc.reason is not Reason.BUSY:
@@ -196,6 +219,8 @@ def main() -> int:
     parser.add_argument("--hot-posts", type=float, default=0.0, help="move groups past this many posts/s")
     parser.add_argument("--settle", type=float, default=None, help="seconds of flood before measuring")
     parser.add_argument("--traces", default=None, help="write the relay's trace spans to this folder")
+    parser.add_argument("--flood", choices=("posts", "registrations"), default="posts",
+                        help="what the flood sends: posts to one group, or registrations of new groups")
     parser.add_argument("--post-in-flight", type=int, default=1,
                         help="calls carrying one group's posts the gateway has going at a time (as `chatrelay up` takes)")
     args = parser.parse_args()
@@ -206,7 +231,8 @@ def main() -> int:
         parser.error("--post-in-flight 1..1024")
     if not (1 <= args.groups <= 1000 and 1 <= args.rounds <= 1000 and 1 <= args.flooders <= 256):
         parser.error("--groups 1..1000, --rounds 1..1000, --flooders 1..256")
-    asyncio.run(run(args.groups, args.rounds, args.flooders, args.hot_posts, settle, args.traces, args.post_in_flight))
+    asyncio.run(run(args.groups, args.rounds, args.flooders, args.hot_posts, settle, args.traces, args.post_in_flight,
+                    args.flood))
     return 0
 
 
