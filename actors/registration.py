@@ -68,11 +68,6 @@ class Registrar:
     def relay_key(self) -> bytes:
         return bytes(self.identity.verify_key)
 
-    async def register(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.RegisterGroupResponse:
-        """One registration; its refusal is raised."""
-        body, profile = checked_registration(envelope)
-        return await self._register_checked(body, profile)
-
     async def register_many(
         self, envelopes: list[core_pb2.SignedEnvelope],
     ) -> list[relay_pb2.RegisterGroupResponse | ChatRelayError]:
@@ -82,7 +77,7 @@ class Registrar:
         on a worker thread (signing and checking let go of the GIL), so the gateway's
         event loop goes on with its streams meanwhile. New groups that arrive together
         are created in one registry transaction; if any of them exists already (or the
-        relay counts its groups), each goes the way of `register`."""
+        relay counts its groups), each goes on its own (`_register_checked`)."""
         answers: list = [None] * len(envelopes)
         batch: dict[bytes, tuple] = {}
         alone: list[tuple[int, relay_pb2.RegisterGroupBody, group.VerifiedProfile]] = []

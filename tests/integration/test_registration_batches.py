@@ -38,7 +38,7 @@ async def test_a_batch_answers_each_registration_in_order(registry):
     registrar = Registrar(identity=SigningKey.generate(), registry=registry, shards=3)
     made = [group.create_group(GroupKind.GROUP, f"g{i}") for i in range(REGISTER_BATCH + 8)]
     known_secrets, known_signed = group.create_group(GroupKind.CHANNEL, "known")
-    known_address = granted_address(registrar, await registrar.register(registration(known_signed)))
+    known_address = granted_address(registrar, (await registrar.register_many([registration(known_signed)]))[0])
     tampered = registration(made[0][1])
     tampered.body = tampered.body[:-1] + bytes([tampered.body[-1] ^ 1])
 
