@@ -1,14 +1,24 @@
-"""The one place where `ray.remote` is applied: everything else is plain classes."""
+"""The one place where `ray.remote` is applied: everything else is plain classes.
+
+The gateway's actor class lives in `cluster/` (it serves gRPC) and is handed in by the
+caller, so that nothing here depends on the layer above.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from dataclasses import dataclass
+
 import ray
 
-from chatrelay.actors.gateway import GatewayActor
+from chatrelay.actors.config import ClusterConfig, Storage
 from chatrelay.actors.shard import RelayShard
-from chatrelay.cluster.config import ClusterConfig
+
+log = logging.getLogger(__name__)
 
 NAMESPACE = "chatrelay"
+REPORT_S = 5.0  # how often a shard's figures go to Ray's metrics
 # Relay actors run only on Ray nodes that offer this resource: a local `chatrelay up`
 # gives it to its node; in a cluster, the relay workers (not the head) are started with
 # `--resources='{"chatrelay": 1000}'`. Each actor takes a sliver of it.
@@ -26,7 +36,50 @@ def shard_name(config: ClusterConfig, index: int) -> str:
     return f"chatrelay-{relay_tag(config)}-shard-{index}"
 
 
-def start_shard(index: int, config: ClusterConfig):
+@dataclass(frozen=True, slots=True)
+class RayShardHost:
+    """A shard's `ShardHost`: shards of their own start as Ray actors like it."""
+
+    config: ClusterConfig
+    storage: Storage
+
+    def start_shard(self, index: int):
+        return start_shard(index, self.config, self.storage)
+
+    def stop_self(self) -> None:
+        ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+
+    def node_id(self) -> str:
+        return node_id()
+
+    async def report(self, shard: RelayShard) -> None:
+        """Ray's metrics (`ray.util.metrics`, exported by Ray's own metrics agent where it
+        runs): groups loaded, mailbox depth and posts accepted, labelled by shard only."""
+        try:
+            from ray.util.metrics import Counter, Gauge
+        except ImportError:  # a Ray without metrics
+            return
+        tags = {"shard": str(shard.index)}
+        groups = Gauge("chatrelay_shard_groups", "Groups loaded in the relay shard", tag_keys=("shard",))
+        depth = Gauge("chatrelay_shard_mailbox_depth", "Requests waiting in the shard's mailboxes", tag_keys=("shard",))
+        posts = Counter("chatrelay_shard_posts", "Posts the shard accepted", tag_keys=("shard",))
+        reported = 0
+        while True:
+            try:
+                loaded, waiting, total = shard.figures()
+                groups.set(loaded, tags)
+                depth.set(waiting, tags)
+                if total > reported:
+                    posts.inc(total - reported, tags)
+                    reported = total
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # metrics never stop a shard
+                log.warning("shard metrics not recorded: %s", exc)
+            await asyncio.sleep(REPORT_S)
+
+
+def start_shard(index: int, config: ClusterConfig, storage: Storage):
     # Restarted by Ray when it dies; every call it serves is idempotent (posts by message
     # id, joins by member key, commands by command id), so retrying them is safe.
     # SPREAD: over every relay node, so that one node lost takes only some groups along
@@ -35,20 +88,28 @@ def start_shard(index: int, config: ClusterConfig):
     return cls.options(
         name=shard_name(config, index), namespace=NAMESPACE, get_if_exists=True, resources=_SLIVER,
         scheduling_strategy="SPREAD",
-    ).remote(index, config)
+    ).remote(index, config, storage, RayShardHost(config, storage))
+
+
+def node_id() -> str:
+    """The Ray node this process runs on ("" outside Ray)."""
+    try:
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+    except Exception:  # not in a Ray worker
+        return ""
 
 
 def gateway_name(config: ClusterConfig, node_id: str) -> str:
     return f"chatrelay-{relay_tag(config)}-gateway-{node_id[:16]}"
 
 
-def start_gateway(config: ClusterConfig, node_id: str):
-    """The gateway of one relay node, pinned to it (one per node, like Ray Serve's
-    proxies). Shards are found by name, so a restarted gateway needs nothing from the
-    object store."""
+def start_gateway(actor_class: type, config: ClusterConfig, node_id: str):
+    """The gateway of one relay node (an `actor_class`), pinned to it (one per node, like
+    Ray Serve's proxies). Shards are found by name, so a restarted gateway needs nothing
+    from the object store."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    cls = ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=10_000)(GatewayActor)
+    cls = ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=10_000)(actor_class)
     return cls.options(
         name=gateway_name(config, node_id), namespace=NAMESPACE, get_if_exists=True, resources=_SLIVER,
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),

@@ -20,8 +20,8 @@ from nacl.signing import SigningKey
 from chatrelay import codec
 from chatrelay import envelope as env
 from chatrelay import group, invites, members
-from chatrelay.cluster.message_log import MessageLog
-from chatrelay.cluster.registry import Get, Put, Registry, absent, unchanged_since
+from chatrelay.actors.message_log import MessageLog
+from chatrelay.actors.registry import Get, Put, Registry, absent, unchanged_since
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
 from chatrelay.actors import records

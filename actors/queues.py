@@ -14,7 +14,7 @@ import json
 
 from chatrelay import codec
 from chatrelay import envelope as env
-from chatrelay.cluster.registry import Get, Put, Target, Compare, absent
+from chatrelay.actors.registry import Get, Put, Target, Compare, absent
 from chatrelay.errors import ChatRelayError, MalformedError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
 

@@ -23,8 +23,8 @@ from chatrelay.actors import records
 from chatrelay.actors.policy import RelayLimits
 from chatrelay.actors.group_relay import STATE_PB
 from chatrelay.actors.records import GroupRecord, GroupState
-from chatrelay.actors.shard import home_shard
-from chatrelay.cluster.registry import Get, Put, Registry, absent, unchanged_since
+from chatrelay.actors.placement import home_shard
+from chatrelay.actors.registry import Get, Put, Registry, absent, unchanged_since
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
 

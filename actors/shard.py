@@ -11,22 +11,21 @@ import asyncio
 import logging
 import os
 import time
-import zlib
-from typing import Any
+from typing import Any, Protocol
 
 from nacl.signing import SigningKey
 
 from chatrelay import codec
 from chatrelay import envelope as env
-from chatrelay.cluster.config import ClusterConfig, open_message_log, open_registry
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
-from chatrelay.actors import records
-from chatrelay.cluster import tracing
+from chatrelay.actors import records, tracing
+from chatrelay.actors.config import ClusterConfig, Storage
 from chatrelay.actors.group_relay import GroupRelay, Moved, RelayContext
+from chatrelay.actors.placement import home_shard, own_shard_index
 from chatrelay.actors.proc import process_info
 from chatrelay.actors.records import GroupRecord
-from chatrelay.cluster.registry import Put, absent, unchanged_since
+from chatrelay.actors.registry import Put, absent, unchanged_since
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +71,26 @@ def refusal(exc: Exception) -> ChatRelayError:
     return ChatRelayError(Reason.UNAVAILABLE, f"relay error: {type(exc).__name__}")
 
 
+class ShardHost(Protocol):
+    """What a shard asks of the cluster it runs in (Ray, in `chatrelay.actors.factory`):
+    a shard of its own for a hot group, and its own stop once its groups went home."""
+
+    def start_shard(self, index: int): ...
+
+    def stop_self(self) -> None: ...
+
+    def node_id(self) -> str: ...
+
+    async def report(self, shard: "RelayShard") -> None:
+        """Record the shard's figures (`figures()`) for the cluster's metrics, until cancelled."""
+
+
 class RelayShard:
-    def __init__(self, index: int, config: ClusterConfig) -> None:
+    def __init__(self, index: int, config: ClusterConfig, storage: Storage, host: ShardHost | None = None) -> None:
         self.index = index
         self.config = config
+        self.storage = storage
+        self.host = host
         self.ctx: RelayContext | None = None
         self.groups: dict[str, GroupRelay] = {}
         self._loading: dict[str, asyncio.Task] = {}
@@ -97,45 +112,20 @@ class RelayShard:
             tracing.setup(self.config.traces, f"shard-{self.index}")
             self.ctx = RelayContext(
                 identity=SigningKey(self.config.relay_key_seed),
-                registry=open_registry(self.config),
-                log=open_message_log(self.config),
+                registry=self.storage.registry(self.config),
+                log=self.storage.message_log(self.config),
                 limits=self.config.limits,
             )
         if self._lease_task is None:
             self._lease_task = asyncio.create_task(self._hold_lease(), name="shard-lease")
-            self._report_task = asyncio.create_task(self._report(), name="shard-metrics")
-        if self._watching is None and self.config.limits.hot_posts_per_s > 0:
+            if self.host is not None:
+                self._report_task = asyncio.create_task(self.host.report(self), name="shard-metrics")
+        if self._watching is None and self.config.limits.hot_posts_per_s > 0 and self.host is not None:
             if self.index < self.config.shards:
                 self._watching = asyncio.create_task(self._move_hot_groups(), name="hot-groups")
             else:
                 self._watching = asyncio.create_task(self._return_when_cool(), name="cool-groups")
         return self.index
-
-    async def _report(self) -> None:
-        """Ray's metrics (`ray.util.metrics`, exported by Ray's own metrics agent where it
-        runs): groups loaded, mailbox depth and posts accepted, labelled by shard only."""
-        try:
-            from ray.util.metrics import Counter, Gauge
-        except ImportError:  # a Ray without metrics
-            return
-        tags = {"shard": str(self.index)}
-        groups = Gauge("chatrelay_shard_groups", "Groups loaded in the relay shard", tag_keys=("shard",))
-        depth = Gauge("chatrelay_shard_mailbox_depth", "Requests waiting in the shard's mailboxes", tag_keys=("shard",))
-        posts = Counter("chatrelay_shard_posts", "Posts the shard accepted", tag_keys=("shard",))
-        reported = 0
-        while True:
-            try:
-                groups.set(len(self.groups), tags)
-                depth.set(_mailbox_depth(self.groups), tags)
-                total = self.ctx.tally["posts"]
-                if total > reported:
-                    posts.inc(total - reported, tags)
-                    reported = total
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # metrics never stop a shard
-                log.warning("shard metrics not recorded: %s", exc)
-            await asyncio.sleep(REPORT_S)
 
     async def ready(self) -> bool:
         """Started, and holding the shard's lease (an earlier instance that died without
@@ -304,8 +294,6 @@ class RelayShard:
 
     async def _move_hot_groups(self) -> None:
         """A group past `hot_posts_per_s` goes to a shard of its own."""
-        from chatrelay.actors import factory
-
         async def act(rates: dict[str, float]) -> bool:
             for address, rate in rates.items():
                 if rate < self.config.limits.hot_posts_per_s:
@@ -314,7 +302,7 @@ class RelayShard:
                     break  # alone here already
                 target = own_shard_index(self.config.shards, address)
                 # Held here: Ray stops an actor once every handle of its creator is gone.
-                shard = self.own_shards[target] = factory.start_shard(target, self.config)
+                shard = self.own_shards[target] = self.host.start_shard(target)
                 await shard.ready.remote()
                 unwrap(await self.move(address, target))
             return False
@@ -338,9 +326,7 @@ class RelayShard:
                 return False
             log.info("relay shard %d: its groups went home; stopping", self.index)
             await self.release()
-            import ray
-
-            await asyncio.to_thread(ray.kill, ray.get_runtime_context().current_actor, no_restart=True)
+            await asyncio.to_thread(self.host.stop_self)
             return True
         await self._every_window(act, "returning a cooled group failed (it stays here)")
 
@@ -490,6 +476,10 @@ class RelayShard:
         req = relay_pb2.ReadQueueRequest.FromString(request)
         return await guarded(self._queues().read(req.envelope, req.after_seq))
 
+    def figures(self) -> tuple[int, int, int]:
+        """Groups loaded, requests waiting in their mailboxes, posts accepted."""
+        return len(self.groups), _mailbox_depth(self.groups), self.ctx.tally["posts"]
+
     async def stats(self, groups: bool = True) -> dict:
         """This shard's process and its loaded groups (their count only, unless `groups`)."""
         loaded = list(self.groups.values())
@@ -497,7 +487,7 @@ class RelayShard:
             "shard": self.index, "group_count": len(loaded), "moved_out": self.moved_out,
             "mailbox_depth": _mailbox_depth(self.groups),
             "posts_accepted": sum(g.posts_accepted for g in loaded),
-            "process": process_info(),
+            "process": process_info(self.host.node_id() if self.host else ""),
         }
         if groups:
             out["groups"] = [g.stats() for g in loaded]
@@ -514,23 +504,11 @@ LEASE_TTL_S = 5
 LEASE_REFRESH_S = 1.0
 LEASE_MARGIN_S = 2.0  # stop serving this long before the lease could run out
 COOL_CHECKS = 6  # windows in a row under half the hot threshold before a group goes home
-REPORT_S = 5.0
-OWN_SHARDS = 1 << 20
 
 
 def _mailbox_depth(groups: dict[str, GroupRelay]) -> int:
     """Requests waiting in the mailboxes of a shard's groups."""
     return sum(len(g.mailbox or ()) for g in groups.values())
-
-
-def home_shard(group_id: bytes, shards: int) -> int:
-    """The shard a group is placed on when it registers (and returns to when it cools)."""
-    return zlib.crc32(group_id) % shards
-
-
-def own_shard_index(shards: int, address: str) -> int:
-    """The shard a hot group moves to: one of its own, named after its address."""
-    return shards + zlib.crc32(address.encode()) % OWN_SHARDS
 
 
 def _body(envelope: core_pb2.SignedEnvelope, cls, what: str):

@@ -651,7 +651,7 @@ def _admin_client(data_dir, relay_link, key_path):
     import os
     import pathlib
 
-    from chatrelay import admin
+    from chatrelay import admin_client
     from chatrelay.client import target_of_link
     from chatrelay.cluster import identity
 
@@ -667,7 +667,7 @@ def _admin_client(data_dir, relay_link, key_path):
         link = ShortLink.parse(relay_link)
     except ChatRelayError as exc:
         fail(str(exc))
-    return admin.AdminClient(target_of_link(link), key)
+    return admin_client.AdminClient(target_of_link(link), key)
 
 
 def _window(value: float) -> float:

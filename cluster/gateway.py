@@ -20,16 +20,17 @@ from grpc_reflection.v1alpha import reflection
 from chatrelay import codec
 from chatrelay import envelope as env
 from chatrelay import links, members
-from chatrelay.cluster import tracing
+from chatrelay.actors import tracing
 from chatrelay.errors import ChatRelayError, MalformedError, Reason
 from chatrelay.status import to_status
 from chatrelay.v1 import core_pb2, relay_pb2, relay_pb2_grpc
 from chatrelay.actors import records
 from chatrelay.actors.group_relay import Moved
 from chatrelay.actors.registration import Registrar
-from chatrelay.actors.shard import home_shard, refusal, unwrap
-from chatrelay.cluster.message_log import settle
-from chatrelay.cluster.registry import Get, Put, Registry, absent, unchanged_since
+from chatrelay.actors.placement import home_shard
+from chatrelay.actors.shard import refusal, unwrap
+from chatrelay.actors.coalescer import settle
+from chatrelay.actors.registry import Get, Put, Registry, absent, unchanged_since
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class ShardRouter:
         self._watch = asyncio.create_task(self._follow(), name="placement-watch")
 
     async def _follow(self) -> None:
-        from chatrelay.cluster.registry import EventKind
+        from chatrelay.actors.registry import EventKind
 
         while True:
             try:
@@ -677,7 +678,7 @@ async def serve(
     """The gateway's gRPC server. `registrar` registers groups; `metrics` (a
     GatewayMetrics) times and counts calls; `admin(servicer)` makes the AdminService,
     served beside the relay's."""
-    from chatrelay.cluster import tracing
+    from chatrelay.actors import tracing
     from chatrelay.cluster.metrics import MetricsInterceptor
 
     watched = metrics is not None or tracing.enabled()

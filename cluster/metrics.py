@@ -123,7 +123,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
 
 def _server_span(method: str):
     """The call's SERVER span, current for the handler (it yields None when not tracing)."""
-    from chatrelay.cluster import tracing
+    from chatrelay.actors import tracing
 
     if not tracing.enabled():
         return contextlib.nullcontext()

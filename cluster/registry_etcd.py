@@ -12,7 +12,7 @@ from typing import AsyncIterator
 
 import aetcd
 
-from chatrelay.cluster.registry import (
+from chatrelay.actors.registry import (
     Compare, Delete, Entry, EventKind, Get, Op, Put, Target, TxnResult, WatchEvent, prefix_end,
 )
 from chatrelay.errors import ChatRelayError, Reason

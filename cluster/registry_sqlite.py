@@ -1,6 +1,6 @@
 """Embedded registry on SQLite, for the single-node default.
 
-Follows etcd's model (cluster/registry.py) closely enough that one conformance suite
+Follows etcd's model (actors/registry.py) closely enough that one conformance suite
 covers both. Several processes of one node (shards, gateway) may open the same file:
 writes take SQLite's write lock, lease expiry is enforced by whoever writes or watches,
 and watches poll a change table. All SQLite calls run on one worker thread per
@@ -17,7 +17,7 @@ import time
 from typing import AsyncIterator
 
 from chatrelay.cluster.sqlite_files import open_shared
-from chatrelay.cluster.registry import (
+from chatrelay.actors.registry import (
     Compare, Delete, Entry, EventKind, Get, Op, Put, TxnResult, WatchEvent, prefix_end,
 )
 

@@ -17,7 +17,9 @@ from chatrelay.actors.policy import RelayLimits
 from chatrelay.settings import Settings
 from chatrelay.actors import records
 from chatrelay.cluster import identity
-from chatrelay.cluster.config import ClusterConfig, open_registry
+from chatrelay.actors.config import ClusterConfig
+from chatrelay.cluster.gateway_actor import GatewayActor
+from chatrelay.cluster.storage import LocalStorage, open_registry
 
 
 @dataclass
@@ -164,9 +166,9 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
             f"no Ray node offers the {factory.RELAY_RESOURCE!r} resource: start the relay workers with "
             f"--resources='{{\"{factory.RELAY_RESOURCE}\": {factory.RELAY_RESOURCE_UNITS}}}'"
         ))
-    shards = [factory.start_shard(i, config) for i in range(config.shards)]
+    shards = [factory.start_shard(i, config, LocalStorage()) for i in range(config.shards)]
     ray.get([s.ready.remote() for s in shards])
-    gateways = {node: factory.start_gateway(config, node) for node in nodes}
+    gateways = {node: factory.start_gateway(GatewayActor, config, node) for node in nodes}
     ports = ray.get([g.start.remote() for g in gateways.values()])
     addresses = ray.get([g.address.remote() for g in gateways.values()])
     hosts = settings.advertise.split(",") if settings.advertise else sorted(set(addresses))[: links.MAX_HOSTS]
@@ -196,7 +198,7 @@ def _supervise(relay: RunningRelay) -> None:
         try:
             nodes = set(factory.relay_nodes())
             for node in nodes - set(relay.gateways):
-                relay.gateways[node] = factory.start_gateway(relay.config, node)
+                relay.gateways[node] = factory.start_gateway(GatewayActor, relay.config, node)
             for node in set(relay.gateways) - nodes:
                 ray.kill(relay.gateways.pop(node), no_restart=True)
             ray.get([g.start.remote() for g in relay.gateways.values()], timeout=30)

@@ -48,7 +48,7 @@ def relay(ray_session, tmp_path_factory):
 @pytest.fixture(params=["embedded", "etcd"])
 async def registry(request, tmp_path):
     """The embedded registry, then a real etcd (a fresh namespace in the session's etcd)."""
-    from chatrelay.cluster.registry import Registry
+    from chatrelay.actors.registry import Registry
     from chatrelay.cluster.registry_etcd import EtcdRegistry
     from chatrelay.cluster.registry_sqlite import SqliteRegistry
 

@@ -41,7 +41,7 @@ def either_relay(request):
 
 async def test_100_concurrent_registrations_leave_one_address_and_one_record(either_relay):
     """On the embedded registry and on etcd alike."""
-    from chatrelay.cluster.config import open_registry
+    from chatrelay.cluster.storage import open_registry
 
     relay = either_relay
     info = await client.relay_info(relay.link)

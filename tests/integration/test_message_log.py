@@ -11,7 +11,8 @@ import textwrap
 
 import pytest
 
-from chatrelay.cluster.message_log import MessageLog, SqliteMessageLog
+from chatrelay.actors.message_log import MessageLog
+from chatrelay.cluster.message_log_sqlite import SqliteMessageLog
 
 
 @pytest.fixture
@@ -79,7 +80,7 @@ def test_an_acked_append_survives_kill_9(tmp_path):
     path = tmp_path / "m.db"
     script = textwrap.dedent(f"""
         import asyncio, sys, time
-        from chatrelay.cluster.message_log import SqliteMessageLog
+        from chatrelay.cluster.message_log_sqlite import SqliteMessageLog
         async def main():
             log = SqliteMessageLog({str(path)!r})
             for i in range(1, 51):

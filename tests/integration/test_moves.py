@@ -175,12 +175,13 @@ async def test_one_live_instance_serves_a_shard_and_a_dead_ones_lease_runs_out(r
 
     from chatrelay import members
     from chatrelay.actors.shard import LEASE_TTL_S, RelayShard
+    from chatrelay.cluster.storage import LocalStorage
     from chatrelay.cluster import up
     from chatrelay.state import unb64
     from chatrelay.v1 import relay_pb2
 
     running = await asyncio.to_thread(start_relay, tmp_path / "relay", shards=1)
-    twin = RelayShard(0, running.config)
+    twin = RelayShard(0, running.config, LocalStorage())
     try:
         owned = await client.create_group([running.link], "Leased", GroupKind.CHANNEL)
         await client.post(owned, "p0")

@@ -13,7 +13,7 @@ import urllib.request
 from nacl.signing import SigningKey
 from prometheus_client.parser import text_string_to_metric_families
 
-from chatrelay import admin
+from chatrelay import admin_client
 from chatrelay.errors import ChatRelayError, Reason
 
 from realparts import Lines, Up, cli, free_port, ok
@@ -191,10 +191,10 @@ def test_admin_calls_need_the_operator_key(tmp_path):
         target = link.split("/")[2]
 
         async def calls():
-            async with admin.AdminClient(target, key) as c:
+            async with admin_client.AdminClient(target, key) as c:
                 moved = None
                 try:  # a Status signature does not open MoveGroup
-                    envelope = admin.request(key, "Status", group_address="x", to_shard=1)
+                    envelope = admin_client.request(key, "Status", group_address="x", to_shard=1)
                     from chatrelay.v1 import relay_pb2
 
                     await c._call("MoveGroup", relay_pb2.MoveGroupRequest(envelope=envelope))

@@ -12,7 +12,7 @@ from chatrelay import envelope as env
 from chatrelay import group
 from chatrelay.actors import records
 from chatrelay.actors.registration import REGISTER_BATCH, Registrar
-from chatrelay.actors.shard import home_shard
+from chatrelay.actors.placement import home_shard
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind
 from chatrelay.v1 import relay_pb2

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from chatrelay.cluster.registry import (
+from chatrelay.actors.registry import (
     Compare, Delete, EventKind, Get, Put, Target, absent, unchanged_since,
 )
 from chatrelay.cluster.registry_sqlite import SqliteRegistry

@@ -15,7 +15,7 @@ from chatrelay.actors import records
 from chatrelay.actors.group_relay import GroupRelay, RelayContext
 from chatrelay.actors.policy import RelayLimits
 from chatrelay.actors.records import GroupRecord, GroupState
-from chatrelay.cluster.message_log import SqliteMessageLog
+from chatrelay.cluster.message_log_sqlite import SqliteMessageLog
 from chatrelay.cluster.registry_sqlite import SqliteRegistry
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind

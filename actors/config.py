@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import pathlib
 from dataclasses import dataclass
+from typing import Protocol
 
+from chatrelay.actors.message_log import MessageLog
 from chatrelay.actors.policy import RelayLimits
-from chatrelay.cluster.message_log import SqliteMessageLog
-from chatrelay.cluster.registry import Registry
+from chatrelay.actors.registry import Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,15 +41,10 @@ class ClusterConfig:
         return b"/chatrelay/" + hashlib.sha256(self.relay_key).hexdigest()[:16].encode() + b"/"
 
 
-def open_registry(config: ClusterConfig) -> Registry:
-    if config.etcd:
-        from chatrelay.cluster.registry_etcd import EtcdRegistry
+class Storage(Protocol):
+    """Opens a relay's backends in the process that uses them (a shard, a gateway). The
+    backends live in `cluster/`; the relay logic knows only their interfaces."""
 
-        return EtcdRegistry(config.etcd, namespace=config.etcd_namespace)
-    from chatrelay.cluster.registry_sqlite import SqliteRegistry
+    def registry(self, config: ClusterConfig) -> Registry: ...
 
-    return SqliteRegistry(pathlib.Path(config.data_dir) / "registry.db")
-
-
-def open_message_log(config: ClusterConfig) -> SqliteMessageLog:
-    return SqliteMessageLog(pathlib.Path(config.data_dir) / "messages.db")
+    def message_log(self, config: ClusterConfig) -> MessageLog: ...

@@ -1,7 +1,6 @@
-"""The message log: durable, per-stream sequences of records (posts, service log
-entries, held join requests).
+"""The embedded message log (the interface is `chatrelay.actors.message_log`).
 
-`MessageLog` is the interface. `SqliteMessageLog` is the embedded default: WAL mode, one
+`SqliteMessageLog` is the single-machine default: WAL mode, one
 writer thread that commits the appends of many streams in one transaction (group
 commit), reads on a thread of their own. `append` returns only after the commit, so an
 ack sent after it is never lost.
@@ -16,46 +15,12 @@ import queue
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
+from chatrelay.actors.coalescer import settle
+from chatrelay.actors.message_log import Appended, LogRecord
 from chatrelay.cluster.sqlite_files import open_shared
 
 MAX_BATCH = 512  # appends committed together at most
-
-
-@dataclass(frozen=True, slots=True)
-class LogRecord:
-    seq: int
-    data: bytes
-    ts: int  # milliseconds since the epoch, when appended
-    key: bytes | None = None
-
-    def __str__(self) -> str:
-        return f"#{self.seq} ({len(self.data)} bytes)"
-
-
-@dataclass(frozen=True, slots=True)
-class Appended:
-    seqs: tuple[int, ...]
-    duplicates: tuple[bool, ...]  # True where the key was in the stream already
-
-
-@runtime_checkable
-class MessageLog(Protocol):
-    async def append(
-        self, stream: str, records: list[bytes], keys: list[bytes | None] | None = None
-    ) -> Appended: ...
-
-    async def read(self, stream: str, after_seq: int = 0, limit: int = 500) -> list[LogRecord]: ...
-
-    async def read_before(self, stream: str, before_seq: int = 0, limit: int = 100) -> list[LogRecord]: ...
-
-    async def last_seq(self, stream: str) -> int: ...
-
-    async def trim(self, stream: str, through_seq: int) -> int: ...
-
-    async def close(self) -> None: ...
 
 
 SCHEMA = """
@@ -249,13 +214,3 @@ class SqliteMessageLog:
         await asyncio.get_running_loop().run_in_executor(None, self._writer.join, 30)
         await asyncio.get_running_loop().run_in_executor(self._reads, self._read_conn.close)
         self._reads.shutdown(wait=True)
-
-
-def settle(future: asyncio.Future, result) -> None:
-    """Hand a waiter its result, or the exception that is its result, unless it has gone."""
-    if future.done():
-        return
-    if isinstance(result, BaseException):
-        future.set_exception(result)
-    else:
-        future.set_result(result)

@@ -8,7 +8,8 @@ import logging
 import os
 
 from chatrelay.actors.proc import process_info
-from chatrelay.cluster.config import ClusterConfig, open_registry
+from chatrelay.actors.config import ClusterConfig
+from chatrelay.cluster.storage import open_registry
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,10 @@ class GatewayActor:
             import ray
 
             from chatrelay.actors.factory import NAMESPACE, shard_handles, shard_name
-            from chatrelay.cluster import tracing
+            from chatrelay.actors import tracing
 
             tracing.setup(self.config.traces, "gateway")
-            from chatrelay.cluster.admin import AdminServicer
+            from chatrelay.cluster.admin_service import AdminServicer
             from chatrelay.cluster.gateway import serve
 
             if self.metrics_listen and self.metrics is None:
@@ -104,7 +105,7 @@ class GatewayActor:
         import ray
 
         from chatrelay.actors import records
-        from chatrelay.cluster.admin import ClusterView
+        from chatrelay.cluster.admin_service import ClusterView
 
         async def move(address: str, to_index: int) -> int:
             index = await servicer.router.index(address)
@@ -148,7 +149,9 @@ class GatewayActor:
 
     async def stats(self, groups: bool = False) -> dict:
         out = self.servicer.stats(groups) if self.servicer else {}
-        return {**out, "process": process_info()}
+        from chatrelay.actors import factory
+
+        return {**out, "process": process_info(factory.node_id())}
 
     async def stop(self) -> None:
         if self._figures_task is not None:

@@ -1,0 +1,46 @@
+"""The message log: durable, per-stream sequences of records (posts, service log
+entries, held join requests, queues).
+
+`MessageLog` is the interface the relay logic needs; its backends live in `cluster/`
+(`SqliteMessageLog`, the embedded default). `append` returns only after the records are
+durable, so an ack sent after it is never lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    seq: int
+    data: bytes
+    ts: int  # milliseconds since the epoch, when appended
+    key: bytes | None = None
+
+    def __str__(self) -> str:
+        return f"#{self.seq} ({len(self.data)} bytes)"
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    seqs: tuple[int, ...]
+    duplicates: tuple[bool, ...]  # True where the key was in the stream already
+
+
+@runtime_checkable
+class MessageLog(Protocol):
+    async def append(
+        self, stream: str, records: list[bytes], keys: list[bytes | None] | None = None
+    ) -> Appended: ...
+
+    async def read(self, stream: str, after_seq: int = 0, limit: int = 500) -> list[LogRecord]: ...
+
+    async def read_before(self, stream: str, before_seq: int = 0, limit: int = 100) -> list[LogRecord]: ...
+
+    async def last_seq(self, stream: str) -> int: ...
+
+    async def trim(self, stream: str, through_seq: int) -> int: ...
+
+    async def close(self) -> None: ...
