@@ -13,16 +13,18 @@ from chatrelay.actors.registry import Registry
 
 @dataclass(frozen=True, slots=True)
 class ClusterConfig:
+    """Derived from the relay's Settings by `chatrelay up` (cluster/up.py), with the keys
+    and the ports it settled on; every default is in Settings."""
+
     data_dir: str
     relay_key_seed: bytes
-    relay_link: str
-    shards: int = 2
-    etcd: str | None = None
-    listen: str = "127.0.0.1:0"
-    limits: RelayLimits = RelayLimits()
-    operator_key: bytes | None = None  # the public key admin requests must be signed by
-    metrics: str | None = None  # HOST:PORT of the gateway's Prometheus endpoint
-    traces: str | None = None  # the folder every relay process writes its spans to
+    shards: int
+    etcd: str | None
+    listen: str
+    limits: RelayLimits
+    operator_key: bytes | None  # the public key admin requests must be signed by
+    metrics: str | None  # HOST:PORT of the gateway's Prometheus endpoint
+    traces: str | None  # the folder every relay process writes its spans to
 
     def __repr__(self) -> str:  # the seed stays out of logs
         return f"ClusterConfig(data_dir={self.data_dir!r}, shards={self.shards}, etcd={self.etcd!r})"

@@ -43,8 +43,10 @@ class RayShardHost:
     config: ClusterConfig
     storage: Storage
 
-    def start_shard(self, index: int):
-        return start_shard(index, self.config, self.storage)
+    async def start_shard(self, index: int):
+        shard = start_shard(index, self.config, self.storage)
+        await shard.ready.remote()
+        return shard
 
     def stop_self(self) -> None:
         ray.kill(ray.get_runtime_context().current_actor, no_restart=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+READ_LIMIT = 500  # records the relay reads from its log at once
+
 
 @dataclass(frozen=True, slots=True)
 class LogRecord:

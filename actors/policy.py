@@ -3,19 +3,21 @@ a reason the owner sees; DESIGN.md section 5, step 2) and the bounds of every gr
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import VerifiedProfile
+from chatrelay.settings import DEFAULTS, Settings
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
 class RelayPolicy:
-    max_groups: int = 0  # 0: no limit
-    deny_names: str = ""  # a regular expression, matched case-insensitively anywhere in the name
+    max_groups: int = DEFAULTS.max_groups  # 0: no limit
+    deny_names: str = DEFAULTS.deny_names  # a regular expression, matched case-insensitively anywhere in the name
     denied_groups: frozenset[str] = field(default_factory=frozenset)  # group ids, hex
 
     def __post_init__(self) -> None:
@@ -43,14 +45,19 @@ class RelayPolicy:
 
 @dataclass(frozen=True, slots=True)
 class RelayLimits:
-    """Bounds every group relay of one relay works within."""
+    """Bounds every group relay of one relay works within (see `Settings` for each)."""
 
-    mailbox_size: int = 1024  # requests waiting per group before BUSY
-    retention: int = 0  # posts kept per group; 0 keeps all
-    post_limit: int = 15  # posts per member per window, in groups (owners are free)
-    post_window_s: float = 60.0
-    subscriber_lag: int = 4096  # posts a live stream may fall behind before it is cut off
-    post_in_flight: int = 1  # calls carrying one group's posts a gateway has going to its shard at a time
-    hot_posts_per_s: float = 0.0  # a group past this rate moves to a shard of its own; 0: never
-    hot_check_s: float = 5.0  # the window of that rate
+    mailbox_size: int = DEFAULTS.mailbox_size
+    retention: int = DEFAULTS.retention
+    post_limit: int = DEFAULTS.post_limit
+    post_window_s: float = DEFAULTS.post_window_s
+    subscriber_lag: int = DEFAULTS.subscriber_lag
+    post_in_flight: int = DEFAULTS.post_in_flight
+    hot_posts_per_s: float = DEFAULTS.hot_posts_per_s
+    hot_check_s: float = DEFAULTS.hot_check_s
     policy: RelayPolicy = RelayPolicy()
+
+    @classmethod
+    def of(cls, settings: Settings, policy: RelayPolicy) -> "RelayLimits":
+        names = [f.name for f in dataclasses.fields(cls) if f.name != "policy"]
+        return cls(**{name: getattr(settings, name) for name in names}, policy=policy)

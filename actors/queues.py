@@ -14,6 +14,7 @@ import json
 
 from chatrelay import codec
 from chatrelay import envelope as env
+from chatrelay.actors import records
 from chatrelay.actors.registry import Get, Put, Target, Compare, absent
 from chatrelay.errors import ChatRelayError, MalformedError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
@@ -52,7 +53,7 @@ class QueueStore:
         return relay_pb2.CreateQueueResponse(queue_address=address)
 
     async def _queue(self, address: str):
-        entry = await self.ctx.registry.get(queue_key(address)) if 0 < len(address) <= 64 else None
+        entry = await self.ctx.registry.get(queue_key(records.check_address(address, "queue")))
         if entry is None:
             raise ChatRelayError(Reason.UNKNOWN_ADDRESS, "no queue at this address")
         return entry, json.loads(entry.value)
@@ -94,7 +95,7 @@ class QueueStore:
         )
         return relay_pb2.SendQueueResponse(seq=appended.seqs[0])
 
-    async def read(self, envelope: core_pb2.SignedEnvelope, after_seq: int = 0) -> list[bytes]:
+    async def read(self, envelope: core_pb2.SignedEnvelope, after_seq: int = 0) -> list[relay_pb2.QueueMessage]:
         """The owner's read credential only ever reveals ciphertext, so it stays valid for
         the length of a follow; `after_seq` moves the cursor past the signed since_seq."""
         checked, body = env.verify_message(envelope, env.Domain.QUEUE_READ, relay_pb2.QueueReadBody, "queue read")
@@ -113,6 +114,6 @@ class QueueStore:
             else:
                 message = relay_pb2.QueueMessage.FromString(data)
             message.seq, message.received_at = row.seq, row.ts
-            out.append(message.SerializeToString())
+            out.append(message)
         return out
 

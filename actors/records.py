@@ -12,6 +12,18 @@ import json
 from dataclasses import asdict, dataclass
 
 from chatrelay import codec
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.v1 import relay_pb2
+
+MAX_ADDRESS = 64  # characters of a group or queue address (the relay makes 22)
+
+
+def check_address(address, what: str = "group") -> str:
+    """An address as a caller gave it, or the refusal any address this relay did not make
+    gets: nothing says whether a longer or odd one could exist."""
+    if not isinstance(address, str) or not 0 < len(address) <= MAX_ADDRESS:
+        raise ChatRelayError(Reason.UNKNOWN_ADDRESS, f"no {what} at this address")
+    return address
 
 
 class GroupState(enum.StrEnum):
@@ -19,6 +31,42 @@ class GroupState(enum.StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
     REMOVED = "removed"
+
+
+STATE_PB = {
+    GroupState.PENDING: relay_pb2.GROUP_STATE_PENDING,
+    GroupState.ACTIVE: relay_pb2.GROUP_STATE_ACTIVE,
+    GroupState.SUSPENDED: relay_pb2.GROUP_STATE_SUSPENDED,
+    GroupState.REMOVED: relay_pb2.GROUP_STATE_REMOVED,
+}
+
+
+class Change(enum.StrEnum):
+    """What moves a group from one state to another (DESIGN.md section 5)."""
+
+    PROFILE = "profile"  # a new profile version that does not name this relay's address
+    ACTIVATE = "activate"  # a new profile version naming this relay's address
+    SUSPEND = "suspend"
+    RESUME = "resume"
+    REMOVE = "remove"  # the relay removed from the group, or the group deleted
+
+
+def transition(state: GroupState, change: Change) -> GroupState:
+    """The one place where a group's state changes: its next state, or the refusal."""
+    if change is Change.ACTIVATE:
+        return GroupState.ACTIVE if state is GroupState.PENDING else state
+    if change is Change.PROFILE:
+        return state
+    if change is Change.REMOVE:
+        return GroupState.REMOVED
+    if state not in (GroupState.ACTIVE, GroupState.SUSPENDED):
+        raise ChatRelayError(Reason.NOT_ACTIVE, f"group is {state.value} here")
+    return GroupState.SUSPENDED if change is Change.SUSPEND else GroupState.ACTIVE
+
+
+class MemberStatus(enum.StrEnum):
+    MEMBER = "member"
+    PENDING = "pending"  # waiting for an owner's approval
 
 
 def group_key(group_id: bytes) -> bytes:
@@ -116,11 +164,28 @@ class GroupRecord:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class LinkRecord:
+    """Link data as the relay keeps it: the ciphertext, and the key that stored it (only
+    that key may replace it)."""
+
+    owner: bytes
+    data: bytes
+
+    def dumps(self) -> bytes:
+        return json.dumps({"owner": codec.b64url(self.owner), "data": codec.b64url(self.data)}).encode()
+
+    @classmethod
+    def loads(cls, value: bytes) -> "LinkRecord":
+        d = json.loads(value)
+        return cls(owner=codec.unb64url(d["owner"], "stored link owner"), data=codec.unb64url(d["data"], "stored link data"))
+
+
 @dataclass(slots=True)
 class MemberRecord:
     box_key: bytes
     display_name: str
-    status: str  # "member" or "pending"
+    status: MemberStatus
     joined_ms: int
     request_id: bytes = b""
     join: bytes = b""  # the signed join request, kept while owners decide
@@ -136,4 +201,5 @@ class MemberRecord:
         d = json.loads(data)
         for name in ("box_key", "request_id", "join"):
             d[name] = _unb(d.get(name, ""))
+        d["status"] = MemberStatus(d["status"])
         return cls(**d)

@@ -21,8 +21,7 @@ from chatrelay import envelope as env
 from chatrelay import group
 from chatrelay.actors import records
 from chatrelay.actors.policy import RelayLimits
-from chatrelay.actors.group_relay import STATE_PB
-from chatrelay.actors.records import GroupRecord, GroupState
+from chatrelay.actors.records import STATE_PB, GroupRecord, GroupState
 from chatrelay.actors.placement import home_shard
 from chatrelay.actors.registry import Get, Put, Registry, absent, unchanged_since
 from chatrelay.errors import ChatRelayError, Reason
@@ -47,7 +46,8 @@ def checked_registration(
     return body, group.verify_profile(body.profile)
 
 
-def _fresh_record(body: relay_pb2.RegisterGroupBody, profile: group.VerifiedProfile) -> GroupRecord:
+def fresh_record(body: relay_pb2.RegisterGroupBody, profile: group.VerifiedProfile) -> GroupRecord:
+    """The records of a group new to this relay: a fresh address, PENDING."""
     return GroupRecord(
         group_id=profile.group_id, address=new_address(), state=GroupState.PENDING,
         registration_key=body.registration_key, profile=env.encode(body.profile),
@@ -123,8 +123,8 @@ class Registrar:
             except ChatRelayError as exc:
                 out.append(exc)
                 continue
-            fresh = _fresh_record(body, profile)
-            out.append((body, profile, self._record_puts(fresh), self._granted(fresh)))
+            fresh = fresh_record(body, profile)
+            out.append((body, profile, self._record_puts(fresh), self.granted(fresh)))
         return out
 
     async def _register_checked(
@@ -149,7 +149,7 @@ class Registrar:
                 if existing is None:
                     raise
                 continue
-            fresh = _fresh_record(body, profile)
+            fresh = fresh_record(body, profile)
             compare = [absent(key)]
             puts = self._record_puts(fresh)
             if counting:
@@ -165,7 +165,7 @@ class Registrar:
             existing = result.gets[0]  # registered meanwhile (or the count moved: None)
         if record is None:
             raise ChatRelayError(Reason.BUSY, "registrations are racing; retry")
-        return self._granted(record)
+        return self.granted(record)
 
     def _allowed(self, profile) -> bool:
         try:
@@ -181,7 +181,8 @@ class Registrar:
             Put(records.placement_key(record.address), str(home_shard(record.group_id, self.shards)).encode()),
         ]
 
-    def _granted(self, record: GroupRecord) -> relay_pb2.RegisterGroupResponse:
+    def granted(self, record: GroupRecord) -> relay_pb2.RegisterGroupResponse:
+        """The answer to a registration: the address, signed by this relay."""
         grant = relay_pb2.AddressGrant(
             group_id=record.group_id, group_address=record.address,
             relay_key=self.relay_key, registration_key=record.registration_key,

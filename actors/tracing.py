@@ -66,3 +66,27 @@ def shutdown() -> None:
     if _provider is not None:
         _provider.shutdown()
         _provider = None
+
+
+def consumer_spans(name: str, carried, attributes: dict) -> list:
+    """A CONSUMER span per item that came with a context (none when not tracing), each
+    a child of the span its sender carried; end them with `end_spans`."""
+    if not carried or _provider is None:
+        return []
+    from opentelemetry.trace import SpanKind
+
+    base = {"messaging.system": "chatrelay", "messaging.operation.name": name.rsplit(".", 1)[-1], **attributes}
+    return [
+        (i, tracer().start_span(name, context=context_of(c), kind=SpanKind.CONSUMER, attributes=base))
+        for i, c in enumerate(carried) if c
+    ]
+
+
+def end_spans(spans: list, outcome) -> None:
+    """End `consumer_spans`, each with its item's outcome (the class name of a typed
+    outcome: Done, Refused, MovedAway)."""
+    results = getattr(outcome, "value", None)
+    for i, span in spans:
+        result = results[i] if isinstance(results, list) and i < len(results) else outcome
+        span.set_attribute("chatrelay.outcome", getattr(result, "reason", None) or type(result).__name__.lower())
+        span.end()

@@ -18,7 +18,6 @@ import collections
 import multiprocessing
 import os
 import sys
-import tempfile
 import time
 
 import grpc
@@ -160,18 +159,16 @@ async def measure(target: str, credentials: list, post_fn, posts: int) -> tuple[
 
 
 async def bench_relay(n: int, posts: int, payload: bytes) -> tuple[float, int]:
-    from chatrelay.cluster import up
-    from chatrelay.settings import Settings
+    from chatrelay.cluster import harness, up
 
-    data = tempfile.mkdtemp(prefix="chatrelay-bench-")
-    relay = await asyncio.to_thread(up.start, Settings(data_dir=data, listen="127.0.0.1:0", shards=2))
+    relay = await asyncio.to_thread(harness.start_relay)
     try:
         owned = await client.create_group([relay.link], "Bench", GroupKind.CHANNEL)
         print(f"  relay up at {relay.target}; joining {n} members", file=sys.stderr)
         joined = []
         for start in range(0, n, 100):
             joined += await asyncio.gather(*(client.join(owned.link, f"m{i}") for i in range(start, min(n, start + 100))))
-        credentials = [client._credential(SigningKey(unb64(m.sign_seed)), m.relays[0].address) for m in joined]
+        credentials = [client.credential(SigningKey(unb64(m.sign_seed)), m.relays[0].address) for m in joined]
         owner = SigningKey(unb64(owned.owner_seed))
         group_id = bytes.fromhex(owned.group_id)
         address = owned.relays[0].address

@@ -25,7 +25,6 @@ import asyncio
 import multiprocessing
 import statistics
 import sys
-import tempfile
 import time
 
 from nacl.signing import SigningKey
@@ -67,13 +66,10 @@ async def run(
     n_groups: int, rounds: int, flooders: int, hot_posts: float, settle_s: float, traces, post_in_flight: int,
     kind: str = "posts",
 ) -> None:
-    from chatrelay.cluster import up
-    from chatrelay.settings import Settings
+    from chatrelay.cluster import harness, up
 
     relay = await asyncio.to_thread(
-        up.start, Settings(data_dir=tempfile.mkdtemp(prefix="chatrelay-bench-"), listen="127.0.0.1:0",
-                           hot_posts_per_s=hot_posts, traces=traces,
-                           post_in_flight=post_in_flight)
+        harness.start_relay, hot_posts_per_s=hot_posts, traces=traces, post_in_flight=post_in_flight
     )
     c = client.RelayClient(relay.target)
     try:
@@ -84,7 +80,7 @@ async def run(
             owned = await client.create_group([relay.link], f"quiet {i}", GroupKind.CHANNEL)
             member = await client.join(owned.link, "reader")
             entry = member.relays[0]
-            credential = client._credential(SigningKey(unb64(member.sign_seed)), entry.address)
+            credential = client.credential(SigningKey(unb64(member.sign_seed)), entry.address)
             streams.append(asyncio.create_task(subscriber(c, credential, pending)))
             quiet.append((owned, SigningKey(unb64(owned.owner_seed)), bytes.fromhex(owned.group_id),
                           owned.relays[0].address, c))
@@ -117,7 +113,7 @@ async def run(
               + ("posters" if kind == "posts" else "registrations of new groups") + "; "
               f"{post_in_flight} call(s) of a group's posts in flight at the gateway"
               + (f"; hot groups move past {hot_posts:g} posts/s" if hot_posts else ""))
-        moved = sum(s["moved_out"] for s in await asyncio.to_thread(
+        moved = sum(s.moved_out for s in await asyncio.to_thread(
             lambda: __import__("ray").get([x.stats.remote(False) for x in relay.shards])))
         print(f"  groups moved to a shard of their own: {moved}")
         show("quiet groups, no flood  ", calm)

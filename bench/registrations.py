@@ -20,14 +20,10 @@ import asyncio
 import multiprocessing
 import os
 import sys
-import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from etcd_server import Etcd  # noqa: E402
-
 from chatrelay import client, group  # noqa: E402
+from chatrelay.cluster.harness import EtcdServer  # noqa: E402
 from chatrelay.group import GroupKind  # noqa: E402
 
 
@@ -74,7 +70,7 @@ def run_canned_server(port_queue, answer: bytes, seed: bytes = b"") -> None:
     import grpc
     from nacl.signing import SigningKey
 
-    from chatrelay.actors.registration import Registrar, _fresh_record, checked_registration
+    from chatrelay.actors.registration import Registrar, fresh_record, checked_registration
     from chatrelay.v1 import relay_pb2, relay_pb2_grpc
 
     signer = Registrar(SigningKey(seed), registry=None) if seed else None
@@ -84,7 +80,7 @@ def run_canned_server(port_queue, answer: bytes, seed: bytes = b"") -> None:
             if signer is None:
                 return relay_pb2.RegisterGroupResponse.FromString(answer)
             body, profile = checked_registration(request.envelope)
-            return signer._granted(_fresh_record(body, profile))
+            return signer.granted(fresh_record(body, profile))
 
     async def main():
         server = grpc.aio.server()
@@ -158,12 +154,9 @@ async def checked_no_storage(n: int, concurrency: int) -> float:
 
 
 async def relay_registrations(url: str, n: int, concurrency: int) -> float:
-    from chatrelay.cluster import up
-    from chatrelay.settings import Settings
+    from chatrelay.cluster import harness, up
 
-    relay = await asyncio.to_thread(
-        up.start, Settings(data_dir=tempfile.mkdtemp(prefix="chatrelay-bench-"), listen="127.0.0.1:0", etcd=url)
-    )
+    relay = await asyncio.to_thread(harness.start_relay, etcd=url)
     try:
         info = await client.relay_info(relay.link)
         made = [group.create_group(GroupKind.GROUP, f"g{i}") for i in range(n)]  # keys before the clock
@@ -194,7 +187,7 @@ def main() -> int:
     print(f"  reference, bare grpc.aio RegisterGroup round trips (canned answer): {n / bare:,.0f}/s ({bare:.2f} s)")
     checked = asyncio.run(checked_no_storage(n, c))
     print(f"  reference, the same with the signature work on both sides, nothing stored: {n / checked:,.0f}/s ({checked:.2f} s)")
-    with Etcd() as etcd:
+    with EtcdServer(name="bench") as etcd:
         before = asyncio.run(raw_aetcd(etcd.url, n, c, "before"))
         print(f"  raw aetcd transactions, before: {n / before:,.0f}/s ({before:.2f} s)")
         mine = asyncio.run(relay_registrations(etcd.url, n, c))

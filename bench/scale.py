@@ -28,10 +28,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from nacl.signing import SigningKey  # noqa: E402
 
 from chatrelay import client, group, members  # noqa: E402
-from chatrelay.errors import ChatRelayError, Reason  # noqa: E402
+from chatrelay.connection import retryable  # noqa: E402
+from chatrelay.retry import Backoff  # noqa: E402
 from chatrelay.group import GroupKind  # noqa: E402
 from chatrelay.v1 import core_pb2, relay_pb2  # noqa: E402
 
@@ -56,18 +56,8 @@ async def bounded(n: int, concurrency: int, one, what: str) -> float:
     return time.perf_counter() - start
 
 
-async def with_retry(fn, deadline_s: float = 120.0):
-    """fn() until it is not refused as UNAVAILABLE or BUSY (a relay coming back)."""
-    deadline = time.monotonic() + deadline_s
-    delay = 0.05
-    while True:
-        try:
-            return await fn()
-        except ChatRelayError as exc:
-            if exc.reason not in (Reason.UNAVAILABLE, Reason.BUSY) or time.monotonic() > deadline:
-                raise
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 1.0)
+# A relay coming back answers UNAVAILABLE or BUSY for a while: the SDK's retry policy.
+COMING_BACK = Backoff(first_s=0.05, max_s=1.0, within_s=120.0)
 
 
 class Channels:
@@ -93,7 +83,7 @@ class Channels:
     async def post(self, rc: client.RelayClient, i: int, text: bytes) -> None:
         secrets, _ = self.made[i]
         envelope = members.sign_post(secrets.owner_key, secrets.group_id, text)
-        await with_retry(lambda: rc.post(self.addresses[i], envelope))
+        await COMING_BACK.run(lambda: rc.post(self.addresses[i], envelope), retryable)
 
 
 def relay_memory(relay) -> tuple[int, list[int]]:
@@ -102,8 +92,8 @@ def relay_memory(relay) -> tuple[int, list[int]]:
 
     shards = ray.get([s.stats.remote(False) for s in relay.shards])
     gateway = ray.get(relay.gateway.stats.remote())
-    rss = sum(s["process"]["rss_bytes"] for s in shards) + gateway["process"]["rss_bytes"]
-    return rss, [s["group_count"] for s in shards]
+    rss = sum(s.process.rss_bytes for s in shards) + gateway.process.rss_bytes
+    return rss, [s.group_count for s in shards]
 
 
 async def settle(relay) -> tuple[int, list[int]]:
@@ -117,13 +107,12 @@ async def settle(relay) -> tuple[int, list[int]]:
 
 
 async def run(n: int, concurrency: int, etcd_url: str | None) -> dict:
-    from chatrelay.cluster import up
-    from chatrelay.settings import Settings
+    from chatrelay.cluster import harness, up
 
-    settings = Settings(data_dir=tempfile.mkdtemp(prefix="chatrelay-scale-"), listen="127.0.0.1:0", etcd=etcd_url)
+    data_dir = tempfile.mkdtemp(prefix="chatrelay-scale-")
     print(f"  making {n} channels' keys", file=sys.stderr)
     channels = Channels(n)
-    relay = await asyncio.to_thread(up.start, settings)
+    relay = await asyncio.to_thread(harness.start_relay, data_dir, etcd=etcd_url)
     try:
         info = await client.relay_info(relay.link)
         async with client.RelayClient(info.target) as rc:
@@ -134,7 +123,7 @@ async def run(n: int, concurrency: int, etcd_url: str | None) -> dict:
         await asyncio.to_thread(up.stop, relay)
 
     started = time.perf_counter()
-    relay = await asyncio.to_thread(up.start, settings)
+    relay = await asyncio.to_thread(harness.start_relay, data_dir, etcd=etcd_url)
     try:
         up_s = time.perf_counter() - started
         empty = await asyncio.to_thread(relay_memory, relay)
@@ -163,9 +152,9 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         url = None
         if args.etcd:
-            from etcd_server import Etcd
+            from chatrelay.cluster.harness import EtcdServer
 
-            url = stack.enter_context(Etcd()).url
+            url = stack.enter_context(EtcdServer(name="bench")).url
         r = asyncio.run(run(args.groups, args.concurrency, url))
     n = args.groups
     empty, counts = r["empty"]

@@ -38,7 +38,7 @@ class AdminClient:
     async def _call(self, method: str, message):
         # Reading figures is safe to repeat, and so is a move (to the same shard): a
         # gateway that just went away is replaced by the next one of the relay link.
-        from chatrelay.client import call_retrying
+        from chatrelay.connection import call_retrying
 
         return await call_retrying(getattr(self.stub, method), message, CALL_TIMEOUT_S, RETRY_S)
 

@@ -23,7 +23,7 @@ from nacl.signing import SigningKey
 
 from chatrelay import codec, links
 from chatrelay import envelope as env
-from chatrelay.client import RelayClient, relay_info, resolve_link, target_of_link
+from chatrelay.connection import RelayClient, relay_info, resolve_link, target_of_link
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.links import LinkKind, ShortLink
 from chatrelay.state import Address, Contact, b64, unb64
@@ -204,10 +204,10 @@ def _group_profile(who):
 
 async def member_keys(who, member: str) -> core_pb2.MemberKeys:
     """Another member's keys, checked against that member's own signature."""
-    from chatrelay import client as sdk, members
+    from chatrelay import members, reader
 
     entry = who.relays[0]
-    credential = sdk._credential(sdk._reader_key(who), entry.address)
+    credential = reader.credential(reader.reader_key(who), entry.address)
     request = relay_pb2.MemberKeysRequest(credential=credential)
     asked_key = b""
     if len(member) == 43:
@@ -234,7 +234,7 @@ async def send_direct_invitation(who, member: str, text: str) -> Address:
     the group address. No direct connection exists before this; the group must allow it."""
     from nacl.public import SealedBox
 
-    from chatrelay import client as sdk
+    from chatrelay import reader
 
     if not _group_profile(who).profile.settings.direct_messages:
         raise ChatRelayError(Reason.NOT_ALLOWED, "direct messages are off in this group")
@@ -250,7 +250,7 @@ async def send_direct_invitation(who, member: str, text: str) -> Address:
         group_address=entry.address, to_member=keys.sign_key, sealed=bytes(sealed),
         nonce=os.urandom(16), timestamp=int(time.time()),
     )
-    envelope = env.sign_message(sdk._reader_key(who), env.Domain.DIRECT_INVITATION, body)
+    envelope = env.sign_message(reader.reader_key(who), env.Domain.DIRECT_INVITATION, body)
     async with RelayClient(entry.target) as c:
         await c.call("SendDirectInvitation", relay_pb2.DirectInvitationRequest(envelope=envelope))
     return invitation
@@ -262,10 +262,10 @@ async def direct_invitations(membership) -> list[tuple[Contact, str]]:
     by connecting with the name used in the group. Returns (contact, first message)."""
     from nacl.public import SealedBox
 
-    from chatrelay import client as sdk, members
+    from chatrelay import members, reader
 
     entry = membership.relays[0]
-    credential = sdk._credential(sdk._reader_key(membership), entry.address)
+    credential = reader.credential(reader.reader_key(membership), entry.address)
     async with RelayClient(entry.target) as c:
         response = await c.call(
             "DirectInbox", relay_pb2.DirectInboxRequest(credential=credential, after_seq=membership.direct_seq)

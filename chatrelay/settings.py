@@ -1,7 +1,9 @@
-"""All settings in one place, read and validated once.
+"""All settings of a relay in one place, read and validated once.
 
-Each field has a default, a `CHATRELAY_<NAME>` environment variable and a CLI flag; the
-flag wins over the variable, the variable over the default.
+Each field of `Settings` says its default, its help and its flag; the `chatrelay up`
+options and the `CHATRELAY_<NAME>` variables are made from these fields, and every other
+shape (the relay's limits and policy, the cluster config) is derived from a Settings.
+The flag wins over the variable, the variable over the default.
 """
 
 from __future__ import annotations
@@ -9,35 +11,53 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, field
 
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.links import MAX_HOSTS, check_host
 
 ENV_PREFIX = "CHATRELAY_"
+# A relay node's own choice of its gateway's addresses, from the environment `ray start`
+# ran in: several relay nodes on one machine (deploy/) cannot share a port.
+GATEWAY_LISTEN_ENV = ENV_PREFIX + "GATEWAY_LISTEN"
+GATEWAY_METRICS_ENV = ENV_PREFIX + "GATEWAY_METRICS"
+
+
+def setting(default, help: str, *, flag: str | None = None, unit: str = ""):
+    """A field of Settings: `flag` where it is not `--` and the name; `unit`, how a
+    number of this field is read (for the refusal of one that is not)."""
+    return field(default=default, metadata={"help": help, "flag": flag, "unit": unit})
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    data_dir: pathlib.Path = pathlib.Path("chatrelay-data")
-    listen: str = "127.0.0.1:7223"
-    etcd: str | None = None
-    shards: int = 2
-    relay_name: str = "chatrelay"
-    retention: int = 0  # posts kept per group; 0 keeps all
-    post_limit: int = 15  # posts per member per window, in groups
-    post_window_s: float = 60.0
-    max_groups: int = 0  # 0: no limit
-    deny_names: str = ""  # regular expression refused in group names
-    deny_groups: pathlib.Path | None = None  # file of group ids (hex), one a line
-    subscriber_lag: int = 4096  # posts a live stream may fall behind before it is cut off
-    post_in_flight: int = 1  # calls carrying one group's posts a gateway has going to its shard at a time
-    hot_posts_per_s: float = 0.0  # a group past this rate moves to a shard of its own; 0: never
-    hot_check_s: float = 5.0  # the window over which group rates are compared with --hot-posts
-    metrics: str | None = None  # HOST:PORT for the gateway's Prometheus endpoint; None: none
-    ray_address: str | None = None  # join this Ray cluster instead of starting a local one
-    advertise: str | None = None  # HOST:PORT[,HOST:PORT…] in the relay link; None: the gateways' own
-    traces: pathlib.Path | None = None  # a folder for every relay process's spans (JSON lines); None: none
+    data_dir: pathlib.Path = setting(pathlib.Path("chatrelay-data"), "Where keys and state live")
+    listen: str = setting("127.0.0.1:7223", "HOST:PORT of the gateway")
+    etcd: str | None = setting(None, "etcd URL instead of the embedded registry")
+    shards: int = setting(2, "Relay shard actors")
+    relay_name: str = setting("chatrelay", "The relay's name in its link")
+    retention: int = setting(0, "Posts kept per group, 0 = all")
+    post_limit: int = setting(15, "Member posts per window in groups")
+    post_window_s: float = setting(60.0, "The window, seconds", flag="--post-window", unit="seconds")
+    mailbox_size: int = setting(1024, "Requests waiting per group before its senders get BUSY")
+    max_groups: int = setting(0, "Groups this relay serves at most, 0 = no limit")
+    deny_names: str = setting("", "Refuse groups whose name matches this regular expression")
+    deny_groups: pathlib.Path | None = setting(None, "File of group ids (hex) to refuse, one a line")
+    subscriber_lag: int = setting(
+        4096, "Posts a stream may fall behind before it is cut off to resume from the log")
+    post_in_flight: int = setting(
+        1, "Calls carrying one group's posts a gateway has going to its shard at a time; posts that arrive "
+           "meanwhile wait and go on together")
+    hot_posts_per_s: float = setting(
+        0.0, "Posts/s past which a group moves to a shard of its own, 0 = never", flag="--hot-posts",
+        unit="posts per second")
+    hot_check_s: float = setting(
+        5.0, "Seconds over which group rates are compared with --hot-posts", flag="--hot-check", unit="seconds")
+    metrics: str | None = setting(None, "HOST:PORT to serve Prometheus metrics on")
+    ray_address: str | None = setting(None, "Join this Ray cluster (HOST:PORT or auto) instead of starting a local one")
+    advertise: str | None = setting(None, "HOST:PORT[,…] clients reach the gateways at, for the relay link")
+    traces: pathlib.Path | None = setting(None, "Write every relay process's trace spans to this folder")
 
     def __post_init__(self) -> None:
         if not isinstance(self.data_dir, pathlib.Path):
@@ -59,30 +79,26 @@ class Settings:
             raise ChatRelayError(Reason.MALFORMED, "--ray-address must be HOST:PORT or auto")
         if self.etcd is not None and not self.etcd.startswith(("http://", "https://")):
             raise ChatRelayError(Reason.MALFORMED, f"--etcd must be an http(s):// URL, got {self.etcd!r}")
-        if not 1 <= self.shards <= 256:
-            raise ChatRelayError(Reason.MALFORMED, f"--shards must be 1 to 256, got {self.shards}")
+        _bounded(self.shards, 1, 256, "--shards must be 1 to 256, got {}")
         if self.post_limit < 1 or self.post_window_s <= 0:
             raise ChatRelayError(Reason.MALFORMED, "--post-limit must be at least 1 and --post-window positive")
-        if self.max_groups < 0:
-            raise ChatRelayError(Reason.MALFORMED, f"--max-groups must be 0 (no limit) or more, got {self.max_groups}")
-        if not 1 <= self.subscriber_lag <= 1_000_000:
-            raise ChatRelayError(
-                Reason.MALFORMED, f"--subscriber-lag must be 1 to 1000000 posts, got {self.subscriber_lag}"
-            )
-        if not 1 <= self.post_in_flight <= 1024:
-            raise ChatRelayError(
-                Reason.MALFORMED, f"--post-in-flight must be 1 to 1024 calls, got {self.post_in_flight}"
-            )
-        if self.hot_posts_per_s < 0:
-            raise ChatRelayError(Reason.MALFORMED, f"--hot-posts must be 0 (never) or more, got {self.hot_posts_per_s:g}")
-        if not 0.1 <= self.hot_check_s <= 3600:
-            raise ChatRelayError(Reason.MALFORMED, f"--hot-check must be 0.1 to 3600 seconds, got {self.hot_check_s:g}")
-        if self.retention < 0:
-            raise ChatRelayError(Reason.MALFORMED, f"--retention must be 0 (keep all) or more, got {self.retention}")
+        _bounded(self.mailbox_size, 1, 1_000_000, "--mailbox-size must be 1 to 1000000 requests, got {}")
+        _bounded(self.max_groups, 0, None, "--max-groups must be 0 (no limit) or more, got {}")
+        _bounded(self.subscriber_lag, 1, 1_000_000, "--subscriber-lag must be 1 to 1000000 posts, got {}")
+        _bounded(self.post_in_flight, 1, 1024, "--post-in-flight must be 1 to 1024 calls, got {}")
+        _bounded(self.hot_posts_per_s, 0, None, "--hot-posts must be 0 (never) or more, got {:g}")
+        _bounded(self.hot_check_s, 0.1, 3600, "--hot-check must be 0.1 to 3600 seconds, got {:g}")
+        _bounded(self.retention, 0, None, "--retention must be 0 (keep all) or more, got {}")
 
     def __str__(self) -> str:
         registry = self.etcd or "embedded"
         return f"data {self.data_dir}, listen {self.listen}, registry {registry}, {self.shards} shards"
+
+
+
+def _bounded(value, low, high, message: str) -> None:
+    if value < low or (high is not None and value > high):
+        raise ChatRelayError(Reason.MALFORMED, message.format(value))
 
 
 def _host_of(text: str, flag: str, lowest_port: int = 1) -> str:
@@ -93,43 +109,67 @@ def _host_of(text: str, flag: str, lowest_port: int = 1) -> str:
     return host
 
 
+def fields() -> list[dataclasses.Field]:
+    return list(dataclasses.fields(Settings))
+
+
+def flag(f: dataclasses.Field) -> str:
+    return f.metadata["flag"] or "--" + f.name.replace("_", "-")
+
+
+def env_name(f: dataclasses.Field) -> str:
+    return ENV_PREFIX + f.name.upper()
+
+
+def kind(f: dataclasses.Field) -> type:
+    """int, float, pathlib.Path or str: what a value of this field is read as."""
+    hint = typing.get_type_hints(Settings)[f.name]
+    options = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
+    return options[0]
+
+
 def load(overrides: dict | None = None, environ: dict | None = None) -> Settings:
     """Defaults, then CHATRELAY_* variables, then `overrides` (CLI flags; None = unset)."""
     environ = os.environ if environ is None else environ
+    by_name = {f.name: f for f in fields()}
     values: dict = {}
-    for f in dataclasses.fields(Settings):
-        raw = environ.get(ENV_PREFIX + f.name.upper())
+    for f in by_name.values():
+        raw = environ.get(env_name(f))
         if raw is not None and raw != "":
-            values[f.name] = _convert(f.name, raw)
+            values[f.name] = _convert(f, raw)
     for name, value in (overrides or {}).items():
         if value is not None:
-            values[name] = _convert(name, value)
+            values[name] = _convert(by_name[name], value)
     return Settings(**values)
 
 
-def _convert(name: str, value):
-    if name == "data_dir":
+def one(name: str, override=None, environ: dict | None = None):
+    """One setting by the rule of `load` (flag, variable, default), the others unread."""
+    environ = os.environ if environ is None else environ
+    f = {f.name: f for f in fields()}[name]
+    raw = override if override is not None else environ.get(env_name(f)) or None
+    return getattr(DEFAULTS, name) if raw is None else _convert(f, raw)
+
+
+def _convert(f: dataclasses.Field, value):
+    wanted = kind(f)
+    if wanted is pathlib.Path:
         return pathlib.Path(value)
-    if name == "hot_posts_per_s":
+    if wanted in (int, float):
         try:
-            return float(value)
+            return wanted(value)
         except (TypeError, ValueError):
-            raise ChatRelayError(Reason.MALFORMED, f"--hot-posts must be posts per second, got {value!r}") from None
-    if name == "hot_check_s":
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ChatRelayError(Reason.MALFORMED, f"--hot-check must be seconds, got {value!r}") from None
-    if name == "post_window_s":
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ChatRelayError(Reason.MALFORMED, f"post window must be seconds, got {value!r}") from None
-    if name in ("deny_groups", "traces"):
-        return pathlib.Path(value)
-    if name in ("shards", "retention", "post_limit", "max_groups", "subscriber_lag", "post_in_flight"):
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise ChatRelayError(Reason.MALFORMED, f"{name} must be a whole number, got {value!r}") from None
+            if wanted is float:
+                raise ChatRelayError(Reason.MALFORMED, f"{flag(f)} must be {f.metadata['unit']}, got {value!r}") from None
+            raise ChatRelayError(Reason.MALFORMED, f"{f.name} must be a whole number, got {value!r}") from None
     return str(value)
+
+
+def gateway_addresses(listen: str, metrics: str | None, environ: dict | None = None) -> tuple[str, str | None]:
+    """(listen, metrics) of the gateway of this relay node: the node's own variables,
+    else the relay's."""
+    environ = os.environ if environ is None else environ
+    return environ.get(GATEWAY_LISTEN_ENV) or listen, environ.get(GATEWAY_METRICS_ENV) or metrics
+
+
+DEFAULTS = Settings()

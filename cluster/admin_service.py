@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 from chatrelay import envelope as env
-from chatrelay.cluster.gateway import guard
+from chatrelay.actors.figures import GatewayStats, ShardStats
+from chatrelay.cluster.servicer import guard
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import relay_pb2, relay_pb2_grpc
 
@@ -32,16 +33,16 @@ class Snapshot:
     """Every shard's and gateway's figures at one moment."""
 
     at: float
-    shards: dict[int, dict] = field(default_factory=dict)  # index -> stats, or {"error": text}
-    gateways: list[dict] = field(default_factory=list)
+    shards: dict[int, ShardStats | str] = field(default_factory=dict)  # index -> stats, or why there are none
+    gateways: list[GatewayStats | str] = field(default_factory=list)
 
 
 @dataclass
 class ClusterView:
     """How an admin call reaches the rest of the relay (Ray calls, in a gateway actor).
 
-    shard_stats(groups): {index: stats dict or an exception} for every running shard;
-    gateway_stats(groups): [stats dict or an exception] for every gateway, this one included
+    shard_stats(groups): {index: ShardStats or an exception} for every running shard;
+    gateway_stats(groups): [GatewayStats or an exception] for every gateway, this one included
     (with `groups`, their figures by group as well);
     move(address, to_index): the index the group is now served by;
     placed_groups(): how many groups the registry places; nodes(): Ray nodes alive."""
@@ -88,8 +89,8 @@ class AdminServicer(relay_pb2_grpc.AdminServiceServicer):
         shards, gateways = await asyncio.gather(self.view.shard_stats(groups), self.view.gateway_stats(groups))
         return Snapshot(
             at=time.monotonic(),
-            shards={i: s if isinstance(s, dict) else {"error": _text(s)} for i, s in shards.items()},
-            gateways=[g if isinstance(g, dict) else {"error": _text(g)} for g in gateways],
+            shards={i: s if isinstance(s, ShardStats) else _text(s) for i, s in shards.items()},
+            gateways=[g if isinstance(g, GatewayStats) else _text(g) for g in gateways],
         )
 
     async def measured(self, body: relay_pb2.AdminBody, groups: bool) -> tuple[Snapshot, Snapshot]:
@@ -110,32 +111,30 @@ class AdminServicer(relay_pb2_grpc.AdminServiceServicer):
         )
         healthy = True
         for index, now in sorted(last.shards.items()):
-            before = first.shards.get(index, {})
+            before = first.shards.get(index)
             shard = out.shards.add(shard_id=str(index), index=index)
-            if "error" in now:
-                shard.healthy, shard.error, healthy = False, now["error"], False
+            if isinstance(now, str):
+                shard.healthy, shard.error, healthy = False, now, False
                 continue
-            posts = now["posts_accepted"]
             shard.MergeFrom(relay_pb2.ShardStatus(
-                node_id=now["process"].get("node_id", ""), groups=now["group_count"],
-                mailbox_depth=now["mailbox_depth"], healthy=True, pid=now["process"]["pid"],
-                rss_bytes=now["process"]["rss_bytes"], posts_accepted=posts, moved_out=now["moved_out"],
-                posts_per_second=_rate(_grew(before.get("posts_accepted"), posts), window),
+                node_id=now.process.node_id, groups=now.group_count, mailbox_depth=now.mailbox_depth, healthy=True,
+                pid=now.process.pid, rss_bytes=now.process.rss_bytes, posts_accepted=now.posts_accepted,
+                moved_out=now.moved_out,
+                posts_per_second=_rate(_grew(getattr(before, "posts_accepted", None), now.posts_accepted), window),
             ))
             out.groups_loaded += shard.groups
-            out.posts_accepted += posts
+            out.posts_accepted += now.posts_accepted
             out.posts_per_second += shard.posts_per_second
         for i, now in enumerate(last.gateways):
-            before = first.gateways[i] if i < len(first.gateways) else {}
+            before = first.gateways[i] if i < len(first.gateways) else None
             gateway = out.gateways.add()
-            if "error" in now:
-                gateway.healthy, gateway.error, healthy = False, now["error"], False
+            if isinstance(now, str):
+                gateway.healthy, gateway.error, healthy = False, now, False
                 continue
             gateway.MergeFrom(relay_pb2.GatewayStatus(
-                node_id=now["process"].get("node_id", ""), subscribers=now["subscribers"],
-                deliveries=now["deliveries"], tails=now["tails"], cut_off=now["cut_off"], healthy=True,
-                pid=now["process"]["pid"], rss_bytes=now["process"]["rss_bytes"],
-                deliveries_per_second=_rate(_grew(before.get("deliveries"), now["deliveries"]), window),
+                node_id=now.process.node_id, subscribers=now.subscribers, deliveries=now.deliveries, tails=now.tails,
+                cut_off=now.cut_off, healthy=True, pid=now.process.pid, rss_bytes=now.process.rss_bytes,
+                deliveries_per_second=_rate(_grew(getattr(before, "deliveries", None), now.deliveries), window),
             ))
             out.subscribers += gateway.subscribers
             out.deliveries += gateway.deliveries
@@ -152,28 +151,27 @@ class AdminServicer(relay_pb2_grpc.AdminServiceServicer):
             raise ChatRelayError(Reason.MALFORMED, f"limit must be at most {MAX_TOP}, got {limit}")
         first, last = await self.measured(body, groups=True)
         window = last.at - first.at
-        before_posts = {g["address"]: g["posts_accepted"] for s in first.shards.values() for g in s.get("groups", ())}
+        before_posts = {g.address: g.posts_accepted for s in _live(first.shards.values()) for g in s.groups}
         before_deliveries: dict[str, int] = {}
         subscribers: dict[str, int] = {}
         deliveries: dict[str, int] = {}
-        for g in first.gateways:
-            for address, figures in g.get("groups", {}).items():
-                before_deliveries[address] = before_deliveries.get(address, 0) + figures["deliveries"]
-        for g in last.gateways:
-            for address, figures in g.get("groups", {}).items():
-                subscribers[address] = subscribers.get(address, 0) + figures["subscribers"]
-                deliveries[address] = deliveries.get(address, 0) + figures["deliveries"]
+        for g in _live(first.gateways):
+            for address, figures in g.groups:
+                before_deliveries[address] = before_deliveries.get(address, 0) + figures.deliveries
+        for g in _live(last.gateways):
+            for address, figures in g.groups:
+                subscribers[address] = subscribers.get(address, 0) + figures.subscribers
+                deliveries[address] = deliveries.get(address, 0) + figures.deliveries
         loads = []
         for index, shard in last.shards.items():
-            for g in shard.get("groups", ()):
-                address = g["address"]
-                posted = _grew(before_posts.get(address), g["posts_accepted"])
-                delivered = _grew(before_deliveries.get(address), deliveries.get(address, 0))
+            for g in () if isinstance(shard, str) else shard.groups:
+                posted = _grew(before_posts.get(g.address), g.posts_accepted)
+                delivered = _grew(before_deliveries.get(g.address), deliveries.get(g.address, 0))
                 loads.append(relay_pb2.GroupLoad(
-                    group_address=address, shard_id=str(index), posts_accepted=g["posts_accepted"],
+                    group_address=g.address, shard_id=str(index), posts_accepted=g.posts_accepted,
                     posts_per_second=_rate(posted, window), deliveries_per_second=_rate(delivered, window),
-                    subscribers=subscribers.get(address, 0), mailbox_depth=g["mailbox_depth"],
-                    last_seq=g["last_seq"], members=g["members"], state=g["state"],
+                    subscribers=subscribers.get(g.address, 0), mailbox_depth=g.mailbox_depth,
+                    last_seq=g.last_seq, members=g.members, state=g.state,
                 ))
         loads.sort(key=lambda g: (-g.posts_per_second, -g.deliveries_per_second, -g.mailbox_depth,
                                   -g.posts_accepted, g.group_address))
@@ -195,6 +193,11 @@ class AdminServicer(relay_pb2_grpc.AdminServiceServicer):
             index = await self.view.move(body.group_address, body.to_shard)
             return relay_pb2.MoveGroupResponse(shard_id=str(index))
         return await guard(context, run())
+
+
+def _live(stats):
+    """The stats that came (not the reasons why some did not)."""
+    return [s for s in stats if not isinstance(s, str)]
 
 
 def _grew(before: int | None, now: int) -> int:

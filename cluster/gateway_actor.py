@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 
-from chatrelay.actors.proc import process_info
+from chatrelay import settings
+from chatrelay.actors.figures import GatewayStats, ProcessInfo, ShardStats
 from chatrelay.actors.config import ClusterConfig
 from chatrelay.cluster.storage import open_registry
 
 log = logging.getLogger(__name__)
 
-# A node's own choice of its gateway's addresses, from the environment `ray start` ran
-# in: several relay nodes on one machine (deploy/) cannot share a port.
-LISTEN_ENV = "CHATRELAY_GATEWAY_LISTEN"
-METRICS_ENV = "CHATRELAY_GATEWAY_METRICS"
 SHARD_FIGURES_S = 5.0  # how often the gateway reads its shards' figures for the metrics
 STATS_TIMEOUT_S = 5.0
 
@@ -28,11 +24,10 @@ class GatewayActor:
         self.servicer = None
         self.endpoint = None  # the Prometheus endpoint, with --metrics
         self.metrics = None
-        self.shard_figures: dict[int, dict] = {}
+        self.shard_figures: dict[int, ShardStats] = {}
         self._figures_task: asyncio.Task | None = None
         self.port = 0
-        self.listen = os.environ.get(LISTEN_ENV) or config.listen
-        self.metrics_listen = os.environ.get(METRICS_ENV) or config.metrics
+        self.listen, self.metrics_listen = settings.gateway_addresses(config.listen, config.metrics)
 
     async def address(self) -> str:
         """HOST:PORT this gateway serves on (after `start`)."""
@@ -48,7 +43,7 @@ class GatewayActor:
 
             tracing.setup(self.config.traces, "gateway")
             from chatrelay.cluster.admin_service import AdminServicer
-            from chatrelay.cluster.gateway import serve
+            from chatrelay.cluster.server import serve
 
             if self.metrics_listen and self.metrics is None:
                 from chatrelay.cluster.metrics import GatewayMetrics, MetricsEndpoint
@@ -105,6 +100,7 @@ class GatewayActor:
         import ray
 
         from chatrelay.actors import records
+        from chatrelay.actors.calls import MoveGroup
         from chatrelay.cluster.admin_service import ClusterView
 
         async def move(address: str, to_index: int) -> int:
@@ -115,7 +111,7 @@ class GatewayActor:
                 from chatrelay.errors import ChatRelayError, Reason
 
                 raise ChatRelayError(Reason.MALFORMED, f"there is no relay shard {to_index}")
-            return await servicer.router.call(index, "move", address, to_index)
+            return await servicer.router.call(index, MoveGroup(address, to_index))
 
         async def placed_groups() -> int:
             return len(await servicer.registry.get_prefix(records.PLACEMENT_PREFIX))
@@ -137,21 +133,18 @@ class GatewayActor:
         while True:
             try:
                 stats = await self._shard_stats(groups=False)
-                self.shard_figures = {
-                    i: {"groups": s["group_count"], "mailbox_depth": s["mailbox_depth"]}
-                    for i, s in stats.items() if isinstance(s, dict)
-                }
+                self.shard_figures = {i: s for i, s in stats.items() if isinstance(s, ShardStats)}
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Ray busy or restarting: the next round reads again
                 log.warning("reading shard figures failed: %s", exc)
             await asyncio.sleep(SHARD_FIGURES_S)
 
-    async def stats(self, groups: bool = False) -> dict:
-        out = self.servicer.stats(groups) if self.servicer else {}
+    async def stats(self, groups: bool = False) -> GatewayStats | None:
+        """This gateway's streams (None before it serves)."""
         from chatrelay.actors import factory
 
-        return {**out, "process": process_info(factory.node_id())}
+        return self.servicer.streams.stats(ProcessInfo.here(factory.node_id()), groups) if self.servicer else None
 
     async def stop(self) -> None:
         if self._figures_task is not None:

@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 
-from chatrelay.actors.coalescer import settle
+from chatrelay.cluster.coalescer import settle
 from chatrelay.actors.message_log import Appended, LogRecord
 from chatrelay.cluster.sqlite_files import open_shared
 

@@ -57,13 +57,13 @@ class GatewayMetrics:
 
         def shard_gauge(field: str):
             def observe(_options):
-                return [Observation(figures.get(field, 0), {"chatrelay.shard": str(index)})
-                        for index, figures in sorted(shard_figures().items())]
+                return [Observation(getattr(stats, field), {"chatrelay.shard": str(index)})
+                        for index, stats in sorted(shard_figures().items())]
             return observe
 
         meter.create_observable_gauge(
             "chatrelay.shard.groups", unit="{group}", description="Groups loaded in each relay shard",
-            callbacks=[shard_gauge("groups")],
+            callbacks=[shard_gauge("group_count")],
         )
         meter.create_observable_gauge(
             "chatrelay.shard.mailbox.depth", unit="{request}",

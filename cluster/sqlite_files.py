@@ -9,26 +9,23 @@ from __future__ import annotations
 
 import pathlib
 import sqlite3
-import time
+
+from chatrelay.retry import Backoff
 
 OPEN_TIMEOUT_S = 30.0
+OPENING = Backoff(first_s=0.01, max_s=0.5, within_s=OPEN_TIMEOUT_S)
 
 
 def open_shared(path: pathlib.Path, schema: str) -> sqlite3.Connection:
-    deadline = time.monotonic() + OPEN_TIMEOUT_S
-    delay = 0.01
-    while True:
+    def once() -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None, timeout=OPEN_TIMEOUT_S, check_same_thread=False)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")  # an ack promises durability
             conn.executescript(schema)
             return conn
-        except sqlite3.OperationalError as exc:
+        except sqlite3.OperationalError:
             conn.close()
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+            raise
+    return OPENING.run_sync(once, lambda exc: isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc)))

@@ -4,7 +4,6 @@ registry and message log (or etcd), and the relay's own link stored for resolvin
 from __future__ import annotations
 
 import asyncio
-import json
 import pathlib
 import socket
 import threading
@@ -12,13 +11,15 @@ from dataclasses import dataclass, field
 
 from nacl.signing import SigningKey
 
-from chatrelay import codec, links
+from chatrelay import links
 from chatrelay.actors.policy import RelayLimits
 from chatrelay.settings import Settings
 from chatrelay.actors import records
+from chatrelay.actors.records import LinkRecord
 from chatrelay.cluster import identity
 from chatrelay.actors.config import ClusterConfig
 from chatrelay.cluster.gateway_actor import GatewayActor
+from chatrelay.cluster.link_store import LinkStore
 from chatrelay.cluster.storage import LocalStorage, open_registry
 
 
@@ -133,20 +134,10 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
     config = ClusterConfig(
         data_dir=str(pathlib.Path(settings.data_dir).resolve()),
         relay_key_seed=bytes(key),
-        relay_link="",
         shards=settings.shards,
         etcd=settings.etcd,
         listen=listen,
-        limits=RelayLimits(
-            retention=settings.retention,
-            post_limit=settings.post_limit,
-            post_window_s=settings.post_window_s,
-            subscriber_lag=settings.subscriber_lag,
-            post_in_flight=settings.post_in_flight,
-            hot_posts_per_s=settings.hot_posts_per_s,
-            hot_check_s=settings.hot_check_s,
-            policy=policy_of(settings),
-        ),
+        limits=RelayLimits.of(settings, policy_of(settings)),
         operator_key=bytes(operator.verify_key),
         metrics=settings.metrics,
         traces=str(pathlib.Path(settings.traces).resolve()) if settings.traces else None,
@@ -209,10 +200,7 @@ def _supervise(relay: RunningRelay) -> None:
 async def _store_relay_link(config: ClusterConfig, key: SigningKey, bundle: links.LinkBundle) -> None:
     registry = open_registry(config)
     try:
-        value = json.dumps({
-            "owner": codec.b64url(bytes(key.verify_key)), "data": codec.b64url(bundle.ciphertext),
-        }).encode()
-        await registry.put(records.link_key(bundle.lookup_id), value)
+        await LinkStore(registry).put(bundle.lookup_id, LinkRecord(owner=bytes(key.verify_key), data=bundle.ciphertext))
         await registry.put(records.RELAY_LINK, str(bundle.link).encode())
     finally:
         await registry.close()

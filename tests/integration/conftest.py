@@ -6,6 +6,8 @@ import uuid
 
 import pytest
 
+from chatrelay.cluster.message_log_sqlite import SqliteMessageLog
+
 from realparts import EtcdServer, start_relay
 
 
@@ -60,3 +62,33 @@ async def registry(request, tmp_path):
     assert isinstance(reg, Registry)
     yield reg
     await reg.close()
+
+
+# Every MessageLog backend, opened at a folder; tests/integration/test_message_log.py runs
+# against each.
+MESSAGE_LOGS = {
+    "embedded": lambda folder: SqliteMessageLog(folder / "messages.db"),
+}
+
+
+@pytest.fixture(params=sorted(MESSAGE_LOGS))
+async def message_logs(request, tmp_path):
+    """Opens the backend's log at one place, as often as a test asks: what one wrote,
+    the next one opened there reads."""
+    from chatrelay.actors.message_log import MessageLog
+
+    opened = []
+
+    def open_log():
+        log = MESSAGE_LOGS[request.param](tmp_path)
+        assert isinstance(log, MessageLog)
+        opened.append(log)
+        return log
+    yield open_log
+    for log in opened:
+        await log.close()
+
+
+@pytest.fixture
+def log(message_logs):
+    return message_logs()

@@ -133,7 +133,7 @@ async def test_direct_invitations_are_refused_where_the_group_says_no(relay):
         sealed=bytes(SealedBox(PrivateKey.generate().public_key).encrypt(b"x")),
         nonce=os.urandom(16), timestamp=int(time.time()),
     )
-    envelope = env.sign_message(sdk._reader_key(ann), env.Domain.DIRECT_INVITATION, body)
+    envelope = env.sign_message(sdk.reader_key(ann), env.Domain.DIRECT_INVITATION, body)
     async with sdk.RelayClient(relay.target) as c:
         with pytest.raises(ChatRelayError) as info:
             await c.call("SendDirectInvitation", relay_pb2.DirectInvitationRequest(envelope=envelope))

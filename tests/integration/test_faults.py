@@ -88,7 +88,7 @@ async def test_etcd_down_is_unavailable_and_a_registration_rides_it_out(ray_sess
         info = await client.relay_info(running.link)
         secrets, signed = group.create_group(GroupKind.CHANNEL, "Through an outage")
         async with client.RelayClient(info.target) as relay:
-            await asyncio.to_thread(etcd_server.stop, True)
+            await asyncio.to_thread(etcd_server.stop, keep=True)
             try:
                 with pytest.raises(ChatRelayError) as refused:
                     await relay.call("ResolveLink", relay_pb2.ResolveLinkRequest(lookup_id=bytes(links.LOOKUP_ID_SIZE)))

@@ -108,7 +108,7 @@ async def test_joins_held_while_pending_are_all_admitted_once_after_a_restart(ra
         assert len(admitted) == 20  # each joiner once, the repeated join too
         assert int(cursor.value) == 21  # 21 held requests, all processed
         member = joiners[5]
-        credential = client._credential(member.signing_key, address)
+        credential = client.credential(member.signing_key, address)
         async with client.RelayClient(target) as c:
             history = await c.call("History", relay_pb2.HistoryRequest(credential=credential))
         assert list(history.deliveries) == []  # a member now: reading is allowed
@@ -264,7 +264,7 @@ async def test_tampered_post_is_caught(relay):
     member = await client.join(owned.link, "m")
     await client.post(owned, "genuine")
     checker = client.PostChecker(member)
-    credential = client._credential(SigningKey(unb64(member.sign_seed)), member.relays[0].address)
+    credential = client.credential(SigningKey(unb64(member.sign_seed)), member.relays[0].address)
     async with client.RelayClient(relay.target) as c:
         delivery = (await c.call("History", relay_pb2.HistoryRequest(credential=credential))).deliveries[0]
     altered = relay_pb2.Delivery()

@@ -9,6 +9,8 @@ import asyncio
 from nacl.signing import SigningKey
 
 from chatrelay import client, members
+from chatrelay.actors.calls import Done, MoveGroup, PostBatch, Refused
+from chatrelay.errors import Reason
 from chatrelay.group import GroupKind
 from chatrelay.state import unb64
 
@@ -20,7 +22,7 @@ CROWD_POSTS = 40
 DEADLINE_S = 120
 
 
-async def stats(ray, shard) -> dict:
+async def stats(ray, shard):
     return await asyncio.to_thread(ray.get, shard.stats.remote())
 
 
@@ -29,8 +31,8 @@ async def serving(ray, shards, address: str) -> list[int]:
     found = []
     for shard in shards:
         s = await stats(ray, shard)
-        if any(g["address"] == address for g in s["groups"]):
-            found.append(s["shard"])
+        if any(g.address == address for g in s.groups):
+            found.append(s.shard)
     return found
 
 
@@ -55,8 +57,8 @@ async def test_a_group_moved_mid_flood_loses_and_repeats_nothing(relay, ray_sess
     halfway = asyncio.Event()
     posting = asyncio.create_task(flood(owned, POSTS - 1, 0, halfway))
     await asyncio.wait_for(halfway.wait(), DEADLINE_S)
-    moved = await asyncio.to_thread(ray_session.get, relay.shards[source].move.remote(address, target))
-    assert moved == ("ok", target)
+    moved = await asyncio.to_thread(ray_session.get, relay.shards[source].serve.remote(MoveGroup(address, target)))
+    assert moved == Done(target)
     await asyncio.wait_for(posting, DEADLINE_S)  # no post was refused on the way
     await asyncio.wait_for(reader, DEADLINE_S)
 
@@ -65,7 +67,7 @@ async def test_a_group_moved_mid_flood_loses_and_repeats_nothing(relay, ray_sess
     assert [p.text for p in await client.read_all(member)] == expected
     assert [p.seq for p in await client.read_all(member)] == list(range(1, POSTS + 1))
     assert await serving(ray_session, relay.shards, address) == [target]
-    assert (await stats(ray_session, relay.shards[source]))["moved_out"] >= 1
+    assert (await stats(ray_session, relay.shards[source])).moved_out >= 1
 
 
 async def test_concurrent_posts_that_meet_a_move_land_once_each(relay, ray_session):
@@ -91,9 +93,9 @@ async def test_concurrent_posts_that_meet_a_move_land_once_each(relay, ray_sessi
     async with client.RelayClient(relay.target) as c:
         posting = asyncio.gather(*(poster(c, p) for p in range(CROWD)))
         await asyncio.wait_for(started.wait(), DEADLINE_S)
-        moved = await asyncio.to_thread(ray_session.get, relay.shards[source].move.remote(address, target))
+        moved = await asyncio.to_thread(ray_session.get, relay.shards[source].serve.remote(MoveGroup(address, target)))
         await asyncio.wait_for(posting, DEADLINE_S)
-    assert moved == ("ok", target)
+    assert moved == Done(target)
     total = CROWD * CROWD_POSTS
     assert sorted(a.seq for a in acks) == list(range(2, total + 2))
     posts = await client.read_all(member)
@@ -107,8 +109,8 @@ async def test_moving_to_a_bad_shard_is_refused(relay, ray_session):
     await client.post(owned, "here")
     address = owned.relays[0].address
     [source] = await serving(ray_session, relay.shards, address)
-    outcome = await asyncio.to_thread(ray_session.get, relay.shards[source].move.remote(address, -1))
-    assert outcome == ("error", "malformed", "no relay shard -1")
+    outcome = await asyncio.to_thread(ray_session.get, relay.shards[source].serve.remote(MoveGroup(address, -1)))
+    assert outcome == Refused(Reason.MALFORMED, "no relay shard -1")
     assert await serving(ray_session, relay.shards, address) == [source]
     await client.post(owned, "still here")  # and it still serves
 
@@ -136,15 +138,15 @@ async def test_a_hot_group_moves_to_a_shard_of_its_own(ray_session, tmp_path):
             await flood(hot, 50, total)
             total += 50
             shard0 = await stats(ray_session, running.shards[0])
-            moved = shard0["moved_out"] == 1
+            moved = shard0.moved_out == 1
         assert moved, "the hot group did not move within the deadline"
         await flood(hot, 50, total)  # served by its own shard now
         total += 50
         own = await asyncio.to_thread(factory.own_shards, running.config)
         assert len(own) == 1
-        assert await serving(ray_session, own, address) == [(await stats(ray_session, own[0]))["shard"]]
+        assert await serving(ray_session, own, address) == [(await stats(ray_session, own[0])).shard]
         shard0 = await stats(ray_session, running.shards[0])
-        assert [g["address"] for g in shard0["groups"]] == [quiet.relays[0].address]
+        assert [g.address for g in shard0.groups] == [quiet.relays[0].address]
         await client.post(quiet, "q1")  # the quiet group stays and serves
 
         # Quiet again (no posts for COOL_CHECKS windows): the group goes home, its shard stops.
@@ -174,11 +176,11 @@ async def test_one_live_instance_serves_a_shard_and_a_dead_ones_lease_runs_out(r
     from nacl.signing import SigningKey
 
     from chatrelay import members
-    from chatrelay.actors.shard import LEASE_TTL_S, RelayShard
+    from chatrelay.actors.lease import LEASE_TTL_S
+    from chatrelay.actors.shard import RelayShard
     from chatrelay.cluster.storage import LocalStorage
     from chatrelay.cluster import up
     from chatrelay.state import unb64
-    from chatrelay.v1 import relay_pb2
 
     running = await asyncio.to_thread(start_relay, tmp_path / "relay", shards=1)
     twin = RelayShard(0, running.config, LocalStorage())
@@ -187,17 +189,17 @@ async def test_one_live_instance_serves_a_shard_and_a_dead_ones_lease_runs_out(r
         await client.post(owned, "p0")
         key, group_id = SigningKey(unb64(owned.owner_seed)), bytes.fromhex(owned.group_id)
 
-        def request(text: bytes) -> bytes:
-            envelope = members.sign_post(key, group_id, text)
-            return relay_pb2.PostRequest(group_address=owned.relays[0].address, envelope=envelope).SerializeToString()
+        def request(text: bytes) -> PostBatch:
+            return PostBatch(owned.relays[0].address, (members.sign_post(key, group_id, text),))
 
-        refused = await twin.post(request(b"from the twin"))
-        assert refused == ("error", "unavailable", "this relay shard does not hold its registry lease right now; retry")
+        refused = await twin.serve(request(b"from the twin"))
+        assert refused == Refused(Reason.UNAVAILABLE, "this relay shard does not hold its registry lease right now; retry")
 
         ray_session.kill(running.shards[0], no_restart=True)  # dies holding its lease
         await asyncio.wait_for(twin.ready(), LEASE_TTL_S * 4)
-        outcome = await twin.post(request(b"after the lease ran out"))
-        assert outcome[0] == "ok" and relay_pb2.PostAck.FromString(outcome[1]).seq == 2
+        outcome = await twin.serve(request(b"after the lease ran out"))
+        [ack] = outcome.value
+        assert isinstance(outcome, Done) and ack.value.seq == 2
     finally:
         await twin.release()
         await asyncio.to_thread(up.stop, running, ray_shutdown=False)

@@ -26,7 +26,7 @@ DEADLINE_S = 120
 async def test_thousands_of_streams_opening_at_once_are_all_taken_in(relay):
     owned = await client.create_group([relay.link], "Burst of readers", GroupKind.CHANNEL)
     member = await client.join(owned.link, "reader")
-    credential = client._credential(SigningKey(unb64(member.sign_seed)), member.relays[0].address)
+    credential = client.credential(SigningKey(unb64(member.sign_seed)), member.relays[0].address)
     await client.post(owned, "first")
     channels = [grpc.aio.insecure_channel(relay.target) for _ in range(STREAMS // PER_CHANNEL)]
     failures: collections.Counter = collections.Counter()

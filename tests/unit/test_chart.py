@@ -165,13 +165,16 @@ def exported_metric_names() -> set[str]:
     from prometheus_client import CollectorRegistry, generate_latest
     import grpc
 
+    from chatrelay.actors.figures import ProcessInfo, ShardStats
     from chatrelay.cluster.metrics import GatewayMetrics
 
     registry = CollectorRegistry()
     provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)])
     try:
         metrics = GatewayMetrics(provider.get_meter("test"), subscribers=lambda: 1,
-                                 shard_figures=lambda: {0: {"groups": 1, "mailbox_depth": 0}})
+                                 shard_figures=lambda: {0: ShardStats(
+                                     shard=0, group_count=1, moved_out=0, mailbox_depth=0, posts_accepted=0,
+                                     process=ProcessInfo(pid=1, rss_bytes=0))})
         for method in ("Post", "Join", "RegisterGroup"):
             metrics.finished(f"/chatrelay.v1.RelayService/{method}", 0.01, grpc.StatusCode.OK)
         metrics.deliveries.add(1)

@@ -54,9 +54,9 @@ async def test_a_full_mailbox_refuses_only_its_own_group(ctx):
         await gate.wait()
 
     # The worker takes the first item and waits on the gate; four more fill the mailbox.
-    first = asyncio.create_task(busy.call("block", blocked))
+    first = asyncio.create_task(busy.call(blocked))
     await asyncio.sleep(0.05)
-    queued = [asyncio.create_task(busy.call("block", blocked)) for _ in range(4)]
+    queued = [asyncio.create_task(busy.call(blocked)) for _ in range(4)]
     await asyncio.sleep(0.05)
     with pytest.raises(ChatRelayError) as info:
         await busy.post(members.sign_post(secrets.owner_key, secrets.group_id, b"one more"))

@@ -1,5 +1,5 @@
-"""The gateway's PostGate: a group's posts take turns, those that wait go on together,
-and other groups never wait for them."""
+"""The gateway's Coalescer as posts use it: a group's posts take turns, those that wait go
+on together, and other groups never wait for them."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ import asyncio
 
 import pytest
 
-from chatrelay.cluster.gateway import PostGate
+from chatrelay.cluster.coalescer import Coalescer
 from chatrelay.errors import ChatRelayError, Reason
+
+
+def PostGate(send, in_flight, waiting, batch=64):
+    """The rules posts have at a gateway."""
+    return Coalescer(send, in_flight=in_flight, waiting=waiting, batch=batch, refuse=lambda: ChatRelayError(
+        Reason.BUSY, "this group has too many posts waiting; retry in a moment"))
 
 
 class Shard:
@@ -22,7 +28,7 @@ class Shard:
         self.release: dict[str, asyncio.Event] = {}
 
     async def send(self, address: str, items: list) -> list:
-        self.calls.append((address, [request for request, _ in items]))
+        self.calls.append((address, list(items)))
         self.going_on[address] = self.going_on.get(address, 0) + 1
         self.most[address] = max(self.most.get(address, 0), self.going_on[address])
         try:
@@ -31,7 +37,7 @@ class Shard:
             self.going_on[address] -= 1
         return [
             ChatRelayError(Reason.REFUSED, f"no {request}") if request.startswith("bad") else request.upper()
-            for request, _ in items
+            for request in items
         ]
 
     def open(self, address: str) -> None:
@@ -129,7 +135,7 @@ async def test_refusals_reach_their_own_callers_and_a_failed_call_fails_its_post
         if error is not None:
             await asyncio.sleep(0)
             raise error
-        return [request.upper() for request, _ in items]
+        return [request.upper() for request in items]
 
     gate = PostGate(flaky, in_flight=1, waiting=10)
     results = await asyncio.gather(gate("g", "a"), gate("g", "b"), return_exceptions=True)

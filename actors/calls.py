@@ -1,0 +1,146 @@
+"""What crosses the Ray seam between a gateway and a shard: typed calls and outcomes.
+
+A gateway sends one of the calls below to `RelayShard.serve`; the shard answers with an
+Outcome. Refusals travel as values (`Refused`), so nothing depends on an exception
+surviving a trip between processes. Protobuf messages travel as they are (Ray pickles
+them); nothing is turned into bytes and back by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Union
+
+from google.protobuf.message import Message
+
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.v1 import core_pb2
+
+log = logging.getLogger(__name__)
+
+
+class Moved(Exception):
+    """This shard does not (or no longer) serve the group: the caller reads its placement
+    again and calls the shard that does."""
+
+
+# ---- calls ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class GroupCall:
+    """A gateway request for one group, as received (the group relay checks its
+    signature); the request's type says what is asked."""
+
+    address: str
+    request: Message
+
+
+@dataclass(frozen=True, slots=True)
+class PostBatch:
+    """Posts of one group that go on together: one mailbox item, appended in one turn.
+    `carried`: the gateway's trace context of each post (None where not traced)."""
+
+    address: str
+    posts: tuple[core_pb2.SignedEnvelope, ...]
+    carried: tuple[dict | None, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPosts:
+    """Posts after `after_seq`, for a gateway that checked its reader; waits up to
+    `wait_s` for the first one when none is there."""
+
+    address: str
+    after_seq: int
+    limit: int = 500
+    wait_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReader:
+    address: str
+    credential: core_pb2.SignedEnvelope
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderInfo:
+    """A checked reader: its key, the oldest seq it may read after, the group's newest."""
+
+    reader: bytes
+    floor: int
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCall:
+    """A request to a queue of 1:1 connections (the request's type says which)."""
+
+    request: Message
+
+
+@dataclass(frozen=True, slots=True)
+class MoveGroup:
+    address: str
+    to_index: int
+
+
+ShardCall = Union[GroupCall, PostBatch, ReadPosts, CheckReader, QueueCall, MoveGroup]
+
+
+# ---- outcomes ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    value: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    reason: Reason
+    message: str
+
+    @classmethod
+    def of(cls, exc: ChatRelayError) -> "Refused":
+        return cls(exc.reason, exc.message)
+
+    def error(self) -> ChatRelayError:
+        return ChatRelayError(self.reason, self.message)
+
+
+@dataclass(frozen=True, slots=True)
+class MovedAway:
+    """The group is served by another shard now."""
+
+
+Outcome = Union[Done, Refused, MovedAway]
+
+
+def unwrap(outcome: Outcome):
+    """Caller side: the value, or the relay's refusal raised as ChatRelayError (or Moved)."""
+    if isinstance(outcome, Done):
+        return outcome.value
+    if isinstance(outcome, MovedAway):
+        raise Moved()
+    raise outcome.error()
+
+
+async def guarded(coro) -> Outcome:
+    try:
+        return Done(await coro)
+    except Moved:
+        return MovedAway()
+    except Exception as exc:
+        return Refused.of(refusal(exc))
+
+
+def refusal(exc: Exception) -> ChatRelayError:
+    """What a caller is told of an exception: a refusal as it is; storage that failed
+    (etcd down, …) as UNAVAILABLE, which a client tries again."""
+    if isinstance(exc, ChatRelayError):
+        return exc
+    if isinstance(exc, (OSError, ConnectionError, TimeoutError, asyncio.TimeoutError)):
+        return ChatRelayError(Reason.UNAVAILABLE, f"relay storage unavailable: {type(exc).__name__}")
+    log.exception("relay call failed", exc_info=exc)  # the registry client's own errors, and bugs
+    return ChatRelayError(Reason.UNAVAILABLE, f"relay error: {type(exc).__name__}")

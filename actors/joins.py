@@ -1,0 +1,110 @@
+"""Joining a group (DESIGN.md sections 5 and 6): open joins, joins waiting for an owner's
+approval, invite codes, and joins held while the group is pending, admitted once it is
+active. Part of GroupRelay."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from chatrelay import envelope as env
+from chatrelay import invites, members
+from chatrelay.actors import records
+from chatrelay.actors.message_log import READ_LIMIT
+from chatrelay.actors.records import GroupState, MemberRecord, MemberStatus
+from chatrelay.actors.registry import Put, absent, unchanged_since
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.v1 import core_pb2, relay_pb2
+
+INVITE_CAS_ATTEMPTS = 16
+JOIN_PB = {MemberStatus.MEMBER: relay_pb2.JOIN_STATUS_ACCEPTED, MemberStatus.PENDING: relay_pb2.JOIN_STATUS_PENDING_APPROVAL}
+
+
+def request_id(envelope: core_pb2.SignedEnvelope) -> bytes:
+    return hashlib.sha256(env.encode(envelope)).digest()[:16]
+
+
+class Joins:
+    async def join(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.JoinResponse:
+        return await self.call(self._join, envelope)
+
+    async def _join(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.JoinResponse:
+        body = members.verify_join(envelope, self.record.group_id)
+        if body.group_address != self.address:
+            raise ChatRelayError(Reason.GROUP_MISMATCH, "join request is for another group address")
+        state = self.record.state
+        if state is GroupState.SUSPENDED:
+            raise ChatRelayError(Reason.REFUSED, "the owners have suspended new members for now")
+        if state is GroupState.REMOVED:
+            raise ChatRelayError(Reason.NOT_ACTIVE, "this relay no longer serves this group")
+        if state is GroupState.PENDING:
+            # Registration step 5: held durably, processed by the worker after activation.
+            held = request_id(envelope)
+            await self.ctx.log.append(records.held_stream(self.address), [env.encode(envelope)], keys=[held])
+            return relay_pb2.JoinResponse(status=relay_pb2.JOIN_STATUS_HELD, request_id=held)
+        return await self._admit(envelope, body)
+
+    async def _admit(self, envelope: core_pb2.SignedEnvelope, body: core_pb2.JoinBody) -> relay_pb2.JoinResponse:
+        sign_key = body.keys.sign_key
+        existing = self.members.get(sign_key)
+        if existing is not None:  # a repeated join: same answer, nothing new stored
+            return relay_pb2.JoinResponse(status=JOIN_PB[existing.status], request_id=existing.request_id)
+        policy = self.profile.profile.settings.join
+        status = MemberStatus.MEMBER
+        if body.HasField("invite"):
+            await self._consume_invite(body, sign_key)
+        elif policy == core_pb2.JOIN_POLICY_INVITE_ONLY:
+            raise ChatRelayError(Reason.NOT_ALLOWED, "this group takes members by invite only")
+        elif policy == core_pb2.JOIN_POLICY_APPROVAL:
+            status = MemberStatus.PENDING
+        record = MemberRecord(
+            box_key=body.keys.box_key, display_name=body.profile.display_name, status=status,
+            joined_ms=int(time.time() * 1000), request_id=request_id(envelope),
+            join=env.encode(envelope),  # owners decide on it; members fetch keys from it
+        )
+        await self.ctx.registry.put(records.member_key(self.address, sign_key), record.dumps())
+        self.members[sign_key] = record
+        return relay_pb2.JoinResponse(status=JOIN_PB[status], request_id=record.request_id)
+
+    async def _drain_held(self) -> int:
+        """Admit the joins held while PENDING, each once: the cursor moves after each."""
+        if self.record.state is not GroupState.ACTIVE:
+            return 0
+        key = records.held_cursor_key(self.address)
+        entry = await self.ctx.registry.get(key)
+        cursor = int(entry.value) if entry else 0
+        done = 0
+        for _ in range(10_000):  # bounded: each round consumes a page or stops
+            page = await self.ctx.log.read(records.held_stream(self.address), cursor, READ_LIMIT)
+            if not page:
+                break
+            for rec in page:
+                envelope = env.decode(rec.data)
+                try:
+                    await self._admit(envelope, members.verify_join(envelope, self.record.group_id))
+                except ChatRelayError as exc:  # e.g. a used-up invite: that join is refused
+                    if exc.reason in (Reason.UNAVAILABLE, Reason.BUSY):
+                        raise  # not decided (the registry unreachable): it stays held, the cursor stays
+                    self.held_refused.append((rec.key, exc.reason.value))
+                cursor = rec.seq
+                await self.ctx.registry.put(key, str(cursor).encode())
+                done += 1
+        return done
+
+    def _schedule_drain(self) -> None:
+        # When the mailbox is full, the worker drains at the next activation or start.
+        self.mailbox.schedule(self._drain_held)
+
+    async def _consume_invite(self, body: core_pb2.JoinBody, sign_key: bytes) -> None:
+        grant = invites.verify_invite(body.invite, self.profile, sign_key)
+        key = records.invite_key(self.address, grant.invite_key)
+        for _ in range(INVITE_CAS_ATTEMPTS):  # compare-and-swap on the use count
+            entry = await self.ctx.registry.get(key)
+            used = int(entry.value) if entry else 0
+            if used >= grant.uses:
+                raise ChatRelayError(Reason.BAD_INVITE, "this invite has been used up")
+            compare = absent(key) if entry is None else unchanged_since(key, entry.mod_revision)
+            result = await self.ctx.registry.transaction([compare], [Put(key, str(used + 1).encode())])
+            if result.succeeded:
+                return
+        raise ChatRelayError(Reason.BUSY, "invite is being used concurrently; retry")

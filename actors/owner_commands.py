@@ -1,0 +1,125 @@
+"""Owners' commands and reads (DESIGN.md section 5, step 6): signed, idempotent by command
+id, each appended once to the group's service log. Part of GroupRelay; the group's state
+changes only through `records.transition`."""
+
+from __future__ import annotations
+
+import time
+
+from chatrelay import envelope as env
+from chatrelay import group
+from chatrelay.actors import records
+from chatrelay.actors.message_log import READ_LIMIT
+from chatrelay.actors.records import STATE_PB, Change, GroupRecord, GroupState, MemberStatus
+from chatrelay.actors.registry import Get, Put, unchanged_since
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.v1 import core_pb2, relay_pb2
+
+CREDENTIAL_SKEW_S = 600
+CHANGES = {
+    relay_pb2.OWNER_COMMAND_KIND_SUSPEND: Change.SUSPEND,
+    relay_pb2.OWNER_COMMAND_KIND_RESUME: Change.RESUME,
+    relay_pb2.OWNER_COMMAND_KIND_REMOVE_RELAY: Change.REMOVE,
+    relay_pb2.OWNER_COMMAND_KIND_DELETE_GROUP: Change.REMOVE,
+}
+
+
+class OwnerCommands:
+    def check_owner_read(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.OwnerReadBody:
+        checked, body = env.verify_message(envelope, env.Domain.OWNER_READ, relay_pb2.OwnerReadBody, "owner read")
+        if checked.signer not in self.profile.authorities():
+            raise ChatRelayError(Reason.UNKNOWN_SIGNER, "only owners of the group may read this")
+        if body.group_address != self.address:
+            raise ChatRelayError(Reason.GROUP_MISMATCH, "owner read is for another group address")
+        if abs(time.time() - body.timestamp) > CREDENTIAL_SKEW_S:
+            raise ChatRelayError(Reason.BAD_SIGNATURE, "owner read is too old or from the future; check the clock")
+        return body
+
+    async def service_log(self, since_seq: int) -> list[relay_pb2.ServiceLogEntry]:
+        rows = await self.ctx.log.read(records.service_stream(self.address), since_seq, READ_LIMIT)
+        return [
+            relay_pb2.ServiceLogEntry(seq=r.seq, command=env.decode(r.data), applied_at=r.ts, outcome="applied")
+            for r in rows
+        ]
+
+    def pending(self) -> list[relay_pb2.JoinPending]:
+        return [
+            relay_pb2.JoinPending(request_id=m.request_id, join=env.decode(m.join), received_at=m.joined_ms)
+            for m in sorted(self.members.values(), key=lambda m: m.joined_ms)
+            if m.status is MemberStatus.PENDING
+        ]
+
+    async def owner_command(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.OwnerCommandResponse:
+        return await self.call(self._owner_command, envelope)
+
+    async def _owner_command(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.OwnerCommandResponse:
+        checked, body = env.verify_message(
+            envelope, env.Domain.OWNER_COMMAND, relay_pb2.OwnerCommandBody, "owner command"
+        )
+        if checked.signer not in self.profile.authorities():
+            raise ChatRelayError(Reason.UNKNOWN_SIGNER, "owner command is not signed by an owner of the group")
+        if body.group_address != self.address:
+            raise ChatRelayError(Reason.GROUP_MISMATCH, "owner command is for another group address")
+        if not body.command_id or len(body.command_id) > 64:
+            raise ChatRelayError(Reason.MALFORMED, "owner command needs a command id of 1 to 64 bytes")
+        seen = await self.ctx.registry.get(records.command_key(self.address, body.command_id))
+        if seen is not None:  # idempotent: the same command id is applied once
+            return relay_pb2.OwnerCommandResponse(
+                state=STATE_PB[self.record.state], applied_before=True, log_seq=int(seen.value)
+            )
+        kind = body.kind
+        if kind == relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE:
+            await self._update_profile(body.profile)
+        elif kind in CHANGES:
+            await self._save(records.transition(self.record.state, CHANGES[kind]), self.record.profile, self.profile)
+            if kind == relay_pb2.OWNER_COMMAND_KIND_DELETE_GROUP and self.last_seq:
+                await self.ctx.log.trim(self.stream, self.last_seq)
+        elif kind in (relay_pb2.OWNER_COMMAND_KIND_APPROVE_JOIN, relay_pb2.OWNER_COMMAND_KIND_REJECT_JOIN):
+            await self._decide(body.request_id, kind == relay_pb2.OWNER_COMMAND_KIND_APPROVE_JOIN)
+        else:
+            raise ChatRelayError(Reason.MALFORMED, f"unknown owner command kind {kind}")
+        stream = records.service_stream(self.address)
+        appended = await self.ctx.log.append(stream, [env.encode(envelope)], keys=[body.command_id])
+        seq = appended.seqs[0]
+        await self.ctx.registry.put(records.command_key(self.address, body.command_id), str(seq).encode())
+        return relay_pb2.OwnerCommandResponse(
+            state=STATE_PB[self.record.state], applied_before=appended.duplicates[0], log_seq=seq
+        )
+
+    async def _decide(self, request_id: bytes, approve: bool) -> None:
+        for sign_key, member in self.members.items():
+            if member.request_id == request_id and member.status is MemberStatus.PENDING:
+                key = records.member_key(self.address, sign_key)
+                if approve:
+                    member.status = MemberStatus.MEMBER
+                    await self.ctx.registry.put(key, member.dumps())
+                else:
+                    await self.ctx.registry.delete(key)
+                    del self.members[sign_key]
+                return
+        raise ChatRelayError(Reason.UNKNOWN_ADDRESS, "no pending join request with this id")
+
+    async def _update_profile(self, profile_envelope: core_pb2.SignedEnvelope) -> None:
+        new = group.verify_profile(profile_envelope, group_id=self.record.group_id)
+        group.check_update(self.profile, new)
+        mine = any(
+            r.relay_key == self.ctx.relay_key and r.group_address == self.address
+            for r in new.profile.relays
+        )
+        state = records.transition(self.record.state, Change.ACTIVATE if mine else Change.PROFILE)
+        await self._save(state, env.encode(profile_envelope), new)
+        if state is GroupState.ACTIVE:
+            self._schedule_drain()
+
+    async def _save(self, state: GroupState, profile_bytes: bytes, profile: group.VerifiedProfile) -> None:
+        updated = GroupRecord(
+            group_id=self.record.group_id, address=self.address, state=state,
+            registration_key=self.record.registration_key, profile=profile_bytes,
+        )
+        key = records.group_key(self.record.group_id)
+        result = await self.ctx.registry.transaction(
+            [unchanged_since(key, self.mod_revision)], [Put(key, updated.dumps()), Get(key)]
+        )
+        if not result.succeeded:
+            raise ChatRelayError(Reason.BUSY, "group record changed concurrently; retry")
+        self.record, self.profile, self.mod_revision = updated, profile, result.gets[0].mod_revision

@@ -1,0 +1,204 @@
+"""Commands for 1:1 connections: contact addresses, one-time invitations, requests, messages, and direct invitations through a group."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from chatrelay.cli.base import fail, load_state, main, run_async, save_state, state_option
+from chatrelay.errors import ChatRelayError
+
+
+def _address_commands(name: str, one_time: bool, about: str, holds: str, shown: str, made: str) -> None:
+    """`chatrelay NAME create`: a contact address, or a one-time invitation."""
+    @main.group(name, help=about)
+    def kind() -> None:
+        pass
+
+    @kind.command("create", help=made)
+    @click.option("--relay", "relay_link", required=True, help=f"The relay that holds the {holds}.")
+    @click.option("--name", default="", help=shown)
+    @state_option
+    def create(relay_link, name, state_path) -> None:
+        from chatrelay import contacts
+
+        st = load_state(state_path)
+        address = run_async(contacts.create_address(relay_link, name, one_time=one_time))
+        st.addresses.append(address)
+        save_state(state_path, st)
+        click.echo(address.link)
+
+
+_address_commands("address", False, "Contact addresses: multi-use links people connect to.", "address",
+                  "The name people see when they connect.", "Make a multi-use contact address and print its short link.")
+_address_commands("invitation", True, "One-time invitations: links that lock on first use.", "invitation",
+                  "The name the invitee sees.", "Make a one-time invitation and print its short link.")
+
+
+@main.command()
+@click.argument("link_text", metavar="LINK")
+@click.option("--name", default="", help="Your name, as the other side will see it.")
+@click.option("--message", default="", help="A first message, delivered with the request.")
+@state_option
+def connect(link_text, name, message, state_path) -> None:
+    """Ask to connect through a contact address or one-time invitation."""
+    from chatrelay import contacts
+
+    st = load_state(state_path)
+    contact = run_async(contacts.connect(link_text, name, message))
+    contact.name = _unique_name(st, contact.name)
+    st.contacts.append(contact)
+    save_state(state_path, st)
+    click.echo(f"request sent to {contact.name}; it waits on the relay until they accept")
+
+
+@main.command()
+@state_option
+def requests(state_path) -> None:
+    """Connection requests waiting at your addresses: ID, name, first message."""
+    from chatrelay import contacts
+
+    st = load_state(state_path)
+    for addr in st.addresses:
+        for item in run_async(contacts.requests(addr)):
+            if item["status"] == "waiting":
+                click.echo(f"{item['id']} {item['name'] or '(no name)'}: {item['message']}")
+
+
+def _find_request(st, request_id):
+    from chatrelay import contacts
+
+    for addr in st.addresses:
+        if any(item["id"] == request_id for item in run_async(contacts.requests(addr))):
+            return addr
+    fail(f"no connection request {request_id} at your addresses (unknown_address)")
+
+
+@main.command("accept")
+@click.argument("request_id", metavar="ID")
+@state_option
+def accept_cmd(request_id, state_path) -> None:
+    """Accept a connection request: you become contacts."""
+    from chatrelay import contacts
+
+    st = load_state(state_path)
+    addr = _find_request(st, request_id)
+    contact = run_async(contacts.accept(addr, request_id))
+    contact.name = _unique_name(st, contact.name)
+    st.contacts.append(contact)
+    save_state(state_path, st)
+    click.echo(f"connected: {contact.name}")
+
+
+@main.command("contacts")
+@state_option
+def contacts_cmd(state_path) -> None:
+    """Your contacts, one a line: name and status."""
+    st = load_state(state_path)
+    for c in st.contacts:
+        click.echo(f"{c.name}\t{c.status}")
+
+
+@main.command()
+@click.argument("contact_name", metavar="CONTACT")
+@click.argument("text")
+@state_option
+def send(contact_name, text, state_path) -> None:
+    """Send TEXT to a contact, end-to-end encrypted."""
+    from chatrelay import contacts
+
+    st = load_state(state_path)
+    try:
+        contact = st.find_contact(contact_name)
+    except ChatRelayError as exc:
+        fail(str(exc))
+    run_async(contacts.send(contact, text))
+    click.echo("sent")
+
+
+@main.command()
+@click.argument("member")
+@click.argument("text")
+@click.option("--group", "which", default=None, help="Name or link, when the state file has several groups.")
+@state_option
+def dm(member, text, which, state_path) -> None:
+    """Message MEMBER of a group directly (a name, or an author key from `read --json`).
+
+    The first time, this sends a direct invitation through the group, where the group
+    allows direct messages; TEXT arrives with it. Later, it uses the direct connection.
+    """
+    from chatrelay import contacts
+
+    st = load_state(state_path)
+    for contact in st.contacts:
+        if member not in (contact.name, contact.member):
+            continue
+        if contact.status == "waiting":  # the acceptance may be in my queue already
+            for line in run_async(contacts.inbox(contact)):
+                click.echo(f"{contact.name}: {line}")
+        if contact.status == "connected":
+            run_async(contacts.send(contact, text))
+            save_state(state_path, st)
+            click.echo("sent")
+            return
+    try:
+        who = st.find_membership(which)
+    except ChatRelayError as exc:
+        fail(str(exc))
+    invitation_ = run_async(contacts.send_direct_invitation(who, member, text))
+    st.addresses.append(invitation_)
+    save_state(state_path, st)
+    click.echo(f"direct invitation sent to {member}; your message travels with it")
+
+
+@main.command()
+@click.option("--follow", is_flag=True, help="Keep waiting for new messages.")
+@state_option
+def inbox(follow, state_path) -> None:
+    """New messages from your contacts: `NAME: text`, one a line."""
+    import time as time_mod
+
+    from chatrelay import contacts
+
+    while True:
+        st = load_state(state_path)
+        for membership in st.memberships:
+            if membership.kind != "group" or membership.status != "member":
+                continue
+            for contact, first in run_async(contacts.direct_invitations(membership)):
+                contact.name = _unique_name(st, contact.name)
+                st.contacts.append(contact)
+                click.echo(f"{contact.name}: {first}" if first else f"{contact.name} wants to talk directly")
+        for addr in st.addresses:
+            if addr.auto_accept:
+                for contact in run_async(contacts.accept_direct(addr)):
+                    contact.name = _unique_name(st, contact.name)
+                    st.contacts.append(contact)
+                    click.echo(f"{contact.name} connected directly")
+        for contact in st.contacts:
+            for text in run_async(contacts.inbox(contact)):
+                click.echo(f"{contact.name}: {text}")
+                sys.stdout.flush()
+        save_state(state_path, st)
+        if not follow:
+            return
+        try:
+            time_mod.sleep(1.0)
+        except KeyboardInterrupt:
+            return
+
+
+
+# ---- operators ----------------------------------------------------------------------------
+
+
+def _unique_name(st, name: str) -> str:
+    taken = {c.name for c in st.contacts}
+    if name not in taken:
+        return name
+    for i in range(2, 10_000):
+        if f"{name} {i}" not in taken:
+            return f"{name} {i}"
+    return name
+

@@ -1,0 +1,288 @@
+"""Commands for groups and channels: create, post, join, read, and what owners decide."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from chatrelay.cli.base import fail, group_option, load_state, main, owned_command, run_async, save_state, state_option
+from chatrelay.errors import ChatRelayError, Reason
+
+POST_RETRY_S = 10.0  # a relay restarting: the same signed post is sent again, never a new one
+
+
+@main.group()
+def channel() -> None:
+    """Channels: only owners post."""
+
+
+@channel.command("create")
+@click.option("--relay", "relays", required=True, multiple=True, help="Relay link (repeat for several relays).")
+@click.option("--name", required=True, help="The channel's name.")
+@click.option("--description", default="", help="A line about the channel.")
+@state_option
+def channel_create(relays, name, description, state_path) -> None:
+    """Make a channel, register and activate it with the relays, print its link."""
+    from chatrelay import client
+    from chatrelay.group import GroupKind
+
+    st = load_state(state_path)
+    owned = run_async(client.create_group(list(relays), name, GroupKind.CHANNEL, description=description))
+    st.owned.append(owned)
+    save_state(state_path, st)
+    click.echo(owned.link)
+
+
+@main.group("group")
+def group_cmd() -> None:
+    """Groups: members post within their role and rate limits."""
+
+
+@group_cmd.command("create")
+@click.option("--relay", "relays", required=True, multiple=True, help="Relay link (repeat for several relays).")
+@click.option("--name", required=True, help="The group's name.")
+@click.option("--join", "join_policy", type=click.Choice(["open", "approval", "invite"]), default="open",
+              show_default=True, help="Who may join.")
+@click.option("--description", default="", help="A line about the group.")
+@click.option("--direct-messages/--no-direct-messages", default=False, show_default=True,
+              help="Whether members may open direct connections to each other through the group.")
+@state_option
+def group_create(relays, name, join_policy, description, direct_messages, state_path) -> None:
+    """Make a group, register and activate it with the relays, print its link."""
+    from chatrelay import client
+    from chatrelay.group import GroupKind, JoinPolicy
+
+    st = load_state(state_path)
+    owned = run_async(client.create_group(
+        list(relays), name, GroupKind.GROUP, JoinPolicy(join_policy), description, direct_messages
+    ))
+    st.owned.append(owned)
+    save_state(state_path, st)
+    click.echo(owned.link)
+
+
+
+@main.group()
+def relay() -> None:
+    """The relays of a group or channel you own."""
+
+
+@relay.command("add")
+@click.argument("relay_link", metavar="RELAY_LINK")
+@group_option
+@state_option
+def relay_add(relay_link, which, state_path) -> None:
+    """Register with one more relay (idempotent) and publish it in the profile."""
+    from chatrelay import client
+
+    _, entry = owned_command(which, state_path, lambda owned: client.add_relay(owned, relay_link))
+    click.echo(f"{entry.relay_link} {entry.address} {entry.state}")
+
+
+@main.command()
+@group_option
+@state_option
+def relays(which, state_path) -> None:
+    """One line per relay: relay link, group address, state."""
+    st = load_state(state_path)
+    try:
+        owned = st.find_owned(which)
+    except ChatRelayError as exc:
+        fail(str(exc))
+    for entry in owned.relays:
+        click.echo(f"{entry.relay_link} {entry.address} {entry.state}")
+
+
+@main.command()
+@group_option
+@state_option
+def pending(which, state_path) -> None:
+    """Join requests waiting for approval: request id and the member's name."""
+    from chatrelay import client
+
+    _, items = owned_command(which, state_path, client.pending, save=False)
+    for item in items:
+        click.echo(str(item))
+
+
+def _decide(request_id, which, state_path, approve_it: bool) -> None:
+    from chatrelay import client
+
+    owned_command(which, state_path, lambda owned: client.decide(owned, request_id, approve_it))
+    click.echo("approved" if approve_it else "rejected")
+
+
+@main.command()
+@click.argument("request_id")
+@group_option
+@state_option
+def approve(request_id, which, state_path) -> None:
+    """Approve a pending join request by its id."""
+    _decide(request_id, which, state_path, True)
+
+
+@main.command()
+@click.argument("request_id")
+@group_option
+@state_option
+def reject(request_id, which, state_path) -> None:
+    """Reject a connection request at your addresses, or a group's pending join request."""
+    from chatrelay import contacts
+
+    st = load_state(state_path)
+    for addr in st.addresses:
+        if any(item["id"] == request_id for item in run_async(contacts.requests(addr))):
+            contacts.reject(addr, request_id)
+            save_state(state_path, st)
+            click.echo("rejected")
+            return
+    _decide(request_id, which, state_path, False)
+
+
+@main.command()
+@group_option
+@state_option
+def suspend(which, state_path) -> None:
+    """Stop taking new members on every relay of the group."""
+    from chatrelay import client
+
+    owned_command(which, state_path, client.suspend)
+    click.echo("suspended: new members are refused")
+
+
+@main.command()
+@group_option
+@state_option
+def resume(which, state_path) -> None:
+    """Take new members again."""
+    from chatrelay import client
+
+    owned_command(which, state_path, client.resume)
+    click.echo("resumed")
+
+
+@main.command("log")
+@group_option
+@state_option
+def service_log(which, state_path) -> None:
+    """The group's service log on each relay: every owner command, once."""
+    from chatrelay import client
+    from chatrelay.v1 import relay_pb2
+
+    _, entries = owned_command(which, state_path, client.service_log, save=False)
+    for entry, item in entries:
+        body = relay_pb2.OwnerCommandBody.FromString(item.command.body)
+        kind = relay_pb2.OwnerCommandKind.Name(body.kind).removeprefix("OWNER_COMMAND_KIND_").lower()
+        click.echo(f"{entry.address} #{item.seq} {kind} {body.command_id.hex()}")
+
+
+@main.command()
+@click.argument("text")
+@click.option("--group", "which", default=None, help="Name or link, when the state file owns several.")
+@state_option
+def post(text, which, state_path) -> None:
+    """Post TEXT to a group you are in or a channel you own (signed by your key)."""
+    from chatrelay import client
+
+    st = load_state(state_path)
+    try:
+        owned = st.find_membership(which)
+    except ChatRelayError as exc:
+        fail(str(exc))
+    acks = run_async(client.post(owned, text, retry_for_s=POST_RETRY_S))
+    click.echo(f"posted #{acks[0].seq}")
+
+
+@main.group()
+def invite() -> None:
+    """Invite codes, made offline by an owner."""
+
+
+def parse_duration(text: str) -> int:
+    """`90`, `90s`, `30m`, `12h`, `7d` -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    if not number.isdigit() or int(number) <= 0:
+        raise ChatRelayError(Reason.MALFORMED, f"--expires must look like 90s, 30m, 12h or 7d, got {text!r}")
+    return int(number) * units[unit]
+
+
+@invite.command("create")
+@click.option("--uses", default=1, show_default=True, type=int, help="How many joins the code allows.")
+@click.option("--expires", default=None, help="Valid for this long: 90s, 30m, 12h, 7d (default: no expiry).")
+@group_option
+@state_option
+def invite_create(uses, expires, which, state_path) -> None:
+    """Print an invite code for a group you own; made offline, consumed by the relay."""
+    from chatrelay import client
+
+    st = load_state(state_path)
+    try:
+        owned = st.find_owned(which)
+        code = client.make_invite(owned, uses=uses, expires_in_s=parse_duration(expires) if expires else 0)
+    except ChatRelayError as exc:
+        fail(str(exc))
+    click.echo(code)
+
+
+@main.command()
+@click.argument("link_text", metavar="LINK_OR_CODE")
+@click.option("--name", default="", help="Your display name in this group.")
+@state_option
+def join(link_text, name, state_path) -> None:
+    """Resolve and verify a group or channel link (or an invite code), then join."""
+    from chatrelay import client
+
+    st = load_state(state_path)
+    membership = run_async(client.join(link_text, name))
+    st.memberships = [m for m in st.memberships if m.group_id != membership.group_id] + [membership]
+    save_state(state_path, st)
+    state = {
+        "member": "joined",
+        "pending": "waiting for the owners to approve",
+        "held": "held by the relay until the group is active",
+    }[membership.status]
+    click.echo(f"{state}: {membership.name}")
+
+
+@main.command()
+@click.option("--group", "which", default=None, help="Name or link, when the state file has several.")
+@click.option("--follow", is_flag=True, help="Keep streaming new posts; resumes after reconnects.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+@state_option
+def read(which, follow, as_json, state_path) -> None:
+    """Print the posts of a group or channel, oldest first, one a line."""
+    from chatrelay import client
+
+    st = load_state(state_path)
+    try:
+        who = st.find_membership(which)
+    except ChatRelayError as exc:
+        fail(str(exc))
+
+    def show(p) -> None:
+        if as_json:
+            click.echo(json.dumps(p.to_json()))
+        else:
+            click.echo(p.text.replace("\\", "\\\\").replace("\n", "\\n"))
+        sys.stdout.flush()
+
+    async def run() -> None:
+        if follow:
+            async for p in client.follow(who):
+                show(p)
+        else:
+            for p in await client.read_all(who):
+                show(p)
+
+    try:
+        run_async(run())
+    except KeyboardInterrupt:
+        pass
+
+
+# ---- 1:1 connections -------------------------------------------------------------------
+
+

@@ -1,0 +1,158 @@
+"""Connections to relays: a RelayClient owns its gRPC channel (never one TCP connection
+shared with another client: no group can be tied to another by its connection) and
+sends again, by one retry policy, the calls that are safe to repeat."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import grpc
+from nacl.signing import SigningKey
+
+from chatrelay import envelope as env
+from chatrelay import links
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.links import LinkKind, ShortLink
+from chatrelay.retry import Backoff
+from chatrelay.status import from_rpc_error
+from chatrelay.v1 import core_pb2, relay_pb2, relay_pb2_grpc
+
+DEFAULT_PORT = 7223
+CALL_TIMEOUT_S = 30
+RETRY_S = 30  # how long idempotent calls (registration, join) ride out a relay restarting
+READ_RETRY_S = 1.0  # reads: one more try (a relay that is down is skipped soon after)
+READS = frozenset({"ResolveLink", "History", "ReadServiceLog", "ListPending", "MemberKeys"})
+NONCE = 16
+RETRIES = Backoff(first_s=0.2, max_s=2.0)  # a relay restarting: UNAVAILABLE or BUSY for a while
+# Each channel its own subchannels: gRPC's global pool would share one TCP connection
+# between two clients of one target.
+CHANNEL_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]
+
+
+def target_of(host: str) -> str:
+    """host[:port] from a link -> a gRPC target."""
+    if host.startswith("["):
+        return host if "]:" in host else f"{host}:{DEFAULT_PORT}"
+    return host if ":" in host else f"{host}:{DEFAULT_PORT}"
+
+
+def target_of_link(link: ShortLink) -> str:
+    """A gRPC target for every host of a relay's link: the gateways of one relay. Where
+    all of them are IP addresses the channel fails over from one to the next (gRPC's
+    pick_first over an address list); otherwise the first host."""
+    targets = [target_of(h) for h in link.hosts]
+    if len(targets) > 1:
+        v4 = all(_is_ip(t.rpartition(":")[0], 4) for t in targets)
+        v6 = all(t.startswith("[") and _is_ip(t.rpartition(":")[0].strip("[]"), 6) for t in targets)
+        if v4 or v6:
+            return ("ipv4:" if v4 else "ipv6:") + ",".join(targets)
+    return targets[0]
+
+
+def _is_ip(text: str, version: int) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(text).version == version
+    except ValueError:
+        return False
+
+
+def retryable(exc: Exception) -> bool:
+    """A refusal that trying again may get past: a gateway restarting or gone, a shard
+    restarting, its registry reconnecting, a group with too much waiting."""
+    return isinstance(exc, ChatRelayError) and exc.reason in (Reason.UNAVAILABLE, Reason.BUSY)
+
+
+async def call_retrying(rpc, request, timeout: float = CALL_TIMEOUT_S, retry_for_s: float = 0.0,
+                        retries: Backoff = RETRIES):
+    """A unary call, sent again while the relay answers UNAVAILABLE or BUSY, for up to
+    `retry_for_s` seconds; only for calls that are safe to repeat."""
+    async def once():
+        try:
+            return await rpc(request, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc) from None
+    return await retries.within(retry_for_s).run(once, retryable)
+
+
+class RelayClient:
+    """One relay's gateway over gRPC."""
+
+    def __init__(self, target: str, retries: Backoff = RETRIES) -> None:
+        self.target = target
+        self.retries = retries
+        self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self.stub = relay_pb2_grpc.RelayServiceStub(self.channel)
+
+    async def __aenter__(self) -> "RelayClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def call(self, method: str, request, timeout: float = CALL_TIMEOUT_S, retry_for_s: float | None = None):
+        """One call; an idempotent one may pass `retry_for_s` (see `call_retrying`).
+        Reads are sent once more after a dropped connection, which reaches the next
+        gateway of the relay link when the first one went away."""
+        if retry_for_s is None:
+            retry_for_s = READ_RETRY_S if method in READS else 0.0
+        return await call_retrying(getattr(self.stub, method), request, timeout, retry_for_s, self.retries)
+
+    async def resolve(self, link: ShortLink) -> links.ResolvedLink:
+        response = await self.call(
+            "ResolveLink", relay_pb2.ResolveLinkRequest(lookup_id=links.derive(link.link_key).lookup_id)
+        )
+        return links.resolve(link, response.ciphertext)
+
+    async def store_link(self, signer: SigningKey, bundle: links.LinkBundle) -> bool:
+        body = relay_pb2.StoreLinkBody(
+            lookup_id=bundle.lookup_id, ciphertext=bundle.ciphertext,
+            nonce=os.urandom(NONCE), timestamp=int(time.time()),
+        )
+        envelope = env.sign_message(signer, env.Domain.LINK_STORE, body)
+        response = await self.call("StoreLink", relay_pb2.StoreLinkRequest(envelope=envelope))
+        return response.created
+
+    async def post(self, address: str, envelope: core_pb2.SignedEnvelope) -> relay_pb2.PostAck:
+        return await self.call("Post", relay_pb2.PostRequest(group_address=address, envelope=envelope))
+
+    def subscribe(self, credential: core_pb2.SignedEnvelope, since_seq: int):
+        return self.stub.Subscribe(relay_pb2.SubscribeRequest(credential=credential, since_seq=since_seq))
+
+
+async def resolve_link(link: ShortLink) -> links.ResolvedLink:
+    """Try each host of the link; the data is the same on each, and checked."""
+    errors = []
+    for host in link.hosts:
+        async with RelayClient(target_of(host)) as client:
+            try:
+                return await client.resolve(link)
+            except ChatRelayError as exc:
+                if exc.reason not in (Reason.UNAVAILABLE, Reason.UNKNOWN_ADDRESS):
+                    raise  # a host that returns bad data is caught, not skipped
+                errors.append(f"{host}: {exc.message}")
+    raise ChatRelayError(Reason.UNAVAILABLE, "no host of the link answered: " + "; ".join(errors))
+
+
+@dataclass
+class RelayInfo:
+    link: ShortLink
+    relay_key: bytes
+
+    @property
+    def target(self) -> str:
+        return target_of_link(self.link)
+
+
+async def relay_info(relay_link: str) -> RelayInfo:
+    link = ShortLink.parse(relay_link)
+    if link.kind is not LinkKind.RELAY:
+        raise ChatRelayError(Reason.LINK_KIND_MISMATCH, f"{relay_link} is not a relay link (kind r)")
+    resolved = await resolve_link(link)
+    return RelayInfo(link=link, relay_key=resolved.fixed.root_key)

@@ -1,0 +1,259 @@
+"""The owner's side of the SDK: make a group or channel and register it with relays,
+command it, decide on joins, add and remove relays, make invite codes offline."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from nacl.signing import SigningKey
+
+from chatrelay import group, invites, links, members
+from chatrelay import envelope as env
+from chatrelay.connection import NONCE, RETRY_S, RelayClient, RelayInfo, relay_info
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.links import ShortLink
+from chatrelay.state import OwnedGroup, RelayEntry, b64, unb64
+from chatrelay.v1 import core_pb2, relay_pb2
+
+
+async def register(
+    client: RelayClient, relay: RelayInfo, profile: core_pb2.SignedEnvelope, group_id: bytes
+) -> tuple[str, int]:
+    """Registration steps 1 to 3; returns (group address, state). Idempotent."""
+    registration_key = SigningKey.generate()  # made for this group and this relay only
+    body = relay_pb2.RegisterGroupBody(
+        profile=profile, registration_key=bytes(registration_key.verify_key),
+        nonce=os.urandom(NONCE), timestamp=int(time.time()),
+    )
+    request = relay_pb2.RegisterGroupRequest(envelope=env.sign_message(registration_key, env.Domain.REGISTER, body))
+    response = await client.call("RegisterGroup", request, retry_for_s=RETRY_S)  # one address however often
+    checked, grant = env.verify_message(response.address, env.Domain.ADDRESS, relay_pb2.AddressGrant, "address grant")
+    if checked.signer != relay.relay_key or grant.relay_key != relay.relay_key:
+        raise ChatRelayError(Reason.UNKNOWN_SIGNER, "address grant is not signed by the relay of the relay link")
+    if grant.group_id != group_id or not grant.group_address:
+        raise ChatRelayError(Reason.GROUP_MISMATCH, "address grant is for another group")
+    return grant.group_address, response.state
+
+
+async def owner_command(
+    client: RelayClient, key: SigningKey, address: str, kind: int, *, profile=None,
+    command_id: bytes | None = None, request_id: bytes = b"",
+) -> relay_pb2.OwnerCommandResponse:
+    body = relay_pb2.OwnerCommandBody(
+        group_address=address, command_id=command_id or os.urandom(16), kind=kind,
+        request_id=request_id, nonce=os.urandom(NONCE), timestamp=int(time.time()),
+    )
+    if profile is not None:
+        body.profile.CopyFrom(profile)
+    envelope = env.sign_message(key, env.Domain.OWNER_COMMAND, body)
+    return await client.call("OwnerCommand", relay_pb2.OwnerCommandRequest(envelope=envelope))
+
+
+async def create_group(
+    relay_links: list[str], name: str, kind: group.GroupKind, join: group.JoinPolicy = group.JoinPolicy.OPEN,
+    description: str = "", direct_messages: bool = False,
+) -> OwnedGroup:
+    """Make a group or channel, register it with each relay, activate it, store its link."""
+    relays = [await relay_info(r) for r in relay_links]
+    secrets, signed = group.create_group(
+        kind, name, join=join, description=description, direct_messages=direct_messages
+    )
+    current = group.verify_profile(signed)
+    entries: list[RelayEntry] = []
+    for relay in relays:
+        async with RelayClient(relay.target) as client:
+            address, _ = await register(client, relay, signed, secrets.group_id)
+        entries.append(RelayEntry(
+            relay_link=str(relay.link), relay_key=b64(relay.relay_key), address=address, target=relay.target,
+        ))
+    # Step 4: the relays' addresses into the profile, version + 1, sent to each relay.
+    refs = [
+        core_pb2.RelayRef(relay_key=unb64(e.relay_key), relay_link=e.relay_link, group_address=e.address)
+        for e in entries
+    ]
+    updated = group.next_version(secrets.owner_key, current, relays=refs)
+    for entry in entries:
+        async with RelayClient(entry.target) as client:
+            response = await owner_command(
+                client, secrets.owner_key, entry.address, relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE, profile=updated
+            )
+        entry.state = relay_pb2.GroupState.Name(response.state).removeprefix("GROUP_STATE_").lower()
+    hosts: list[str] = []
+    for relay in relays:
+        hosts.extend(h for h in relay.link.hosts if h not in hosts)
+    bundle = links.group_link(secrets, updated, hosts[: links.MAX_HOSTS])
+    for entry in entries:
+        async with RelayClient(entry.target) as client:
+            await client.store_link(secrets.owner_key, bundle)
+    return OwnedGroup(
+        group_id=secrets.group_id.hex(), kind=kind.value, name=name, link=str(bundle.link),
+        owner_seed=b64(secrets.owner_seed), owner_id=b64(secrets.owner_id),
+        intake_secret=b64(secrets.intake_secret),
+        root_seed=b64(secrets.root_seed) if secrets.root_seed else None,
+        profile=b64(env.encode(updated)), relays=entries,
+    )
+
+
+async def _send_to_relays(owned: OwnedGroup, kind: int, **fields) -> list[relay_pb2.OwnerCommandResponse]:
+    """One command id for all relays: a retry anywhere is applied once there."""
+    key = SigningKey(unb64(owned.owner_seed))
+    command_id = os.urandom(16)
+    responses = []
+    for entry in owned.relays:
+        async with RelayClient(entry.target) as client:
+            response = await owner_command(client, key, entry.address, kind, command_id=command_id, **fields)
+        entry.state = relay_pb2.GroupState.Name(response.state).removeprefix("GROUP_STATE_").lower()
+        responses.append(response)
+    return responses
+
+
+async def suspend(owned: OwnedGroup) -> list[relay_pb2.OwnerCommandResponse]:
+    return await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_SUSPEND)
+
+
+async def resume(owned: OwnedGroup) -> list[relay_pb2.OwnerCommandResponse]:
+    return await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_RESUME)
+
+
+def _owner_read(owned: OwnedGroup, address: str, since_seq: int = 0) -> core_pb2.SignedEnvelope:
+    body = relay_pb2.OwnerReadBody(
+        group_address=address, since_seq=since_seq, nonce=os.urandom(NONCE), timestamp=int(time.time())
+    )
+    return env.sign_message(SigningKey(unb64(owned.owner_seed)), env.Domain.OWNER_READ, body)
+
+
+async def service_log(owned: OwnedGroup) -> list[tuple[RelayEntry, relay_pb2.ServiceLogEntry]]:
+    out = []
+    for entry in owned.relays:
+        async with RelayClient(entry.target) as client:
+            response = await client.call(
+                "ReadServiceLog", relay_pb2.ServiceLogRequest(envelope=_owner_read(owned, entry.address))
+            )
+        out.extend((entry, e) for e in response.entries)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PendingJoin:
+    request_id: bytes
+    display_name: str
+    sign_key: bytes
+    relay: str
+
+    def __str__(self) -> str:
+        # Hex, not base64url: an id starting with "-" would read as an option on a command line.
+        return f"{self.request_id.hex()} {self.display_name or '(no name)'}"
+
+
+async def pending(owned: OwnedGroup) -> list[PendingJoin]:
+    """Join requests waiting for the owners, with the member keys as the member sealed
+    them to the owners: a relay that swapped keys in the request is caught here."""
+    group_id = bytes.fromhex(owned.group_id)
+    out: dict[bytes, PendingJoin] = {}
+    for entry in owned.relays:
+        async with RelayClient(entry.target) as client:
+            response = await client.call(
+                "ListPending", relay_pb2.ListPendingRequest(envelope=_owner_read(owned, entry.address))
+            )
+        for item in response.pending:
+            body = members.verify_join(item.join, group_id)
+            announced = members.open_announcement(body.sealed_announcement, unb64(owned.intake_secret), group_id)
+            if announced.keys != body.keys:
+                raise ChatRelayError(Reason.UNKNOWN_SIGNER, "join request keys differ from what the member sealed to the owners")
+            out.setdefault(item.request_id, PendingJoin(
+                request_id=item.request_id, display_name=announced.profile.display_name,
+                sign_key=body.keys.sign_key, relay=entry.relay_link,
+            ))
+    return list(out.values())
+
+
+async def decide(owned: OwnedGroup, request_id_text: str, approve: bool) -> None:
+    request_id = parse_request_id(request_id_text)
+    kind = relay_pb2.OWNER_COMMAND_KIND_APPROVE_JOIN if approve else relay_pb2.OWNER_COMMAND_KIND_REJECT_JOIN
+    await _send_to_relays(owned, kind, request_id=request_id)
+
+
+def parse_request_id(text: str) -> bytes:
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        value = b""
+    if len(value) != 16:
+        raise ChatRelayError(Reason.MALFORMED, f"request id is malformed: {text!r} is not 32 hex digits")
+    return value
+
+
+async def add_relay(owned: OwnedGroup, relay_link: str) -> RelayEntry:
+    """Register with one more relay and publish it in a new profile version. Running it
+    again changes nothing: the relay answers with the same address."""
+    relay = await relay_info(relay_link)
+    secrets_key = SigningKey(unb64(owned.owner_seed))
+    current = group.verify_profile(env.decode(unb64(owned.profile)), group_id=bytes.fromhex(owned.group_id))
+    async with RelayClient(relay.target) as client:
+        address, _ = await register(client, relay, current.envelope, current.group_id)
+    for entry in owned.relays:
+        if entry.address == address and entry.relay_key == b64(relay.relay_key):
+            return entry  # already there
+    entry = RelayEntry(relay_link=str(relay.link), relay_key=b64(relay.relay_key), address=address, target=relay.target)
+    refs = [*current.profile.relays, core_pb2.RelayRef(relay_key=relay.relay_key, relay_link=str(relay.link), group_address=address)]
+    updated = group.next_version(secrets_key, current, relays=refs)
+    owned.relays.append(entry)
+    await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE, profile=updated)
+    owned.profile = b64(env.encode(updated))
+    link = ShortLink.parse(owned.link)
+    secrets = group.OwnerSecrets(
+        group_id=current.group_id, owner_id=unb64(owned.owner_id), owner_seed=unb64(owned.owner_seed),
+        intake_secret=unb64(owned.intake_secret),
+    )
+    bundle = links.group_link(secrets, updated, link.hosts)
+    for e in owned.relays:
+        async with RelayClient(e.target) as client:
+            await client.store_link(secrets_key, bundle)
+    return entry
+
+
+async def remove_relay(owned: OwnedGroup, relay_link: str) -> None:
+    """Tell one relay to stop serving the group, and publish the profile without it."""
+    link = ShortLink.parse(relay_link)
+    gone = [e for e in owned.relays if e.relay_link == str(link)]
+    if not gone:
+        raise ChatRelayError(Reason.UNKNOWN_ADDRESS, f"{relay_link} is not a relay of this group")
+    if len(gone) == len(owned.relays):
+        raise ChatRelayError(Reason.NOT_ALLOWED, "a group keeps at least one relay; delete the group instead")
+    key = SigningKey(unb64(owned.owner_seed))
+    current = group.verify_profile(env.decode(unb64(owned.profile)), group_id=bytes.fromhex(owned.group_id))
+    removed = {e.address for e in gone}
+    refs = [r for r in current.profile.relays if r.group_address not in removed]
+    updated = group.next_version(key, current, relays=refs)
+    keep = [e for e in owned.relays if e.address not in removed]
+    for entry in gone:
+        async with RelayClient(entry.target) as client:
+            await owner_command(client, key, entry.address, relay_pb2.OWNER_COMMAND_KIND_REMOVE_RELAY)
+    owned.relays = keep
+    await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE, profile=updated)
+    owned.profile = b64(env.encode(updated))
+    secrets = group.OwnerSecrets(
+        group_id=current.group_id, owner_id=unb64(owned.owner_id), owner_seed=unb64(owned.owner_seed),
+        intake_secret=unb64(owned.intake_secret),
+    )
+    bundle = links.group_link(secrets, updated, ShortLink.parse(owned.link).hosts)
+    for entry in keep:
+        async with RelayClient(entry.target) as client:
+            await client.store_link(key, bundle)
+
+
+async def delete_group(owned: OwnedGroup) -> None:
+    """Every relay stops serving the group and drops its posts."""
+    await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_DELETE_GROUP)
+
+
+def make_invite(owned: OwnedGroup, uses: int = 1, expires_in_s: int = 0) -> str:
+    """Made offline: nothing is sent to any relay until the invitee joins."""
+    secrets = group.OwnerSecrets(
+        group_id=bytes.fromhex(owned.group_id), owner_id=unb64(owned.owner_id),
+        owner_seed=unb64(owned.owner_seed), intake_secret=unb64(owned.intake_secret),
+    )
+    expires_at = int(time.time()) + expires_in_s if expires_in_s else 0
+    return invites.make_invite(secrets, ShortLink.parse(owned.link), uses=uses, expires_at=expires_at).render()

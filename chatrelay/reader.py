@@ -1,0 +1,254 @@
+"""The member's side of the SDK: join by a link or an invite code, post, and read what
+relays deliver, checking every post again against the group's profile."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+import grpc
+from nacl.signing import SigningKey
+
+from chatrelay import codec, group, invites, members
+from chatrelay import envelope as env
+from chatrelay.connection import NONCE, RETRY_S, RelayClient, resolve_link, target_of_link
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.links import LinkKind, ShortLink
+from chatrelay.members import MemberIdentity
+from chatrelay.retry import Backoff
+from chatrelay.state import Membership, OwnedGroup, RelayEntry, b64, unb64
+from chatrelay.status import from_rpc_error
+from chatrelay.v1 import core_pb2, relay_pb2
+
+POST_RETRIES = Backoff(first_s=0.1, max_s=1.0)
+RECONNECTS = Backoff(first_s=0.2, max_s=2.0)
+
+
+async def post(owned: OwnedGroup | Membership, text: str, *, retry_for_s: float = 0.0) -> list[relay_pb2.PostAck]:
+    """Sign once, send to every relay of the group: members dedupe by message id.
+
+    While no relay has acked, retries for up to `retry_for_s` seconds with the same
+    signed post, so an ack lost on the way (a relay restarting) never makes a second post.
+    """
+    data = text.encode("utf-8")
+    key = SigningKey(unb64(owned.owner_seed if isinstance(owned, OwnedGroup) else owned.sign_seed))
+    envelope = members.sign_post(key, bytes.fromhex(owned.group_id), data)
+
+    async def to_every_relay() -> list[relay_pb2.PostAck]:
+        acks, errors = [], []
+        for entry in owned.relays:
+            async with RelayClient(entry.target) as client:
+                try:
+                    acks.append(await client.post(entry.address, envelope))
+                except ChatRelayError as exc:
+                    if exc.reason is not Reason.UNAVAILABLE:
+                        raise
+                    errors.append(exc)
+        if not acks:
+            raise errors[0] if errors else ChatRelayError(Reason.UNAVAILABLE, "the group has no relays")
+        return acks
+    return await POST_RETRIES.within(retry_for_s).run(
+        to_every_relay, lambda exc: isinstance(exc, ChatRelayError) and exc.reason is Reason.UNAVAILABLE
+    )
+
+
+async def join(link_text: str, display_name: str = "") -> Membership:
+    """Join by a group or channel link, or by an invite code (which carries the link and
+    passes INVITE_ONLY and APPROVAL gates while every owner is offline)."""
+    invite = None
+    if link_text.strip().startswith(invites.PREFIX):
+        invite = invites.parse_invite(link_text)
+        link = invite.group_link
+    else:
+        link = ShortLink.parse(link_text)
+    if link.kind not in (LinkKind.GROUP, LinkKind.CHANNEL):
+        raise ChatRelayError(Reason.LINK_KIND_MISMATCH, "only group (g) and channel (c) links can be joined")
+    resolved = await resolve_link(link)
+    profile = resolved.profile
+    if invite is not None and invite.grant.group_id != profile.group_id:
+        raise ChatRelayError(Reason.BAD_INVITE, "invite code is for another group than its link")
+    if not profile.profile.relays:
+        raise ChatRelayError(Reason.NOT_ACTIVE, "this group has no relays yet")
+    member = MemberIdentity.generate()  # a new identity per group: groups stay unlinked
+    entries = []
+    status = "member"
+    for ref in profile.profile.relays:
+        relay_link = ShortLink.parse(ref.relay_link)
+        entry = RelayEntry(
+            relay_link=ref.relay_link, relay_key=b64(ref.relay_key), address=ref.group_address,
+            target=target_of_link(relay_link),
+        )
+        proof = invites.prove(invite, member.public.sign_key) if invite is not None else None
+        request = members.join_request(
+            member, profile.group_id, ref.group_address, profile.profile.intake_key, display_name, invite=proof
+        )
+        async with RelayClient(entry.target) as client:  # a join is by member key: asking again is safe
+            response = await client.call("Join", relay_pb2.JoinRequest(envelope=request), retry_for_s=RETRY_S)
+        if response.status == relay_pb2.JOIN_STATUS_PENDING_APPROVAL:
+            status = "pending"
+        elif response.status == relay_pb2.JOIN_STATUS_HELD and status == "member":
+            status = "held"
+        entry.state = "joined"
+        entries.append(entry)
+    return Membership(
+        group_id=profile.group_id.hex(),
+        kind="channel" if profile.profile.kind == core_pb2.GROUP_KIND_CHANNEL else "group",
+        name=profile.profile.name, link=str(link), sign_seed=b64(member.sign_seed),
+        box_secret=b64(member.box_secret), display_name=display_name,
+        profile=b64(env.encode(profile.envelope)), relays=entries, status=status,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedPost:
+    seq: int
+    author: bytes
+    text: str
+    message_id: bytes
+    relay_ts: int
+
+    def to_json(self) -> dict:
+        return {
+            "seq": self.seq, "author": codec.b64url(self.author), "text": self.text,
+            "message_id": codec.b64url(self.message_id), "relay_ts": self.relay_ts,
+        }
+
+
+def reader_key(who: OwnedGroup | Membership) -> SigningKey:
+    return SigningKey(unb64(who.owner_seed if isinstance(who, OwnedGroup) else who.sign_seed))
+
+
+def credential(key: SigningKey, address: str) -> core_pb2.SignedEnvelope:
+    """A reader's signed credential for one group address (Subscribe, History, …)."""
+    body = relay_pb2.SubscribeBody(group_address=address, nonce=os.urandom(NONCE), timestamp=int(time.time()))
+    return env.sign_message(key, env.Domain.SUBSCRIBE, body)
+
+
+class PostChecker:
+    """A member's own check of what relays deliver; dedupes across relays."""
+
+    def __init__(self, who: OwnedGroup | Membership) -> None:
+        self.profile = group.verify_profile(env.decode(unb64(who.profile)), group_id=bytes.fromhex(who.group_id))
+        self.group_id = bytes.fromhex(who.group_id)
+        self.channel = self.profile.profile.kind == core_pb2.GROUP_KIND_CHANNEL
+        self.seen: set[bytes] = set()
+
+    def check(self, delivery: relay_pb2.Delivery) -> ReceivedPost | None:
+        allowed = self.profile.authorities() if self.channel else None
+        body = members.verify_post(delivery.post, self.group_id, allowed=allowed)
+        mid = members.message_id(delivery.post)
+        if mid in self.seen:
+            return None
+        self.seen.add(mid)
+        return ReceivedPost(
+            seq=delivery.seq, author=delivery.post.signer, text=body.body.decode("utf-8", "replace"),
+            message_id=mid, relay_ts=delivery.relay_ts,
+        )
+
+
+async def _read_relay(who, entry: RelayEntry, key: SigningKey) -> list[relay_pb2.Delivery]:
+    pages: list[list[relay_pb2.Delivery]] = []
+    before = 0
+    async with RelayClient(entry.target) as client:
+        for _ in range(1_000_000):  # bounded: each page moves `before` back
+            request = relay_pb2.HistoryRequest(credential=credential(key, entry.address), before_seq=before, limit=500)
+            page = list((await client.call("History", request)).deliveries)
+            if not page:
+                break
+            pages.append(page)
+            before = page[0].seq
+            if before <= 1:
+                break
+    return [d for page in reversed(pages) for d in page]
+
+
+async def read_all(who: OwnedGroup | Membership) -> list[ReceivedPost]:
+    """Every post the group's relays keep for this reader, oldest first, each once
+    (posts reach every relay; the message id tells copies apart). A relay that is down
+    is skipped while another answers."""
+    key = reader_key(who)
+    checker = PostChecker(who)
+    out: list[tuple[int, int, ReceivedPost]] = []
+    errors = []
+    for rank, entry in enumerate(who.relays):
+        try:
+            deliveries = await _read_relay(who, entry, key)
+        except ChatRelayError as exc:
+            if exc.reason is not Reason.UNAVAILABLE:
+                raise
+            errors.append(exc)
+            continue
+        for delivery in deliveries:
+            post_ = checker.check(delivery)
+            if post_ is not None:
+                body = core_pb2.PostBody.FromString(delivery.post.body)
+                out.append((body.client_ts, rank, post_))
+    if errors and len(errors) == len(who.relays):
+        raise errors[0]
+    if len(who.relays) > 1:  # copies from several relays: the authors' clocks order them
+        out.sort(key=lambda item: (item[0], item[1], item[2].seq))
+    return [post_ for _, _, post_ in out]
+
+
+async def follow(
+    who: OwnedGroup | Membership, since_seq: int = 0, *, max_reconnects: int | None = None
+) -> AsyncIterator[ReceivedPost]:
+    """Stream posts from every relay of the group, each post once. Each relay's stream
+    resumes after its own last post when it reconnects, so nothing is lost or repeated,
+    and a relay that is down does not stop the others."""
+    checker = PostChecker(who)
+    queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
+    tasks = [
+        asyncio.create_task(_follow_relay(who, entry, since_seq, max_reconnects, queue))
+        for entry in who.relays
+    ]
+    alive = len(tasks)
+    try:
+        while alive:
+            item = await queue.get()
+            if isinstance(item, BaseException):
+                alive -= 1
+                if alive == 0 or not (isinstance(item, ChatRelayError) and item.reason is Reason.UNAVAILABLE):
+                    raise item
+                continue
+            post_ = checker.check(item)
+            if post_ is not None:
+                yield post_
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def _follow_relay(who, entry: RelayEntry, since_seq: int, max_reconnects, queue: asyncio.Queue) -> None:
+    key = reader_key(who)
+    last = since_seq
+    waits = RECONNECTS.waits()
+    reconnects = 0
+    while True:
+        client = RelayClient(entry.target)
+        try:
+            stream = client.subscribe(credential(key, entry.address), last)
+            async for batch in stream:
+                waits = RECONNECTS.waits()  # it streamed: the next reconnect waits little again
+                for delivery in batch.deliveries:
+                    if delivery.seq <= last:
+                        continue
+                    await queue.put(delivery)
+                    last = delivery.seq
+        except grpc.aio.AioRpcError as exc:
+            error = from_rpc_error(exc)
+            if error.reason is Reason.BEHIND:  # cut off for reading slowly: resume at once
+                continue
+            if error.reason is not Reason.UNAVAILABLE:
+                await queue.put(error)
+                return
+        finally:
+            await client.close()
+        reconnects += 1
+        if max_reconnects is not None and reconnects > max_reconnects:
+            await queue.put(ChatRelayError(Reason.UNAVAILABLE, f"relay {entry.target} unreachable; gave up reconnecting"))
+            return
+        await asyncio.sleep(next(waits))

@@ -1,0 +1,123 @@
+"""One group commit for the gateway: calls of one lane that arrive while that lane is busy
+wait and go on together. Registrations (a lane a home shard) and posts (a lane a group)
+both go through it, with their own rules as parameters.
+
+Each lane has at most `in_flight` calls going on at a time; each carries at most `batch`
+items. A caller that finds a call free starts one: alone at once, or, with `linger`,
+after one turn of the event loop, together with the calls that arrived in that turn.
+Items that arrive while every call is taken wait in arrival order, holding no CPU, and
+the call that comes back takes them on (those whose callers went away are dropped). Past
+`waiting` items waiting, the lane's callers (and only they) are refused with `refuse()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Awaitable, Callable, Hashable
+
+
+def settle(future: asyncio.Future, result) -> None:
+    """Hand a waiter its result, or the exception that is its result, unless it has gone."""
+    if future.done():
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+class _Lane:
+    __slots__ = ("calls", "waiting")
+
+    def __init__(self) -> None:
+        self.calls = 0  # going on
+        self.waiting: collections.deque[tuple[object, asyncio.Future]] = collections.deque()
+
+
+class Coalescer:
+    """`await coalescer(lane, item)` answers one item; `send(lane, items)` makes the call
+    and returns one result per item, each the answer or the exception refusing it (an
+    exception raised by `send` is every item's answer)."""
+
+    def __init__(
+        self, send: Callable[[Hashable, list], Awaitable[list]], *, in_flight: int = 1, batch: int = 64,
+        waiting: int | None = None, refuse: Callable[[], Exception] | None = None, linger: bool = False,
+    ) -> None:
+        if in_flight < 1 or (waiting is not None and waiting < 0) or batch < 1:
+            raise ValueError("in_flight 1 or more, waiting 0 or more, batch 1 or more")
+        if waiting is not None and refuse is None:
+            raise ValueError("a bound on waiting items needs the refusal to answer past it")
+        self.send = send
+        self.in_flight = in_flight
+        self.batch = batch
+        self.waiting = waiting
+        self.refuse = refuse
+        self.linger = linger
+        self._lanes: dict[Hashable, _Lane] = {}
+        self._calls: set[asyncio.Task] = set()
+        self.refused = 0
+        self.batches = 0  # calls made, and the items in them: their ratio is the mean batch size
+        self.calls = 0
+
+    def __len__(self) -> int:
+        """Lanes with calls going on (nothing is kept for an idle lane)."""
+        return len(self._lanes)
+
+    async def __call__(self, lane: Hashable, item):
+        state = self._lanes.get(lane)
+        if state is None:
+            state = self._lanes[lane] = _Lane()
+        answer = asyncio.get_running_loop().create_future()
+        if state.calls < self.in_flight:
+            state.calls += 1
+            if self.linger:
+                state.waiting.append((item, answer))
+                self._start(lane, state, [])
+            else:
+                self._start(lane, state, [(item, answer)])
+        elif self.waiting is not None and len(state.waiting) >= self.waiting:
+            self.refused += 1
+            raise self.refuse()
+        else:
+            state.waiting.append((item, answer))
+        return await answer  # a caller that goes away before its turn: its item is not sent
+
+    def _start(self, lane: Hashable, state: _Lane, first: list) -> None:
+        task = asyncio.create_task(self._turns(lane, state, first))
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+
+    def _take(self, state: _Lane) -> list:
+        taken = []
+        while state.waiting and len(taken) < self.batch:
+            item, answer = state.waiting.popleft()
+            if not answer.done():  # its caller is still there
+                taken.append((item, answer))
+        return taken
+
+    async def _turns(self, lane: Hashable, state: _Lane, items: list) -> None:
+        try:
+            items = items or self._take(state)  # with linger: this task ran a loop turn later
+            while items:
+                self.batches += 1
+                self.calls += len(items)
+                try:
+                    results = await self.send(lane, [item for item, _ in items])
+                except asyncio.CancelledError:
+                    for _, answer in items:
+                        answer.cancel()
+                    raise
+                except Exception as exc:
+                    results = [exc] * len(items)
+                for (_, answer), result in zip(items, results):
+                    settle(answer, result)
+                items = self._take(state)
+        finally:
+            state.calls -= 1
+            if state.calls == 0 and not state.waiting and self._lanes.get(lane) is state:
+                del self._lanes[lane]
+
+    def close(self) -> None:
+        for task in list(self._calls):
+            task.cancel()

@@ -1,0 +1,119 @@
+"""Routing: which shard serves a group address, and the call to it.
+
+The table comes from the registry's placement records, cached and kept fresh by a watch.
+A call rides out a shard restarting, and follows a group that moves between shards
+(the old shard answers Moved; the placement is read again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from chatrelay.actors import records
+from chatrelay.actors.calls import Moved, ShardCall, unwrap
+from chatrelay.actors.placement import home_shard
+from chatrelay.actors.registry import EventKind, Registry
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.retry import Backoff
+
+log = logging.getLogger(__name__)
+
+SHARD_RESTARTS = Backoff(first_s=0.05, max_s=1.0, attempts=20)
+MOVES = Backoff(first_s=0.01, max_s=0.5, attempts=40)  # about 15 s of following a group that moves
+
+
+class ShardRouter:
+    """Address -> shard index, from the registry's placement records."""
+
+    def __init__(self, registry: Registry, shards: list, find_shard=None) -> None:
+        self.registry = registry
+        self.shards = shards
+        self.find_shard = find_shard  # index -> handle, for shards of their own beyond `shards`
+        self.extra: dict[int, object] = {}
+        self.table: dict[str, int] = {}
+        self._watch: asyncio.Task | None = None
+
+    def start_watch(self) -> None:
+        """Keep the cached table fresh when groups are placed or moved."""
+        self._watch = asyncio.create_task(self._follow(), name="placement-watch")
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                async for event in self.registry.watch_prefix(records.PLACEMENT_PREFIX):
+                    address = event.key[len(records.PLACEMENT_PREFIX):].decode()
+                    if event.kind is EventKind.PUT:
+                        self.table[address] = int(event.value)
+                    else:
+                        self.table.pop(address, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the registry restarting: forget the cache, watch again
+                log.warning("placement watch broke, restarting: %s", exc)
+                self.table.clear()
+                await asyncio.sleep(1.0)
+
+    def close(self) -> None:
+        if self._watch:
+            self._watch.cancel()
+
+    def queue_shard(self, address: str) -> int:
+        """Queues of 1:1 connections are placed by their address's hash and never move."""
+        return home_shard(records.check_address(address, "queue").encode(), len(self.shards))
+
+    async def index(self, address: str) -> int:
+        records.check_address(address)
+        index = self.table.get(address)
+        if index is None:
+            try:
+                entry = await self.registry.get(records.placement_key(address))
+            except Exception as exc:  # the registry restarting (etcd down): callers retry
+                raise ChatRelayError(Reason.UNAVAILABLE, f"registry unavailable: {type(exc).__name__}") from None
+            if entry is None:
+                raise ChatRelayError(Reason.UNKNOWN_ADDRESS, "no group at this address")
+            index = int(entry.value)
+            self.table[address] = index
+        return index
+
+    async def call(self, index: int, call: ShardCall):
+        """Call a shard, riding out its restart; refusals come back as ChatRelayError."""
+        import ray.exceptions
+
+        gone = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
+
+        async def once():
+            try:
+                return await self._handle(index).serve.remote(call)
+            except gone:
+                self.extra.pop(index, None)  # a shard of its own that stopped: look it up again
+                raise
+        try:
+            return unwrap(await SHARD_RESTARTS.run(once, retry_on=lambda exc: isinstance(exc, gone)))
+        except gone as exc:
+            raise ChatRelayError(Reason.UNAVAILABLE, f"relay shard unavailable: {exc}") from None
+
+    def _handle(self, index: int):
+        if 0 <= index < len(self.shards):
+            return self.shards[index]
+        handle = self.extra.get(index)
+        if handle is None:
+            try:
+                handle = self.extra[index] = self.find_shard(index)
+            except Exception:  # not started (yet), or no finder: the caller may retry
+                raise ChatRelayError(Reason.UNAVAILABLE, f"relay shard {index} is not running") from None
+        return handle
+
+    async def call_address(self, address: str, call: ShardCall):
+        """Call the shard serving `address`; while the group moves between shards, read
+        its placement again and follow it."""
+        async def once():
+            try:
+                return await self.call(await self.index(address), call)
+            except Moved:
+                self.table.pop(address, None)
+                raise
+        try:
+            return await MOVES.run(once, retry_on=lambda exc: isinstance(exc, Moved))
+        except Moved:
+            raise ChatRelayError(Reason.UNAVAILABLE, "the group is moving between relay shards; retry") from None

@@ -1,0 +1,110 @@
+"""Fan-out: one tail per group with subscribers on this gateway.
+
+A GroupTail long-polls the group's shard for the posts after the newest it holds and
+keeps a window of the newest posts, shared by every stream of the group here: a post
+costs one shard call per gateway, not one per subscriber. A stream that fell out of the
+window reads from the log instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+
+from chatrelay.actors import tracing
+from chatrelay.actors.calls import ReadPosts
+from chatrelay.cluster.router import ShardRouter
+from chatrelay.v1 import relay_pb2
+
+log = logging.getLogger(__name__)
+
+TAIL_WAIT_S = 5.0  # how long one poll of the shard waits for a new post
+BATCH = 200  # posts a poll or a catch-up read returns at most
+TAIL_WINDOW = 4096  # newest posts of a group kept in a gateway for its subscribers
+
+
+class Traced:
+    """Span contexts of posts this gateway took, by message id, until its tail of the
+    group receives them for delivery (bounded: the oldest are let go)."""
+
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self.contexts: collections.OrderedDict[bytes, object] = collections.OrderedDict()
+
+    def put(self, message_id: bytes, span_context) -> None:
+        self.contexts[message_id] = span_context
+        while len(self.contexts) > self.LIMIT:
+            self.contexts.popitem(last=False)
+
+    def delivered(self, deliveries, subscribers: int) -> None:
+        """A `chatrelay.deliver` span, child of the post's, for each post traced here."""
+        from opentelemetry import trace
+        from opentelemetry.trace import NonRecordingSpan, SpanKind
+
+        for d in deliveries:
+            span_context = self.contexts.pop(d.message_id, None)
+            if span_context is None:
+                continue
+            parent = trace.set_span_in_context(NonRecordingSpan(span_context))
+            tracing.tracer().start_span("chatrelay.deliver", context=parent, kind=SpanKind.PRODUCER, attributes={
+                "messaging.system": "chatrelay", "messaging.operation.name": "deliver",
+                "chatrelay.seq": d.seq, "chatrelay.subscribers": subscribers,
+            }).end()
+
+
+class GroupTail:
+    """The newest posts of one group, shared by every subscriber of it on this gateway."""
+
+    def __init__(self, router: ShardRouter, address: str, start_after: int, traced: "Traced | None" = None) -> None:
+        self.router = router
+        self.traced = traced
+        self.address = address
+        self.after = start_after
+        self.buffer: collections.deque[relay_pb2.Delivery] = collections.deque(maxlen=TAIL_WINDOW)
+        self.changed = asyncio.Condition()
+        self.subscribers = 0
+        self.delivered = 0  # posts written to this gateway's streams of the group
+        self.task = asyncio.create_task(self._run(), name=f"tail-{address}")
+
+    async def _read(self, after: int, wait_s: float) -> list[relay_pb2.Delivery]:
+        return await self.router.call_address(self.address, ReadPosts(self.address, after, BATCH, wait_s))
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                deliveries = await self._read(self.after, TAIL_WAIT_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # whatever broke, the subscribers wait on this loop
+                log.warning("tail of a group failed, retrying: %s", exc)
+                await asyncio.sleep(0.5)
+                continue
+            if deliveries:
+                if self.traced is not None and tracing.enabled():
+                    self.traced.delivered(deliveries, self.subscribers)
+                async with self.changed:
+                    self.buffer.extend(deliveries)
+                    self.after = deliveries[-1].seq
+                    self.changed.notify_all()
+
+    async def after_seq(self, seq: int, wait_s: float) -> list[relay_pb2.Delivery]:
+        """Posts after `seq`: from memory when recent, from the shard's log when older."""
+        if not self.holds(seq):  # fell behind the window: catch up from the log
+            return await self._read(seq, 0.0)
+        if self.after <= seq:
+            async with self.changed:
+                try:
+                    await asyncio.wait_for(self.changed.wait_for(lambda: self.after > seq), wait_s)
+                except asyncio.TimeoutError:
+                    return []
+        return [d for d in self.buffer if d.seq > seq][:BATCH]
+
+    def holds(self, seq: int) -> bool:
+        """Whether a stream at `seq` reads from this window (not from the log)."""
+        oldest = self.buffer[0].seq if self.buffer else self.after + 1
+        return seq + 1 >= oldest
+
+    def close(self) -> None:
+        self.task.cancel()

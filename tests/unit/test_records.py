@@ -1,0 +1,54 @@
+"""What the relay keeps: a group's state changes in one function, member status and
+link records read back as written, addresses checked one way."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatrelay.actors import records
+from chatrelay.actors.records import Change, GroupState, LinkRecord, MemberRecord, MemberStatus, transition
+from chatrelay.errors import Reason
+
+from helpers import refused
+
+ALL = list(GroupState)
+
+
+@pytest.mark.parametrize("state", ALL)
+def test_a_profile_naming_this_relay_activates_only_a_pending_group(state):
+    assert transition(state, Change.ACTIVATE) is (GroupState.ACTIVE if state is GroupState.PENDING else state)
+    assert transition(state, Change.PROFILE) is state
+    assert transition(state, Change.REMOVE) is GroupState.REMOVED
+
+
+@pytest.mark.parametrize("state", [GroupState.ACTIVE, GroupState.SUSPENDED])
+def test_suspend_and_resume_move_between_active_and_suspended(state):
+    assert transition(state, Change.SUSPEND) is GroupState.SUSPENDED
+    assert transition(state, Change.RESUME) is GroupState.ACTIVE
+
+
+@pytest.mark.parametrize("state", [GroupState.PENDING, GroupState.REMOVED])
+@pytest.mark.parametrize("change", [Change.SUSPEND, Change.RESUME])
+def test_suspend_and_resume_are_refused_elsewhere(state, change):
+    err = refused(Reason.NOT_ACTIVE, transition, state, change)
+    assert err.message == f"group is {state.value} here"
+
+
+def test_member_status_is_an_enum_on_the_way_back():
+    record = MemberRecord(box_key=b"k" * 32, display_name="m", status=MemberStatus.PENDING, joined_ms=1)
+    again = MemberRecord.loads(record.dumps())
+    assert again == record and again.status is MemberStatus.PENDING
+
+
+def test_link_records_read_back_and_refuse_garbage():
+    record = LinkRecord(owner=b"o" * 32, data=b"ciphertext")
+    assert LinkRecord.loads(record.dumps()) == record
+    err = refused(Reason.MALFORMED, LinkRecord.loads, b'{"owner": "!!", "data": "AA"}')
+    assert err.message == "stored link owner is malformed: not base64url"
+
+
+@pytest.mark.parametrize("address", ["", "a" * 65, None, 7])
+def test_addresses_the_relay_cannot_have_made_are_unknown(address):
+    err = refused(Reason.UNKNOWN_ADDRESS, records.check_address, address, "queue")
+    assert err.message == "no queue at this address"
+    assert records.check_address("a" * 64) == "a" * 64

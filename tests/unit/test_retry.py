@@ -1,0 +1,72 @@
+"""The one retry policy: backoff bounded in tries and in time, retrying only what it is
+told to."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.retry import Backoff
+
+
+def test_waits_double_up_to_the_cap_and_stop_at_the_count():
+    assert list(Backoff(first_s=0.1, max_s=0.5, attempts=6).waits()) == [0.1, 0.2, 0.4, 0.5, 0.5]
+    assert list(Backoff(attempts=1).waits()) == []
+
+
+def test_waits_stop_where_the_next_try_would_start_past_the_time_bound():
+    assert list(Backoff(first_s=1.0, max_s=1.0).within(2.5).waits()) == [1.0, 1.0]
+    assert list(Backoff(first_s=0.2).within(0).waits()) == []
+
+
+def test_unbounded_waits_go_on():
+    assert list(itertools.islice(Backoff(first_s=0.2, max_s=2.0).waits(), 6)) == [0.2, 0.4, 0.8, 1.6, 2.0, 2.0]
+
+
+async def test_run_retries_what_it_is_told_to_and_returns_the_answer():
+    failures = [ChatRelayError(Reason.UNAVAILABLE, "down"), ChatRelayError(Reason.BUSY, "busy")]
+    calls = []
+
+    async def call():
+        calls.append(1)
+        if failures:
+            raise failures.pop(0)
+        return "answer"
+    retryable = lambda exc: exc.reason in (Reason.UNAVAILABLE, Reason.BUSY)  # noqa: E731
+    assert await Backoff(first_s=0.001, attempts=5).run(call, retryable) == "answer"
+    assert len(calls) == 3
+
+
+async def test_run_raises_a_refusal_it_may_not_retry_at_once_and_the_last_one_past_the_bound():
+    calls = []
+
+    async def refused():
+        calls.append(1)
+        raise ChatRelayError(Reason.NOT_ALLOWED, "no")
+    with pytest.raises(ChatRelayError, match="no"):
+        await Backoff(first_s=0.001, attempts=5).run(refused, lambda exc: exc.reason is Reason.UNAVAILABLE)
+    assert len(calls) == 1
+
+    async def down():
+        calls.append(1)
+        raise ChatRelayError(Reason.UNAVAILABLE, f"down {len(calls)}")
+    calls.clear()
+    with pytest.raises(ChatRelayError) as caught:
+        await Backoff(first_s=0.001, attempts=3).run(down, lambda exc: True)
+    assert (len(calls), caught.value.message) == (3, "down 3")
+
+
+def test_run_sync_is_the_same_rule_for_blocking_calls():
+    tries = []
+
+    def locked():
+        tries.append(1)
+        if len(tries) < 3:
+            raise OSError("database is locked")
+        return "open"
+    assert Backoff(first_s=0.001, attempts=3).run_sync(locked, lambda exc: "locked" in str(exc)) == "open"
+    with pytest.raises(OSError, match="disk I/O error"):
+        Backoff(first_s=0.001, attempts=3).run_sync(lambda: (_ for _ in ()).throw(OSError("disk I/O error")),
+                                                    lambda exc: "locked" in str(exc))
