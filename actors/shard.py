@@ -19,7 +19,7 @@ from nacl.signing import SigningKey
 from chatrelay.actors import records, tracing
 from chatrelay.actors.calls import (
     CheckReader, Done, GroupCall, MoveGroup, Outcome, PostBatch, QueueCall, ReaderInfo, ReadPosts,
-    Refused, guarded,
+    Refused, ShardCall, guarded, unpack,
 )
 from chatrelay.actors.config import ClusterConfig, Storage
 from chatrelay.actors.group_relay import GroupRelay, RelayContext
@@ -116,7 +116,13 @@ class RelayShard:
 
     # ---- calls --------------------------------------------------------------------------
 
-    async def serve(self, call) -> Outcome:
+    async def serve(self, call: ShardCall | bytes) -> Outcome:
+        """A typed call, or one packed for the Ray seam (`calls.pack`, as gateways send)."""
+        if isinstance(call, bytes):
+            unpacked = unpack(call)
+            if unpacked is None:
+                return Refused(Reason.MALFORMED, "a relay shard takes packed shard calls only")
+            call = unpacked
         handler = self._handlers.get(type(call))
         if handler is None:
             return Refused(Reason.MALFORMED, f"a relay shard takes no {type(call).__name__}")

@@ -75,6 +75,8 @@ async def call_retrying(rpc, request, timeout: float = CALL_TIMEOUT_S, retry_for
             return await rpc(request, timeout=timeout)
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
+    if retry_for_s <= 0:
+        return await once()
     return await retries.within(retry_for_s).run(once, retryable)
 
 

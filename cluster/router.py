@@ -11,7 +11,7 @@ import asyncio
 import logging
 
 from chatrelay.actors import records
-from chatrelay.actors.calls import Moved, ShardCall, unwrap
+from chatrelay.actors.calls import Moved, ShardCall, pack, unwrap
 from chatrelay.actors.placement import home_shard
 from chatrelay.actors.registry import EventKind, Registry
 from chatrelay.errors import ChatRelayError, Reason
@@ -82,9 +82,11 @@ class ShardRouter:
 
         gone = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
 
+        packed = pack(call)
+
         async def once():
             try:
-                return await self._handle(index).serve.remote(call)
+                return await self._handle(index).serve.remote(packed)
             except gone:
                 self.extra.pop(index, None)  # a shard of its own that stopped: look it up again
                 raise

@@ -3,7 +3,9 @@ call it knows is refused as a value, before anything is loaded or stored."""
 
 from __future__ import annotations
 
-from chatrelay.actors.calls import Done, GroupCall, Moved, MovedAway, PostBatch, QueueCall, Refused, unwrap
+from chatrelay.actors.calls import (
+    Done, GroupCall, MoveGroup, Moved, MovedAway, PostBatch, QueueCall, Refused, pack, unpack, unwrap,
+)
 from chatrelay.actors.config import ClusterConfig
 from chatrelay.actors.policy import RelayLimits
 from chatrelay.actors.shard import RelayShard
@@ -55,3 +57,19 @@ def test_outcomes_unwrap_to_the_value_the_refusal_or_moved():
     assert (caught.value.reason, caught.value.message) == (Reason.BUSY, "later")
     with pytest.raises(Moved):
         unwrap(MovedAway())
+
+
+def test_calls_cross_the_seam_packed_and_come_back_the_same():
+    call = PostBatch("addr", (core_pb2.SignedEnvelope(body=b"b", signature=b"s"),), ({"traceparent": "x"},))
+    assert unpack(pack(call)) == call
+    assert unpack(pack(MoveGroup("addr", 3))) == MoveGroup("addr", 3)
+
+
+async def test_bytes_that_are_not_a_packed_call_are_refused():
+    import pickle
+
+    for data in (b"", b"garbage", pickle.dumps(("post_many", [b"x"])), pickle.dumps(relay_pb2.PostRequest())):
+        assert unpack(data) is None
+        assert await shard().serve(data) == Refused(Reason.MALFORMED, "a relay shard takes packed shard calls only")
+    assert await shard().serve(pack(GroupCall("addr", relay_pb2.StatusRequest()))) == Refused(
+        Reason.MALFORMED, "no group request StatusRequest")
