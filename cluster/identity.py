@@ -15,19 +15,40 @@ OPERATOR_KEY_FILE = "operator.key"  # signs admin requests (`chatrelay status`, 
 LINK_FILE = "relay-link.txt"  # the relay link `chatrelay up` printed last, for the admin CLI
 
 
+DIR_MODE = 0o700  # the data dir: the relay's keys, registry and messages are nobody else's
+FILE_MODE = 0o600
+
+
+def secure_data_dir(data_dir: pathlib.Path) -> None:
+    """Make the data dir if need be, and keep it and every file in it to the relay's user
+    (a dir from an older version had 0755 and 0644)."""
+    data_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    os.chmod(data_dir, DIR_MODE)
+    for folder, dirs, files in os.walk(data_dir):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), DIR_MODE)
+        for name in files:
+            os.chmod(os.path.join(folder, name), FILE_MODE)
+
+
+def write_private(path: pathlib.Path, data: bytes) -> None:
+    """Write a file of the data dir atomically, readable by the relay's user only."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def load_or_create(data_dir: pathlib.Path, name: str = KEY_FILE) -> SigningKey:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     path = data_dir / name
     if path.exists():
         return load_key(path)
     key = SigningKey.generate()
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(bytes(key))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_private(path, bytes(key))
     return key
 
 

@@ -16,7 +16,8 @@ import sqlite3
 import time
 from typing import AsyncIterator
 
-from chatrelay.cluster.sqlite_files import open_shared
+from chatrelay.cluster.sqlite_files import OPEN_TIMEOUT_S, busy, open_shared
+from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.actors.registry import (
     Compare, Delete, Entry, EventKind, Get, Op, Put, TxnResult, WatchEvent, prefix_end,
 )
@@ -39,8 +40,9 @@ POLL_SECONDS = 0.05
 
 
 class SqliteRegistry:
-    def __init__(self, path: str | pathlib.Path) -> None:
+    def __init__(self, path: str | pathlib.Path, busy_timeout_s: float = OPEN_TIMEOUT_S) -> None:
         self.path = pathlib.Path(path)
+        self.busy_timeout_s = busy_timeout_s  # how long a write waits for another process's lock
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="registry")
         self._conn: sqlite3.Connection | None = None
@@ -53,13 +55,20 @@ class SqliteRegistry:
     # ---- plumbing -------------------------------------------------------------------
 
     def _open(self) -> None:
-        self._conn = open_shared(self.path, SCHEMA)
+        self._conn = open_shared(self.path, SCHEMA, self.busy_timeout_s)
 
     async def _run(self, fn, *args):
         if self._closed:
             raise RuntimeError("registry is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, fn, *args)
+        try:
+            return await loop.run_in_executor(self._pool, fn, *args)
+        except sqlite3.OperationalError as exc:
+            if not busy(exc):
+                raise
+            # Another process of this node holds the file's lock: callers try again, as
+            # while etcd is unreachable.
+            raise ChatRelayError(Reason.UNAVAILABLE, "the relay's registry is busy (database is locked); retry") from None
 
     def _write(self, fn, *args):
         """Run fn(conn, revision) in a write transaction; bumps the revision if fn wrote."""

@@ -7,14 +7,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from google.protobuf.message import DecodeError
+from google.protobuf.message_factory import GetMessageClass
+
 from chatrelay.actors import tracing
 from chatrelay.actors.registration import Registrar
 from chatrelay.actors.registry import Registry
 from chatrelay.cluster.metrics import MetricsInterceptor
-from chatrelay.cluster.servicer import POST_IN_FLIGHT, RelayServicer
+from chatrelay.cluster.servicer import POST_IN_FLIGHT, RelayServicer, abort
 from chatrelay.cluster.tail import TAIL_WINDOW
-from chatrelay.errors import ChatRelayError, Reason
-from chatrelay.v1 import relay_pb2, relay_pb2_grpc
+from chatrelay.errors import ChatRelayError, MalformedError, Reason
+from chatrelay.v1 import relay_pb2
 
 MAX_REQUEST = 64 * 1024
 # Calls that gRPC has taken in but the gateway's event loop has not picked up yet. Past
@@ -40,9 +43,9 @@ async def serve(
     )
     servicer = RelayServicer(registry, shards, subscriber_lag, find_shard, metrics, post_in_flight, registrar=registrar)
     servicer.router.start_watch()
-    relay_pb2_grpc.add_RelayServiceServicer_to_server(servicer, server)
+    server.add_generic_rpc_handlers((handlers("RelayService", servicer),))
     if admin is not None:
-        relay_pb2_grpc.add_AdminServiceServicer_to_server(admin(servicer), server)
+        server.add_generic_rpc_handlers((handlers("AdminService", admin(servicer)),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (
@@ -59,3 +62,58 @@ async def serve(
     await health_servicer.set(names[0], health_pb2.HealthCheckResponse.SERVING)
     return server, port, servicer
 
+
+class Undecodable:
+    """A request whose bytes are not the message its method takes."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: ChatRelayError) -> None:
+        self.error = error
+
+
+def handlers(service_name: str, servicer) -> grpc.GenericRpcHandler:
+    """A service's method handlers, made from its descriptor as the generated code makes
+    them, except that a request that cannot be decoded is refused as malformed
+    (INVALID_ARGUMENT, reason `malformed`) where gRPC would answer UNKNOWN with the
+    parser's exception."""
+    service = relay_pb2.DESCRIPTOR.services_by_name[service_name]
+    out = {}
+    for method in service.methods:
+        if method.client_streaming:
+            raise TypeError(f"{method.full_name}: client streams are not served")
+        behavior = getattr(servicer, method.name)
+        make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
+        wrap = _refusing_stream if method.server_streaming else _refusing
+        out[method.name] = make(
+            wrap(behavior), request_deserializer=_decoder(GetMessageClass(method.input_type)),
+            response_serializer=GetMessageClass(method.output_type).SerializeToString,
+        )
+    return grpc.method_handlers_generic_handler(service.full_name, out)
+
+
+def _decoder(cls):
+    def decode(data: bytes):
+        try:
+            return cls.FromString(data)
+        except DecodeError:
+            return Undecodable(MalformedError("request", f"it is not a {cls.DESCRIPTOR.full_name}"))
+    return decode
+
+
+def _refusing(behavior):
+    async def unary(request, context):
+        if isinstance(request, Undecodable):
+            await abort(context, request.error)
+        return await behavior(request, context)
+    return unary
+
+
+def _refusing_stream(behavior):
+    async def stream(request, context):
+        if isinstance(request, Undecodable):
+            await abort(context, request.error)
+            return
+        async for item in behavior(request, context):
+            yield item
+    return stream

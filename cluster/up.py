@@ -121,6 +121,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
 
     from chatrelay.actors import factory
 
+    identity.secure_data_dir(settings.data_dir)
     key = identity.load_or_create(settings.data_dir)
     operator = identity.load_or_create(settings.data_dir, identity.OPERATOR_KEY_FILE)
     listen = settings.listen
@@ -165,7 +166,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
     hosts = settings.advertise.split(",") if settings.advertise else sorted(set(addresses))[: links.MAX_HOSTS]
     bundle = links.relay_link(key, settings.relay_name, hosts)
     asyncio.run(_store_relay_link(config, key, bundle))
-    (pathlib.Path(settings.data_dir) / identity.LINK_FILE).write_text(str(bundle.link) + "\n")
+    identity.write_private(pathlib.Path(settings.data_dir) / identity.LINK_FILE, f"{bundle.link}\n".encode())
     relay = RunningRelay(
         config=config, port=ports[0], link=str(bundle.link), shards=shards, gateway=gateways[nodes[0]],
         gateways=gateways, joined=joined, addresses=addresses,

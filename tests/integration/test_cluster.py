@@ -152,3 +152,26 @@ async def test_retention_keeps_the_newest_posts(ray_session, tmp_path):
         assert "p0" not in texts and len(texts) < 30
     finally:
         await asyncio.to_thread(up.stop, small, ray_shutdown=False)
+
+
+@pytest.mark.parametrize("service, method, streaming, message", [
+    ("RelayService", "Post", False, "PostRequest"),
+    ("RelayService", "RegisterGroup", False, "RegisterGroupRequest"),
+    ("RelayService", "Subscribe", True, "SubscribeRequest"),
+    ("RelayService", "ReadQueue", True, "ReadQueueRequest"),
+    ("AdminService", "Status", False, "StatusRequest"),
+])
+async def test_an_undecodable_request_is_malformed_and_names_no_internals(relay, service, method, streaming, message):
+    garbage = b"\xff\xff\xff\xff not a message"
+    async with grpc.aio.insecure_channel(relay.target) as channel:
+        make = channel.unary_stream if streaming else channel.unary_unary
+        call = make(f"/chatrelay.v1.{service}/{method}", request_serializer=bytes, response_deserializer=bytes)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            if streaming:
+                async for _ in call(garbage, timeout=10):
+                    pass
+            else:
+                await call(garbage, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details() == f"request is malformed: it is not a chatrelay.v1.{message}"
+    assert from_rpc_error(caught.value).reason is Reason.MALFORMED

@@ -80,6 +80,23 @@ def assert_posts_traced_to_shard_and_delivery(folder: pathlib.Path, count: int) 
                   for p in complete) == list(range(1, count + 1))
 
 
+def garbage_post(relay_link: str) -> None:
+    """A Post whose bytes are no PostRequest, as a stranger may send."""
+    import grpc
+
+    from chatrelay.client import target_of_link
+    from chatrelay.links import ShortLink
+
+    with grpc.insecure_channel(target_of_link(ShortLink.parse(relay_link))) as channel:
+        post = channel.unary_unary("/chatrelay.v1.RelayService/Post", request_serializer=bytes, response_deserializer=bytes)
+        try:
+            post(b"\xff\xff not a post", timeout=10)
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT
+        else:
+            raise AssertionError("a garbage post was accepted")
+
+
 def test_metrics_and_admin_views_follow_the_cli_scenario(tmp_path):
     data, metrics_port = tmp_path / "relay", free_port()
     owner, quiet_owner, bob = (str(tmp_path / f"{n}.json") for n in ("owner", "quiet", "bob"))
@@ -121,6 +138,10 @@ def test_metrics_and_admin_views_follow_the_cli_scenario(tmp_path):
         assert grew("messaging_process_duration_seconds_count", messaging_operation_name="join") == 1
         assert grew("rpc_server_call_duration_seconds_count", rpc_method="Post", rpc_grpc_status_code="OK") == 7
         assert total(after, "chatrelay_subscribers") == 1
+        garbage_post(up.link)  # a stranger's undecodable Post: refused as malformed, and counted
+        malformed = {"rpc_method": "Post", "rpc_grpc_status_code": "INVALID_ARGUMENT"}
+        assert (total(scrape(metrics_port), "rpc_server_call_duration_seconds_count", **malformed)
+                - total(after, "rpc_server_call_duration_seconds_count", **malformed)) == 1
 
         # status --json: the groups, the streams and the posts of this run.
         seen = status(data, "--window", "0.5")

@@ -158,3 +158,26 @@ async def test_embedded_registry_survives_reopen(tmp_path):
         assert await reg.put(b"k2", b"v") > rev
     finally:
         await reg.close()
+
+
+async def test_a_locked_embedded_registry_is_unavailable_and_works_again_once_free(tmp_path):
+    """Another process holding the file's write lock longer than a write waits: the
+    caller is told to retry (UNAVAILABLE), not handed an internal error."""
+    import sqlite3
+
+    from chatrelay.errors import ChatRelayError, Reason
+
+    reg = SqliteRegistry(tmp_path / "r.db", busy_timeout_s=0.2)
+    other = sqlite3.connect(tmp_path / "r.db", isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(ChatRelayError) as caught:
+            await reg.put(b"k", b"v")
+        assert (caught.value.reason, caught.value.message) == (
+            Reason.UNAVAILABLE, "the relay's registry is busy (database is locked); retry")
+        other.execute("ROLLBACK")
+        await reg.put(b"k", b"v")
+        assert (await reg.get(b"k")).value == b"v"
+    finally:
+        other.close()
+        await reg.close()
