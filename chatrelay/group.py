@@ -184,6 +184,9 @@ def check_update(current: VerifiedProfile, new: VerifiedProfile) -> None:
         )
 
 
+LINK_SECRET_SIZE = 32
+
+
 @dataclass(frozen=True, slots=True)
 class OwnerSecrets:
     """What one owner holds for one group: all of it made for this group only."""
@@ -193,6 +196,7 @@ class OwnerSecrets:
     owner_seed: bytes
     intake_secret: bytes  # X25519 private key shared by the owners
     root_seed: bytes | None = None  # kept by the creator; None for later owners
+    link_secret: bytes = b""  # in the group link's fixed data, so no relay can compute its key
 
     @property
     def owner_key(self) -> SigningKey:
@@ -250,6 +254,7 @@ def create_group(
         owner_seed=bytes(owner),
         intake_secret=bytes(intake),
         root_seed=bytes(root),
+        link_secret=os.urandom(LINK_SECRET_SIZE),
     )
     return secrets, signed
 

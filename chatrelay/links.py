@@ -12,6 +12,7 @@ import enum
 import hashlib
 import hmac
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -285,11 +286,12 @@ def group_link(
     profile_envelope: core_pb2.SignedEnvelope,
     hosts: tuple[str, ...] | list[str],
 ) -> LinkBundle:
-    """The link of a group or channel: fixed = (kind, root key, group id)."""
+    """The link of a group or channel: fixed = (kind, root key, group id, the owners'
+    link secret). A relay knows all of it but the secret."""
     verified = group.verify_profile(profile_envelope, group_id=secrets.group_id)
     kind = LinkKind.CHANNEL if verified.profile.kind == core_pb2.GROUP_KIND_CHANNEL else LinkKind.GROUP
     fixed = core_pb2.FixedLinkData(
-        kind=kind.pb, root_key=verified.profile.root_key, entity_id=verified.group_id
+        kind=kind.pb, root_key=verified.profile.root_key, entity_id=verified.group_id, secret=secrets.link_secret,
     )
     return make_link(
         kind, fixed, secrets.owner_key, hosts,
@@ -316,7 +318,8 @@ def contact_link(
     if kind not in (LinkKind.CONTACT, LinkKind.INVITATION):
         raise ChatRelayError(Reason.LINK_KIND_MISMATCH, "contact links are of kind a or i")
     fixed = core_pb2.FixedLinkData(
-        kind=kind.pb, root_key=bytes(address_key.verify_key), entity_id=queue_id, e2e_key=e2e_key
+        kind=kind.pb, root_key=bytes(address_key.verify_key), entity_id=queue_id, e2e_key=e2e_key,
+        secret=os.urandom(group.LINK_SECRET_SIZE),  # the relay holding the queue knows the rest
     )
     info = core_pb2.ContactInfo(display_name=display_name, hosts=list(hosts))
     return make_link(kind, fixed, address_key, hosts, contact=info)
@@ -348,6 +351,8 @@ def resolve(link: ShortLink, ciphertext: bytes) -> ResolvedLink:
         raise ChatRelayError(Reason.LINK_KIND_MISMATCH, "link data is of another kind than the link")
     if len(fixed.root_key) != env.KEY_SIZE:
         raise MalformedError("fixed link data", "root key must be 32 bytes")
+    if len(fixed.secret) not in (0, group.LINK_SECRET_SIZE):
+        raise MalformedError("fixed link data", f"secret must be {group.LINK_SECRET_SIZE} bytes")
     checked, mutable = env.verify_message(
         data.mutable, env.Domain.LINK, core_pb2.LinkMutable, "link mutable data"
     )

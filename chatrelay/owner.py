@@ -92,7 +92,7 @@ async def create_group(
         owner_seed=b64(secrets.owner_seed), owner_id=b64(secrets.owner_id),
         intake_secret=b64(secrets.intake_secret),
         root_seed=b64(secrets.root_seed) if secrets.root_seed else None,
-        profile=b64(env.encode(updated)), relays=entries,
+        profile=b64(env.encode(updated)), relays=entries, link_secret=b64(secrets.link_secret),
     )
 
 
@@ -203,10 +203,7 @@ async def add_relay(owned: OwnedGroup, relay_link: str) -> RelayEntry:
     await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE, profile=updated)
     owned.profile = b64(env.encode(updated))
     link = ShortLink.parse(owned.link)
-    secrets = group.OwnerSecrets(
-        group_id=current.group_id, owner_id=unb64(owned.owner_id), owner_seed=unb64(owned.owner_seed),
-        intake_secret=unb64(owned.intake_secret),
-    )
+    secrets = owned.secrets()
     bundle = links.group_link(secrets, updated, link.hosts)
     for e in owned.relays:
         async with RelayClient(e.target) as client:
@@ -234,10 +231,7 @@ async def remove_relay(owned: OwnedGroup, relay_link: str) -> None:
     owned.relays = keep
     await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE, profile=updated)
     owned.profile = b64(env.encode(updated))
-    secrets = group.OwnerSecrets(
-        group_id=current.group_id, owner_id=unb64(owned.owner_id), owner_seed=unb64(owned.owner_seed),
-        intake_secret=unb64(owned.intake_secret),
-    )
+    secrets = owned.secrets()
     bundle = links.group_link(secrets, updated, ShortLink.parse(owned.link).hosts)
     for entry in keep:
         async with RelayClient(entry.target) as client:
@@ -251,9 +245,6 @@ async def delete_group(owned: OwnedGroup) -> None:
 
 def make_invite(owned: OwnedGroup, uses: int = 1, expires_in_s: int = 0) -> str:
     """Made offline: nothing is sent to any relay until the invitee joins."""
-    secrets = group.OwnerSecrets(
-        group_id=bytes.fromhex(owned.group_id), owner_id=unb64(owned.owner_id),
-        owner_seed=unb64(owned.owner_seed), intake_secret=unb64(owned.intake_secret),
-    )
+    secrets = owned.secrets()
     expires_at = int(time.time()) + expires_in_s if expires_in_s else 0
     return invites.make_invite(secrets, ShortLink.parse(owned.link), uses=uses, expires_at=expires_at).render()

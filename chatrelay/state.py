@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 
 from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.group import OwnerSecrets
 
 FORMAT = 1
 
@@ -47,6 +48,14 @@ class OwnedGroup:
     root_seed: str | None
     profile: str  # b64 of the latest signed profile envelope
     relays: list[RelayEntry] = field(default_factory=list)
+    link_secret: str = ""  # b64; "" for groups made before links had a secret
+
+    def secrets(self) -> OwnerSecrets:
+        """What this owner holds for the group, as the protocol core takes it."""
+        return OwnerSecrets(
+            group_id=bytes.fromhex(self.group_id), owner_id=unb64(self.owner_id), owner_seed=unb64(self.owner_seed),
+            intake_secret=unb64(self.intake_secret), link_secret=unb64(self.link_secret),
+        )
 
 
 @dataclass

@@ -24,19 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63hatrelay/v1/core.proto\x12\x0c\x63hatrelay.v1\"Q\n\x0eSignedEnvelope\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x0e\n\x06signer\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"C\n\tOwnerAuth\x12\x10\n\x08owner_id\x18\x01 \x01(\x0c\x12\x11\n\towner_key\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"g\n\rGroupSettings\x12&\n\x04join\x18\x01 \x01(\x0e\x32\x18.chatrelay.v1.JoinPolicy\x12\x17\n\x0f\x64irect_messages\x18\x02 \x01(\x08\x12\x15\n\rhistory_limit\x18\x03 \x01(\r\"H\n\x08RelayRef\x12\x11\n\trelay_key\x18\x01 \x01(\x0c\x12\x12\n\nrelay_link\x18\x02 \x01(\t\x12\x15\n\rgroup_address\x18\x03 \x01(\t\"\x9c\x02\n\x07Profile\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12\x10\n\x08root_key\x18\x02 \x01(\x0c\x12%\n\x04kind\x18\x03 \x01(\x0e\x32\x17.chatrelay.v1.GroupKind\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\x04\x12\'\n\x06owners\x18\x07 \x03(\x0b\x32\x17.chatrelay.v1.OwnerAuth\x12&\n\x06relays\x18\x08 \x03(\x0b\x32\x16.chatrelay.v1.RelayRef\x12-\n\x08settings\x18\t \x01(\x0b\x32\x1b.chatrelay.v1.GroupSettings\x12\x12\n\nintake_key\x18\n \x01(\x0c\"k\n\rFixedLinkData\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.chatrelay.v1.LinkKind\x12\x10\n\x08root_key\x18\x02 \x01(\x0c\x12\x11\n\tentity_id\x18\x03 \x01(\x0c\x12\x0f\n\x07\x65\x32\x65_key\x18\x04 \x01(\x0c\"(\n\tRelayInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05hosts\x18\x02 \x03(\t\"2\n\x0b\x43ontactInfo\x12\x14\n\x0c\x64isplay_name\x18\x01 \x01(\t\x12\r\n\x05hosts\x18\x02 \x03(\t\"\xca\x01\n\x0bLinkMutable\x12\x10\n\x08link_key\x18\x01 \x01(\x0c\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x35\n\rgroup_profile\x18\x03 \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelopeH\x00\x12(\n\x05relay\x18\x04 \x01(\x0b\x32\x17.chatrelay.v1.RelayInfoH\x00\x12,\n\x07\x63ontact\x18\x05 \x01(\x0b\x32\x19.chatrelay.v1.ContactInfoH\x00\x42\t\n\x07\x63ontent\"H\n\x08LinkData\x12\r\n\x05\x66ixed\x18\x01 \x01(\x0c\x12-\n\x07mutable\x18\x02 \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelope\"U\n\x0bInviteGrant\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12\x12\n\ninvite_key\x18\x02 \x01(\x0c\x12\x0c\n\x04uses\x18\x03 \x01(\r\x12\x12\n\nexpires_at\x18\x04 \x01(\x04\"b\n\nInviteCode\x12\x13\n\x0binvite_seed\x18\x01 \x01(\x0c\x12+\n\x05grant\x18\x02 \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelope\x12\x12\n\ngroup_link\x18\x03 \x01(\t\"M\n\x0bInviteProof\x12+\n\x05grant\x18\x01 \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelope\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"/\n\nMemberKeys\x12\x10\n\x08sign_key\x18\x01 \x01(\x0c\x12\x0f\n\x07\x62ox_key\x18\x02 \x01(\x0c\"%\n\rMemberProfile\x12\x14\n\x0c\x64isplay_name\x18\x01 \x01(\t\"y\n\x0fKeyAnnouncement\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12&\n\x04keys\x18\x02 \x01(\x0b\x32\x18.chatrelay.v1.MemberKeys\x12,\n\x07profile\x18\x03 \x01(\x0b\x32\x1b.chatrelay.v1.MemberProfile\"\xf3\x01\n\x08JoinBody\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12\x15\n\rgroup_address\x18\x02 \x01(\t\x12&\n\x04keys\x18\x03 \x01(\x0b\x32\x18.chatrelay.v1.MemberKeys\x12,\n\x07profile\x18\x04 \x01(\x0b\x32\x1b.chatrelay.v1.MemberProfile\x12\x1b\n\x13sealed_announcement\x18\x05 \x01(\x0c\x12)\n\x06invite\x18\x06 \x01(\x0b\x32\x19.chatrelay.v1.InviteProof\x12\r\n\x05nonce\x18\x07 \x01(\x0c\x12\x11\n\ttimestamp\x18\x08 \x01(\x04\"L\n\x08PostBody\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x11\n\tclient_ts\x18\x03 \x01(\x04\x12\r\n\x05nonce\x18\x04 \x01(\x0c*U\n\tGroupKind\x12\x1a\n\x16GROUP_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10GROUP_KIND_GROUP\x10\x01\x12\x16\n\x12GROUP_KIND_CHANNEL\x10\x02*v\n\nJoinPolicy\x12\x1b\n\x17JOIN_POLICY_UNSPECIFIED\x10\x00\x12\x14\n\x10JOIN_POLICY_OPEN\x10\x01\x12\x18\n\x14JOIN_POLICY_APPROVAL\x10\x02\x12\x1b\n\x17JOIN_POLICY_INVITE_ONLY\x10\x03*\x97\x01\n\x08LinkKind\x12\x19\n\x15LINK_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fLINK_KIND_RELAY\x10\x01\x12\x13\n\x0fLINK_KIND_GROUP\x10\x02\x12\x15\n\x11LINK_KIND_CHANNEL\x10\x03\x12\x15\n\x11LINK_KIND_CONTACT\x10\x04\x12\x18\n\x14LINK_KIND_INVITATION\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63hatrelay/v1/core.proto\x12\x0c\x63hatrelay.v1\"Q\n\x0eSignedEnvelope\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x0e\n\x06signer\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"C\n\tOwnerAuth\x12\x10\n\x08owner_id\x18\x01 \x01(\x0c\x12\x11\n\towner_key\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"g\n\rGroupSettings\x12&\n\x04join\x18\x01 \x01(\x0e\x32\x18.chatrelay.v1.JoinPolicy\x12\x17\n\x0f\x64irect_messages\x18\x02 \x01(\x08\x12\x15\n\rhistory_limit\x18\x03 \x01(\r\"H\n\x08RelayRef\x12\x11\n\trelay_key\x18\x01 \x01(\x0c\x12\x12\n\nrelay_link\x18\x02 \x01(\t\x12\x15\n\rgroup_address\x18\x03 \x01(\t\"\x9c\x02\n\x07Profile\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12\x10\n\x08root_key\x18\x02 \x01(\x0c\x12%\n\x04kind\x18\x03 \x01(\x0e\x32\x17.chatrelay.v1.GroupKind\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\x04\x12\'\n\x06owners\x18\x07 \x03(\x0b\x32\x17.chatrelay.v1.OwnerAuth\x12&\n\x06relays\x18\x08 \x03(\x0b\x32\x16.chatrelay.v1.RelayRef\x12-\n\x08settings\x18\t \x01(\x0b\x32\x1b.chatrelay.v1.GroupSettings\x12\x12\n\nintake_key\x18\n \x01(\x0c\"{\n\rFixedLinkData\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.chatrelay.v1.LinkKind\x12\x10\n\x08root_key\x18\x02 \x01(\x0c\x12\x11\n\tentity_id\x18\x03 \x01(\x0c\x12\x0f\n\x07\x65\x32\x65_key\x18\x04 \x01(\x0c\x12\x0e\n\x06secret\x18\x05 \x01(\x0c\"(\n\tRelayInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05hosts\x18\x02 \x03(\t\"2\n\x0b\x43ontactInfo\x12\x14\n\x0c\x64isplay_name\x18\x01 \x01(\t\x12\r\n\x05hosts\x18\x02 \x03(\t\"\xca\x01\n\x0bLinkMutable\x12\x10\n\x08link_key\x18\x01 \x01(\x0c\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x35\n\rgroup_profile\x18\x03 \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelopeH\x00\x12(\n\x05relay\x18\x04 \x01(\x0b\x32\x17.chatrelay.v1.RelayInfoH\x00\x12,\n\x07\x63ontact\x18\x05 \x01(\x0b\x32\x19.chatrelay.v1.ContactInfoH\x00\x42\t\n\x07\x63ontent\"H\n\x08LinkData\x12\r\n\x05\x66ixed\x18\x01 \x01(\x0c\x12-\n\x07mutable\x18\x02 \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelope\"U\n\x0bInviteGrant\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12\x12\n\ninvite_key\x18\x02 \x01(\x0c\x12\x0c\n\x04uses\x18\x03 \x01(\r\x12\x12\n\nexpires_at\x18\x04 \x01(\x04\"b\n\nInviteCode\x12\x13\n\x0binvite_seed\x18\x01 \x01(\x0c\x12+\n\x05grant\x18\x02 \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelope\x12\x12\n\ngroup_link\x18\x03 \x01(\t\"M\n\x0bInviteProof\x12+\n\x05grant\x18\x01 \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelope\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"/\n\nMemberKeys\x12\x10\n\x08sign_key\x18\x01 \x01(\x0c\x12\x0f\n\x07\x62ox_key\x18\x02 \x01(\x0c\"%\n\rMemberProfile\x12\x14\n\x0c\x64isplay_name\x18\x01 \x01(\t\"y\n\x0fKeyAnnouncement\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12&\n\x04keys\x18\x02 \x01(\x0b\x32\x18.chatrelay.v1.MemberKeys\x12,\n\x07profile\x18\x03 \x01(\x0b\x32\x1b.chatrelay.v1.MemberProfile\"\xf3\x01\n\x08JoinBody\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12\x15\n\rgroup_address\x18\x02 \x01(\t\x12&\n\x04keys\x18\x03 \x01(\x0b\x32\x18.chatrelay.v1.MemberKeys\x12,\n\x07profile\x18\x04 \x01(\x0b\x32\x1b.chatrelay.v1.MemberProfile\x12\x1b\n\x13sealed_announcement\x18\x05 \x01(\x0c\x12)\n\x06invite\x18\x06 \x01(\x0b\x32\x19.chatrelay.v1.InviteProof\x12\r\n\x05nonce\x18\x07 \x01(\x0c\x12\x11\n\ttimestamp\x18\x08 \x01(\x04\"L\n\x08PostBody\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x11\n\tclient_ts\x18\x03 \x01(\x04\x12\r\n\x05nonce\x18\x04 \x01(\x0c*U\n\tGroupKind\x12\x1a\n\x16GROUP_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10GROUP_KIND_GROUP\x10\x01\x12\x16\n\x12GROUP_KIND_CHANNEL\x10\x02*v\n\nJoinPolicy\x12\x1b\n\x17JOIN_POLICY_UNSPECIFIED\x10\x00\x12\x14\n\x10JOIN_POLICY_OPEN\x10\x01\x12\x18\n\x14JOIN_POLICY_APPROVAL\x10\x02\x12\x1b\n\x17JOIN_POLICY_INVITE_ONLY\x10\x03*\x97\x01\n\x08LinkKind\x12\x19\n\x15LINK_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fLINK_KIND_RELAY\x10\x01\x12\x13\n\x0fLINK_KIND_GROUP\x10\x02\x12\x15\n\x11LINK_KIND_CHANNEL\x10\x03\x12\x15\n\x11LINK_KIND_CONTACT\x10\x04\x12\x18\n\x14LINK_KIND_INVITATION\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chatrelay.v1.core_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GROUPKIND']._serialized_start=1942
-  _globals['_GROUPKIND']._serialized_end=2027
-  _globals['_JOINPOLICY']._serialized_start=2029
-  _globals['_JOINPOLICY']._serialized_end=2147
-  _globals['_LINKKIND']._serialized_start=2150
-  _globals['_LINKKIND']._serialized_end=2301
+  _globals['_GROUPKIND']._serialized_start=1958
+  _globals['_GROUPKIND']._serialized_end=2043
+  _globals['_JOINPOLICY']._serialized_start=2045
+  _globals['_JOINPOLICY']._serialized_end=2163
+  _globals['_LINKKIND']._serialized_start=2166
+  _globals['_LINKKIND']._serialized_end=2317
   _globals['_SIGNEDENVELOPE']._serialized_start=41
   _globals['_SIGNEDENVELOPE']._serialized_end=122
   _globals['_OWNERAUTH']._serialized_start=124
@@ -48,29 +48,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROFILE']._serialized_start=373
   _globals['_PROFILE']._serialized_end=657
   _globals['_FIXEDLINKDATA']._serialized_start=659
-  _globals['_FIXEDLINKDATA']._serialized_end=766
-  _globals['_RELAYINFO']._serialized_start=768
-  _globals['_RELAYINFO']._serialized_end=808
-  _globals['_CONTACTINFO']._serialized_start=810
-  _globals['_CONTACTINFO']._serialized_end=860
-  _globals['_LINKMUTABLE']._serialized_start=863
-  _globals['_LINKMUTABLE']._serialized_end=1065
-  _globals['_LINKDATA']._serialized_start=1067
-  _globals['_LINKDATA']._serialized_end=1139
-  _globals['_INVITEGRANT']._serialized_start=1141
-  _globals['_INVITEGRANT']._serialized_end=1226
-  _globals['_INVITECODE']._serialized_start=1228
-  _globals['_INVITECODE']._serialized_end=1326
-  _globals['_INVITEPROOF']._serialized_start=1328
-  _globals['_INVITEPROOF']._serialized_end=1405
-  _globals['_MEMBERKEYS']._serialized_start=1407
-  _globals['_MEMBERKEYS']._serialized_end=1454
-  _globals['_MEMBERPROFILE']._serialized_start=1456
-  _globals['_MEMBERPROFILE']._serialized_end=1493
-  _globals['_KEYANNOUNCEMENT']._serialized_start=1495
-  _globals['_KEYANNOUNCEMENT']._serialized_end=1616
-  _globals['_JOINBODY']._serialized_start=1619
-  _globals['_JOINBODY']._serialized_end=1862
-  _globals['_POSTBODY']._serialized_start=1864
-  _globals['_POSTBODY']._serialized_end=1940
+  _globals['_FIXEDLINKDATA']._serialized_end=782
+  _globals['_RELAYINFO']._serialized_start=784
+  _globals['_RELAYINFO']._serialized_end=824
+  _globals['_CONTACTINFO']._serialized_start=826
+  _globals['_CONTACTINFO']._serialized_end=876
+  _globals['_LINKMUTABLE']._serialized_start=879
+  _globals['_LINKMUTABLE']._serialized_end=1081
+  _globals['_LINKDATA']._serialized_start=1083
+  _globals['_LINKDATA']._serialized_end=1155
+  _globals['_INVITEGRANT']._serialized_start=1157
+  _globals['_INVITEGRANT']._serialized_end=1242
+  _globals['_INVITECODE']._serialized_start=1244
+  _globals['_INVITECODE']._serialized_end=1342
+  _globals['_INVITEPROOF']._serialized_start=1344
+  _globals['_INVITEPROOF']._serialized_end=1421
+  _globals['_MEMBERKEYS']._serialized_start=1423
+  _globals['_MEMBERKEYS']._serialized_end=1470
+  _globals['_MEMBERPROFILE']._serialized_start=1472
+  _globals['_MEMBERPROFILE']._serialized_end=1509
+  _globals['_KEYANNOUNCEMENT']._serialized_start=1511
+  _globals['_KEYANNOUNCEMENT']._serialized_end=1632
+  _globals['_JOINBODY']._serialized_start=1635
+  _globals['_JOINBODY']._serialized_end=1878
+  _globals['_POSTBODY']._serialized_start=1880
+  _globals['_POSTBODY']._serialized_end=1956
 # @@protoc_insertion_point(module_scope)

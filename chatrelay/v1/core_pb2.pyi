@@ -109,16 +109,18 @@ class Profile(_message.Message):
     def __init__(self, group_id: _Optional[bytes] = ..., root_key: _Optional[bytes] = ..., kind: _Optional[_Union[GroupKind, str]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., version: _Optional[int] = ..., owners: _Optional[_Iterable[_Union[OwnerAuth, _Mapping]]] = ..., relays: _Optional[_Iterable[_Union[RelayRef, _Mapping]]] = ..., settings: _Optional[_Union[GroupSettings, _Mapping]] = ..., intake_key: _Optional[bytes] = ...) -> None: ...
 
 class FixedLinkData(_message.Message):
-    __slots__ = ("kind", "root_key", "entity_id", "e2e_key")
+    __slots__ = ("kind", "root_key", "entity_id", "e2e_key", "secret")
     KIND_FIELD_NUMBER: _ClassVar[int]
     ROOT_KEY_FIELD_NUMBER: _ClassVar[int]
     ENTITY_ID_FIELD_NUMBER: _ClassVar[int]
     E2E_KEY_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
     kind: LinkKind
     root_key: bytes
     entity_id: bytes
     e2e_key: bytes
-    def __init__(self, kind: _Optional[_Union[LinkKind, str]] = ..., root_key: _Optional[bytes] = ..., entity_id: _Optional[bytes] = ..., e2e_key: _Optional[bytes] = ...) -> None: ...
+    secret: bytes
+    def __init__(self, kind: _Optional[_Union[LinkKind, str]] = ..., root_key: _Optional[bytes] = ..., entity_id: _Optional[bytes] = ..., e2e_key: _Optional[bytes] = ..., secret: _Optional[bytes] = ...) -> None: ...
 
 class RelayInfo(_message.Message):
     __slots__ = ("name", "hosts")

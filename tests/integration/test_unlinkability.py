@@ -10,6 +10,7 @@ import sqlite3
 
 from chatrelay import client, codec, group
 from chatrelay import envelope as env
+from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind
 from chatrelay.state import unb64
 
@@ -68,3 +69,36 @@ async def test_groups_of_one_owner_are_unrelated_in_everything_the_relay_stores(
         mixed += len(groups_seen) > 1
     assert mixed == 0
     assert len(mentioned) == GROUPS  # the search does find each group's own records
+
+
+async def test_a_relay_can_neither_find_nor_decrypt_nor_squat_a_groups_link_record(relay):
+    """With everything the relay stores of a group (its registration and profile, in the
+    registry and the log), the relay computes the link key it could: that key finds no
+    link record, opens none of those it keeps, and the owner's own record is there."""
+    import pytest
+
+    from chatrelay import links
+    from chatrelay.actors import records
+    from chatrelay.actors.records import GroupRecord, LinkRecord
+    from chatrelay.cluster.storage import open_registry
+    from chatrelay.links import LinkKind, ShortLink
+
+    owned = await client.create_group([relay.link], "Unfindable", GroupKind.CHANNEL)
+    registry = open_registry(relay.config)
+    try:
+        stored = await registry.get(records.group_key(bytes.fromhex(owned.group_id)))
+        profile = group.verify_profile(env.decode(GroupRecord.loads(stored.value).profile)).profile
+        fixed = links.core_pb2.FixedLinkData(
+            kind=LinkKind.CHANNEL.pb, root_key=profile.root_key, entity_id=bytes.fromhex(owned.group_id))
+        guessed_key = links.link_key_of(fixed.SerializeToString(deterministic=True))
+        guessed = links.derive(guessed_key)
+        kept = {e.key: LinkRecord.loads(e.value) for e in await registry.get_prefix(b"links/")}
+        real = links.derive(ShortLink.parse(owned.link).link_key)
+        assert records.link_key(real.lookup_id) in kept  # the owner's record is where the link says
+        assert records.link_key(guessed.lookup_id) not in kept
+        for record in kept.values():
+            with pytest.raises(ChatRelayError) as caught:
+                links.decrypt(guessed_key, record.data)
+            assert caught.value.reason is Reason.LINK_DECRYPT_FAILED
+    finally:
+        await registry.close()

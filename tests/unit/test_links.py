@@ -301,3 +301,40 @@ def test_a_relays_gateways_become_one_failover_target(hosts, target):
 
     link = links.ShortLink(kind=links.LinkKind.RELAY, link_key=bytes(32), hosts=hosts)
     assert target_of_link(link) == target
+
+
+def what_a_relay_can_compute(signed: core_pb2.SignedEnvelope, kind: LinkKind) -> bytes:
+    """The link key from what a relay stores of a group: its profile (root key, group id,
+    kind), all of the fixed data but the owners' secret."""
+    profile = group.verify_profile(signed)
+    fixed = core_pb2.FixedLinkData(kind=kind.pb, root_key=profile.profile.root_key, entity_id=profile.group_id)
+    return links.link_key_of(fixed.SerializeToString(deterministic=True))
+
+
+@pytest.mark.parametrize("kind", [GroupKind.CHANNEL, GroupKind.GROUP])
+def test_a_relay_that_knows_the_profile_cannot_compute_the_link_key(kind):
+    secrets, signed, bundle = make_group_link(kind)
+    link_kind = LinkKind.CHANNEL if kind is GroupKind.CHANNEL else LinkKind.GROUP
+    assert len(secrets.link_secret) == group.LINK_SECRET_SIZE
+    assert what_a_relay_can_compute(signed, link_kind) != bundle.link.link_key
+    # ... while the owners, who keep the secret, make the same link again for a new profile.
+    assert links.group_link(secrets, signed, (HOST,)).link.link_key == bundle.link.link_key
+
+
+def test_two_groups_links_never_share_a_secret_and_contact_links_have_one():
+    a, _, _ = make_group_link()
+    b, _, _ = make_group_link()
+    assert a.link_secret != b.link_secret
+    fixed = core_pb2.FixedLinkData.FromString(make_contact_link(LinkKind.CONTACT).data.fixed)
+    assert len(fixed.secret) == group.LINK_SECRET_SIZE
+
+
+def test_a_secret_of_another_size_is_refused():
+    secrets, signed, bundle = make_group_link()
+    fixed = core_pb2.FixedLinkData.FromString(bundle.data.fixed)
+    fixed.secret = b"short"
+    fixed_bytes = fixed.SerializeToString(deterministic=True)
+    data = core_pb2.LinkData(fixed=fixed_bytes, mutable=bundle.data.mutable)
+    link = ShortLink(bundle.link.kind, links.link_key_of(fixed_bytes), bundle.link.hosts)
+    err = refused(Reason.MALFORMED, links.resolve, link, links.encrypt(link.link_key, data))
+    assert err.message == "fixed link data is malformed: secret must be 32 bytes"
