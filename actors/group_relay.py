@@ -117,7 +117,9 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
             raise result
         return result
 
-    def _check_post(self, envelope: core_pb2.SignedEnvelope) -> bytes:
+    def _check_post(self, envelope: core_pb2.SignedEnvelope) -> core_pb2.PostBody:
+        """Signature, group and author's role; freshness and rate are checked only for a
+        post this relay does not hold already (`_refusal_if_new`)."""
         if self.record.state is not GroupState.ACTIVE:
             raise ChatRelayError(Reason.NOT_ACTIVE, f"group is {self.record.state.value}, not active")
         body = members.verify_post(envelope, self.record.group_id)
@@ -128,39 +130,57 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
             raise ChatRelayError(Reason.NOT_ALLOWED, "only owners post in a channel")
         if not self.is_member(signer):
             raise ChatRelayError(Reason.NOT_MEMBER, "post author is not a member of this group")
-        self._rate_limit(signer)
         return body
 
-    def _rate_limit(self, signer: bytes) -> None:
-        """Members post at most `post_limit` times per `post_window_s` (owners are free)."""
-        limit, window = self.ctx.limits.post_limit, self.ctx.limits.post_window_s
-        now = time.monotonic()
+    def _refusal_if_new(self, envelope, body: core_pb2.PostBody, now: float, taken: collections.Counter):
+        """What refuses this post if this relay does not hold it already: signed outside
+        the freshness window (a post replayed after retention trimmed it is older than
+        that), or past its author's rate (members post at most `post_limit` times per
+        `post_window_s`; owners are free; `taken`: the author's posts let through earlier
+        in this turn). None if it may go on."""
+        window = self.ctx.limits.freshness_s
+        if abs(now * 1000 - body.client_ts) > window * 1000:
+            return ChatRelayError(Reason.STALE, f"post was signed more than {window:g} s from now; check the clock")
+        signer = envelope.signer
+        if signer in self.profile.authorities():
+            return None
+        limit, span = self.ctx.limits.post_limit, self.ctx.limits.post_window_s
+        clock = time.monotonic()
         times = self.recent_posts.setdefault(signer, collections.deque())
-        while times and now - times[0] >= window:
+        while times and clock - times[0] >= span:
             times.popleft()
-        if len(times) >= limit:
-            retry = int(window - (now - times[0])) + 1
-            raise ChatRelayError(
-                Reason.RATE_LIMITED, f"at most {limit} posts per {window:g} s; retry in {retry} s"
-            )
-        times.append(now)
+        if len(times) + taken[signer] >= limit:
+            retry = int(span - (clock - times[0])) + 1 if times else int(span)
+            return ChatRelayError(Reason.RATE_LIMITED, f"at most {limit} posts per {span:g} s; retry in {retry} s")
+        taken[signer] += 1
+        return None
 
     async def _append_posts(self, envelopes: list[core_pb2.SignedEnvelope]) -> list:
-        """A turn's posts: each checked, the accepted ones appended together."""
+        """A turn's posts: each checked, the accepted ones appended together. A post sent
+        again (the same signed post, so the same message id) is answered with the seq it
+        has, and counts against neither the freshness window nor its author's rate."""
         results: list = [None] * len(envelopes)
-        accepted = []
+        ids = [members.message_id(e) for e in envelopes]
+        now, taken, doubtful = time.time(), collections.Counter(), {}
         for i, envelope in enumerate(envelopes):
             try:
-                self._check_post(envelope)
+                refusal = self._refusal_if_new(envelope, self._check_post(envelope), now, taken)
             except ChatRelayError as exc:
                 results[i] = exc
                 continue
-            accepted.append(i)
-        if not accepted:
-            return results
-        ids = [members.message_id(envelopes[i]) for i in accepted]
+            if refusal is not None:
+                doubtful[i] = refusal  # refused, unless this relay holds it already
         try:
-            appended = await self.ctx.log.append(self.stream, [env.encode(envelopes[i]) for i in accepted], keys=ids)
+            # Rare: only for a post that would be refused is the log asked whether it is held.
+            held = await self.ctx.log.find(self.stream, [ids[i] for i in doubtful]) if doubtful else {}
+            for i, refusal in doubtful.items():
+                if ids[i] not in held:
+                    results[i] = refusal
+            accepted = [i for i in range(len(envelopes)) if results[i] is None]
+            if not accepted:
+                return results
+            appended = await self.ctx.log.append(
+                self.stream, [env.encode(envelopes[i]) for i in accepted], keys=[ids[i] for i in accepted])
         except Exception as exc:  # nothing is acked unless durable
             failed = ChatRelayError(Reason.UNAVAILABLE, f"message log failed: {exc}")
             return [failed if r is None else r for r in results]
@@ -169,8 +189,11 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
         self.posts_accepted += fresh
         self.ctx.tally["posts"] += fresh
         self.wake_readers()  # readers waiting for posts after their seq
-        for i, seq, mid in zip(accepted, appended.seqs, ids):
-            results[i] = relay_pb2.PostAck(seq=seq, message_id=mid)
+        authorities = self.profile.authorities()
+        for i, seq, duplicate in zip(accepted, appended.seqs, appended.duplicates):
+            results[i] = relay_pb2.PostAck(seq=seq, message_id=ids[i])
+            if not duplicate and envelopes[i].signer not in authorities:
+                self.recent_posts.setdefault(envelopes[i].signer, collections.deque()).append(time.monotonic())
         await self._apply_retention()
         return results
 

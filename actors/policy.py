@@ -48,6 +48,7 @@ class RelayLimits:
     """Bounds every group relay of one relay works within (see `Settings` for each)."""
 
     mailbox_size: int = DEFAULTS.mailbox_size
+    freshness_s: float = DEFAULTS.freshness_s
     retention: int = DEFAULTS.retention
     post_limit: int = DEFAULTS.post_limit
     post_window_s: float = DEFAULTS.post_window_s

@@ -35,6 +35,7 @@ class Reason(enum.StrEnum):
     BUSY = "busy"
     BEHIND = "behind"  # a subscriber that fell too far behind: resume from its position
     RATE_LIMITED = "rate_limited"
+    STALE = "stale"  # signed too long ago (or for a time to come): a replay, or a clock that is off
     UNAVAILABLE = "unavailable"
 
 

@@ -41,6 +41,9 @@ class Settings:
     post_limit: int = setting(15, "Member posts per window in groups")
     post_window_s: float = setting(60.0, "The window, seconds", flag="--post-window", unit="seconds")
     mailbox_size: int = setting(1024, "Requests waiting per group before its senders get BUSY")
+    freshness_s: float = setting(
+        300.0, "How far from the relay's clock a post's signed time may be when it first arrives, seconds",
+        flag="--freshness", unit="seconds")
     max_groups: int = setting(0, "Groups this relay serves at most, 0 = no limit")
     deny_names: str = setting("", "Refuse groups whose name matches this regular expression")
     deny_groups: pathlib.Path | None = setting(None, "File of group ids (hex) to refuse, one a line")
@@ -83,6 +86,7 @@ class Settings:
         if self.post_limit < 1 or self.post_window_s <= 0:
             raise ChatRelayError(Reason.MALFORMED, "--post-limit must be at least 1 and --post-window positive")
         _bounded(self.mailbox_size, 1, 1_000_000, "--mailbox-size must be 1 to 1000000 requests, got {}")
+        _bounded(self.freshness_s, 10, 86400, "--freshness must be 10 to 86400 seconds, got {:g}")
         _bounded(self.max_groups, 0, None, "--max-groups must be 0 (no limit) or more, got {}")
         _bounded(self.subscriber_lag, 1, 1_000_000, "--subscriber-lag must be 1 to 1000000 posts, got {}")
         _bounded(self.post_in_flight, 1, 1024, "--post-in-flight must be 1 to 1024 calls, got {}")

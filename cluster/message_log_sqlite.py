@@ -181,6 +181,17 @@ class SqliteMessageLog:
         )
         return [LogRecord(seq, bytes(data), ts, key) for seq, data, ts, key in reversed(rows)]
 
+    async def find(self, stream: str, keys: list[bytes]) -> dict[bytes, int]:
+        found: dict[bytes, int] = {}
+        for start in range(0, len(keys), 500):  # SQLite's bound on parameters, with room
+            chunk = keys[start:start + 500]
+            rows = await self._read(
+                f"SELECT key, seq FROM records WHERE stream=? AND key IN ({','.join('?' * len(chunk))})",
+                (stream, *chunk),
+            )
+            found.update((bytes(key), seq) for key, seq in rows)
+        return found
+
     async def last_seq(self, stream: str) -> int:
         rows = await self._read("SELECT last_seq FROM heads WHERE stream=?", (stream,))
         return rows[0][0] if rows else 0

@@ -42,3 +42,12 @@ async def test_reopen_keeps_everything(message_logs):
     log = message_logs()
     assert [r.data for r in await log.read("s")] == [b"a", b"b"]
     assert (await log.append("s", [b"c"])).seqs == (3,)
+
+
+async def test_find_says_where_keys_are_and_forgets_trimmed_ones(log):
+    await log.append("f", [b"a", b"b", b"c"], keys=[b"id-a", None, b"id-c"])
+    await log.append("other", [b"x"], keys=[b"id-a"])
+    assert await log.find("f", [b"id-a", b"id-c", b"id-z"]) == {b"id-a": 1, b"id-c": 3}
+    assert await log.find("f", []) == {}
+    await log.trim("f", 1)
+    assert await log.find("f", [b"id-a", b"id-c"]) == {b"id-c": 3}

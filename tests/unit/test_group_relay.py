@@ -140,3 +140,57 @@ async def test_a_held_join_stays_held_while_the_registry_is_unreachable(ctx):
     assert relay.held_refused == []
     assert len(await ctx.registry.get_prefix(records.member_prefix(relay.address))) == 1
     await relay.stop()
+
+
+async def group_with_member(ctx):
+    """An active group (not a channel) and one of its members' keys."""
+    from chatrelay.actors.records import MemberRecord, MemberStatus
+
+    secrets, signed = group.create_group(GroupKind.GROUP, "g")
+    record = GroupRecord(
+        group_id=secrets.group_id, address="addr-g", state=GroupState.ACTIVE,
+        registration_key=bytes(32), profile=env.encode(signed),
+    )
+    await ctx.registry.put(records.group_key(secrets.group_id), record.dumps())
+    relay = GroupRelay(ctx, record, (await ctx.registry.get(records.group_key(secrets.group_id))).mod_revision)
+    await relay.start()
+    member = SigningKey.generate()
+    relay.members[bytes(member.verify_key)] = MemberRecord(
+        box_key=bytes(32), display_name="m", status=MemberStatus.MEMBER, joined_ms=1)
+    return secrets, relay, member
+
+
+async def test_a_post_sent_again_counts_against_no_rate_and_gets_its_seq(ctx):
+    relay_ctx = dataclasses.replace(ctx, limits=RelayLimits(mailbox_size=1024, post_limit=3))
+    secrets, relay, member = await group_with_member(relay_ctx)
+    first = members.sign_post(member, secrets.group_id, b"first")
+    acks = [await relay.post(first) for _ in range(10)]  # a replayed post, ten times
+    assert {a.seq for a in acks} == {1}
+    assert [(await relay.post(members.sign_post(member, secrets.group_id, b"p%d" % i))).seq for i in range(2)] == [2, 3]
+    with pytest.raises(ChatRelayError) as caught:
+        await relay.post(members.sign_post(member, secrets.group_id, b"one too many"))
+    assert caught.value.reason is Reason.RATE_LIMITED
+    assert caught.value.message.startswith("at most 3 posts per 60 s; retry in ")
+    assert (await relay.post(first)).seq == 1  # and one it holds is still answered
+    await relay.stop()
+
+
+async def test_a_new_post_signed_outside_the_freshness_window_is_stale(ctx):
+    import time
+
+    secrets, relay = await active_group(ctx)
+    now_ms = int(time.time() * 1000)
+    for client_ts in (now_ms - 301_000, now_ms + 301_000):
+        with pytest.raises(ChatRelayError) as caught:
+            await relay.post(members.sign_post(secrets.owner_key, secrets.group_id, b"old", client_ts=client_ts))
+        assert (caught.value.reason, caught.value.message) == (
+            Reason.STALE, "post was signed more than 300 s from now; check the clock")
+    held = members.sign_post(secrets.owner_key, secrets.group_id, b"held", client_ts=now_ms - 20_000)
+    assert (await relay.post(held)).seq == 1
+    relay.ctx = dataclasses.replace(relay.ctx, limits=RelayLimits(freshness_s=10))  # the window is a setting
+    late = members.sign_post(secrets.owner_key, secrets.group_id, b"late", client_ts=now_ms - 20_000)
+    with pytest.raises(ChatRelayError) as caught:
+        await relay.post(late)
+    assert caught.value.message == "post was signed more than 10 s from now; check the clock"
+    assert (await relay.post(held)).seq == 1  # held already: answered, however old
+    await relay.stop()
