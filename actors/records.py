@@ -166,19 +166,26 @@ class GroupRecord:
 
 @dataclass(frozen=True, slots=True)
 class LinkRecord:
-    """Link data as the relay keeps it: the ciphertext, and the key that stored it (only
-    that key may replace it)."""
+    """Link data as the relay keeps it: the ciphertext, the key that stored it (only that
+    key may replace it), and the version its owner signed (only a newer or equal one may
+    replace it; 0 for records kept before versions)."""
 
     owner: bytes
     data: bytes
+    version: int = 0
 
     def dumps(self) -> bytes:
-        return json.dumps({"owner": codec.b64url(self.owner), "data": codec.b64url(self.data)}).encode()
+        return json.dumps(
+            {"owner": codec.b64url(self.owner), "data": codec.b64url(self.data), "version": self.version}
+        ).encode()
 
     @classmethod
     def loads(cls, value: bytes) -> "LinkRecord":
         d = json.loads(value)
-        return cls(owner=codec.unb64url(d["owner"], "stored link owner"), data=codec.unb64url(d["data"], "stored link data"))
+        return cls(
+            owner=codec.unb64url(d["owner"], "stored link owner"), data=codec.unb64url(d["data"], "stored link data"),
+            version=int(d.get("version", 0)),
+        )
 
 
 @dataclass(slots=True)

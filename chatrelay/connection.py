@@ -115,7 +115,7 @@ class RelayClient:
     async def store_link(self, signer: SigningKey, bundle: links.LinkBundle) -> bool:
         body = relay_pb2.StoreLinkBody(
             lookup_id=bundle.lookup_id, ciphertext=bundle.ciphertext,
-            nonce=os.urandom(NONCE), timestamp=int(time.time()),
+            nonce=os.urandom(NONCE), timestamp=int(time.time()), version=bundle.version,
         )
         envelope = env.sign_message(signer, env.Domain.LINK_STORE, body)
         response = await self.call("StoreLink", relay_pb2.StoreLinkRequest(envelope=envelope))

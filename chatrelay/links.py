@@ -243,6 +243,7 @@ class LinkBundle:
     data: core_pb2.LinkData = field(compare=False, repr=False)
     lookup_id: bytes = field(repr=False)
     ciphertext: bytes = field(repr=False)
+    version: int = 1  # of the mutable part: a host refuses to replace it with an older one
 
     def __str__(self) -> str:
         return str(self.link)
@@ -278,6 +279,7 @@ def make_link(
         data=data,
         lookup_id=derive(link_key).lookup_id,
         ciphertext=encrypt(link_key, data),
+        version=version,
     )
 
 

@@ -1,7 +1,11 @@
 """Short links' data (DESIGN.md section 4): the relay keeps ciphertext under a lookup id
-it cannot derive a link from, and only the key that stored it may replace it."""
+it cannot derive a link from. Only the key that stored it may replace it, only with a
+version as new or newer, and only with a request signed within the freshness window: a
+captured store replayed later can neither roll the data back nor come back after it."""
 
 from __future__ import annotations
+
+import time
 
 from chatrelay import envelope as env
 from chatrelay import links
@@ -9,21 +13,27 @@ from chatrelay.actors import records
 from chatrelay.actors.records import LinkRecord
 from chatrelay.actors.registry import Get, Put, Registry, absent, unchanged_since
 from chatrelay.errors import ChatRelayError, MalformedError, Reason
+from chatrelay.settings import DEFAULTS
 from chatrelay.v1 import core_pb2, relay_pb2
 
 
 class LinkStore:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, freshness_s: float = DEFAULTS.freshness_s) -> None:
         self.registry = registry
+        self.freshness_s = freshness_s
 
-    async def store(self, envelope: core_pb2.SignedEnvelope) -> bool:
+    async def store(self, envelope: core_pb2.SignedEnvelope, now: float | None = None) -> bool:
         """Store signed link data; True if it is new, False if it replaced the signer's own."""
         checked, body = env.verify_message(envelope, env.Domain.LINK_STORE, relay_pb2.StoreLinkBody, "link store request")
+        now = time.time() if now is None else now
+        if abs(now - body.timestamp) > self.freshness_s:
+            raise ChatRelayError(Reason.STALE, (
+                f"link store request was signed more than {self.freshness_s:g} s from now; check the clock"))
         if len(body.lookup_id) != links.LOOKUP_ID_SIZE:
             raise MalformedError("link store request", f"lookup id must be {links.LOOKUP_ID_SIZE} bytes")
         if len(body.ciphertext) > links.MAX_CIPHERTEXT:
             raise ChatRelayError(Reason.TOO_LARGE, f"link data is over {links.MAX_CIPHERTEXT} bytes")
-        return await self.put(body.lookup_id, LinkRecord(owner=checked.signer, data=body.ciphertext))
+        return await self.put(body.lookup_id, LinkRecord(owner=checked.signer, data=body.ciphertext, version=body.version))
 
     async def put(self, lookup_id: bytes, record: LinkRecord) -> bool:
         key = records.link_key(lookup_id)
@@ -33,8 +43,12 @@ class LinkStore:
             if result.succeeded:
                 return True
             entry = result.gets[0]
-        if LinkRecord.loads(entry.value).owner != record.owner:
+        stored = LinkRecord.loads(entry.value)
+        if stored.owner != record.owner:
             raise ChatRelayError(Reason.NOT_ALLOWED, "this link's data belongs to another key")
+        if record.version < stored.version:
+            raise ChatRelayError(Reason.STALE, (
+                f"link data version {record.version} is older than the stored version {stored.version}"))
         result = await self.registry.transaction([unchanged_since(key, entry.mod_revision)], [Put(key, record.dumps())])
         if not result.succeeded:
             raise ChatRelayError(Reason.BUSY, "link data changed concurrently; retry")

@@ -95,7 +95,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     ) -> None:
         self.registry = registry
         self.router = ShardRouter(registry, shards, find_shard)
-        self.links = LinkStore(registry)
+        self.links = LinkStore(registry, registrar.limits.freshness_s)
         self.registrar = registrar
         self.registrations = Coalescer(self._register_many, batch=REGISTER_BATCH, linger=True)
         self.posts = Coalescer(

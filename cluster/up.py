@@ -201,7 +201,7 @@ def _supervise(relay: RunningRelay) -> None:
 async def _store_relay_link(config: ClusterConfig, key: SigningKey, bundle: links.LinkBundle) -> None:
     registry = open_registry(config)
     try:
-        await LinkStore(registry).put(bundle.lookup_id, LinkRecord(owner=bytes(key.verify_key), data=bundle.ciphertext))
+        await LinkStore(registry).put(bundle.lookup_id, LinkRecord(owner=bytes(key.verify_key), data=bundle.ciphertext, version=bundle.version))
         await registry.put(records.RELAY_LINK, str(bundle.link).encode())
     finally:
         await registry.close()

@@ -466,3 +466,34 @@ async def test_remove_relay_and_delete_group(relay, ray_session, tmp_path):
         assert kinds[-1] == relay_pb2.OWNER_COMMAND_KIND_DELETE_GROUP
     finally:
         await asyncio.to_thread(up.stop, other, ray_shutdown=False)
+
+
+async def test_a_captured_link_store_replayed_after_an_update_is_refused_and_changes_nothing(relay):
+    """Issue 15: replaying a StoreLink captured at profile version 2, after version 3 was
+    stored, rolled the link's profile back; now it is refused as stale."""
+    import os
+    import time
+
+    from chatrelay.links import ShortLink
+
+    owned = await client.create_group([relay.link], "Versions", GroupKind.CHANNEL)
+    secrets = owned.secrets()
+    link = ShortLink.parse(owned.link)
+    v2 = group.verify_profile(env.decode(unb64(owned.profile)))
+    bundle2 = links.group_link(secrets, v2.envelope, link.hosts)
+
+    def store_request(bundle):
+        body = relay_pb2.StoreLinkBody(lookup_id=bundle.lookup_id, ciphertext=bundle.ciphertext,
+                                       nonce=os.urandom(16), timestamp=int(time.time()), version=bundle.version)
+        return relay_pb2.StoreLinkRequest(envelope=env.sign_message(secrets.owner_key, env.Domain.LINK_STORE, body))
+
+    captured = store_request(bundle2)  # as an observer of the owner's store would keep it
+    bundle3 = links.group_link(secrets, group.next_version(secrets.owner_key, v2), link.hosts)
+    async with client.RelayClient(relay.target) as c:
+        assert (await c.call("StoreLink", captured)).created is False  # the owner's own version 2 again
+        assert await c.store_link(secrets.owner_key, bundle3) is False
+        with pytest.raises(ChatRelayError) as caught:
+            await c.call("StoreLink", captured)
+    assert (caught.value.reason, caught.value.message) == (
+        Reason.STALE, "link data version 2 is older than the stored version 3")
+    assert (await client.resolve_link(link)).profile.version == 3
