@@ -49,6 +49,10 @@ class RelayLimits:
 
     mailbox_size: int = DEFAULTS.mailbox_size
     freshness_s: float = DEFAULTS.freshness_s
+    idle_timeout_s: float = DEFAULTS.idle_timeout_s
+    handshake_timeout_s: float = DEFAULTS.handshake_timeout_s
+    keepalive_s: float = DEFAULTS.keepalive_s
+    streams_per_connection: int = DEFAULTS.streams_per_connection
     retention: int = DEFAULTS.retention
     post_limit: int = DEFAULTS.post_limit
     post_window_s: float = DEFAULTS.post_window_s

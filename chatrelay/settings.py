@@ -47,6 +47,15 @@ class Settings:
     max_groups: int = setting(0, "Groups this relay serves at most, 0 = no limit")
     deny_names: str = setting("", "Refuse groups whose name matches this regular expression")
     deny_groups: pathlib.Path | None = setting(None, "File of group ids (hex) to refuse, one a line")
+    idle_timeout_s: float = setting(
+        300.0, "Seconds a connection with no call going on stays open", flag="--idle-timeout", unit="seconds")
+    handshake_timeout_s: float = setting(
+        10.0, "Seconds a new connection has to finish its handshake before it is closed",
+        flag="--handshake-timeout", unit="seconds")
+    keepalive_s: float = setting(
+        60.0, "Seconds between the gateway's pings of a connection's peer (no answer in 20 s closes it)",
+        flag="--keepalive", unit="seconds")
+    streams_per_connection: int = setting(16_384, "Calls and streams one connection may have going at once")
     subscriber_lag: int = setting(
         4096, "Posts a stream may fall behind before it is cut off to resume from the log")
     post_in_flight: int = setting(
@@ -88,6 +97,11 @@ class Settings:
         _bounded(self.mailbox_size, 1, 1_000_000, "--mailbox-size must be 1 to 1000000 requests, got {}")
         _bounded(self.freshness_s, 10, 86400, "--freshness must be 10 to 86400 seconds, got {:g}")
         _bounded(self.max_groups, 0, None, "--max-groups must be 0 (no limit) or more, got {}")
+        _bounded(self.idle_timeout_s, 1, 86400, "--idle-timeout must be 1 to 86400 seconds, got {:g}")
+        _bounded(self.handshake_timeout_s, 0.5, 600, "--handshake-timeout must be 0.5 to 600 seconds, got {:g}")
+        _bounded(self.keepalive_s, 10, 86400, "--keepalive must be 10 to 86400 seconds, got {:g}")
+        _bounded(self.streams_per_connection, 1, 1_000_000,
+                 "--streams-per-connection must be 1 to 1000000, got {}")
         _bounded(self.subscriber_lag, 1, 1_000_000, "--subscriber-lag must be 1 to 1000000 posts, got {}")
         _bounded(self.post_in_flight, 1, 1024, "--post-in-flight must be 1 to 1024 calls, got {}")
         _bounded(self.hot_posts_per_s, 0, None, "--hot-posts must be 0 (never) or more, got {:g}")

@@ -24,6 +24,7 @@ MAX_REQUEST = 64 * 1024
 # gRPC's own defaults (1,000, and all past 3,000) it ends new calls at once with
 # CANCELLED, which a burst of subscribers (re)opening their streams reaches.
 PENDING_CALLS = 20_000
+KEEPALIVE_TIMEOUT_MS = 20_000  # a peer that does not answer a ping within this is gone
 
 
 async def serve(
@@ -34,10 +35,17 @@ async def serve(
     GatewayMetrics) times and counts calls; `admin(servicer)` makes the AdminService,
     served beside the relay's."""
     watched = metrics is not None or tracing.enabled()
+    limits = registrar.limits
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_REQUEST), ("grpc.so_reuseport", 0),
             ("grpc.server.max_pending_requests", PENDING_CALLS), ("grpc.server.max_pending_requests_hard_limit", 2 * PENDING_CALLS),
+            # A stranger's connections: closed when silent, idle or unresponsive, and each
+            # bounded in what it may have going at once.
+            ("grpc.server_handshake_timeout_ms", int(limits.handshake_timeout_s * 1000)),
+            ("grpc.max_connection_idle_ms", int(limits.idle_timeout_s * 1000)),
+            ("grpc.keepalive_time_ms", int(limits.keepalive_s * 1000)), ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+            ("grpc.max_concurrent_streams", limits.streams_per_connection),
         ],
         interceptors=[MetricsInterceptor(metrics)] if watched else None,
     )

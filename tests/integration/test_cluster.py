@@ -175,3 +175,54 @@ async def test_an_undecodable_request_is_malformed_and_names_no_internals(relay,
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert caught.value.details() == f"request is malformed: it is not a chatrelay.v1.{message}"
     assert from_rpc_error(caught.value).reason is Reason.MALFORMED
+
+
+async def test_silent_and_idle_connections_are_closed(ray_session, tmp_path):
+    """500 connections that never speak are closed after the handshake timeout, and an
+    HTTP/2 connection with no call going on after the idle timeout; a client's channel
+    then simply connects again."""
+    import socket
+    import time
+
+    from chatrelay.cluster import up
+    from realparts import start_relay
+
+    running = await asyncio.to_thread(
+        start_relay, tmp_path / "relay", shards=1, handshake_timeout_s=1.0, idle_timeout_s=2.0)
+    host, port = running.target.rsplit(":", 1)
+    silent = []
+    try:
+        for _ in range(500):
+            s = socket.create_connection((host, int(port)), timeout=10)
+            s.settimeout(0.0)
+            silent.append(s)
+
+        def closed(s: socket.socket) -> bool:
+            """Read what the server sent (its HTTP/2 settings) up to the end, if it came."""
+            try:
+                while True:
+                    if s.recv(65536) == b"":
+                        return True
+            except BlockingIOError:
+                return False
+            except OSError:  # reset by the server
+                return True
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(closed(s) for s in silent):
+            await asyncio.sleep(0.25)
+        assert sum(closed(s) for s in silent) == 500
+
+        async with grpc.aio.insecure_channel(running.target) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            await health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert channel.get_state() is grpc.ChannelConnectivity.READY
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and channel.get_state() is grpc.ChannelConnectivity.READY:
+                await asyncio.sleep(0.25)
+            assert channel.get_state() is grpc.ChannelConnectivity.IDLE  # the server closed it
+            response = await health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert response.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        for s in silent:
+            s.close()
+        await asyncio.to_thread(up.stop, running, ray_shutdown=False)
