@@ -53,6 +53,9 @@ class RelayLimits:
     handshake_timeout_s: float = DEFAULTS.handshake_timeout_s
     keepalive_s: float = DEFAULTS.keepalive_s
     streams_per_connection: int = DEFAULTS.streams_per_connection
+    registrations_per_minute: int = DEFAULTS.registrations_per_minute
+    link_stores_per_minute: int = DEFAULTS.link_stores_per_minute
+    queues_per_minute: int = DEFAULTS.queues_per_minute
     retention: int = DEFAULTS.retention
     post_limit: int = DEFAULTS.post_limit
     post_window_s: float = DEFAULTS.post_window_s

@@ -69,7 +69,8 @@ async def run(
     from chatrelay.cluster import harness, up
 
     relay = await asyncio.to_thread(
-        harness.start_relay, hot_posts_per_s=hot_posts, traces=traces, post_in_flight=post_in_flight
+        harness.start_relay, hot_posts_per_s=hot_posts, traces=traces, post_in_flight=post_in_flight,
+        **harness.NO_QUOTAS,
     )
     c = client.RelayClient(relay.target)
     try:

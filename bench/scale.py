@@ -112,7 +112,7 @@ async def run(n: int, concurrency: int, etcd_url: str | None) -> dict:
     data_dir = tempfile.mkdtemp(prefix="chatrelay-scale-")
     print(f"  making {n} channels' keys", file=sys.stderr)
     channels = Channels(n)
-    relay = await asyncio.to_thread(harness.start_relay, data_dir, etcd=etcd_url)
+    relay = await asyncio.to_thread(harness.start_relay, data_dir, etcd=etcd_url, **harness.NO_QUOTAS)
     try:
         info = await client.relay_info(relay.link)
         async with client.RelayClient(info.target) as rc:
@@ -123,7 +123,7 @@ async def run(n: int, concurrency: int, etcd_url: str | None) -> dict:
         await asyncio.to_thread(up.stop, relay)
 
     started = time.perf_counter()
-    relay = await asyncio.to_thread(harness.start_relay, data_dir, etcd=etcd_url)
+    relay = await asyncio.to_thread(harness.start_relay, data_dir, etcd=etcd_url, **harness.NO_QUOTAS)
     try:
         up_s = time.perf_counter() - started
         empty = await asyncio.to_thread(relay_memory, relay)

@@ -56,6 +56,10 @@ class Settings:
         60.0, "Seconds between the gateway's pings of a connection's peer (no answer in 20 s closes it)",
         flag="--keepalive", unit="seconds")
     streams_per_connection: int = setting(16_384, "Calls and streams one connection may have going at once")
+    registrations_per_minute: int = setting(
+        60, "Registrations one connection may send in a minute, 0 = no limit")
+    link_stores_per_minute: int = setting(60, "Link stores one connection may send in a minute, 0 = no limit")
+    queues_per_minute: int = setting(60, "Queues one connection may create in a minute, 0 = no limit")
     subscriber_lag: int = setting(
         4096, "Posts a stream may fall behind before it is cut off to resume from the log")
     post_in_flight: int = setting(
@@ -97,6 +101,10 @@ class Settings:
         _bounded(self.mailbox_size, 1, 1_000_000, "--mailbox-size must be 1 to 1000000 requests, got {}")
         _bounded(self.freshness_s, 10, 86400, "--freshness must be 10 to 86400 seconds, got {:g}")
         _bounded(self.max_groups, 0, None, "--max-groups must be 0 (no limit) or more, got {}")
+        for flag_name, value in (("--registrations-per-minute", self.registrations_per_minute),
+                                 ("--link-stores-per-minute", self.link_stores_per_minute),
+                                 ("--queues-per-minute", self.queues_per_minute)):
+            _bounded(value, 0, 1_000_000, flag_name + " must be 0 (no limit) to 1000000, got {}")
         _bounded(self.idle_timeout_s, 1, 86400, "--idle-timeout must be 1 to 86400 seconds, got {:g}")
         _bounded(self.handshake_timeout_s, 0.5, 600, "--handshake-timeout must be 0.5 to 600 seconds, got {:g}")
         _bounded(self.keepalive_s, 10, 86400, "--keepalive must be 10 to 86400 seconds, got {:g}")

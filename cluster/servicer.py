@@ -25,6 +25,7 @@ from chatrelay.actors.registration import Registrar
 from chatrelay.actors.registry import Registry
 from chatrelay.cluster.coalescer import Coalescer
 from chatrelay.cluster.link_store import LinkStore
+from chatrelay.cluster.quotas import ConnectionQuotas
 from chatrelay.cluster.router import ShardRouter
 from chatrelay.cluster.stream import Streams
 from chatrelay.cluster.tail import TAIL_WINDOW, Traced
@@ -82,7 +83,7 @@ async def guard(context, coro):
 
 
 async def abort(context, exc: ChatRelayError) -> None:
-    hint = RETRY_HINT_MS if exc.reason in (Reason.BUSY, Reason.UNAVAILABLE) else 0
+    hint = getattr(exc, "retry_after_ms", RETRY_HINT_MS if exc.reason in (Reason.BUSY, Reason.UNAVAILABLE) else 0)
     await context.abort_with_status(
         to_status(exc, retry_after_ms=hint, resume_after_seq=getattr(exc, "resume_after_seq", None))
     )
@@ -96,6 +97,11 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         self.registry = registry
         self.router = ShardRouter(registry, shards, find_shard)
         self.links = LinkStore(registry, registrar.limits.freshness_s)
+        limits = registrar.limits
+        self.quotas = ConnectionQuotas({
+            "registrations": limits.registrations_per_minute, "link stores": limits.link_stores_per_minute,
+            "queues": limits.queues_per_minute,
+        })
         self.registrar = registrar
         self.registrations = Coalescer(self._register_many, batch=REGISTER_BATCH, linger=True)
         self.posts = Coalescer(
@@ -109,6 +115,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
 
     async def StoreLink(self, request, context):
         async def run():
+            self.quotas.take(context.peer(), "link stores")
             return relay_pb2.StoreLinkResponse(created=await self.links.store(request.envelope))
         return await guard(context, run())
 
@@ -121,6 +128,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
 
     async def RegisterGroup(self, request, context):
         async def run():
+            self.quotas.take(context.peer(), "registrations")
             body = peek(request.envelope, relay_pb2.RegisterGroupBody, env.Domain.REGISTER, "registration")
             profile = peek(body.profile, core_pb2.Profile, env.Domain.PROFILE, "profile")
             # One lane a home shard, so that concurrent registrations of a group meet in one batch.
@@ -192,6 +200,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
 
     async def CreateQueue(self, request, context):
         async def run():
+            self.quotas.take(context.peer(), "queues")
             body = peek(request.envelope, relay_pb2.CreateQueueBody, env.Domain.QUEUE_CREATE, "queue request")
             return await self._queue(codec.b64url(body.queue_id) if body.queue_id else "", request)
         return await guard(context, run())

@@ -9,7 +9,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from chatrelay import client, members
+from chatrelay import client, group, members
 from chatrelay import envelope as env
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind
@@ -225,4 +225,25 @@ async def test_silent_and_idle_connections_are_closed(ray_session, tmp_path):
     finally:
         for s in silent:
             s.close()
+        await asyncio.to_thread(up.stop, running, ray_shutdown=False)
+
+
+async def test_a_connection_past_its_registration_quota_is_refused_while_another_registers(ray_session, tmp_path):
+    from chatrelay.cluster import up
+    from realparts import start_relay
+
+    running = await asyncio.to_thread(start_relay, tmp_path / "relay", shards=1, registrations_per_minute=3)
+    try:
+        info = await client.relay_info(running.link)
+        async with client.RelayClient(info.target) as flooding:
+            made = [group.create_group(GroupKind.GROUP, f"g{i}") for i in range(4)]
+            for secrets, signed in made[:3]:
+                await client.register(flooding, info, signed, secrets.group_id)
+            with pytest.raises(ChatRelayError) as caught:
+                await client.register(flooding, info, made[3][1], made[3][0].group_id)
+            assert caught.value.reason is Reason.RATE_LIMITED
+            assert caught.value.message.startswith("at most 3 registrations a minute on one connection; retry in ")
+        owned = await client.create_group([running.link], "Another connection", GroupKind.CHANNEL)
+        assert [e.state for e in owned.relays] == ["active"]
+    finally:
         await asyncio.to_thread(up.stop, running, ray_shutdown=False)

@@ -1,0 +1,35 @@
+"""Quotas per connection: one connection past its bound is refused with a retry hint;
+another connection, and another kind of call, go on."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatrelay.cluster.quotas import ConnectionQuotas, QuotaExceeded
+from chatrelay.errors import Reason
+
+
+def test_past_the_bound_only_that_connection_and_kind_are_refused_until_the_minute_passes():
+    quotas = ConnectionQuotas({"registrations": 3, "queues": 1})
+    for t in (0.0, 1.0, 2.0):
+        quotas.take("ipv4:127.0.0.1:1000", "registrations", now=t)
+    with pytest.raises(QuotaExceeded) as caught:
+        quotas.take("ipv4:127.0.0.1:1000", "registrations", now=10.0)
+    assert (caught.value.reason, caught.value.message, caught.value.retry_after_ms) == (
+        Reason.RATE_LIMITED, "at most 3 registrations a minute on one connection; retry in 51 s", 50001)
+    quotas.take("ipv4:127.0.0.1:2000", "registrations", now=10.0)  # another connection
+    quotas.take("ipv4:127.0.0.1:1000", "queues", now=10.0)  # another kind
+    quotas.take("ipv4:127.0.0.1:1000", "registrations", now=60.5)  # the first one's minute has passed
+    assert quotas.refused == 1
+
+
+def test_a_bound_of_zero_is_no_bound_and_forgotten_connections_start_afresh():
+    quotas = ConnectionQuotas({"registrations": 0, "link stores": 1}, peers=2)
+    for _ in range(1000):
+        quotas.take("a", "registrations", now=0.0)
+    quotas.take("a", "link stores", now=0.0)
+    quotas.take("b", "link stores", now=0.0)
+    quotas.take("c", "link stores", now=0.0)  # "a" is let go: at most two connections are kept
+    quotas.take("a", "link stores", now=1.0)
+    with pytest.raises(QuotaExceeded):
+        quotas.take("c", "link stores", now=1.0)
