@@ -42,7 +42,8 @@ class MessageLog(Protocol):
     async def read_before(self, stream: str, before_seq: int = 0, limit: int = 100) -> list[LogRecord]: ...
 
     async def find(self, stream: str, keys: list[bytes]) -> dict[bytes, int]:
-        """The seq of each of `keys` the stream holds (a trimmed record is not held)."""
+        """The seq of each of `keys` the stream holds, or held: the key of a trimmed
+        record is kept for a day, and `append` answers it as a duplicate meanwhile."""
         ...
 
     async def last_seq(self, stream: str) -> int: ...

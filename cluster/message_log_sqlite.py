@@ -32,7 +32,15 @@ CREATE UNIQUE INDEX IF NOT EXISTS records_key ON records (stream, key) WHERE key
 CREATE TABLE IF NOT EXISTS heads (
     stream TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, trimmed_through INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS trimmed_keys (
+    stream TEXT NOT NULL, key BLOB NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
+    PRIMARY KEY (stream, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS trimmed_keys_ts ON trimmed_keys (ts);
 """
+# The keys of trimmed records are kept this long (milliseconds), so a record sent again
+# within it is still known: the longest freshness window a relay may be set to.
+KEEP_TRIMMED_KEYS_MS = 86_400_000
 
 
 class _Append:
@@ -128,6 +136,8 @@ class SqliteMessageLog:
             if key is not None:
                 row = conn.execute(
                     "SELECT seq FROM records WHERE stream=? AND key=?", (stream, key)
+                ).fetchone() or conn.execute(
+                    "SELECT seq FROM trimmed_keys WHERE stream=? AND key=?", (stream, key)
                 ).fetchone()
                 if row is not None:
                     seqs.append(row[0])
@@ -185,9 +195,11 @@ class SqliteMessageLog:
         found: dict[bytes, int] = {}
         for start in range(0, len(keys), 500):  # SQLite's bound on parameters, with room
             chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
             rows = await self._read(
-                f"SELECT key, seq FROM records WHERE stream=? AND key IN ({','.join('?' * len(chunk))})",
-                (stream, *chunk),
+                f"SELECT key, seq FROM records WHERE stream=? AND key IN ({marks}) "
+                f"UNION SELECT key, seq FROM trimmed_keys WHERE stream=? AND key IN ({marks})",
+                (stream, *chunk, stream, *chunk),
             )
             found.update((bytes(key), seq) for key, seq in rows)
         return found
@@ -202,6 +214,13 @@ class SqliteMessageLog:
             conn = self._read_conn
             conn.execute("BEGIN IMMEDIATE")
             try:
+                conn.execute(
+                    "INSERT OR IGNORE INTO trimmed_keys (stream, key, seq, ts) SELECT stream, key, seq, ts "
+                    "FROM records WHERE stream=? AND seq<=? AND key IS NOT NULL", (stream, through_seq),
+                )
+                conn.execute(
+                    "DELETE FROM trimmed_keys WHERE ts < ?", (int(time.time() * 1000) - KEEP_TRIMMED_KEYS_MS,)
+                )
                 count = conn.execute(
                     "DELETE FROM records WHERE stream=? AND seq<=?", (stream, through_seq)
                 ).rowcount

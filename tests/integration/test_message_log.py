@@ -44,10 +44,19 @@ async def test_reopen_keeps_everything(message_logs):
     assert (await log.append("s", [b"c"])).seqs == (3,)
 
 
-async def test_find_says_where_keys_are_and_forgets_trimmed_ones(log):
+async def test_find_says_where_keys_are_and_remembers_trimmed_ones(log):
     await log.append("f", [b"a", b"b", b"c"], keys=[b"id-a", None, b"id-c"])
     await log.append("other", [b"x"], keys=[b"id-a"])
     assert await log.find("f", [b"id-a", b"id-c", b"id-z"]) == {b"id-a": 1, b"id-c": 3}
     assert await log.find("f", []) == {}
     await log.trim("f", 1)
-    assert await log.find("f", [b"id-a", b"id-c"]) == {b"id-c": 3}
+    assert await log.find("f", [b"id-a", b"id-c"]) == {b"id-a": 1, b"id-c": 3}
+
+
+async def test_a_trimmed_record_sent_again_is_a_duplicate_not_a_new_record(log):
+    """A post replayed after retention trimmed it must not come back."""
+    await log.append("t", [b"post", b"later"], keys=[b"id-post", b"id-later"])
+    assert await log.trim("t", 1) == 1
+    again = await log.append("t", [b"post"], keys=[b"id-post"])
+    assert (again.seqs, again.duplicates) == ((1,), (True,))
+    assert [r.seq for r in await log.read("t")] == [2] and await log.last_seq("t") == 2
