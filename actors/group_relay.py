@@ -25,6 +25,7 @@ from chatrelay.actors.joins import Joins
 from chatrelay.actors.mailbox import Mailbox
 from chatrelay.actors.message_log import READ_LIMIT, MessageLog
 from chatrelay.actors.owner_commands import CREDENTIAL_SKEW_S, OwnerCommands
+from chatrelay.actors.rate_window import RateWindow
 from chatrelay.actors.policy import RelayLimits
 from chatrelay.actors.records import GroupRecord, GroupState, MemberRecord, MemberStatus
 from chatrelay.actors.registry import Registry
@@ -60,7 +61,7 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
         self.posts_accepted = 0
         self.trimmed_through = 0
         self.held_refused: list[tuple[bytes, str]] = []
-        self.recent_posts: dict[bytes, collections.deque] = {}
+        self.recent_posts = RateWindow(ctx.limits.post_window_s)  # members' posts, for their rate
 
     def __str__(self) -> str:
         return f"group relay {self.address} ({self.record.state})"
@@ -146,11 +147,9 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
             return None
         limit, span = self.ctx.limits.post_limit, self.ctx.limits.post_window_s
         clock = time.monotonic()
-        times = self.recent_posts.setdefault(signer, collections.deque())
-        while times and clock - times[0] >= span:
-            times.popleft()
-        if len(times) + taken[signer] >= limit:
-            retry = int(span - (clock - times[0])) + 1 if times else int(span)
+        if self.recent_posts.count(signer, clock) + taken[signer] >= limit:
+            wait_s = self.recent_posts.wait_s(signer, clock)
+            retry = int(span) if wait_s is None else int(wait_s) + 1
             return ChatRelayError(Reason.RATE_LIMITED, f"at most {limit} posts per {span:g} s; retry in {retry} s")
         taken[signer] += 1
         return None
@@ -193,7 +192,7 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
         for i, seq, duplicate in zip(accepted, appended.seqs, appended.duplicates):
             results[i] = relay_pb2.PostAck(seq=seq, message_id=ids[i])
             if not duplicate and envelopes[i].signer not in authorities:
-                self.recent_posts.setdefault(envelopes[i].signer, collections.deque()).append(time.monotonic())
+                self.recent_posts.add(envelopes[i].signer, time.monotonic())
         await self._apply_retention()
         return results
 

@@ -5,9 +5,9 @@ connection goes on."""
 
 from __future__ import annotations
 
-import collections
 import time
 
+from chatrelay.actors.rate_window import RateWindow
 from chatrelay.errors import ChatRelayError, Reason
 
 WINDOW_S = 60.0
@@ -25,8 +25,7 @@ class ConnectionQuotas:
 
     def __init__(self, per_minute: dict[str, int], peers: int = PEERS) -> None:
         self.per_minute = per_minute
-        self.peers = peers
-        self._seen: collections.OrderedDict[tuple[str, str], collections.deque] = collections.OrderedDict()
+        self._calls = RateWindow(WINDOW_S, keys=peers)
         self.refused = 0
 
     def take(self, peer: str, kind: str, now: float | None = None) -> None:
@@ -35,20 +34,11 @@ class ConnectionQuotas:
         if not limit:
             return
         now = time.monotonic() if now is None else now
-        key = (peer, kind)
-        times = self._seen.get(key)
-        if times is None:
-            times = self._seen[key] = collections.deque()
-            while len(self._seen) > self.peers:
-                self._seen.popitem(last=False)
-        self._seen.move_to_end(key)
-        while times and now - times[0] >= WINDOW_S:
-            times.popleft()
-        if len(times) >= limit:
+        if self._calls.count((peer, kind), now) >= limit:
             self.refused += 1
-            wait_s = WINDOW_S - (now - times[0])
+            wait_s = self._calls.wait_s((peer, kind), now)
             raise QuotaExceeded(
                 f"at most {limit} {kind} a minute on one connection; retry in {int(wait_s) + 1} s",
                 retry_after_ms=int(wait_s * 1000) + 1,
             )
-        times.append(now)
+        self._calls.add((peer, kind), now)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ray.exceptions import ActorUnavailableError, RayActorError
+
 from chatrelay.actors import records
 from chatrelay.actors.calls import Moved, ShardCall, pack, unwrap
 from chatrelay.actors.placement import home_shard
@@ -20,6 +22,7 @@ from chatrelay.retry import Backoff
 log = logging.getLogger(__name__)
 
 SHARD_RESTARTS = Backoff(first_s=0.05, max_s=1.0, attempts=20)
+SHARD_GONE = (RayActorError, ActorUnavailableError)  # a shard restarting or stopped
 MOVES = Backoff(first_s=0.01, max_s=0.5, attempts=40)  # about 15 s of following a group that moves
 
 
@@ -78,21 +81,17 @@ class ShardRouter:
 
     async def call(self, index: int, call: ShardCall):
         """Call a shard, riding out its restart; refusals come back as ChatRelayError."""
-        import ray.exceptions
-
-        gone = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
-
         packed = pack(call)
 
         async def once():
             try:
                 return await self._handle(index).serve.remote(packed)
-            except gone:
+            except SHARD_GONE:
                 self.extra.pop(index, None)  # a shard of its own that stopped: look it up again
                 raise
         try:
-            return unwrap(await SHARD_RESTARTS.run(once, retry_on=lambda exc: isinstance(exc, gone)))
-        except gone as exc:
+            return unwrap(await SHARD_RESTARTS.run(once, retry_on=lambda exc: isinstance(exc, SHARD_GONE)))
+        except SHARD_GONE as exc:
             raise ChatRelayError(Reason.UNAVAILABLE, f"relay shard unavailable: {exc}") from None
 
     def _handle(self, index: int):

@@ -31,8 +31,8 @@ async def ctx(tmp_path):
     await registry.close()
 
 
-async def active_group(ctx, name="g"):
-    secrets, signed = group.create_group(GroupKind.CHANNEL, name)
+async def active_group(ctx, name="g", kind=GroupKind.CHANNEL):
+    secrets, signed = group.create_group(kind, name)
     address = f"addr-{name}"
     record = GroupRecord(
         group_id=secrets.group_id, address=address, state=GroupState.ACTIVE,
@@ -146,14 +146,7 @@ async def group_with_member(ctx):
     """An active group (not a channel) and one of its members' keys."""
     from chatrelay.actors.records import MemberRecord, MemberStatus
 
-    secrets, signed = group.create_group(GroupKind.GROUP, "g")
-    record = GroupRecord(
-        group_id=secrets.group_id, address="addr-g", state=GroupState.ACTIVE,
-        registration_key=bytes(32), profile=env.encode(signed),
-    )
-    await ctx.registry.put(records.group_key(secrets.group_id), record.dumps())
-    relay = GroupRelay(ctx, record, (await ctx.registry.get(records.group_key(secrets.group_id))).mod_revision)
-    await relay.start()
+    secrets, relay = await active_group(ctx, "g", GroupKind.GROUP)
     member = SigningKey.generate()
     relay.members[bytes(member.verify_key)] = MemberRecord(
         box_key=bytes(32), display_name="m", status=MemberStatus.MEMBER, joined_ms=1)
