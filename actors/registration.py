@@ -33,7 +33,13 @@ CAS_ATTEMPTS = 100
 
 
 def new_address() -> str:
-    return codec.b64url(os.urandom(ADDRESS_BYTES))
+    """A fresh group address. Never one that starts with "-": on a command line
+    (`chatrelay move ADDRESS`) it would read as an option (1 in 64 did)."""
+    for _ in range(64):
+        address = codec.b64url(os.urandom(ADDRESS_BYTES))
+        if not address.startswith("-"):
+            return address
+    raise RuntimeError("no address without a leading '-' in 64 draws")  # 1 in 64**64
 
 
 def checked_registration(

@@ -52,3 +52,12 @@ def test_addresses_the_relay_cannot_have_made_are_unknown(address):
     err = refused(Reason.UNKNOWN_ADDRESS, records.check_address, address, "queue")
     assert err.message == "no queue at this address"
     assert records.check_address("a" * 64) == "a" * 64
+
+
+def test_new_group_addresses_never_start_with_a_dash():
+    """An address starting with "-" reads as an option on the command line."""
+    from chatrelay.actors.registration import new_address
+
+    addresses = [new_address() for _ in range(5000)]  # about 78 would start with "-" by chance
+    assert not [a for a in addresses if a.startswith("-")]
+    assert len(set(addresses)) == 5000 and {len(a) for a in addresses} == {22}
