@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from chatrelay.actors.message_log import MessageLog
 from chatrelay.actors.policy import RelayLimits
 from chatrelay.actors.registry import Registry
+
+if TYPE_CHECKING:
+    from nacl.signing import SigningKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +20,7 @@ class ClusterConfig:
     and the ports it settled on; every default is in Settings."""
 
     data_dir: str
-    relay_key_seed: bytes
+    relay_key: bytes  # the identity's public key; its seed stays in the data dir (Storage.identity)
     shards: int
     etcd: str | None
     listen: str
@@ -25,17 +28,12 @@ class ClusterConfig:
     operator_key: bytes | None  # the public key admin requests must be signed by
     metrics: str | None  # HOST:PORT of the gateway's Prometheus endpoint
     traces: str | None  # the folder every relay process writes its spans to
+    insecure: bool = False  # plaintext gRPC (`up --insecure`); else TLS with the data dir's key
 
-    def __repr__(self) -> str:  # the seed stays out of logs
+    def __repr__(self) -> str:
         return f"ClusterConfig(data_dir={self.data_dir!r}, shards={self.shards}, etcd={self.etcd!r})"
 
     __str__ = __repr__
-
-    @property
-    def relay_key(self) -> bytes:
-        from nacl.signing import SigningKey
-
-        return bytes(SigningKey(self.relay_key_seed).verify_key)
 
     @property
     def etcd_namespace(self) -> bytes:
@@ -44,8 +42,11 @@ class ClusterConfig:
 
 
 class Storage(Protocol):
-    """Opens a relay's backends in the process that uses them (a shard, a gateway). The
-    backends live in `cluster/`; the relay logic knows only their interfaces."""
+    """Opens a relay's backends in the process that uses them (a shard, a gateway), and
+    reads its identity key there: no secret travels as an actor argument. The backends
+    live in `cluster/`; the relay logic knows only their interfaces."""
+
+    def identity(self, config: ClusterConfig) -> "SigningKey": ...
 
     def registry(self, config: ClusterConfig) -> Registry: ...
 

@@ -14,8 +14,6 @@ import asyncio
 import logging
 from typing import Protocol
 
-from nacl.signing import SigningKey
-
 from chatrelay.actors import records, tracing
 from chatrelay.actors.calls import (
     CheckReader, Done, GroupCall, MoveGroup, Outcome, PostBatch, QueueCall, ReaderInfo, ReadPosts,
@@ -70,7 +68,7 @@ class RelayShard:
         if self.ctx is None:
             tracing.setup(self.config.traces, f"shard-{self.index}")
             self.ctx = RelayContext(
-                identity=SigningKey(self.config.relay_key_seed),
+                identity=self.storage.identity(self.config),
                 registry=self.storage.registry(self.config),
                 log=self.storage.message_log(self.config),
                 limits=self.config.limits,

@@ -7,7 +7,11 @@ relay runs as `chatrelay up` does (local Ray on loopback, shards, gateway, embed
 registry and log); the baseline is a grpc.aio server in a child process that keeps the
 posts in memory and streams them to every subscriber.
 
-    python bench/fanout.py [--subscribers 1000] [--posts 100]
+With --tls the relay runs twice, over plaintext (`--insecure` on both sides, as the
+baseline) and over TLS pinned in its link (the default of `chatrelay up`), and the
+ratio TLS / plaintext is printed too.
+
+    python bench/fanout.py [--subscribers 1000] [--posts 100] [--tls]
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import time
 
 import grpc
 
-from chatrelay import client, members
+from chatrelay import client, connection, members
 from chatrelay import envelope as env
 from chatrelay.group import GroupKind
 from chatrelay.state import unb64
@@ -88,7 +92,7 @@ async def measure(target: str, credentials: list, post_fn, posts: int) -> tuple[
     history, so warm-up posts go first, one every WARMUP_EVERY_S, until every stream
     has had one; only posts after the warm-up are counted.
     """
-    channels = [grpc.aio.insecure_channel(target) for _ in range(max(1, len(credentials) // 100))]
+    channels = [await connection.open_channel(target) for _ in range(max(1, len(credentials) // 100))]
     n = len(credentials)
     last_seen = [0] * n
     counted = [0] * n
@@ -158,10 +162,11 @@ async def measure(target: str, credentials: list, post_fn, posts: int) -> tuple[
     return elapsed, sum(counted)
 
 
-async def bench_relay(n: int, posts: int, payload: bytes) -> tuple[float, int]:
+async def bench_relay(n: int, posts: int, payload: bytes, tls: bool = False) -> tuple[float, int]:
     from chatrelay.cluster import harness, up
 
-    relay = await asyncio.to_thread(harness.start_relay)
+    connection.set_insecure(not tls)
+    relay = await asyncio.to_thread(harness.start_relay, insecure=not tls)
     try:
         owned = await client.create_group([relay.link], "Bench", GroupKind.CHANNEL)
         print(f"  relay up at {relay.target}; joining {n} members", file=sys.stderr)
@@ -181,6 +186,7 @@ async def bench_relay(n: int, posts: int, payload: bytes) -> tuple[float, int]:
 
 
 async def bench_baseline(n: int, posts: int, payload: bytes) -> tuple[float, int]:
+    connection.set_insecure(True)
     ctx = multiprocessing.get_context("spawn")
     ports = ctx.Queue()
     server = ctx.Process(target=run_baseline_server, args=(ports,), daemon=True)
@@ -210,6 +216,7 @@ def main() -> int:
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--posts", type=int, default=100)
     parser.add_argument("--payload", type=int, default=200, help="post size in bytes")
+    parser.add_argument("--tls", action="store_true", help="also run the relay over TLS, and compare")
     args = parser.parse_args()
     if not (1 <= args.subscribers <= 20_000 and 1 <= args.posts <= 10_000):
         parser.error("--subscribers 1..20000, --posts 1..10000")
@@ -221,8 +228,13 @@ def main() -> int:
     print(f"  bare grpc.aio streaming: {b_count} deliveries in {b_time:.2f} s = {b_rate:,.0f} deliveries/s")
     r_time, r_count = asyncio.run(bench_relay(args.subscribers, args.posts, payload))
     r_rate = r_count / r_time
-    print(f"  chatrelay:               {r_count} deliveries in {r_time:.2f} s = {r_rate:,.0f} deliveries/s")
+    print(f"  chatrelay, plaintext:     {r_count} deliveries in {r_time:.2f} s = {r_rate:,.0f} deliveries/s")
     print(f"  ratio chatrelay / baseline: {r_rate / b_rate:.2f}")
+    if args.tls:
+        t_time, t_count = asyncio.run(bench_relay(args.subscribers, args.posts, payload, tls=True))
+        t_rate = t_count / t_time
+        print(f"  chatrelay over TLS:      {t_count} deliveries in {t_time:.2f} s = {t_rate:,.0f} deliveries/s")
+        print(f"  ratio TLS / plaintext: {t_rate / r_rate:.2f}")
     return 0
 
 

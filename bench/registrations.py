@@ -66,7 +66,7 @@ async def raw_aetcd(url: str, n: int, concurrency: int, run: str) -> float:
 def run_canned_server(port_queue, answer: bytes, seed: bytes = b"") -> None:
     """A RelayService whose RegisterGroup answers `answer` to everything; with `seed`,
     one that checks each registration and answers a grant signed with that relay key,
-    storing nothing."""
+    storing nothing. Over TLS, as a relay serves: it puts `PIN@127.0.0.1:PORT`."""
     import grpc
     from nacl.signing import SigningKey
 
@@ -85,7 +85,11 @@ def run_canned_server(port_queue, answer: bytes, seed: bytes = b"") -> None:
     async def main():
         server = grpc.aio.server()
         relay_pb2_grpc.add_RelayServiceServicer_to_server(Canned(), server)
-        port_queue.put(server.add_insecure_port("127.0.0.1:0"))
+        from chatrelay import tls
+
+        key_pem, cert_pem = tls.make_certificate()
+        port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key_pem, cert_pem)]))
+        port_queue.put(tls.join_target(tls.pin_of_pem(cert_pem), f"127.0.0.1:{port}"))
         await server.start()
         await server.wait_for_termination()
 
@@ -95,7 +99,6 @@ def run_canned_server(port_queue, answer: bytes, seed: bytes = b"") -> None:
 async def bare_grpc(n: int, concurrency: int) -> float:
     """RegisterGroup requests of the real size, each answered with a grant of the real
     size; nothing is verified on either side."""
-    import grpc
     from nacl.signing import SigningKey
 
     from chatrelay import envelope as env
@@ -115,8 +118,9 @@ async def bare_grpc(n: int, concurrency: int) -> float:
     )
     server.start()
     try:
-        port = ports.get(timeout=60)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        from chatrelay.connection import open_channel
+
+        async with await open_channel(ports.get(timeout=60)) as channel:
             stub = relay_pb2_grpc.RelayServiceStub(channel)
             await stub.RegisterGroup(request)  # connected before the clock
             return await bounded(n, concurrency, lambda i: stub.RegisterGroup(request))
@@ -138,7 +142,7 @@ async def checked_no_storage(n: int, concurrency: int) -> float:
     server = multiprocessing.get_context("spawn").Process(target=run_canned_server, args=(ports, b"", seed), daemon=True)
     server.start()
     try:
-        channel = client.RelayClient(f"127.0.0.1:{ports.get(timeout=60)}")
+        channel = client.RelayClient(ports.get(timeout=60))
         try:
             async def one(i):
                 secrets, signed = made[i]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import time
 
-import grpc
 from google.protobuf.message import Message
 from nacl.signing import SigningKey
 
@@ -24,23 +23,31 @@ def request(key: SigningKey, method: str, **fields) -> relay_pb2.StatusRequest:
 
 
 class AdminClient:
+    """The AdminService at `[PIN@]HOST:PORT` (the relay link's pin: see chatrelay.tls)."""
+
     def __init__(self, target: str, key: SigningKey) -> None:
-        self.channel = grpc.aio.insecure_channel(target)
-        self.stub = relay_pb2_grpc.AdminServiceStub(self.channel)
+        self.target = target
+        self.channel = None
         self.key = key
 
     async def __aenter__(self) -> "AdminClient":
         return self
 
     async def __aexit__(self, *exc) -> None:
-        await self.channel.close()
+        if self.channel is not None:
+            await self.channel.close()
 
     async def _call(self, method: str, message):
         # Reading figures is safe to repeat, and so is a move (to the same shard): a
         # gateway that just went away is replaced by the next one of the relay link.
-        from chatrelay.connection import call_retrying
+        from chatrelay.connection import call_retrying, diagnosed, open_channel
 
-        return await call_retrying(getattr(self.stub, method), message, CALL_TIMEOUT_S, RETRY_S)
+        async def rpc(request, timeout):
+            if self.channel is None:
+                self.channel = await open_channel(self.target, options=[])
+            stub = relay_pb2_grpc.AdminServiceStub(self.channel)
+            return await diagnosed(self.target, getattr(stub, method)(request, timeout=timeout))
+        return await call_retrying(rpc, message, CALL_TIMEOUT_S, RETRY_S)
 
     async def status(self, window_s: float = 1.0) -> dict:
         envelope = request(self.key, "Status", window_ms=round(window_s * 1000))

@@ -12,7 +12,7 @@ import grpc
 from nacl.signing import SigningKey
 
 from chatrelay import envelope as env
-from chatrelay import links
+from chatrelay import links, tls
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.links import LinkKind, ShortLink
 from chatrelay.retry import Backoff
@@ -31,24 +31,27 @@ RETRIES = Backoff(first_s=0.2, max_s=2.0)  # a relay restarting: UNAVAILABLE or 
 CHANNEL_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]
 
 
-def target_of(host: str) -> str:
-    """host[:port] from a link -> a gRPC target."""
+def target_of(host: str, pin: bytes | None = None) -> str:
+    """host[:port] from a link, and its pin -> `[PIN@]HOST:PORT`, what a RelayClient takes."""
     if host.startswith("["):
-        return host if "]:" in host else f"{host}:{DEFAULT_PORT}"
-    return host if ":" in host else f"{host}:{DEFAULT_PORT}"
+        address = host if "]:" in host else f"{host}:{DEFAULT_PORT}"
+    else:
+        address = host if ":" in host else f"{host}:{DEFAULT_PORT}"
+    return tls.join_target(pin, address)
 
 
 def target_of_link(link: ShortLink) -> str:
-    """A gRPC target for every host of a relay's link: the gateways of one relay. Where
-    all of them are IP addresses the channel fails over from one to the next (gRPC's
-    pick_first over an address list); otherwise the first host."""
+    """A target for every host of a relay's link: the gateways of one relay, which hold
+    one key. Where all of them are IP addresses with the same pin, the channel fails over
+    from one to the next (gRPC's pick_first over an address list); otherwise the first
+    host."""
     targets = [target_of(h) for h in link.hosts]
-    if len(targets) > 1:
+    if len(targets) > 1 and len(set(link.pins)) <= 1:
         v4 = all(_is_ip(t.rpartition(":")[0], 4) for t in targets)
         v6 = all(t.startswith("[") and _is_ip(t.rpartition(":")[0].strip("[]"), 6) for t in targets)
         if v4 or v6:
-            return ("ipv4:" if v4 else "ipv6:") + ",".join(targets)
-    return targets[0]
+            return tls.join_target(link.pin(0), ("ipv4:" if v4 else "ipv6:") + ",".join(targets))
+    return tls.join_target(link.pin(0), targets[0])
 
 
 def _is_ip(text: str, version: int) -> bool:
@@ -80,14 +83,95 @@ async def call_retrying(rpc, request, timeout: float = CALL_TIMEOUT_S, retry_for
     return await retries.within(retry_for_s).run(once, retryable)
 
 
+# Plaintext to relays: only where the relay runs with --insecure too (`chatrelay
+# --insecure`, CHATRELAY_INSECURE=1); never by default.
+INSECURE_ENV = "CHATRELAY_INSECURE"
+_insecure = os.environ.get(INSECURE_ENV, "") not in ("", "0")
+
+
+def set_insecure(value: bool) -> None:
+    global _insecure
+    _insecure = value
+
+
+def insecure() -> bool:
+    return _insecure
+
+
+async def channel_args(target: str, options=CHANNEL_OPTIONS) -> tuple[str, grpc.ChannelCredentials | None, list]:
+    """(HOST:PORT, credentials, options) for a gRPC channel to `[PIN@]HOST:PORT`: TLS
+    trusting only the pinned key, or where there is no pin, the system's roots and the
+    host name; credentials None (plaintext) only in insecure mode."""
+    pin, address = tls.split_target(target)
+    if _insecure:
+        return address, None, list(options)
+    if pin is None:
+        await tls.fetch_certificate(address, verify=True)  # refused clearly, not by a gRPC timeout
+        return address, grpc.ssl_channel_credentials(), list(options)
+    root = await tls.pinned_root(address, pin)
+    return address, grpc.ssl_channel_credentials(root_certificates=root), [
+        *options, ("grpc.ssl_target_name_override", tls.SERVER_NAME),
+    ]
+
+
+async def open_channel(target: str, options=CHANNEL_OPTIONS) -> grpc.aio.Channel:
+    """An asyncio gRPC channel to `[PIN@]HOST:PORT` (see `channel_args`)."""
+    address, credentials, options = await channel_args(target, options)
+    if credentials is None:
+        return grpc.aio.insecure_channel(address, options=options)
+    return grpc.aio.secure_channel(address, credentials, options=options)
+
+
+async def diagnose(target: str) -> ChatRelayError | None:
+    """Why a relay that looks unreachable may in truth be refused: in insecure mode, it
+    speaks TLS; pinned, another key now answers on its address (a certificate checked
+    earlier in this process is checked again). None where it is just unreachable."""
+    pin, address = tls.split_target(target)
+    if _insecure:
+        if await tls.speaks_tls(address):
+            return ChatRelayError(Reason.TLS_MISMATCH, (
+                f"the relay at {address} speaks TLS, and this client runs with --insecure: drop --insecure"
+            ))
+        return None
+    if pin is None:
+        return None
+    tls.forget(address, pin)
+    try:
+        await tls.pinned_root(address, pin)
+    except ChatRelayError as exc:
+        if exc.reason in (Reason.RELAY_IDENTITY_MISMATCH, Reason.TLS_MISMATCH):
+            return exc
+    return None
+
+
+async def diagnosed(target: str, call):
+    """The answer of `call` (an awaitable gRPC call to `target`); where it fails as
+    unreachable, the refusal `diagnose` finds instead, if any."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() is grpc.StatusCode.UNAVAILABLE:
+            found = await diagnose(target)
+            if found is not None:
+                raise found from None
+        raise
+
+
 class RelayClient:
-    """One relay's gateway over gRPC."""
+    """One relay's gateway over gRPC, at `[PIN@]HOST:PORT` (see `open_channel`); the
+    channel opens at the first call."""
 
     def __init__(self, target: str, retries: Backoff = RETRIES) -> None:
         self.target = target
         self.retries = retries
-        self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
-        self.stub = relay_pb2_grpc.RelayServiceStub(self.channel)
+        self.channel: grpc.aio.Channel | None = None
+        self.stub = None
+
+    async def open(self) -> "RelayClient":
+        if self.channel is None:
+            self.channel = await open_channel(self.target)
+            self.stub = relay_pb2_grpc.RelayServiceStub(self.channel)
+        return self
 
     async def __aenter__(self) -> "RelayClient":
         return self
@@ -96,7 +180,9 @@ class RelayClient:
         await self.close()
 
     async def close(self) -> None:
-        await self.channel.close()
+        if self.channel is not None:
+            await self.channel.close()
+            self.channel = self.stub = None
 
     async def call(self, method: str, request, timeout: float = CALL_TIMEOUT_S, retry_for_s: float | None = None):
         """One call; an idempotent one may pass `retry_for_s` (see `call_retrying`).
@@ -104,7 +190,10 @@ class RelayClient:
         gateway of the relay link when the first one went away."""
         if retry_for_s is None:
             retry_for_s = READ_RETRY_S if method in READS else 0.0
-        return await call_retrying(getattr(self.stub, method), request, timeout, retry_for_s, self.retries)
+        async def rpc(message, timeout):
+            await self.open()  # inside the retries: a relay restarting may not answer TLS yet
+            return await diagnosed(self.target, getattr(self.stub, method)(message, timeout=timeout))
+        return await call_retrying(rpc, request, timeout, retry_for_s, self.retries)
 
     async def resolve(self, link: ShortLink) -> links.ResolvedLink:
         response = await self.call(
@@ -125,21 +214,26 @@ class RelayClient:
         return await self.call("Post", relay_pb2.PostRequest(group_address=address, envelope=envelope))
 
     def subscribe(self, credential: core_pb2.SignedEnvelope, since_seq: int):
+        """The Subscribe stream (after `open`)."""
         return self.stub.Subscribe(relay_pb2.SubscribeRequest(credential=credential, since_seq=since_seq))
 
 
 async def resolve_link(link: ShortLink) -> links.ResolvedLink:
     """Try each host of the link; the data is the same on each, and checked."""
     errors = []
-    for host in link.hosts:
-        async with RelayClient(target_of(host)) as client:
+    for host, pin in link.endpoints():
+        async with RelayClient(target_of(host, pin)) as client:
             try:
                 return await client.resolve(link)
             except ChatRelayError as exc:
-                if exc.reason not in (Reason.UNAVAILABLE, Reason.UNKNOWN_ADDRESS):
+                if exc.reason not in (Reason.UNAVAILABLE, Reason.UNKNOWN_ADDRESS, Reason.RELAY_IDENTITY_MISMATCH,
+                                      Reason.TLS_MISMATCH):
                     raise  # a host that returns bad data is caught, not skipped
-                errors.append(f"{host}: {exc.message}")
-    raise ChatRelayError(Reason.UNAVAILABLE, "no host of the link answered: " + "; ".join(errors))
+                errors.append(exc)
+    text = "; ".join(f"{host}: {exc.message}" for host, exc in zip(link.hosts, errors))
+    # A host holding another key is the finding to report, over hosts that were down.
+    reasons = [exc.reason for exc in errors if exc.reason in (Reason.RELAY_IDENTITY_MISMATCH, Reason.TLS_MISMATCH)]
+    raise ChatRelayError(reasons[0] if reasons else Reason.UNAVAILABLE, "no host of the link answered: " + text)
 
 
 @dataclass

@@ -57,7 +57,8 @@ async def create_address(relay_link: str, display_name: str, one_time: bool = Fa
     async with RelayClient(relay.target) as client:
         queue = await _create_queue(client, owner, kind.pb)
         bundle = links.contact_link(
-            kind, owner, codec.unb64url(queue, "queue address"), bytes(e2e.public_key), display_name, relay.link.hosts
+            kind, owner, codec.unb64url(queue, "queue address"), bytes(e2e.public_key), display_name, relay.link.hosts,
+            pins=relay.link.pins,
         )
         await client.store_link(owner, bundle)
     return Address(
@@ -98,6 +99,7 @@ async def _read(target: str, owner: SigningKey, queue: str, since: int) -> list[
     out = []
     async with RelayClient(target) as client:
         try:
+            await client.open()
             async for batch in client.stub.ReadQueue(relay_pb2.ReadQueueRequest(envelope=envelope), timeout=60):
                 out.extend(batch.messages)
         except Exception as exc:  # grpc errors carry the relay's reason

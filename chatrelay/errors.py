@@ -37,6 +37,8 @@ class Reason(enum.StrEnum):
     RATE_LIMITED = "rate_limited"
     STALE = "stale"  # signed too long ago (or for a time to come): a replay, or a clock that is off
     UNAVAILABLE = "unavailable"
+    RELAY_IDENTITY_MISMATCH = "relay_identity_mismatch"  # a server without the key the link pins
+    TLS_MISMATCH = "tls_mismatch"  # one side plaintext (--insecure), the other TLS
 
 
 class ChatRelayError(Exception):

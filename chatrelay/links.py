@@ -8,12 +8,9 @@ substitute it, since resolving checks the hash and the signatures.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
-import ipaddress
 import os
-import re
 from dataclasses import dataclass, field
 
 from nacl.exceptions import CryptoError
@@ -24,158 +21,14 @@ from chatrelay import codec
 from chatrelay import envelope as env
 from chatrelay import group
 from chatrelay.errors import ChatRelayError, MalformedError, Reason, TooLargeError
+from chatrelay.short_links import MAX_HOSTS, LinkKind, ShortLink  # noqa: F401  (the text form, used with all here)
 from chatrelay.v1 import core_pb2
 
-MAX_LINK = 2048
-MAX_HOSTS = 8
-MAX_HOST = 255
-LINK_KEY_SIZE = 32
 LOOKUP_ID_SIZE = 24
 MAX_FIXED = 512
 MAX_LINK_DATA = 12 * 1024
 PAD_BLOCK = 256
 MAX_CIPHERTEXT = MAX_LINK_DATA + PAD_BLOCK + SecretBox.NONCE_SIZE + SecretBox.MACBYTES
-SCHEMES = ("https", "chatrelay")
-
-
-class LinkKind(enum.StrEnum):
-    RELAY = "r"
-    GROUP = "g"
-    CHANNEL = "c"
-    CONTACT = "a"
-    INVITATION = "i"
-
-    @property
-    def pb(self) -> int:
-        return _KIND_PB[self]
-
-    @classmethod
-    def from_pb(cls, value: int) -> "LinkKind":
-        for kind, pb in _KIND_PB.items():
-            if pb == value:
-                return kind
-        raise ChatRelayError(Reason.UNKNOWN_LINK_KIND, f"unknown link kind {value} in link data")
-
-
-_KIND_PB = {
-    LinkKind.RELAY: core_pb2.LINK_KIND_RELAY,
-    LinkKind.GROUP: core_pb2.LINK_KIND_GROUP,
-    LinkKind.CHANNEL: core_pb2.LINK_KIND_CHANNEL,
-    LinkKind.CONTACT: core_pb2.LINK_KIND_CONTACT,
-    LinkKind.INVITATION: core_pb2.LINK_KIND_INVITATION,
-}
-
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
-_PORT = re.compile(r"[1-9][0-9]{0,4}")
-
-
-def check_host(host: str) -> str:
-    """Validate `name[:port]` or `[ipv6][:port]`, lower case; returns it unchanged."""
-    if not isinstance(host, str) or not host:
-        raise ChatRelayError(Reason.BAD_LINK, "link host is empty")
-    if len(host) > MAX_HOST:
-        raise ChatRelayError(Reason.BAD_LINK, f"link host is longer than {MAX_HOST} characters")
-    if host.startswith("["):
-        end = host.find("]")
-        name, rest = host[1:end], host[end + 1 :]
-        try:
-            ipaddress.IPv6Address(name)
-        except ValueError:
-            raise ChatRelayError(Reason.BAD_LINK, f"link host {host!r} is not a valid IPv6 address") from None
-        if name != name.lower():
-            raise ChatRelayError(Reason.BAD_LINK, f"link host {host!r} must be lower case")
-    else:
-        name, sep, port = host.partition(":")
-        rest = sep + port
-        if len(name) > 253 or not _HOSTNAME.fullmatch(name):
-            raise ChatRelayError(Reason.BAD_LINK, f"link host {host!r} is not a valid host name")
-    if rest:
-        port = rest[1:]
-        if not rest.startswith(":") or not _PORT.fullmatch(port) or int(port) > 65535:
-            raise ChatRelayError(Reason.BAD_LINK, f"link host {host!r} has a bad port")
-    return host
-
-
-@dataclass(frozen=True, slots=True)
-class ShortLink:
-    """`https://host/<kind>#<base64url(link_key)>[?h=host2,host3]`, or scheme chatrelay://.
-
-    The first host stands where the app host does (as in SimpleX short links), so one
-    relay's data is reachable from the link alone; more hosts give redundancy.
-    """
-
-    kind: LinkKind
-    link_key: bytes
-    hosts: tuple[str, ...]
-    scheme: str = "https"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.kind, LinkKind):
-            raise ChatRelayError(Reason.UNKNOWN_LINK_KIND, f"unknown link kind {self.kind!r}")
-        if len(self.link_key) != LINK_KEY_SIZE:
-            raise ChatRelayError(Reason.BAD_LINK, f"link key must be {LINK_KEY_SIZE} bytes")
-        if self.scheme not in SCHEMES:
-            raise ChatRelayError(Reason.BAD_LINK, "link scheme must be https or chatrelay")
-        if not 0 < len(self.hosts) <= MAX_HOSTS:
-            raise ChatRelayError(Reason.BAD_LINK, f"a link names 1 to {MAX_HOSTS} hosts")
-        for host in self.hosts:
-            check_host(host)
-        if len(set(self.hosts)) != len(self.hosts):
-            raise ChatRelayError(Reason.BAD_LINK, "a link names each host once")
-
-    def render(self) -> str:
-        text = f"{self.scheme}://{self.hosts[0]}/{self.kind.value}#{codec.b64url(self.link_key)}"
-        if len(self.hosts) > 1:
-            text += "?h=" + ",".join(self.hosts[1:])
-        return text
-
-    __str__ = render
-
-    def to_json(self) -> dict:
-        return {
-            "kind": self.kind.value,
-            "hosts": list(self.hosts),
-            "link_key": codec.b64url(self.link_key),
-        }
-
-    @classmethod
-    def parse(cls, text: str) -> "ShortLink":
-        if not isinstance(text, str):
-            raise ChatRelayError(Reason.BAD_LINK, "link must be text")
-        text = text.strip()
-        if not text:
-            raise ChatRelayError(Reason.BAD_LINK, "link is empty")
-        if len(text) > MAX_LINK:
-            raise TooLargeError("link", len(text), MAX_LINK, unit="characters")
-        scheme, sep, rest = text.partition("://")
-        scheme = scheme.lower()
-        if not sep or scheme not in SCHEMES:
-            raise ChatRelayError(Reason.BAD_LINK, "link must start with https:// or chatrelay://")
-        before, sep, fragment = rest.partition("#")
-        if not sep:
-            raise ChatRelayError(Reason.BAD_LINK, "link has no '#' before its key")
-        host, sep, kind = before.partition("/")
-        if not sep or "/" in kind or "?" in before:
-            raise ChatRelayError(Reason.BAD_LINK, "link must look like https://HOST/KIND#KEY")
-        if kind not in LinkKind._value2member_map_:
-            shown = kind if len(kind) <= 16 else kind[:16] + "…"
-            raise ChatRelayError(
-                Reason.UNKNOWN_LINK_KIND,
-                f"unknown link kind {shown!r}; expected one of r, g, c, a, i",
-            )
-        key_text, sep, query = fragment.partition("?")
-        hosts = [host.lower()]
-        if sep:
-            if not query.startswith("h="):
-                raise ChatRelayError(Reason.BAD_LINK, "link query must be h=HOST[,HOST…]")
-            extra = query[2:].lower().split(",")
-            hosts.extend(extra)
-        try:
-            link_key = codec.unb64url(key_text, "link key")
-        except MalformedError:
-            raise ChatRelayError(Reason.BAD_LINK, "link key is not base64url") from None
-        return cls(kind=LinkKind(kind), link_key=link_key, hosts=tuple(hosts), scheme=scheme)
 
 
 # ---- derivation and encryption ------------------------------------------------------
@@ -260,6 +113,7 @@ def make_link(
     relay: core_pb2.RelayInfo | None = None,
     contact: core_pb2.ContactInfo | None = None,
     scheme: str = "https",
+    pins: tuple[bytes, ...] | list[bytes] = (),
 ) -> LinkBundle:
     fixed_bytes = fixed.SerializeToString(deterministic=True)
     link_key = link_key_of(fixed_bytes)
@@ -273,7 +127,7 @@ def make_link(
     data = core_pb2.LinkData(
         fixed=fixed_bytes, mutable=env.sign_message(signer, env.Domain.LINK, mutable)
     )
-    link = ShortLink(kind=kind, link_key=link_key, hosts=tuple(hosts), scheme=scheme)
+    link = ShortLink(kind=kind, link_key=link_key, hosts=tuple(hosts), scheme=scheme, pins=tuple(pins))
     return LinkBundle(
         link=link,
         data=data,
@@ -287,6 +141,7 @@ def group_link(
     secrets: group.OwnerSecrets,
     profile_envelope: core_pb2.SignedEnvelope,
     hosts: tuple[str, ...] | list[str],
+    pins: tuple[bytes, ...] | list[bytes] = (),
 ) -> LinkBundle:
     """The link of a group or channel: fixed = (kind, root key, group id, the owners'
     link secret). A relay knows all of it but the secret."""
@@ -297,15 +152,18 @@ def group_link(
     )
     return make_link(
         kind, fixed, secrets.owner_key, hosts,
-        version=verified.version, group_profile=profile_envelope,
+        version=verified.version, group_profile=profile_envelope, pins=pins,
     )
 
 
-def relay_link(identity: SigningKey, name: str, hosts: tuple[str, ...] | list[str]) -> LinkBundle:
-    """The link of a relay: its identity key is in the fixed data, so in the link key."""
+def relay_link(
+    identity: SigningKey, name: str, hosts: tuple[str, ...] | list[str], pin: bytes = b"",
+) -> LinkBundle:
+    """The link of a relay: its identity key is in the fixed data, so in the link key;
+    `pin`, its TLS key's fingerprint, stands beside each host (one relay, one key)."""
     fixed = core_pb2.FixedLinkData(kind=core_pb2.LINK_KIND_RELAY, root_key=bytes(identity.verify_key))
     info = core_pb2.RelayInfo(name=name, hosts=list(hosts))
-    return make_link(LinkKind.RELAY, fixed, identity, hosts, relay=info)
+    return make_link(LinkKind.RELAY, fixed, identity, hosts, relay=info, pins=[pin] * len(hosts) if pin else ())
 
 
 def contact_link(
@@ -315,6 +173,7 @@ def contact_link(
     e2e_key: bytes,
     display_name: str,
     hosts: tuple[str, ...] | list[str],
+    pins: tuple[bytes, ...] | list[bytes] = (),
 ) -> LinkBundle:
     """A multi-use contact address (a) or a one-time invitation (i)."""
     if kind not in (LinkKind.CONTACT, LinkKind.INVITATION):
@@ -324,7 +183,7 @@ def contact_link(
         secret=os.urandom(group.LINK_SECRET_SIZE),  # the relay holding the queue knows the rest
     )
     info = core_pb2.ContactInfo(display_name=display_name, hosts=list(hosts))
-    return make_link(kind, fixed, address_key, hosts, contact=info)
+    return make_link(kind, fixed, address_key, hosts, contact=info, pins=pins)
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,10 +80,12 @@ async def create_group(
                 client, secrets.owner_key, entry.address, relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE, profile=updated
             )
         entry.state = relay_pb2.GroupState.Name(response.state).removeprefix("GROUP_STATE_").lower()
-    hosts: list[str] = []
+    endpoints: dict[str, bytes] = {}  # host -> its relay's TLS pin, in the order given
     for relay in relays:
-        hosts.extend(h for h in relay.link.hosts if h not in hosts)
-    bundle = links.group_link(secrets, updated, hosts[: links.MAX_HOSTS])
+        for host, pin in relay.link.endpoints():
+            endpoints.setdefault(host, pin or b"")
+    hosts = list(endpoints)[: links.MAX_HOSTS]
+    bundle = links.group_link(secrets, updated, hosts, pins=[endpoints[h] for h in hosts])
     for entry in entries:
         async with RelayClient(entry.target) as client:
             await client.store_link(secrets.owner_key, bundle)
@@ -204,7 +206,7 @@ async def add_relay(owned: OwnedGroup, relay_link: str) -> RelayEntry:
     owned.profile = b64(env.encode(updated))
     link = ShortLink.parse(owned.link)
     secrets = owned.secrets()
-    bundle = links.group_link(secrets, updated, link.hosts)
+    bundle = links.group_link(secrets, updated, link.hosts, pins=link.pins)
     for e in owned.relays:
         async with RelayClient(e.target) as client:
             await client.store_link(secrets_key, bundle)
@@ -232,7 +234,8 @@ async def remove_relay(owned: OwnedGroup, relay_link: str) -> None:
     await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE, profile=updated)
     owned.profile = b64(env.encode(updated))
     secrets = owned.secrets()
-    bundle = links.group_link(secrets, updated, ShortLink.parse(owned.link).hosts)
+    link = ShortLink.parse(owned.link)
+    bundle = links.group_link(secrets, updated, link.hosts, pins=link.pins)
     for entry in keep:
         async with RelayClient(entry.target) as client:
             await client.store_link(key, bundle)

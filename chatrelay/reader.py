@@ -14,7 +14,7 @@ from nacl.signing import SigningKey
 
 from chatrelay import codec, group, invites, members
 from chatrelay import envelope as env
-from chatrelay.connection import NONCE, RETRY_S, RelayClient, resolve_link, target_of_link
+from chatrelay.connection import NONCE, RETRY_S, RelayClient, diagnose, resolve_link, target_of_link
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.links import LinkKind, ShortLink
 from chatrelay.members import MemberIdentity
@@ -230,6 +230,7 @@ async def _follow_relay(who, entry: RelayEntry, since_seq: int, max_reconnects, 
     while True:
         client = RelayClient(entry.target)
         try:
+            await client.open()
             stream = client.subscribe(credential(key, entry.address), last)
             async for batch in stream:
                 waits = RECONNECTS.waits()  # it streamed: the next reconnect waits little again
@@ -238,10 +239,12 @@ async def _follow_relay(who, entry: RelayEntry, since_seq: int, max_reconnects, 
                         continue
                     await queue.put(delivery)
                     last = delivery.seq
-        except grpc.aio.AioRpcError as exc:
-            error = from_rpc_error(exc)
+        except (grpc.aio.AioRpcError, ChatRelayError) as exc:
+            error = exc if isinstance(exc, ChatRelayError) else from_rpc_error(exc)
             if error.reason is Reason.BEHIND:  # cut off for reading slowly: resume at once
                 continue
+            if error.reason is Reason.UNAVAILABLE:
+                error = await diagnose(entry.target) or error  # another key on the address: give up
             if error.reason is not Reason.UNAVAILABLE:
                 await queue.put(error)
                 return

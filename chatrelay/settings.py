@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass, field
 
 from chatrelay.errors import ChatRelayError, Reason
-from chatrelay.links import MAX_HOSTS, check_host
+from chatrelay.short_links import MAX_HOSTS, check_host
 
 ENV_PREFIX = "CHATRELAY_"
 # A relay node's own choice of its gateway's addresses, from the environment `ray start`
@@ -74,6 +74,7 @@ class Settings:
     ray_address: str | None = setting(None, "Join this Ray cluster (HOST:PORT or auto) instead of starting a local one")
     advertise: str | None = setting(None, "HOST:PORT[,…] clients reach the gateways at, for the relay link")
     traces: pathlib.Path | None = setting(None, "Write every relay process's trace spans to this folder")
+    insecure: bool = setting(False, "Serve plaintext gRPC, for clients that pass --insecure too (never for a public relay)")
 
     def __post_init__(self) -> None:
         if not isinstance(self.data_dir, pathlib.Path):
@@ -148,7 +149,7 @@ def env_name(f: dataclasses.Field) -> str:
 
 
 def kind(f: dataclasses.Field) -> type:
-    """int, float, pathlib.Path or str: what a value of this field is read as."""
+    """bool, int, float, pathlib.Path or str: what a value of this field is read as."""
     hint = typing.get_type_hints(Settings)[f.name]
     options = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
     return options[0]
@@ -179,6 +180,13 @@ def one(name: str, override=None, environ: dict | None = None):
 
 def _convert(f: dataclasses.Field, value):
     wanted = kind(f)
+    if wanted is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ChatRelayError(Reason.MALFORMED, f"{env_name(f)} must be 1 or 0 (true or false), got {value!r}")
+        return text in ("1", "true", "yes", "on")
     if wanted is pathlib.Path:
         return pathlib.Path(value)
     if wanted in (int, float):

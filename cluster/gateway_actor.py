@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pathlib
 
 from chatrelay import settings
 from chatrelay.actors.figures import GatewayStats, ProcessInfo, ShardStats
 from chatrelay.actors.config import ClusterConfig
-from chatrelay.cluster.storage import open_registry
+from chatrelay.cluster.storage import load_identity, open_registry
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +54,20 @@ class GatewayActor:
                     self.endpoint.meter, subscribers=lambda: self.servicer.subscribers if self.servicer else 0,
                     shard_figures=lambda: self.shard_figures,
                 )
-            from nacl.signing import SigningKey
-
             from chatrelay.actors.registration import Registrar
 
             registry = open_registry(self.config)
             shards = shard_handles(self.config)
-            registrar = Registrar(SigningKey(self.config.relay_key_seed), registry, self.config.limits, self.config.shards)
+            registrar = Registrar(load_identity(self.config), registry, self.config.limits, self.config.shards)
+            from chatrelay.cluster import identity
+
+            tls = None if self.config.insecure else identity.load_tls(pathlib.Path(self.config.data_dir))
             self.server, self.port, self.servicer = await serve(
                 registry, shards, self.listen, self.config.limits.subscriber_lag,
                 lambda i: ray.get_actor(shard_name(self.config, i), namespace=NAMESPACE),
                 metrics=self.metrics,
                 admin=lambda servicer: AdminServicer(self.config.operator_key, self._view(servicer)),
-                post_in_flight=self.config.limits.post_in_flight, registrar=registrar,
+                post_in_flight=self.config.limits.post_in_flight, registrar=registrar, tls=tls,
             )
             if self.metrics is not None and self._figures_task is None:
                 self._figures_task = asyncio.create_task(self._read_shard_figures())

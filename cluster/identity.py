@@ -13,6 +13,8 @@ from chatrelay.errors import ChatRelayError, Reason
 KEY_FILE = "relay-identity.key"
 OPERATOR_KEY_FILE = "operator.key"  # signs admin requests (`chatrelay status`, `top`, `move`)
 LINK_FILE = "relay-link.txt"  # the relay link `chatrelay up` printed last, for the admin CLI
+TLS_KEY_FILE = "tls.key"  # the gateways' TLS key: its fingerprint is in the relay's links
+TLS_CERT_FILE = "tls.crt"
 
 
 DIR_MODE = 0o700  # the data dir: the relay's keys, registry and messages are nobody else's
@@ -60,3 +62,27 @@ def load_key(path: pathlib.Path) -> SigningKey:
     if len(seed) != 32:
         raise ChatRelayError(Reason.MALFORMED, f"{path} is not a key file (32 bytes)")
     return SigningKey(seed)
+
+
+def load_or_create_tls(data_dir: pathlib.Path) -> tuple[bytes, bytes]:
+    """(key PEM, certificate PEM) of the relay's gateways, made at the first start."""
+    from chatrelay import tls
+
+    key_path, cert_path = data_dir / TLS_KEY_FILE, data_dir / TLS_CERT_FILE
+    if not key_path.exists() or not cert_path.exists():
+        key_pem, cert_pem = tls.make_certificate()
+        write_private(cert_path, cert_pem)
+        write_private(key_path, key_pem)
+    return load_tls(data_dir)
+
+
+def load_tls(data_dir: pathlib.Path) -> tuple[bytes, bytes]:
+    """The TLS key and certificate `chatrelay up` made, read on the node that serves with
+    them (they never travel as actor arguments)."""
+    try:
+        return (data_dir / TLS_KEY_FILE).read_bytes(), (data_dir / TLS_CERT_FILE).read_bytes()
+    except OSError as exc:
+        raise ChatRelayError(Reason.UNAVAILABLE, (
+            f"the relay's TLS key is not on this node ({exc.filename}: {exc.strerror}): every relay node "
+            "needs the data dir's keys (on Kubernetes, the chart's relay.keysSecret)"
+        )) from None

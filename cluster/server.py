@@ -30,10 +30,11 @@ KEEPALIVE_TIMEOUT_MS = 20_000  # a peer that does not answer a ping within this 
 async def serve(
     registry: Registry, shards: list, listen: str, subscriber_lag: int = TAIL_WINDOW, find_shard=None,
     metrics=None, admin=None, post_in_flight: int = POST_IN_FLIGHT, *, registrar: Registrar,
+    tls: tuple[bytes, bytes] | None,
 ) -> tuple[grpc.aio.Server, int, RelayServicer]:
-    """The gateway's gRPC server. `registrar` registers groups; `metrics` (a
-    GatewayMetrics) times and counts calls; `admin(servicer)` makes the AdminService,
-    served beside the relay's."""
+    """The gateway's gRPC server, over TLS with `tls` (key PEM, certificate PEM), else
+    plaintext. `registrar` registers groups; `metrics` (a GatewayMetrics) times and
+    counts calls; `admin(servicer)` makes the AdminService, served beside the relay's."""
     watched = metrics is not None or tracing.enabled()
     limits = registrar.limits
     server = grpc.aio.server(
@@ -62,7 +63,10 @@ async def serve(
         reflection.SERVICE_NAME,
     ) + ((relay_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,) if admin is not None else ())
     reflection.enable_server_reflection(names, server)
-    port = server.add_insecure_port(listen)
+    if tls is None:
+        port = server.add_insecure_port(listen)
+    else:
+        port = server.add_secure_port(listen, grpc.ssl_server_credentials([tls]))
     if port == 0:
         raise ChatRelayError(Reason.UNAVAILABLE, f"cannot listen on {listen}")
     await server.start()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from nacl.signing import SigningKey
 
-from chatrelay import links
+from chatrelay import links, tls
 from chatrelay.actors.policy import RelayLimits
 from chatrelay.settings import Settings
 from chatrelay.actors import records
@@ -34,11 +34,18 @@ class RunningRelay:
     joined: bool = False  # an existing Ray cluster (--ray-address): left running at stop
     addresses: list = field(default_factory=list)  # HOST:PORT of each gateway, as it listens
     stopping: threading.Event = field(default_factory=threading.Event)
+    pin: bytes = b""  # the fingerprint of the gateways' TLS key (none with --insecure)
+
+    @property
+    def address(self) -> str:
+        """HOST:PORT of the first gateway."""
+        host = self.config.listen.rpartition(":")[0]
+        return f"{host}:{self.port}"
 
     @property
     def target(self) -> str:
-        host = self.config.listen.rpartition(":")[0]
-        return f"{host}:{self.port}"
+        """`PIN@HOST:PORT`, what the SDK's RelayClient takes."""
+        return tls.join_target(self.pin or None, self.address)
 
 
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -123,6 +130,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
 
     identity.secure_data_dir(settings.data_dir)
     key = identity.load_or_create(settings.data_dir)
+    pin = b"" if settings.insecure else tls.pin_of_pem(identity.load_or_create_tls(settings.data_dir)[1])
     operator = identity.load_or_create(settings.data_dir, identity.OPERATOR_KEY_FILE)
     listen = settings.listen
     host, _, port_text = listen.rpartition(":")
@@ -134,7 +142,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
             listen = f"{host}:{s.getsockname()[1]}"
     config = ClusterConfig(
         data_dir=str(pathlib.Path(settings.data_dir).resolve()),
-        relay_key_seed=bytes(key),
+        relay_key=bytes(key.verify_key),
         shards=settings.shards,
         etcd=settings.etcd,
         listen=listen,
@@ -142,6 +150,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
         operator_key=bytes(operator.verify_key),
         metrics=settings.metrics,
         traces=str(pathlib.Path(settings.traces).resolve()) if settings.traces else None,
+        insecure=settings.insecure,
     )
     joined = False
     if ray_init and not ray.is_initialized():
@@ -164,12 +173,12 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
     ports = ray.get([g.start.remote() for g in gateways.values()])
     addresses = ray.get([g.address.remote() for g in gateways.values()])
     hosts = settings.advertise.split(",") if settings.advertise else sorted(set(addresses))[: links.MAX_HOSTS]
-    bundle = links.relay_link(key, settings.relay_name, hosts)
+    bundle = links.relay_link(key, settings.relay_name, hosts, pin=pin)
     asyncio.run(_store_relay_link(config, key, bundle))
     identity.write_private(pathlib.Path(settings.data_dir) / identity.LINK_FILE, f"{bundle.link}\n".encode())
     relay = RunningRelay(
         config=config, port=ports[0], link=str(bundle.link), shards=shards, gateway=gateways[nodes[0]],
-        gateways=gateways, joined=joined, addresses=addresses,
+        gateways=gateways, joined=joined, addresses=addresses, pin=pin,
     )
     threading.Thread(target=_supervise, args=(relay,), name="gateway-supervisor", daemon=True).start()
     return relay

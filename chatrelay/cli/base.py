@@ -19,8 +19,16 @@ def fail(message: str) -> None:
 
 @click.group()
 @click.version_option(package_name="chatrelay")
-def main() -> None:
+@click.option(
+    "--insecure", is_flag=True, default=None,
+    help="Talk plaintext gRPC to relays that run with --insecure too; never for a public relay [CHATRELAY_INSECURE].",
+)
+def main(insecure: bool | None) -> None:
     """chatrelay: relays for large public channels and groups."""
+    if insecure:
+        from chatrelay import connection
+
+        connection.set_insecure(True)
 
 
 def run_async(coro):

@@ -33,6 +33,12 @@ def settings_options(fn):
     """One option per field of Settings, named, typed and explained by it."""
     for f in reversed(settings_mod.fields()):
         kind = settings_mod.kind(f)
+        if kind is bool:  # a switch: given, or left to the variable and the default
+            fn = click.option(
+                settings_mod.flag(f), f.name, is_flag=True, default=None,
+                help=f"{f.metadata['help']} [{settings_mod.env_name(f)}].",
+            )(fn)
+            continue
         fn = click.option(
             settings_mod.flag(f), f.name, default=None, type=kind if kind in (int, float) else None,
             help=f"{f.metadata['help']} [{settings_mod.env_name(f)}].",

@@ -98,8 +98,12 @@ class Up:
         self.log.close()
 
 
-def cli(*args, timeout=60) -> subprocess.CompletedProcess:
-    return subprocess.run(["chatrelay", *args], capture_output=True, text=True, timeout=timeout)
+def cli(*args, timeout=60, env=None) -> subprocess.CompletedProcess:
+    """`chatrelay ARGS`; `env`, variables set for it on top of this process's."""
+    import os
+
+    return subprocess.run(["chatrelay", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **env} if env else None)
 
 
 def ok(*args) -> str:

@@ -10,6 +10,8 @@ import subprocess
 
 import pytest
 
+from chatrelay.links import ShortLink
+
 from realparts import Lines, Up, cli, free_port, ok
 
 @pytest.mark.parametrize("backend", ["embedded", "etcd"])
@@ -21,7 +23,9 @@ def test_channel_from_create_to_follow_across_a_restart(backend, tmp_path, reque
     follower = None
     try:
         link = ok("channel", "create", "--relay", up.link, "--name", "Weather", "--state", owner).strip()
-        assert link.startswith(f"https://127.0.0.1:{port}/c#") and len(link) <= 80
+        # Issue 15's bars: at most 130 characters with the relay's TLS pin, 80 without.
+        assert link.startswith(f"https://127.0.0.1:{port}/c#") and len(link) <= 130
+        assert len(ShortLink.parse(link).render(pinned=False)) <= 80 and ShortLink.parse(link).pins
         assert ok("link", "parse", link)
         assert "joined: Weather" in ok("join", link, "--state", bob, "--name", "Bob")
         for i in range(5):

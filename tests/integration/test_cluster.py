@@ -9,7 +9,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from chatrelay import client, group, members
+from chatrelay import client, connection, group, members
 from chatrelay import envelope as env
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind
@@ -22,7 +22,7 @@ from realparts import follow_into
 
 
 async def test_health_and_reflection_are_served(relay):
-    async with grpc.aio.insecure_channel(relay.target) as channel:
+    async with await connection.open_channel(relay.target, options=[]) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         response = await health.Check(health_pb2.HealthCheckRequest(service="chatrelay.v1.RelayService"), timeout=10)
         assert response.status == health_pb2.HealthCheckResponse.SERVING
@@ -113,7 +113,7 @@ async def test_bad_posts_are_refused_with_a_clear_reason(relay):
 
 
 async def test_refusals_carry_grpc_codes(relay):
-    async with grpc.aio.insecure_channel(relay.target) as channel:
+    async with await connection.open_channel(relay.target, options=[]) as channel:
         stub = relay_pb2_grpc.RelayServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await stub.Post(relay_pb2.PostRequest(group_address="nowhere", envelope=members.sign_post(
@@ -163,7 +163,7 @@ async def test_retention_keeps_the_newest_posts(ray_session, tmp_path):
 ])
 async def test_an_undecodable_request_is_malformed_and_names_no_internals(relay, service, method, streaming, message):
     garbage = b"\xff\xff\xff\xff not a message"
-    async with grpc.aio.insecure_channel(relay.target) as channel:
+    async with await connection.open_channel(relay.target, options=[]) as channel:
         make = channel.unary_stream if streaming else channel.unary_unary
         call = make(f"/chatrelay.v1.{service}/{method}", request_serializer=bytes, response_deserializer=bytes)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -189,7 +189,7 @@ async def test_silent_and_idle_connections_are_closed(ray_session, tmp_path):
 
     running = await asyncio.to_thread(
         start_relay, tmp_path / "relay", shards=1, handshake_timeout_s=1.0, idle_timeout_s=2.0)
-    host, port = running.target.rsplit(":", 1)
+    host, port = running.address.rsplit(":", 1)
     silent = []
     try:
         for _ in range(500):
@@ -212,7 +212,7 @@ async def test_silent_and_idle_connections_are_closed(ray_session, tmp_path):
             await asyncio.sleep(0.25)
         assert sum(closed(s) for s in silent) == 500
 
-        async with grpc.aio.insecure_channel(running.target) as channel:
+        async with await connection.open_channel(running.target, options=[]) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             await health.Check(health_pb2.HealthCheckRequest(), timeout=10)
             assert channel.get_state() is grpc.ChannelConnectivity.READY

@@ -15,6 +15,7 @@ from chatrelay import client as sdk
 from chatrelay import contacts, group
 from chatrelay import envelope as env
 from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.links import ShortLink
 from chatrelay.state import b64, unb64
 from chatrelay.v1 import relay_pb2
 
@@ -41,7 +42,9 @@ async def test_a_contact_address_connects_two_people_end_to_end(relay):
 
 async def test_a_one_time_invitation_locks_on_first_use_even_when_racing(relay):
     invitation = await contacts.create_address(relay.link, "Carol", one_time=True)
-    assert "/i#" in invitation.link and len(invitation.link) <= 110
+    short = ShortLink.parse(invitation.link)
+    assert "/i#" in invitation.link and len(short.render(pinned=False)) <= 110
+    assert len(invitation.link) == len(short.render(pinned=False)) + len("?f=") + 43  # the relay's TLS pin
     results = await asyncio.gather(
         *(contacts.connect(invitation.link, f"racer {i}") for i in range(2)), return_exceptions=True
     )

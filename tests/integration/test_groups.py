@@ -219,7 +219,10 @@ async def test_two_relays_keep_delivering_when_one_stops(relay, ray_session, tmp
     try:
         owned = await client.create_group([relay.link, other.link], "Redundant", GroupKind.CHANNEL)
         assert len(owned.relays) == 2 and {e.state for e in owned.relays} == {"active"}
-        assert "?h=" in owned.link
+        from chatrelay.links import ShortLink
+
+        both = ShortLink.parse(owned.link)  # each relay's host, pinned to that relay's TLS key
+        assert both.endpoints() == [(relay.address, relay.pin), (other.address, other.pin)]
         member = await client.join(owned.link, "m")
         assert len(member.relays) == 2
         received: list[str] = []

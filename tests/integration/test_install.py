@@ -14,7 +14,7 @@ def run(args, cwd):
 def test_chatrelay_command_parses_a_link(tmp_path):
     result = run(["chatrelay", "link", "parse", f"https://relay.example.com/g#{KEY}"], tmp_path)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"kind": "g", "hosts": ["relay.example.com"], "link_key": KEY}
+    assert json.loads(result.stdout) == {"kind": "g", "hosts": ["relay.example.com"], "link_key": KEY, "pins": [None]}
 
 
 def test_chatrelay_command_refuses_garbage_with_exit_2(tmp_path):

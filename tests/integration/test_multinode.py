@@ -69,8 +69,12 @@ def test_a_relay_on_two_worker_nodes_serves_on_when_one_stops(local_cluster, tmp
             link_host="127.0.0.11")
     follower = None
     try:
-        # The relay link names both nodes' gateways.
-        assert up.link.startswith("https://127.0.0.11:7223/r#") and up.link.endswith("?h=127.0.0.12:7223")
+        # The relay link names both nodes' gateways, each pinned to the relay's one TLS key.
+        from chatrelay.links import ShortLink
+
+        relay_link = ShortLink.parse(up.link)
+        assert relay_link.hosts == ("127.0.0.11:7223", "127.0.0.12:7223")
+        assert len(set(relay_link.pins)) == 1 and len(relay_link.pins[0]) == 32
 
         def placement():
             seen = json.loads(ok("status", "--data-dir", str(data), "--json", "--window", "0.2"))

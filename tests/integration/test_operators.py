@@ -87,7 +87,12 @@ def garbage_post(relay_link: str) -> None:
     from chatrelay.client import target_of_link
     from chatrelay.links import ShortLink
 
-    with grpc.insecure_channel(target_of_link(ShortLink.parse(relay_link))) as channel:
+    import asyncio
+
+    from chatrelay.connection import channel_args
+
+    address, credentials, options = asyncio.run(channel_args(target_of_link(ShortLink.parse(relay_link))))
+    with grpc.secure_channel(address, credentials, options=options) as channel:
         post = channel.unary_unary("/chatrelay.v1.RelayService/Post", request_serializer=bytes, response_deserializer=bytes)
         try:
             post(b"\xff\xff not a post", timeout=10)
@@ -209,7 +214,10 @@ def test_admin_calls_need_the_operator_key(tmp_path):
 
         link = (data / "relay-link.txt").read_text().strip()
         key = SigningKey((data / "operator.key").read_bytes())
-        target = link.split("/")[2]
+        from chatrelay.client import target_of_link
+        from chatrelay.links import ShortLink
+
+        target = target_of_link(ShortLink.parse(link))  # PIN@HOST:PORT
 
         async def calls():
             async with admin_client.AdminClient(target, key) as c:

@@ -12,7 +12,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from nacl.signing import SigningKey
 
-from chatrelay import client, members
+from chatrelay import client, connection, members
 from chatrelay.group import GroupKind
 from chatrelay.state import unb64
 from chatrelay.v1 import relay_pb2, relay_pb2_grpc
@@ -63,7 +63,7 @@ async def test_a_stalled_stream_is_cut_off_with_its_position_and_resumes_from_th
     owned = await client.create_group([lagging_relay.link], "Slow readers", GroupKind.CHANNEL)
     member = await client.join(owned.link, "slow")
     credential = client.credential(SigningKey(unb64(member.sign_seed)), member.relays[0].address)
-    async with grpc.aio.insecure_channel(lagging_relay.target) as channel:
+    async with await connection.open_channel(lagging_relay.target, options=[]) as channel:
         stub = relay_pb2_grpc.RelayServiceStub(channel)
         call = stub.Subscribe(relay_pb2.SubscribeRequest(credential=credential))
         first = await post_many(lagging_relay, owned, 0, 1)

@@ -11,7 +11,7 @@ import collections
 import grpc
 from nacl.signing import SigningKey
 
-from chatrelay import client, members
+from chatrelay import client, connection, members
 from chatrelay.group import GroupKind
 from chatrelay.state import unb64
 from chatrelay.v1 import relay_pb2, relay_pb2_grpc
@@ -28,7 +28,7 @@ async def test_thousands_of_streams_opening_at_once_are_all_taken_in(relay):
     member = await client.join(owned.link, "reader")
     credential = client.credential(SigningKey(unb64(member.sign_seed)), member.relays[0].address)
     await client.post(owned, "first")
-    channels = [grpc.aio.insecure_channel(relay.target) for _ in range(STREAMS // PER_CHANNEL)]
+    channels = [await connection.open_channel(relay.target) for _ in range(STREAMS // PER_CHANNEL)]
     failures: collections.Counter = collections.Counter()
     first_seqs: list[int] = []
 

@@ -10,10 +10,15 @@ _ipv6 = st.sampled_from(["[::1]", "[fe80::1]", "[2001:db8::2:1]"])
 _port = st.integers(min_value=1, max_value=65535).map(lambda p: f":{p}")
 hosts = st.tuples(st.one_of(_name, _ipv6), st.one_of(st.just(""), _port)).map("".join)
 
-short_links = st.builds(
-    ShortLink,
-    kind=st.sampled_from(list(LinkKind)),
-    link_key=st.binary(min_size=32, max_size=32),
-    hosts=st.lists(hosts, min_size=1, max_size=8, unique=True).map(tuple),
-    scheme=st.sampled_from(["https", "chatrelay"]),
-)
+@st.composite
+def short_links(draw):
+    """Links with 1 to 8 hosts, each with a TLS key fingerprint or none."""
+    chosen = tuple(draw(st.lists(hosts, min_size=1, max_size=8, unique=True)))
+    pins = tuple(draw(st.sampled_from([b"", bytes(32), b"\xff" * 32])) for _ in chosen)
+    return ShortLink(
+        kind=draw(st.sampled_from(list(LinkKind))), link_key=draw(st.binary(min_size=32, max_size=32)),
+        hosts=chosen, scheme=draw(st.sampled_from(["https", "chatrelay"])), pins=pins,
+    )
+
+
+short_links = short_links()

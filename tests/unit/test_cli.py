@@ -6,6 +6,7 @@ from click.testing import CliRunner
 from chatrelay.cli import main
 
 KEY = "A" * 43
+PIN, PIN2 = "B" * 42 + "A", "C" * 42 + "A"  # 32 bytes each, canonical base64url
 
 
 def run(*args):
@@ -15,10 +16,14 @@ def run(*args):
 @pytest.mark.parametrize(
     "text, expected",
     [
-        (f"https://relay.example.com/c#{KEY}", {"kind": "c", "hosts": ["relay.example.com"], "link_key": KEY}),
+        (f"https://relay.example.com/c#{KEY}", {"kind": "c", "hosts": ["relay.example.com"], "link_key": KEY, "pins": [None]}),
         (
             f"chatrelay://a.example:1/r#{KEY}?h=b.example,[::1]:7",
-            {"kind": "r", "hosts": ["a.example:1", "b.example", "[::1]:7"], "link_key": KEY},
+            {"kind": "r", "hosts": ["a.example:1", "b.example", "[::1]:7"], "link_key": KEY, "pins": [None] * 3},
+        ),
+        (
+            f"https://a.example/g#{KEY}?f={PIN}&h={PIN2}@b.example,c.example",
+            {"kind": "g", "hosts": ["a.example", "b.example", "c.example"], "link_key": KEY, "pins": [PIN, PIN2, None]},
         ),
     ],
 )

@@ -7,7 +7,7 @@ from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
 from chatrelay import envelope as env
-from chatrelay import group, links
+from chatrelay import group, links, tls
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind
 from chatrelay.links import LinkKind, ShortLink
@@ -209,7 +209,12 @@ def test_two_groups_of_one_owner_have_unrelated_links():
         ("https://h/g#" + "A" * 42 + "B", Reason.BAD_LINK, "link key is not base64url"),
         ("https://h/g#" + "A" * 44, Reason.BAD_LINK, "link key must be 32 bytes"),
         ("https://h/g#" + "A" * 41, Reason.BAD_LINK, "link key is not base64url"),
-        ("https://h/g#" + "A" * 43 + "?x=1", Reason.BAD_LINK, "link query must be h=HOST[,HOST…]"),
+        ("https://h/g#" + "A" * 43 + "?x=1", Reason.BAD_LINK, "link query must be f=PIN&h=[PIN@]HOST[,…], each once"),
+        ("https://h/g#" + "A" * 43 + "?h=a&h=b", Reason.BAD_LINK, "link query must be f=PIN&h=[PIN@]HOST[,…], each once"),
+        ("https://h/g#" + "A" * 43 + "?f=" + "A" * 42, Reason.BAD_LINK, "relay key fingerprint must be 32 bytes"),
+        ("https://h/g#" + "A" * 43 + "?f=" + "*" * 43, Reason.BAD_LINK, "relay key fingerprint is not base64url"),
+        ("https://h/g#" + "A" * 43 + "?h=" + "A" * 43 + "@", Reason.BAD_LINK, "link host is empty"),
+        ("https://" + "A" * 43 + "@h/g#" + "A" * 43, Reason.BAD_LINK, "link must look like https://HOST/KIND#KEY"),
         ("https://h/g#" + "A" * 43 + "?h=h", Reason.BAD_LINK, "a link names each host once"),
         ("https://h_1/g#" + "A" * 43, Reason.BAD_LINK, "link host 'h_1' is not a valid host name"),
         ("https://h:0/g#" + "A" * 43, Reason.BAD_LINK, "link host 'h:0' has a bad port"),
@@ -338,3 +343,45 @@ def test_a_secret_of_another_size_is_refused():
     link = ShortLink(bundle.link.kind, links.link_key_of(fixed_bytes), bundle.link.hosts)
     err = refused(Reason.MALFORMED, links.resolve, link, links.encrypt(link.link_key, data))
     assert err.message == "fixed link data is malformed: secret must be 32 bytes"
+
+
+PIN_A, PIN_B = bytes(range(32)), bytes(range(32, 64))
+
+
+def test_pins_stand_beside_their_hosts_and_come_back_from_the_text():
+    link = ShortLink(kind=LinkKind.GROUP, link_key=bytes(32), hosts=("a.example", "b.example", "c.example"),
+                     pins=(PIN_A, b"", PIN_B))
+    text = link.render()
+    assert text == ("https://a.example/g#" + "A" * 43 + "?f=" + tls.render_pin(PIN_A)
+                    + "&h=b.example," + tls.render_pin(PIN_B) + "@c.example")
+    assert ShortLink.parse(text) == link
+    assert link.endpoints() == [("a.example", PIN_A), ("b.example", None), ("c.example", PIN_B)]
+    assert ShortLink.parse(link.render(pinned=False)).pins == ()
+
+
+def test_a_pin_per_host_or_none():
+    err = refused(Reason.BAD_LINK, ShortLink, kind=LinkKind.GROUP, link_key=bytes(32), hosts=("a", "b"), pins=(PIN_A,))
+    assert err.message == "a link has one key fingerprint per host, or none"
+    err = refused(Reason.BAD_LINK, ShortLink, kind=LinkKind.GROUP, link_key=bytes(32), hosts=("a",), pins=(b"x",))
+    assert err.message == "relay key fingerprint must be 32 bytes"
+
+
+@pytest.mark.parametrize("kind", [LinkKind.CHANNEL, LinkKind.GROUP])
+def test_a_link_with_one_host_of_26_characters_keeps_to_80_and_130_characters(kind):
+    """Issue 15's length bars: 80 characters where the client knows the relay, 130 with
+    the relay's key fingerprint in the link."""
+    host = "relays-01.example.org:7223"
+    assert len(host) == 26
+    secrets, signed = group.create_group(GroupKind.CHANNEL if kind is LinkKind.CHANNEL else GroupKind.GROUP, "Weather")
+    bundle = links.group_link(secrets, signed, [host], pins=[PIN_A])
+    assert len(bundle.link.render(pinned=False)) <= 80
+    assert len(bundle.link.render()) <= 130
+    assert ShortLink.parse(bundle.link.render()).pins == (PIN_A,)
+
+
+def test_a_relay_link_pins_every_gateway_with_the_one_key():
+    bundle = links.relay_link(SigningKey.generate(), "r", ["127.0.0.1:7001", "127.0.0.1:7002"], pin=PIN_A)
+    assert bundle.link.pins == (PIN_A, PIN_A)
+    from chatrelay.client import target_of_link
+
+    assert target_of_link(bundle.link) == tls.render_pin(PIN_A) + "@ipv4:127.0.0.1:7001,127.0.0.1:7002"

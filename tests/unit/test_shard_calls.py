@@ -18,6 +18,9 @@ import pytest
 class NoStorage:
     """The calls below never reach storage."""
 
+    def identity(self, config):
+        raise AssertionError("read the identity key")
+
     def registry(self, config):
         raise AssertionError("opened the registry")
 
@@ -27,7 +30,7 @@ class NoStorage:
 
 def shard() -> RelayShard:
     config = ClusterConfig(
-        data_dir="unused", relay_key_seed=bytes(32), shards=1, etcd=None, listen="127.0.0.1:0",
+        data_dir="unused", relay_key=bytes(32), shards=1, etcd=None, listen="127.0.0.1:0",
         limits=RelayLimits(), operator_key=None, metrics=None, traces=None,
     )
     return RelayShard(0, config, NoStorage())
