@@ -25,12 +25,19 @@ def secure_data_dir(data_dir: pathlib.Path) -> None:
     """Make the data dir if need be, and keep it and every file in it to the relay's user
     (a dir from an older version had 0755 and 0644)."""
     data_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    os.chmod(data_dir, DIR_MODE)
+    _tighten(str(data_dir), DIR_MODE)
     for folder, dirs, files in os.walk(data_dir):
         for name in dirs:
-            os.chmod(os.path.join(folder, name), DIR_MODE)
+            _tighten(os.path.join(folder, name), DIR_MODE)
         for name in files:
-            os.chmod(os.path.join(folder, name), FILE_MODE)
+            _tighten(os.path.join(folder, name), FILE_MODE)
+
+
+def _tighten(path: str, mode: int) -> None:
+    """Take away what group and others may do; a path that allows them nothing is left
+    as it is (keys mounted read-only from a Kubernetes Secret, 0400)."""
+    if os.stat(path).st_mode & 0o077:
+        os.chmod(path, mode)
 
 
 def write_private(path: pathlib.Path, data: bytes) -> None:

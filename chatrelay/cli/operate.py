@@ -77,6 +77,30 @@ def up(**flags) -> None:
     up_mod.stop(relay)
 
 
+@main.command()
+@click.option("--data-dir", default=None, help="Where to keep them [CHATRELAY_DATA_DIR].")
+def keys(data_dir) -> None:
+    """Make the relay's keys (identity, operator, TLS), or show the ones there; for a
+    Kubernetes Secret (helm/chatrelay) or before a first `chatrelay up`."""
+    from chatrelay import tls
+    from chatrelay.cluster import identity
+
+    folder = settings_mod.one("data_dir", data_dir)
+    try:
+        identity.secure_data_dir(folder)
+        relay = identity.load_or_create(folder)
+        identity.load_or_create(folder, identity.OPERATOR_KEY_FILE)
+        _, cert = identity.load_or_create_tls(folder)
+    except ChatRelayError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write the keys in {folder}: {exc.strerror}")
+    names = (identity.KEY_FILE, identity.OPERATOR_KEY_FILE, identity.TLS_KEY_FILE, identity.TLS_CERT_FILE)
+    click.echo(f"keys in {folder}: {', '.join(names)}")
+    click.echo(f"relay key {relay.verify_key.encode().hex()}")
+    click.echo(f"tls pin {tls.render_pin(tls.pin_of_pem(cert))}")
+
+
 def _admin_options(fn):
     fn = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
     fn = click.option("--operator-key", "key_path", default=None,

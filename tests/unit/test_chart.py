@@ -74,6 +74,8 @@ def test_values_fit_the_schema(name):
     ({"etcd": {"replicas": 2}}, "2 is not one of [1, 3, 5, 7]"),
     ({"externalEtcd": {"endpoints": ["etcd:2379"]}}, "'etcd:2379' does not match"),
     ({"relay": {"shardz": 3}}, "Additional properties are not allowed ('shardz' was unexpected)"),
+    ({"relay": {"keysSecret": ""}}, "'' should be non-empty"),
+    ({"ray": {"authTokenSecret": ""}}, "'' should be non-empty"),
 ])
 def test_bad_values_are_refused_by_the_schema(overrides, message):
     with pytest.raises(jsonschema.ValidationError) as caught:
@@ -145,7 +147,8 @@ def test_services_probes_and_monitor_point_at_named_ports():
     container = workers["template"]["spec"]["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"grpc": 7223, "metrics": 9464}
-    assert container["readinessProbe"]["grpc"] == {"port": 7223, "service": "chatrelay.v1.RelayService"}
+    # TLS on the gateway port: the kubelet's gRPC probe speaks none, so a TCP probe.
+    assert container["readinessProbe"]["tcpSocket"] == {"port": "grpc"}
     worker_labels = workers["template"]["metadata"]["labels"]
     [gateway] = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-gateway")]
     assert gateway["spec"]["ports"][0]["targetPort"] == "grpc"
@@ -203,3 +206,28 @@ def test_the_dashboard_reads_metrics_the_gateway_exports():
             assert names and names <= exported, (panel["title"], names - exported)
     assert {"Throughput", "Post latency (arrival to ack)", "Mailbox depth by shard", "Subscribers",
             "Shard placement: groups loaded", "Errors by status"} <= titles
+
+
+KEY_FILES = ("relay-identity.key", "operator.key", "tls.key", "tls.crt")
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_every_relay_node_reads_the_keys_from_the_secret_and_ray_asks_for_its_token(name):
+    """Shards and gateways run on the workers and read the relay's keys there (no key
+    travels as a Ray actor argument); the controller on the head reads them too. Ray's
+    token authentication stays on, for the controller as well."""
+    [ray] = [d for d in manifests(VARIANTS[name]) if d["kind"] == "RayCluster"]
+    assert ray["spec"]["authOptions"] == {"mode": "token", "secretName": "chatrelay-ray-token"}
+    head = ray["spec"]["headGroupSpec"]["template"]["spec"]
+    [workers] = ray["spec"]["workerGroupSpecs"]
+    worker = workers["template"]["spec"]
+    controller = head["containers"][1]
+    for pod, container in ((head, controller), (worker, worker["containers"][0])):
+        [keys] = [v for v in pod["volumes"] if v["name"] == "keys"]
+        assert keys["secret"] == {"secretName": "chatrelay-keys", "defaultMode": 0o400}
+        mounted = {m["subPath"]: m["mountPath"] for m in container["volumeMounts"] if m["name"] == "keys"}
+        assert mounted == {f: f"/var/lib/chatrelay/{f}" for f in KEY_FILES}
+        assert all(m["readOnly"] for m in container["volumeMounts"] if m["name"] == "keys")
+    token = {e["name"]: e for e in controller["env"]}
+    assert token["RAY_AUTH_MODE"]["value"] == "token"
+    assert token["RAY_AUTH_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "chatrelay-ray-token", "key": "auth_token"}}

@@ -93,3 +93,28 @@ def test_request_ids_are_hex_and_checked():
             parse_request_id(bad)
         assert info.value.reason is Reason.MALFORMED
         assert info.value.message == f"request id is malformed: {bad!r} is not 32 hex digits"
+
+
+def test_keys_makes_the_relays_keys_once_and_shows_them_after(tmp_path):
+    import os
+    import stat
+
+    folder = tmp_path / "keys"
+    first = run("keys", "--data-dir", str(folder))
+    assert first.exit_code == 0, first.output
+    lines = first.stdout.splitlines()
+    assert lines[0] == f"keys in {folder}: relay-identity.key, operator.key, tls.key, tls.crt"
+    assert lines[1].startswith("relay key ") and len(lines[1]) == len("relay key ") + 64
+    assert lines[2].startswith("tls pin ") and len(lines[2]) == len("tls pin ") + 43
+    for name in ("relay-identity.key", "operator.key", "tls.key", "tls.crt"):
+        assert stat.S_IMODE(os.stat(folder / name).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    assert run("keys", "--data-dir", str(folder)).stdout == first.stdout  # kept, not made again
+
+
+def test_keys_in_a_folder_that_cannot_be_made_fail_clearly(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run("keys", "--data-dir", str(blocker / "keys"))
+    assert result.exit_code == 2
+    assert result.stderr == f"chatrelay: cannot write the keys in {blocker / 'keys'}: Not a directory\n"

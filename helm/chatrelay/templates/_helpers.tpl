@@ -34,3 +34,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail "set etcd.enabled or externalEtcd.endpoints: a relay cluster needs etcd" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The relay's keys from .Values.relay.keysSecret, one file each into the data dir. */}}
+{{- define "chatrelay.keyMounts" -}}
+- {name: keys, mountPath: /var/lib/chatrelay/relay-identity.key, subPath: relay-identity.key, readOnly: true}
+- {name: keys, mountPath: /var/lib/chatrelay/operator.key, subPath: operator.key, readOnly: true}
+- {name: keys, mountPath: /var/lib/chatrelay/tls.key, subPath: tls.key, readOnly: true}
+- {name: keys, mountPath: /var/lib/chatrelay/tls.crt, subPath: tls.crt, readOnly: true}
+{{- end -}}
+
+{{/* Ray's token authentication for a process that is not started by KubeRay. */}}
+{{- define "chatrelay.rayAuthEnv" -}}
+- {name: RAY_AUTH_MODE, value: token}
+- name: RAY_AUTH_TOKEN
+  valueFrom: {secretKeyRef: {name: {{ .Values.ray.authTokenSecret }}, key: auth_token}}
+{{- end -}}
