@@ -29,6 +29,7 @@ class ClusterConfig:
     metrics: str | None  # HOST:PORT of the gateway's Prometheus endpoint
     traces: str | None  # the folder every relay process writes its spans to
     insecure: bool = False  # plaintext gRPC (`up --insecure`); else TLS with the data dir's key
+    etcd_tls: tuple[str | None, str | None, str | None] = (None, None, None)  # CA, cert, key: paths on each node
 
     def __repr__(self) -> str:
         return f"ClusterConfig(data_dir={self.data_dir!r}, shards={self.shards}, etcd={self.etcd!r})"

@@ -34,7 +34,10 @@ def setting(default, help: str, *, flag: str | None = None, unit: str = ""):
 class Settings:
     data_dir: pathlib.Path = setting(pathlib.Path("chatrelay-data"), "Where keys and state live")
     listen: str = setting("127.0.0.1:7223", "HOST:PORT of the gateway")
-    etcd: str | None = setting(None, "etcd URL instead of the embedded registry")
+    etcd: str | None = setting(None, "etcd URL(s), comma-separated members, instead of the embedded registry")
+    etcd_ca: pathlib.Path | None = setting(None, "CA certificate (PEM) of an https:// etcd; else the system's roots")
+    etcd_cert: pathlib.Path | None = setting(None, "Client certificate (PEM) for an etcd with --client-cert-auth")
+    etcd_key: pathlib.Path | None = setting(None, "Client key (PEM) of --etcd-cert")
     shards: int = setting(2, "Relay shard actors")
     relay_name: str = setting("chatrelay", "The relay's name in its link")
     retention: int = setting(0, "Posts kept per group, 0 = all")
@@ -94,8 +97,20 @@ class Settings:
                     raise ChatRelayError(Reason.MALFORMED, f"--advertise: {exc.message}") from None
         if self.ray_address is not None and not self.ray_address.strip():
             raise ChatRelayError(Reason.MALFORMED, "--ray-address must be HOST:PORT or auto")
-        if self.etcd is not None and not self.etcd.startswith(("http://", "https://")):
-            raise ChatRelayError(Reason.MALFORMED, f"--etcd must be an http(s):// URL, got {self.etcd!r}")
+        if self.etcd is not None:
+            urls = self.etcd.split(",")
+            if not all(u.startswith(("http://", "https://")) for u in urls):
+                raise ChatRelayError(Reason.MALFORMED, f"--etcd must be an http(s):// URL, got {self.etcd!r}")
+            if len({u.partition(":")[0] for u in urls}) > 1:
+                raise ChatRelayError(Reason.MALFORMED, f"--etcd URLs must all be http:// or all https://, got {self.etcd!r}")
+        tls_files = (self.etcd_ca, self.etcd_cert, self.etcd_key)
+        if any(tls_files) and not (self.etcd or "").startswith("https://"):
+            raise ChatRelayError(Reason.MALFORMED, "--etcd-ca, --etcd-cert and --etcd-key are for an https:// --etcd")
+        if (self.etcd_cert is None) != (self.etcd_key is None):
+            raise ChatRelayError(Reason.MALFORMED, "--etcd-cert and --etcd-key go together")
+        for name, path in (("--etcd-ca", self.etcd_ca), ("--etcd-cert", self.etcd_cert), ("--etcd-key", self.etcd_key)):
+            if path is not None and not pathlib.Path(path).is_file():
+                raise ChatRelayError(Reason.MALFORMED, f"{name}: no file {path}")
         _bounded(self.shards, 1, 256, "--shards must be 1 to 256, got {}")
         if self.post_limit < 1 or self.post_window_s <= 0:
             raise ChatRelayError(Reason.MALFORMED, "--post-limit must be at least 1 and --post-window positive")

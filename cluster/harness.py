@@ -28,19 +28,81 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def make_tls_files(folder: str, server_ip: str = "127.0.0.1") -> dict[str, str]:
+    """A CA, a server certificate for `server_ip` and a client certificate, as PEM files
+    in `folder`, as an operator makes them for etcd: {"ca", "server_cert", "server_key",
+    "client_cert", "client_key"} -> path."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def name(text: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    def certificate(subject: str, key, issuer: str, issuer_key, *extensions):
+        builder = (
+            x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
+        )
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key, server_key, client_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    ca = certificate("test etcd CA", ca_key, "test etcd CA", ca_key, (x509.BasicConstraints(ca=True, path_length=0), True))
+    server = certificate(
+        "etcd", server_key, "test etcd CA", ca_key,
+        (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(server_ip)), x509.DNSName("localhost")]), False),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), False),
+    )
+    client = certificate("chatrelay", client_key, "test etcd CA", ca_key,
+                         (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False))
+    paths = {}
+    for label, value in (("ca", ca), ("server_cert", server), ("client_cert", client)):
+        paths[label] = os.path.join(folder, f"{label}.pem")
+        with open(paths[label], "wb") as f:
+            f.write(value.public_bytes(serialization.Encoding.PEM))
+    for label, value in (("server_key", server_key), ("client_key", client_key)):
+        paths[label] = os.path.join(folder, f"{label}.pem")
+        fd = os.open(paths[label], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(value.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return paths
+
+
 class EtcdServer:
     """A real etcd on loopback ports. Without `data_dir` it makes a temporary one and
-    removes it when it stops; as a context manager it starts and stops."""
+    removes it when it stops; as a context manager it starts and stops. With `tls`, it
+    serves https only to clients with a certificate of its CA (--client-cert-auth):
+    `tls_files` names the CA and a client certificate and key."""
 
-    def __init__(self, data_dir: str | None = None, name: str = "test") -> None:
+    def __init__(self, data_dir: str | None = None, name: str = "test", tls: bool = False) -> None:
         self.own_dir = data_dir is None
         self.data_dir = tempfile.mkdtemp(prefix="chatrelay-etcd-") if data_dir is None else data_dir
         self.name = name
         self.client_port = free_port()
         self.peer_port = free_port()
-        self.url = f"http://127.0.0.1:{self.client_port}"
+        self.tls_files = make_tls_files(self.data_dir) if tls else None
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.client_port}"
         self.log = open(os.path.join(self.data_dir, "etcd.log"), "wb")
         self.process: subprocess.Popen | None = None
+
+    def _health_context(self):
+        if self.tls_files is None:
+            return None
+        import ssl
+
+        context = ssl.create_default_context(cafile=self.tls_files["ca"])
+        context.load_cert_chain(self.tls_files["client_cert"], self.tls_files["client_key"])
+        return context
 
     def __enter__(self) -> "EtcdServer":
         self.start()
@@ -54,12 +116,16 @@ class EtcdServer:
         if binary is None:
             raise HarnessError("etcd is not installed: apt-get install -y etcd-server (see .ci/run)")
         peer = f"http://127.0.0.1:{self.peer_port}"
+        tls = [] if self.tls_files is None else [
+            "--cert-file", self.tls_files["server_cert"], "--key-file", self.tls_files["server_key"],
+            "--client-cert-auth", "--trusted-ca-file", self.tls_files["ca"],
+        ]
         self.process = subprocess.Popen(
             [
                 binary, "--name", self.name, "--data-dir", os.path.join(self.data_dir, "data"),
                 "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                "--initial-cluster", f"{self.name}={peer}",
+                "--initial-cluster", f"{self.name}={peer}", *tls,
             ],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
@@ -68,7 +134,7 @@ class EtcdServer:
             if self.process.poll() is not None:
                 raise HarnessError(f"etcd exited with {self.process.returncode}; see {self.log.name}")
             try:
-                with urllib.request.urlopen(self.url + "/health", timeout=1) as response:
+                with urllib.request.urlopen(self.url + "/health", timeout=1, context=self._health_context()) as response:
                     if json.loads(response.read()).get("health") == "true":
                         return
             except OSError:

@@ -6,11 +6,17 @@ a namespace prefix, so several clusters (or tests) can share one etcd.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import ipaddress
+import pathlib
 import urllib.parse
+from dataclasses import dataclass
 from typing import AsyncIterator
 
 import aetcd
+import grpc
+from aetcd import rpc, watcher
 
 from chatrelay.actors.registry import (
     Compare, Delete, Entry, EventKind, Get, Op, Put, Target, TxnResult, WatchEvent, prefix_end,
@@ -25,12 +31,95 @@ def parse_endpoint(url: str) -> tuple[str, int]:
     return parsed.hostname, parsed.port or 2379
 
 
+def parse_endpoints(urls: str) -> tuple[str, list[tuple[str, int]]]:
+    """`https://a:2379,https://b:2379` -> ("https", [(a, 2379), (b, 2379)]): the members of
+    one etcd cluster, in one scheme."""
+    parts = [u.strip() for u in urls.split(",")]
+    schemes = {urllib.parse.urlparse(u).scheme for u in parts}
+    if len(schemes) != 1:
+        raise ChatRelayError(Reason.MALFORMED, f"etcd URLs must all be http:// or all https://, got {urls!r}")
+    return schemes.pop(), [parse_endpoint(u) for u in parts]
+
+
+def channel_target(endpoints: list[tuple[str, int]]) -> str:
+    """A gRPC target for etcd's members: where all are IP addresses, gRPC's address list
+    (pick_first, failing over from one to the next); otherwise the first member's name."""
+    def version(host: str) -> int:
+        try:
+            return ipaddress.ip_address(host).version
+        except ValueError:
+            return 0
+    versions = {version(h) for h, _ in endpoints}
+    if len(endpoints) > 1 and versions in ({4}, {6}):
+        v = versions.pop()
+        return f"ipv{v}:" + ",".join(f"[{h}]:{p}" if v == 6 else f"{h}:{p}" for h, p in endpoints)
+    host, port = endpoints[0]
+    return f"[{host}]:{port}" if version(host) == 6 else f"{host}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdTls:
+    """PEM files for TLS to etcd: the CA its members' certificates chain to (else the
+    system's roots), and this relay's client certificate and key, for an etcd started
+    with --client-cert-auth. Paths, read where the registry is opened: no key travels."""
+
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        def read(path: str | None) -> bytes | None:
+            if path is None:
+                return None
+            try:
+                return pathlib.Path(path).read_bytes()
+            except OSError as exc:
+                raise ChatRelayError(Reason.MALFORMED, f"cannot read the etcd TLS file {path}: {exc.strerror}") from None
+        return grpc.ssl_channel_credentials(
+            root_certificates=read(self.ca), private_key=read(self.key), certificate_chain=read(self.cert),
+        )
+
+
+class _Client(aetcd.Client):
+    """aetcd's client on a channel made here: aetcd itself opens plaintext channels to a
+    single host only."""
+
+    def __init__(self, target: str, credentials: grpc.ChannelCredentials | None, timeout: int) -> None:
+        super().__init__(timeout=timeout)
+        self._target = target
+        self._credentials = credentials
+
+    async def connect(self) -> None:
+        if self._connected.is_set():
+            return
+        if self._is_connecting:  # another task is connecting: wait for it, as aetcd does
+            await asyncio.wait_for(self._connected.wait(), self._connect_wait_timeout)
+            return
+        try:
+            self._is_connecting = True
+            if self._credentials is None:
+                self.channel = grpc.aio.insecure_channel(self._target)
+            else:
+                self.channel = grpc.aio.secure_channel(self._target, self._credentials)
+            self.kvstub = rpc.KVStub(self.channel)
+            self.clusterstub = rpc.ClusterStub(self.channel)
+            self.leasestub = rpc.LeaseStub(self.channel)
+            self.maintenancestub = rpc.MaintenanceStub(self.channel)
+            self._watcher = watcher.Watcher(rpc.WatchStub(self.channel), timeout=self._timeout, metadata=self.metadata)
+            self._connected.set()
+        finally:
+            self._is_connecting = False
+
+
 class EtcdRegistry:
-    def __init__(self, url: str, namespace: bytes = b"/chatrelay/", timeout: int = 10) -> None:
-        host, port = parse_endpoint(url)
+    def __init__(self, url: str, namespace: bytes = b"/chatrelay/", timeout: int = 10, tls: EtcdTls | None = None) -> None:
+        scheme, endpoints = parse_endpoints(url)
+        if tls is not None and scheme != "https":
+            raise ChatRelayError(Reason.MALFORMED, f"etcd TLS files are for https:// URLs, got {url!r}")
         self.url = url
         self.namespace = namespace
-        self._client = aetcd.Client(host=host, port=port, timeout=timeout)
+        credentials = (tls or EtcdTls()).credentials() if scheme == "https" else None
+        self._client = _Client(channel_target(endpoints), credentials, timeout)
 
     def __str__(self) -> str:
         return f"etcd registry at {self.url} under {self.namespace!r}"

@@ -26,6 +26,11 @@ SHARD_GONE = (RayActorError, ActorUnavailableError)  # a shard restarting or sto
 MOVES = Backoff(first_s=0.01, max_s=0.5, attempts=40)  # about 15 s of following a group that moves
 
 
+class ShardNotRunning(ChatRelayError):
+    """A shard of a group's own that is not (or no longer) running: where the placement
+    read was stale, reading it again finds where the group is served now."""
+
+
 class ShardRouter:
     """Address -> shard index, from the registry's placement records."""
 
@@ -102,7 +107,7 @@ class ShardRouter:
             try:
                 handle = self.extra[index] = self.find_shard(index)
             except Exception:  # not started (yet), or no finder: the caller may retry
-                raise ChatRelayError(Reason.UNAVAILABLE, f"relay shard {index} is not running") from None
+                raise ShardNotRunning(Reason.UNAVAILABLE, f"relay shard {index} is not running") from None
         return handle
 
     async def call_address(self, address: str, call: ShardCall):
@@ -111,10 +116,10 @@ class ShardRouter:
         async def once():
             try:
                 return await self.call(await self.index(address), call)
-            except Moved:
+            except (Moved, ShardNotRunning):  # moved, or gone home from a shard that stopped
                 self.table.pop(address, None)
                 raise
         try:
-            return await MOVES.run(once, retry_on=lambda exc: isinstance(exc, Moved))
-        except Moved:
+            return await MOVES.run(once, retry_on=lambda exc: isinstance(exc, (Moved, ShardNotRunning)))
+        except (Moved, ShardNotRunning):
             raise ChatRelayError(Reason.UNAVAILABLE, "the group is moving between relay shards; retry") from None

@@ -16,9 +16,10 @@ from chatrelay.errors import ChatRelayError, Reason
 
 def open_registry(config: ClusterConfig) -> Registry:
     if config.etcd:
-        from chatrelay.cluster.registry_etcd import EtcdRegistry
+        from chatrelay.cluster.registry_etcd import EtcdRegistry, EtcdTls
 
-        return EtcdRegistry(config.etcd, namespace=config.etcd_namespace)
+        tls = EtcdTls(*config.etcd_tls) if any(config.etcd_tls) else None
+        return EtcdRegistry(config.etcd, namespace=config.etcd_namespace, tls=tls)
     from chatrelay.cluster.registry_sqlite import SqliteRegistry
 
     return SqliteRegistry(pathlib.Path(config.data_dir) / "registry.db")

@@ -151,6 +151,8 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
         metrics=settings.metrics,
         traces=str(pathlib.Path(settings.traces).resolve()) if settings.traces else None,
         insecure=settings.insecure,
+        etcd_tls=tuple(str(pathlib.Path(p).resolve()) if p else None
+                       for p in (settings.etcd_ca, settings.etcd_cert, settings.etcd_key)),
     )
     joined = False
     if ray_init and not ray.is_initialized():
