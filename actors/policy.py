@@ -56,6 +56,10 @@ class RelayLimits:
     registrations_per_minute: int = DEFAULTS.registrations_per_minute
     link_stores_per_minute: int = DEFAULTS.link_stores_per_minute
     queues_per_minute: int = DEFAULTS.queues_per_minute
+    registrations_per_second: int = DEFAULTS.registrations_per_second
+    queue_records: int = DEFAULTS.queue_records
+    queue_bytes: int = DEFAULTS.queue_bytes
+    streams_per_reader: int = DEFAULTS.streams_per_reader
     retention: int = DEFAULTS.retention
     post_limit: int = DEFAULTS.post_limit
     post_window_s: float = DEFAULTS.post_window_s

@@ -67,6 +67,7 @@ class QueueStore:
         entry, queue = await self._queue(body.queue_address)
         data = body.SerializeToString(deterministic=True)
         request_id = hashlib.sha256(data).digest()[:16]
+        await self._room(body.queue_address, queue, len(data) + 1, request_id)
         if queue["kind"] == core_pb2.LINK_KIND_INVITATION:
             # One-time: the first request locks it, in one transaction with the check.
             locked = json.dumps({**queue, "locked": True}).encode()
@@ -90,18 +91,47 @@ class QueueStore:
             raise ChatRelayError(Reason.NOT_ALLOWED, "a one-time invitation takes one connection request only")
         message = relay_pb2.QueueMessage(sender_key=checked.signer, boxed=body.boxed)
         key = hashlib.sha256(checked.signer + body.nonce).digest()[:16]  # a retried send lands once
+        await self._room(body.queue_address, queue, message.ByteSize() + 1, key)
         appended = await self.ctx.log.append(
             queue_stream(body.queue_address), [MESSAGE + message.SerializeToString()], keys=[key]
         )
         return relay_pb2.SendQueueResponse(seq=appended.seqs[0])
 
+    async def _room(self, address: str, queue: dict, size: int, key: bytes) -> None:
+        """Refuse what would take a queue past its bounds of unread records and bytes
+        (those after the owner's read mark); a record it holds already (a retry) passes."""
+        limits = self.ctx.limits
+        if not (limits.queue_records or limits.queue_bytes):
+            return
+        held, held_bytes = await self.ctx.log.usage(queue_stream(address), queue.get("read_seq", 0))
+        full = (limits.queue_records and held >= limits.queue_records) or (
+            limits.queue_bytes and held_bytes + size > limits.queue_bytes)
+        if full and not await self.ctx.log.find(queue_stream(address), [key]):
+            raise ChatRelayError(Reason.QUOTA_EXCEEDED, (
+                f"this queue holds {held} unread requests and messages ({held_bytes} bytes), its most "
+                f"({limits.queue_records} or {limits.queue_bytes} bytes); its owner has to read first"
+            ))
+
+    async def _mark_read(self, address: str, entry, queue: dict, through_seq: int) -> None:
+        """Move the owner's read mark (what the queue's bounds count from) up to the seq
+        its signed read starts after: whatever the owner has, it no longer holds here."""
+        if through_seq <= queue.get("read_seq", 0):
+            return
+        marked = json.dumps({**queue, "read_seq": through_seq}).encode()
+        await self.ctx.registry.transaction(  # lost to a concurrent change: the next read moves it
+            [Compare(queue_key(address), Target.VALUE, entry.value)], [Put(queue_key(address), marked)]
+        )
+
     async def read(self, envelope: core_pb2.SignedEnvelope, after_seq: int = 0) -> list[relay_pb2.QueueMessage]:
         """The owner's read credential only ever reveals ciphertext, so it stays valid for
         the length of a follow; `after_seq` moves the cursor past the signed since_seq."""
         checked, body = env.verify_message(envelope, env.Domain.QUEUE_READ, relay_pb2.QueueReadBody, "queue read")
-        _, queue = await self._queue(body.queue_address)
+        entry, queue = await self._queue(body.queue_address)
         if codec.b64url(checked.signer) != queue["owner"]:
             raise ChatRelayError(Reason.NOT_ALLOWED, "only the queue's owner may read it")
+        if body.since_seq > queue.get("read_seq", 0):
+            last = await self.ctx.log.last_seq(queue_stream(body.queue_address))
+            await self._mark_read(body.queue_address, entry, queue, min(body.since_seq, last))
         rows = await self.ctx.log.read(queue_stream(body.queue_address), max(body.since_seq, after_seq), READ_LIMIT)
         out = []
         for row in rows:

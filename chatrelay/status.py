@@ -24,6 +24,7 @@ CODES: dict[Reason, grpc.StatusCode] = {
     Reason.STALE_PROFILE_VERSION: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.BUSY: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.RATE_LIMITED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Reason.QUOTA_EXCEEDED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.BEHIND: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
 }

@@ -165,7 +165,10 @@ class EtcdServer:
 
 # A benchmark's one client makes thousands of groups over one connection, which the
 # per-connection quotas are there to refuse: benchmarks that do start relays without them.
-NO_QUOTAS = {"registrations_per_minute": 0, "link_stores_per_minute": 0, "queues_per_minute": 0}
+NO_QUOTAS = {
+    "registrations_per_minute": 0, "link_stores_per_minute": 0, "queues_per_minute": 0,
+    "registrations_per_second": 0, "streams_per_reader": 0,
+}
 
 
 def start_relay(data_dir=None, **overrides) -> up.RunningRelay:

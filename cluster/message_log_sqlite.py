@@ -208,6 +208,13 @@ class SqliteMessageLog:
         rows = await self._read("SELECT last_seq FROM heads WHERE stream=?", (stream,))
         return rows[0][0] if rows else 0
 
+    async def usage(self, stream: str, after_seq: int = 0) -> tuple[int, int]:
+        rows = await self._read(
+            "SELECT count(*), coalesce(sum(length(data)), 0) FROM records WHERE stream=? AND seq>?",
+            (stream, after_seq),
+        )
+        return rows[0][0], rows[0][1]
+
     async def trim(self, stream: str, through_seq: int) -> int:
         """Drop records up to `through_seq`; sequence numbers are never reused."""
         def run() -> int:

@@ -1,7 +1,9 @@
-"""Quotas per connection at the gateway: how many calls of a kind one connection may make
-in a minute (registrations, link stores, queues created). Past it, only that connection
-is refused, with RESOURCE_EXHAUSTED, reason `rate_limited`, and a retry hint; every other
-connection goes on."""
+"""Quotas at the gateway: how many calls of a kind one connection may make in a minute
+(registrations, link stores, queues created), and all connections together in a second
+(registrations); how many follow streams one reader key may have open. Past a
+connection's bound only that connection is refused, with RESOURCE_EXHAUSTED, reason
+`rate_limited` (or `quota_exceeded` for streams), and a retry hint; every other
+connection, and every other reader, goes on."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from chatrelay.errors import ChatRelayError, Reason
 
 WINDOW_S = 60.0
 PEERS = 100_000  # connections remembered at most; the longest quiet are let go first
+STREAM_RETRY_MS = 5_000  # a reader at its bound of streams: try again after this
 
 
 class QuotaExceeded(ChatRelayError):
@@ -21,24 +24,65 @@ class QuotaExceeded(ChatRelayError):
 
 
 class ConnectionQuotas:
-    """`per_minute`: kind -> calls one connection may make in a minute (0: no bound)."""
+    """`per_minute`: kind -> calls one connection may make in a minute; `per_second`:
+    kind -> calls all connections together may make in a second (0: no bound)."""
 
-    def __init__(self, per_minute: dict[str, int], peers: int = PEERS) -> None:
+    def __init__(self, per_minute: dict[str, int], per_second: dict[str, int] | None = None,
+                 peers: int = PEERS) -> None:
         self.per_minute = per_minute
+        self.per_second = per_second or {}
         self._calls = RateWindow(WINDOW_S, keys=peers)
+        self._all = RateWindow(1.0)
         self.refused = 0
 
     def take(self, peer: str, kind: str, now: float | None = None) -> None:
         """Count one call of `kind` by the connection `peer`, or refuse it."""
-        limit = self.per_minute.get(kind, 0)
-        if not limit:
+        limit, relay_wide = self.per_minute.get(kind, 0), self.per_second.get(kind, 0)
+        if not (limit or relay_wide):
             return
         now = time.monotonic() if now is None else now
-        if self._calls.count((peer, kind), now) >= limit:
+        if limit and self._calls.count((peer, kind), now) >= limit:
             self.refused += 1
             wait_s = self._calls.wait_s((peer, kind), now)
             raise QuotaExceeded(
                 f"at most {limit} {kind} a minute on one connection; retry in {int(wait_s) + 1} s",
                 retry_after_ms=int(wait_s * 1000) + 1,
             )
-        self._calls.add((peer, kind), now)
+        if relay_wide and self._all.count(kind, now) >= relay_wide:
+            self.refused += 1
+            raise QuotaExceeded(
+                f"this relay takes at most {relay_wide} {kind} a second; retry in a moment",
+                retry_after_ms=int(self._all.wait_s(kind, now) * 1000) + 1,
+            )
+        if limit:
+            self._calls.add((peer, kind), now)
+        if relay_wide:
+            self._all.add(kind, now)
+
+
+class ReaderStreams:
+    """Follow streams open on this gateway per reader key: at most `limit` each (0: no
+    bound), so that one credential cannot hold a gateway's streams."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: dict[bytes, int] = {}
+        self.refused = 0
+
+    def open(self, reader: bytes) -> None:
+        held = self._open.get(reader, 0)
+        if self.limit and held >= self.limit:
+            self.refused += 1
+            error = ChatRelayError(Reason.QUOTA_EXCEEDED, (
+                f"this reader has {held} follow streams open on this gateway, its most; close one first"
+            ))
+            error.retry_after_ms = STREAM_RETRY_MS
+            raise error
+        self._open[reader] = held + 1
+
+    def close(self, reader: bytes) -> None:
+        held = self._open.get(reader, 0) - 1
+        if held > 0:
+            self._open[reader] = held
+        else:
+            self._open.pop(reader, None)

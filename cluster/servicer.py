@@ -25,7 +25,7 @@ from chatrelay.actors.registration import Registrar
 from chatrelay.actors.registry import Registry
 from chatrelay.cluster.coalescer import Coalescer
 from chatrelay.cluster.link_store import LinkStore
-from chatrelay.cluster.quotas import ConnectionQuotas
+from chatrelay.cluster.quotas import ConnectionQuotas, ReaderStreams
 from chatrelay.cluster.router import ShardRouter
 from chatrelay.cluster.stream import Streams
 from chatrelay.cluster.tail import TAIL_WINDOW, Traced
@@ -101,7 +101,8 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         self.quotas = ConnectionQuotas({
             "registrations": limits.registrations_per_minute, "link stores": limits.link_stores_per_minute,
             "queues": limits.queues_per_minute,
-        })
+        }, per_second={"registrations": limits.registrations_per_second})
+        self.readers = ReaderStreams(limits.streams_per_reader)
         self.registrar = registrar
         self.registrations = Coalescer(self._register_many, batch=REGISTER_BATCH, linger=True)
         self.posts = Coalescer(
@@ -181,6 +182,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         try:
             address = group_address(request)
             info = await self.router.call_address(address, CheckReader(address, request.credential))
+            self.readers.open(info.reader)
         except ChatRelayError as exc:
             await abort(context, exc)
             return
@@ -192,6 +194,8 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
                     yield batch
         except ChatRelayError as exc:
             await abort(context, exc)
+        finally:
+            self.readers.close(info.reader)
 
     # ---- queues of 1:1 connections: placed by address hash, they never move ----------
 

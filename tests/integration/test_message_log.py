@@ -60,3 +60,12 @@ async def test_a_trimmed_record_sent_again_is_a_duplicate_not_a_new_record(log):
     again = await log.append("t", [b"post"], keys=[b"id-post"])
     assert (again.seqs, again.duplicates) == ((1,), (True,))
     assert [r.seq for r in await log.read("t")] == [2] and await log.last_seq("t") == 2
+
+
+async def test_usage_counts_the_records_and_bytes_after_a_seq(log):
+    assert await log.usage("u") == (0, 0)
+    await log.append("u", [b"a" * 10, b"b" * 20, b"c" * 30])
+    assert await log.usage("u") == (3, 60)
+    assert await log.usage("u", after_seq=1) == (2, 50)
+    assert await log.usage("u", after_seq=3) == (0, 0)
+    assert await log.usage("other") == (0, 0)

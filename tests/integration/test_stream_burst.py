@@ -9,12 +9,15 @@ import asyncio
 import collections
 
 import grpc
+import pytest
 from nacl.signing import SigningKey
 
-from chatrelay import client, connection, members
+from chatrelay import client, connection
 from chatrelay.group import GroupKind
 from chatrelay.state import unb64
 from chatrelay.v1 import relay_pb2, relay_pb2_grpc
+
+from realparts import start_relay
 
 STREAMS = 3000
 OPEN_BATCH = 200  # opened together, every OPEN_PAUSE_S
@@ -23,7 +26,19 @@ PER_CHANNEL = 100  # streams per client connection
 DEADLINE_S = 120
 
 
-async def test_thousands_of_streams_opening_at_once_are_all_taken_in(relay):
+@pytest.fixture(scope="module")
+def burst_relay(ray_session, tmp_path_factory):
+    """A relay without a bound on streams per reader: one reader's key opens them all
+    here (thousands of readers would take minutes to join)."""
+    from chatrelay.cluster import up
+
+    running = start_relay(tmp_path_factory.mktemp("burst"), streams_per_reader=0)
+    yield running
+    up.stop(running, ray_shutdown=False)
+
+
+async def test_thousands_of_streams_opening_at_once_are_all_taken_in(burst_relay):
+    relay = burst_relay
     owned = await client.create_group([relay.link], "Burst of readers", GroupKind.CHANNEL)
     member = await client.join(owned.link, "reader")
     credential = client.credential(SigningKey(unb64(member.sign_seed)), member.relays[0].address)

@@ -33,3 +33,34 @@ def test_a_bound_of_zero_is_no_bound_and_forgotten_connections_start_afresh():
     quotas.take("a", "link stores", now=1.0)
     with pytest.raises(QuotaExceeded):
         quotas.take("c", "link stores", now=1.0)
+
+
+def test_registrations_of_all_connections_together_are_bound_a_second():
+    quotas = ConnectionQuotas({"registrations": 0}, per_second={"registrations": 2})
+    quotas.take("a", "registrations", now=0.0)
+    quotas.take("b", "registrations", now=0.2)
+    with pytest.raises(QuotaExceeded) as caught:
+        quotas.take("c", "registrations", now=0.5)
+    assert (caught.value.reason, caught.value.message, caught.value.retry_after_ms) == (
+        Reason.RATE_LIMITED, "this relay takes at most 2 registrations a second; retry in a moment", 501)
+    quotas.take("c", "registrations", now=1.0)  # the first left the second
+    quotas.take("a", "queues", now=1.0)  # another kind has no such bound
+
+
+def test_a_reader_past_its_streams_is_refused_until_one_closes():
+    from chatrelay.cluster.quotas import ReaderStreams
+
+    streams = ReaderStreams(2)
+    streams.open(b"alice")
+    streams.open(b"alice")
+    with pytest.raises(Exception) as caught:
+        streams.open(b"alice")
+    assert (caught.value.reason, caught.value.message, caught.value.retry_after_ms) == (
+        Reason.QUOTA_EXCEEDED, "this reader has 2 follow streams open on this gateway, its most; close one first", 5000)
+    streams.open(b"bob")  # another reader
+    streams.close(b"alice")
+    streams.open(b"alice")
+    assert streams.refused == 1
+    unbounded = ReaderStreams(0)
+    for _ in range(100):
+        unbounded.open(b"alice")
