@@ -63,10 +63,18 @@ def _is_ip(text: str, version: int) -> bool:
         return False
 
 
+SHORT_WAIT_MS = 2_000  # a rate limit that asks to wait no longer than this is waited out
+
+
 def retryable(exc: Exception) -> bool:
     """A refusal that trying again may get past: a gateway restarting or gone, a shard
-    restarting, its registry reconnecting, a group with too much waiting."""
-    return isinstance(exc, ChatRelayError) and exc.reason in (Reason.UNAVAILABLE, Reason.BUSY)
+    restarting, its registry reconnecting, a group with too much waiting, a relay-wide
+    rate that frees up within a moment (not a quota that asks to wait a minute)."""
+    if not isinstance(exc, ChatRelayError):
+        return False
+    if exc.reason is Reason.RATE_LIMITED:
+        return 0 < getattr(exc, "retry_after_ms", 0) <= SHORT_WAIT_MS
+    return exc.reason in (Reason.UNAVAILABLE, Reason.BUSY)
 
 
 async def call_retrying(rpc, request, timeout: float = CALL_TIMEOUT_S, retry_for_s: float = 0.0,
@@ -185,13 +193,17 @@ class RelayClient:
             self.channel = self.stub = None
 
     async def call(self, method: str, request, timeout: float = CALL_TIMEOUT_S, retry_for_s: float | None = None):
-        """One call; an idempotent one may pass `retry_for_s` (see `call_retrying`).
+        """One call; an idempotent one may pass `retry_for_s` (see `call_retrying`), and
+        then gives `request` as a function that signs it anew (a relay refuses a signed
+        request it has taken as `replayed`, and an answer may be lost after it took it).
         Reads are sent once more after a dropped connection, which reaches the next
         gateway of the relay link when the first one went away."""
         if retry_for_s is None:
             retry_for_s = READ_RETRY_S if method in READS else 0.0
         async def rpc(message, timeout):
             await self.open()  # inside the retries: a relay restarting may not answer TLS yet
+            if callable(message):  # a request signed anew for each try: a relay takes each once
+                message = message()
             return await diagnosed(self.target, getattr(self.stub, method)(message, timeout=timeout))
         return await call_retrying(rpc, request, timeout, retry_for_s, self.retries)
 

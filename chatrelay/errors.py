@@ -36,6 +36,7 @@ class Reason(enum.StrEnum):
     BEHIND = "behind"  # a subscriber that fell too far behind: resume from its position
     RATE_LIMITED = "rate_limited"
     QUOTA_EXCEEDED = "quota_exceeded"  # a bound on what one queue holds or one reader opens
+    REPLAYED = "replayed"  # the same signed request again, within the freshness window
     STALE = "stale"  # signed too long ago (or for a time to come): a replay, or a clock that is off
     UNAVAILABLE = "unavailable"
     RELAY_IDENTITY_MISMATCH = "relay_identity_mismatch"  # a server without the key the link pins

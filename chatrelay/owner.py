@@ -23,11 +23,13 @@ async def register(
 ) -> tuple[str, int]:
     """Registration steps 1 to 3; returns (group address, state). Idempotent."""
     registration_key = SigningKey.generate()  # made for this group and this relay only
-    body = relay_pb2.RegisterGroupBody(
-        profile=profile, registration_key=bytes(registration_key.verify_key),
-        nonce=os.urandom(NONCE), timestamp=int(time.time()),
-    )
-    request = relay_pb2.RegisterGroupRequest(envelope=env.sign_message(registration_key, env.Domain.REGISTER, body))
+
+    def request() -> relay_pb2.RegisterGroupRequest:  # signed anew each try
+        body = relay_pb2.RegisterGroupBody(
+            profile=profile, registration_key=bytes(registration_key.verify_key),
+            nonce=os.urandom(NONCE), timestamp=int(time.time()),
+        )
+        return relay_pb2.RegisterGroupRequest(envelope=env.sign_message(registration_key, env.Domain.REGISTER, body))
     response = await client.call("RegisterGroup", request, retry_for_s=RETRY_S)  # one address however often
     checked, grant = env.verify_message(response.address, env.Domain.ADDRESS, relay_pb2.AddressGrant, "address grant")
     if checked.signer != relay.relay_key or grant.relay_key != relay.relay_key:

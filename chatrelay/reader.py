@@ -82,11 +82,13 @@ async def join(link_text: str, display_name: str = "") -> Membership:
             target=target_of_link(relay_link),
         )
         proof = invites.prove(invite, member.public.sign_key) if invite is not None else None
-        request = members.join_request(
-            member, profile.group_id, ref.group_address, profile.profile.intake_key, display_name, invite=proof
-        )
+
+        def request(address=ref.group_address) -> relay_pb2.JoinRequest:  # signed anew each try
+            return relay_pb2.JoinRequest(envelope=members.join_request(
+                member, profile.group_id, address, profile.profile.intake_key, display_name, invite=proof
+            ))
         async with RelayClient(entry.target) as client:  # a join is by member key: asking again is safe
-            response = await client.call("Join", relay_pb2.JoinRequest(envelope=request), retry_for_s=RETRY_S)
+            response = await client.call("Join", request, retry_for_s=RETRY_S)
         if response.status == relay_pb2.JOIN_STATUS_PENDING_APPROVAL:
             status = "pending"
         elif response.status == relay_pb2.JOIN_STATUS_HELD and status == "member":

@@ -27,6 +27,7 @@ CODES: dict[Reason, grpc.StatusCode] = {
     Reason.QUOTA_EXCEEDED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.BEHIND: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Reason.REPLAYED: grpc.StatusCode.ALREADY_EXISTS,
 }
 
 
@@ -57,9 +58,12 @@ def from_rpc_error(exc: grpc.RpcError) -> ChatRelayError:
             info = error_details_pb2.ErrorInfo()
             if detail.Unpack(info) and info.domain == DOMAIN:
                 try:
-                    return ChatRelayError(Reason(info.reason), status.message)
+                    error = ChatRelayError(Reason(info.reason), status.message)
                 except ValueError:
                     break
+                hint = info.metadata.get("retry_after_ms", "")
+                error.retry_after_ms = int(hint) if hint.isdigit() else 0
+                return error
     code = exc.code() if hasattr(exc, "code") else None
     # CANCELLED here was not this client's doing (its own cancel raises CancelledError):
     # the relay's side or the transport dropped the call, and trying again is right.

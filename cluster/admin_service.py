@@ -16,6 +16,7 @@ from typing import Awaitable, Callable
 
 from chatrelay import envelope as env
 from chatrelay.actors.figures import GatewayStats, ShardStats
+from chatrelay.cluster.replay import ReplayGuard
 from chatrelay.cluster.servicer import guard
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import relay_pb2, relay_pb2_grpc
@@ -68,6 +69,7 @@ class AdminServicer(relay_pb2_grpc.AdminServiceServicer):
     def __init__(self, operator_key: bytes | None, view: ClusterView) -> None:
         self.operator_key = operator_key
         self.view = view
+        self.replays = ReplayGuard(ADMIN_SKEW_S)
 
     def check(self, envelope, method: str, now: float | None = None) -> relay_pb2.AdminBody:
         """The request's signature, signer, call and clock; its body."""
@@ -190,7 +192,10 @@ class AdminServicer(relay_pb2_grpc.AdminServiceServicer):
             body = self.check(request.envelope, "MoveGroup")
             if not body.group_address:
                 raise ChatRelayError(Reason.MALFORMED, "MoveGroup needs a group address")
+            key = ReplayGuard.key(request.envelope.signature)  # a move is taken once
+            self.replays.check("admin request", key)
             index = await self.view.move(body.group_address, body.to_shard)
+            self.replays.remember(key)
             return relay_pb2.MoveGroupResponse(shard_id=str(index))
         return await guard(context, run())
 

@@ -26,6 +26,7 @@ from chatrelay.actors.registry import Registry
 from chatrelay.cluster.coalescer import Coalescer
 from chatrelay.cluster.link_store import LinkStore
 from chatrelay.cluster.quotas import ConnectionQuotas, ReaderStreams
+from chatrelay.cluster.replay import ReplayGuard
 from chatrelay.cluster.router import ShardRouter
 from chatrelay.cluster.stream import Streams
 from chatrelay.cluster.tail import TAIL_WINDOW, Traced
@@ -103,6 +104,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             "queues": limits.queues_per_minute,
         }, per_second={"registrations": limits.registrations_per_second})
         self.readers = ReaderStreams(limits.streams_per_reader)
+        self.replays = ReplayGuard(limits.freshness_s)
         self.registrar = registrar
         self.registrations = Coalescer(self._register_many, batch=REGISTER_BATCH, linger=True)
         self.posts = Coalescer(
@@ -114,10 +116,21 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
 
     # ---- links ----------------------------------------------------------------------
 
+    async def _once(self, what: str, envelope: core_pb2.SignedEnvelope, timestamp: int | None, call):
+        """`call()`, for a signed request the gateway has not taken yet (see ReplayGuard)."""
+        key = ReplayGuard.key(envelope.signature)
+        self.replays.check(what, key, timestamp)
+        result = await call()
+        self.replays.remember(key)
+        return result
+
     async def StoreLink(self, request, context):
         async def run():
             self.quotas.take(context.peer(), "link stores")
-            return relay_pb2.StoreLinkResponse(created=await self.links.store(request.envelope))
+            body = peek(request.envelope, relay_pb2.StoreLinkBody, env.Domain.LINK_STORE, "link store")
+            created = await self._once(
+                "link store", request.envelope, body.timestamp, lambda: self.links.store(request.envelope))
+            return relay_pb2.StoreLinkResponse(created=created)
         return await guard(context, run())
 
     async def ResolveLink(self, request, context):
@@ -133,7 +146,9 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             body = peek(request.envelope, relay_pb2.RegisterGroupBody, env.Domain.REGISTER, "registration")
             profile = peek(body.profile, core_pb2.Profile, env.Domain.PROFILE, "profile")
             # One lane a home shard, so that concurrent registrations of a group meet in one batch.
-            return await self.registrations(home_shard(profile.group_id, len(self.router.shards)), request.envelope)
+            lane = home_shard(profile.group_id, len(self.router.shards))
+            return await self._once(
+                "registration", request.envelope, body.timestamp, lambda: self.registrations(lane, request.envelope))
         return await guard(context, run())
 
     async def _register_many(self, lane: int, envelopes: list) -> list:
@@ -175,8 +190,19 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             return await self.router.call_address(address, GroupCall(address, request))
         return await guard(context, run())
 
-    OwnerCommand = Join = History = ReadServiceLog = ListPending = MemberKeys = _routed
-    SendDirectInvitation = DirectInbox = _routed
+    async def _routed_once(self, request, context):
+        """A call that changes a group: taken once (see ReplayGuard)."""
+        async def run():
+            field, cls, domain, what = ROUTES[type(request)]
+            envelope = getattr(request, field)
+            body = peek(envelope, cls, domain, what)
+            call = GroupCall(body.group_address, request)
+            return await self._once(
+                what, envelope, body.timestamp, lambda: self.router.call_address(body.group_address, call))
+        return await guard(context, run())
+
+    History = ReadServiceLog = ListPending = MemberKeys = DirectInbox = _routed
+    OwnerCommand = Join = SendDirectInvitation = _routed_once
 
     async def Subscribe(self, request, context):
         try:
@@ -206,16 +232,25 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         async def run():
             self.quotas.take(context.peer(), "queues")
             body = peek(request.envelope, relay_pb2.CreateQueueBody, env.Domain.QUEUE_CREATE, "queue request")
-            return await self._queue(codec.b64url(body.queue_id) if body.queue_id else "", request)
+            address = codec.b64url(body.queue_id) if body.queue_id else ""
+            return await self._once("queue request", request.envelope, body.timestamp,
+                                    lambda: self._queue(address, request))
         return await guard(context, run())
 
     async def RequestConnection(self, request, context):
-        return await guard(context, self._queue(request.body.queue_address, request))
+        async def run():  # unsigned: its body (with a nonce) is what is remembered
+            key = ReplayGuard.key(request.body.SerializeToString(deterministic=True))
+            self.replays.check("connection request", key)
+            ack = await self._queue(request.body.queue_address, request)
+            self.replays.remember(key)
+            return ack
+        return await guard(context, run())
 
     async def SendQueue(self, request, context):
         async def run():
             body = peek(request.envelope, relay_pb2.QueueSendBody, env.Domain.QUEUE_SEND, "queue message")
-            return await self._queue(body.queue_address, request)
+            return await self._once("queue message", request.envelope, None,
+                                    lambda: self._queue(body.queue_address, request))
         return await guard(context, run())
 
     async def ReadQueue(self, request, context):

@@ -473,7 +473,8 @@ async def test_remove_relay_and_delete_group(relay, ray_session, tmp_path):
 
 async def test_a_captured_link_store_replayed_after_an_update_is_refused_and_changes_nothing(relay):
     """Issue 15: replaying a StoreLink captured at profile version 2, after version 3 was
-    stored, rolled the link's profile back; now it is refused as stale."""
+    stored, rolled the link's profile back; now the same bytes are refused as replayed,
+    and version 2 signed anew (an owner's out-of-date device) as stale."""
     import os
     import time
 
@@ -495,8 +496,11 @@ async def test_a_captured_link_store_replayed_after_an_update_is_refused_and_cha
     async with client.RelayClient(relay.target) as c:
         assert (await c.call("StoreLink", captured)).created is False  # the owner's own version 2 again
         assert await c.store_link(secrets.owner_key, bundle3) is False
-        with pytest.raises(ChatRelayError) as caught:
+        with pytest.raises(ChatRelayError) as replayed:
             await c.call("StoreLink", captured)
+        with pytest.raises(ChatRelayError) as caught:
+            await c.call("StoreLink", store_request(bundle2))
+    assert replayed.value.reason is Reason.REPLAYED
     assert (caught.value.reason, caught.value.message) == (
         Reason.STALE, "link data version 2 is older than the stored version 3")
     assert (await client.resolve_link(link)).profile.version == 3
