@@ -60,6 +60,7 @@ class RelayLimits:
     queue_records: int = DEFAULTS.queue_records
     queue_bytes: int = DEFAULTS.queue_bytes
     streams_per_reader: int = DEFAULTS.streams_per_reader
+    gateway_waiting: int = DEFAULTS.gateway_waiting
     retention: int = DEFAULTS.retention
     post_limit: int = DEFAULTS.post_limit
     post_window_s: float = DEFAULTS.post_window_s

@@ -67,6 +67,8 @@ class Settings:
         100, "Registrations each gateway takes in a second from all connections together, 0 = no limit")
     queue_records: int = setting(1000, "Requests and messages one queue holds unread at most, 0 = no limit")
     queue_bytes: int = setting(16 * 1024 * 1024, "Bytes one queue holds unread at most, 0 = no limit")
+    gateway_waiting: int = setting(
+        8192, "Posts each gateway holds waiting for their group's turn, all groups together (64 KiB each at most), 0 = no limit")
     streams_per_reader: int = setting(8, "Follow streams one reader key may have open on a gateway, 0 = no limit")
     subscriber_lag: int = setting(
         4096, "Posts a stream may fall behind before it is cut off to resume from the log")
@@ -129,6 +131,7 @@ class Settings:
         _bounded(self.registrations_per_second, 0, 1_000_000, "--registrations-per-second must be 0 (no limit) to 1000000, got {}")
         _bounded(self.queue_records, 0, 10_000_000, "--queue-records must be 0 (no limit) to 10000000, got {}")
         _bounded(self.queue_bytes, 0, 2**40, "--queue-bytes must be 0 (no limit) to 1099511627776, got {}")
+        _bounded(self.gateway_waiting, 0, 10_000_000, "--gateway-waiting must be 0 (no limit) to 10000000, got {}")
         _bounded(self.streams_per_reader, 0, 1_000_000, "--streams-per-reader must be 0 (no limit) to 1000000, got {}")
         _bounded(self.idle_timeout_s, 1, 86400, "--idle-timeout must be 1 to 86400 seconds, got {:g}")
         _bounded(self.handshake_timeout_s, 0.5, 600, "--handshake-timeout must be 0.5 to 600 seconds, got {:g}")

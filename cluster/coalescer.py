@@ -7,7 +7,9 @@ items. A caller that finds a call free starts one: alone at once, or, with `ling
 after one turn of the event loop, together with the calls that arrived in that turn.
 Items that arrive while every call is taken wait in arrival order, holding no CPU, and
 the call that comes back takes them on (those whose callers went away are dropped). Past
-`waiting` items waiting, the lane's callers (and only they) are refused with `refuse()`.
+`waiting` items waiting, the lane's callers (and only they) are refused with `refuse()`;
+past `total` items waiting in all lanes together (what the gateway holds in memory for
+its callers), every new caller that would wait is.
 """
 
 from __future__ import annotations
@@ -43,11 +45,14 @@ class Coalescer:
     def __init__(
         self, send: Callable[[Hashable, list], Awaitable[list]], *, in_flight: int = 1, batch: int = 64,
         waiting: int | None = None, refuse: Callable[[], Exception] | None = None, linger: bool = False,
+        total: int | None = None,
     ) -> None:
-        if in_flight < 1 or (waiting is not None and waiting < 0) or batch < 1:
-            raise ValueError("in_flight 1 or more, waiting 0 or more, batch 1 or more")
-        if waiting is not None and refuse is None:
+        if in_flight < 1 or (waiting is not None and waiting < 0) or batch < 1 or (total is not None and total < 0):
+            raise ValueError("in_flight 1 or more, waiting and total 0 or more, batch 1 or more")
+        if (waiting is not None or total is not None) and refuse is None:
             raise ValueError("a bound on waiting items needs the refusal to answer past it")
+        self.total = total
+        self.waiting_total = 0  # items waiting in every lane
         self.send = send
         self.in_flight = in_flight
         self.batch = batch
@@ -73,14 +78,17 @@ class Coalescer:
             state.calls += 1
             if self.linger:
                 state.waiting.append((item, answer))
+                self.waiting_total += 1
                 self._start(lane, state, [])
             else:
                 self._start(lane, state, [(item, answer)])
-        elif self.waiting is not None and len(state.waiting) >= self.waiting:
+        elif (self.waiting is not None and len(state.waiting) >= self.waiting) or (
+                self.total is not None and self.waiting_total >= self.total):
             self.refused += 1
             raise self.refuse()
         else:
             state.waiting.append((item, answer))
+            self.waiting_total += 1
         return await answer  # a caller that goes away before its turn: its item is not sent
 
     def _start(self, lane: Hashable, state: _Lane, first: list) -> None:
@@ -92,6 +100,7 @@ class Coalescer:
         taken = []
         while state.waiting and len(taken) < self.batch:
             item, answer = state.waiting.popleft()
+            self.waiting_total -= 1
             if not answer.done():  # its caller is still there
                 taken.append((item, answer))
         return taken

@@ -109,7 +109,8 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         self.registrations = Coalescer(self._register_many, batch=REGISTER_BATCH, linger=True)
         self.posts = Coalescer(
             self._send_posts, in_flight=post_in_flight, batch=POST_BATCH, waiting=POSTS_WAITING,
-            refuse=lambda: ChatRelayError(Reason.BUSY, "this group has too many posts waiting; retry in a moment"),
+            total=limits.gateway_waiting or None,
+            refuse=lambda: ChatRelayError(Reason.BUSY, "too many posts are waiting for this group or gateway; retry in a moment"),
         )
         self.traced = Traced()  # posts' span contexts until their delivery, when tracing
         self.streams = Streams(self.router, subscriber_lag, metrics, self.traced)

@@ -39,6 +39,7 @@ VARIANTS = {
         "tolerations": [{"key": "relays", "operator": "Exists", "effect": "NoSchedule"}],
         "affinity": {"podAntiAffinity": {}},
     },
+    "etcd over TLS": {"etcdTls": {"secret": "chatrelay-etcd-tls"}},
     "one etcd, load balancer": {
         "etcd": {"replicas": 1}, "gateway": {"service": {"type": "LoadBalancer", "annotations": {"a": "b"}}},
         "metrics": {"podMonitor": {"enabled": False}},
@@ -231,3 +232,27 @@ def test_every_relay_node_reads_the_keys_from_the_secret_and_ray_asks_for_its_to
     token = {e["name"]: e for e in controller["env"]}
     assert token["RAY_AUTH_MODE"]["value"] == "token"
     assert token["RAY_AUTH_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "chatrelay-ray-token", "key": "auth_token"}}
+
+
+def test_etcd_over_tls_asks_every_client_for_a_certificate_and_the_relay_has_one_on_every_node():
+    docs = manifests(VARIANTS["etcd over TLS"])
+    [etcd] = [d for d in docs if d["kind"] == "StatefulSet"]
+    container = etcd["spec"]["template"]["spec"]["containers"][0]
+    args = container["args"]
+    assert "--client-cert-auth" in args and "--trusted-ca-file=/etc/etcd/tls/ca.crt" in args
+    assert "--listen-client-urls=https://0.0.0.0:2379" in args
+    assert container["readinessProbe"]["httpGet"]["port"] == "health"  # not the port that asks for a certificate
+    [ray] = [d for d in docs if d["kind"] == "RayCluster"]
+    controller = ray["spec"]["headGroupSpec"]["template"]["spec"]["containers"][1]
+    assert "--etcd=https://relay-chatrelay-etcd:2379" in controller["args"]
+    assert {a for a in controller["args"] if a.startswith("--etcd-")} == {
+        "--etcd-ca=/etc/chatrelay/etcd/ca.crt", "--etcd-cert=/etc/chatrelay/etcd/client.crt",
+        "--etcd-key=/etc/chatrelay/etcd/client.key"}
+    [workers] = ray["spec"]["workerGroupSpecs"]
+    head, worker = ray["spec"]["headGroupSpec"]["template"]["spec"], workers["template"]["spec"]
+    for pod, container in ((head, controller), (worker, worker["containers"][0])):
+        assert {"name": "etcd-tls", "mountPath": "/etc/chatrelay/etcd", "readOnly": True} in container["volumeMounts"]
+        assert {"name": "etcd-tls", "secret": {"secretName": "chatrelay-etcd-tls", "defaultMode": 0o400}} in pod["volumes"]
+    plain = manifests({})
+    [etcd] = [d for d in plain if d["kind"] == "StatefulSet"]
+    assert "--client-cert-auth" not in etcd["spec"]["template"]["spec"]["containers"][0]["args"]

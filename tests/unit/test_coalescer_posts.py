@@ -103,6 +103,27 @@ async def test_past_the_waiting_bound_only_that_groups_senders_are_refused_busy(
     assert all("p3" not in requests for _, requests in shard.calls)
 
 
+async def test_past_the_gateways_bound_of_all_waiting_posts_new_waiters_are_refused():
+    """What waits at a gateway is held in its memory: a bound over all groups together,
+    while a call that finds its group free still goes on at once."""
+    shard = Shard()
+    gate = Coalescer(shard.send, in_flight=1, waiting=10, total=2, refuse=lambda: ChatRelayError(
+        Reason.BUSY, "this gateway holds too many posts waiting; retry in a moment"))
+    first = [asyncio.create_task(gate(g, f"{g}{i}")) for g in ("a", "b") for i in range(2)]
+    await settle()
+    assert gate.waiting_total == 2  # one call going on in each group, one post waiting in each
+    with pytest.raises(ChatRelayError) as caught:
+        await gate("a", "a2")
+    assert (caught.value.reason, caught.value.message) == (
+        Reason.BUSY, "this gateway holds too many posts waiting; retry in a moment")
+    shard.open("c")
+    assert await gate("c", "c0") == "C0"  # a free group does not wait: nothing held
+    shard.open("a")
+    shard.open("b")
+    assert await asyncio.gather(*first) == ["A0", "A1", "B0", "B1"]
+    assert gate.waiting_total == 0
+
+
 async def test_a_waiting_post_whose_caller_goes_away_is_not_sent():
     shard = Shard()
     gate = PostGate(shard.send, in_flight=1, waiting=10)
@@ -146,5 +167,5 @@ async def test_refusals_reach_their_own_callers_and_a_failed_call_fails_its_post
 def test_bad_bounds_are_refused():
     for bounds in ({"in_flight": 0, "waiting": 1}, {"in_flight": 1, "waiting": -1},
                    {"in_flight": 1, "waiting": 1, "batch": 0}):
-        with pytest.raises(ValueError, match="in_flight 1 or more, waiting 0 or more, batch 1 or more"):
+        with pytest.raises(ValueError, match="in_flight 1 or more, waiting and total 0 or more, batch 1 or more"):
             PostGate(None, **bounds)

@@ -28,6 +28,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "chatrelay.etcdURL" -}}
 {{- if .Values.externalEtcd.endpoints -}}
 {{- first .Values.externalEtcd.endpoints -}}
+{{- else if and .Values.etcd.enabled .Values.etcdTls.secret -}}
+{{- printf "https://%s-etcd:2379" (include "chatrelay.fullname" .) -}}
 {{- else if .Values.etcd.enabled -}}
 {{- printf "http://%s-etcd:2379" (include "chatrelay.fullname" .) -}}
 {{- else -}}
@@ -48,4 +50,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - {name: RAY_AUTH_MODE, value: token}
 - name: RAY_AUTH_TOKEN
   valueFrom: {secretKeyRef: {name: {{ .Values.ray.authTokenSecret }}, key: auth_token}}
+{{- end -}}
+
+{{/* The relay's side of TLS to etcd, from .Values.etcdTls.secret, on every relay node. */}}
+{{- define "chatrelay.etcdTlsMount" -}}
+- {name: etcd-tls, mountPath: /etc/chatrelay/etcd, readOnly: true}
 {{- end -}}
