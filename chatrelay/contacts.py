@@ -24,19 +24,32 @@ from nacl.signing import SigningKey
 from chatrelay import codec, links
 from chatrelay import envelope as env
 from chatrelay.connection import RelayClient, relay_info, resolve_link, target_of_link
-from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.errors import ChatRelayError, MalformedError, Reason
+from chatrelay.items import Checked, take, take_async
 from chatrelay.links import LinkKind, ShortLink
 from chatrelay.state import Address, Contact, b64, unb64
 from chatrelay.v1 import core_pb2, relay_pb2
 
 MAX_TEXT = 16 * 1024
+UNREADABLE = "unreadable"  # a request id marked handled because it does not open
 
 
-def _box_open(secret: bytes, sender_key: bytes, boxed: bytes) -> dict:
+def _box_open(secret: bytes, sender_key: bytes, boxed: bytes, what: str = "a message") -> dict:
     try:
-        return json.loads(Box(PrivateKey(secret), PublicKey(sender_key)).decrypt(boxed))
+        payload = json.loads(Box(PrivateKey(secret), PublicKey(sender_key)).decrypt(boxed))
     except (CryptoError, ValueError, TypeError):
-        raise ChatRelayError(Reason.BAD_SIGNATURE, "a message does not open with the expected keys") from None
+        raise ChatRelayError(Reason.BAD_SIGNATURE, f"{what} does not open with the expected keys") from None
+    return _object(payload, what)
+
+
+def _object(payload, what: str, text_fields: tuple[str, ...] = ()) -> dict:
+    """A JSON object whose `text_fields` are strings where present, or a refusal."""
+    if not isinstance(payload, dict):
+        raise MalformedError(what, "not a JSON object")
+    for name in text_fields:
+        if name in payload and not isinstance(payload[name], str):
+            raise MalformedError(what, f"{name} is not text")
+    return payload
 
 
 def _box(secret: bytes, recipient_key: bytes, payload: dict) -> bytes:
@@ -113,20 +126,29 @@ async def _read(target: str, owner: SigningKey, queue: str, since: int) -> list[
     return out
 
 
-async def requests(address: Address) -> list[dict]:
-    """Connection requests waiting at an address, decrypted; handled ones are marked."""
-    out = []
-    for message in await _read(address.target, SigningKey(unb64(address.owner_seed)), address.queue, 0):
-        if not message.request_id:
-            continue
-        payload = _box_open(unb64(address.e2e_secret), message.sender_key, message.boxed)
+async def requests(address: Address) -> Checked:
+    """Connection requests waiting at an address, decrypted; handled ones are marked. One
+    that does not open, or is not a request, is skipped with its reason (`.skipped`),
+    once: it is marked handled as unreadable."""
+    def check(message) -> dict | None:
         request_id = message.request_id.hex()  # hex: safe as a command-line argument
-        out.append({
+        if not message.request_id or address.handled.get(request_id) == UNREADABLE:
+            return None
+        try:
+            payload = _box_open(unb64(address.e2e_secret), message.sender_key, message.boxed, "a connection request")
+            _object(payload, "a connection request", ("name", "message", "queue", "target"))
+            if not isinstance(payload.get("queue"), str) or not isinstance(payload.get("target"), str):
+                raise MalformedError("a connection request", "it names no reply queue")
+        except ChatRelayError:
+            address.handled[request_id] = UNREADABLE
+            raise
+        return {
             "id": request_id, "name": payload.get("name", ""), "message": payload.get("message", ""),
             "status": address.handled.get(request_id, "waiting"), "payload": payload,
             "sender_key": message.sender_key,
-        })
-    return out
+        }
+    messages = await _read(address.target, SigningKey(unb64(address.owner_seed)), address.queue, 0)
+    return take(messages, check, lambda message: f"request {message.request_id.hex()}")
 
 
 async def accept(address: Address, request_id: str) -> Contact:
@@ -175,24 +197,28 @@ async def send(contact: Contact, text: str) -> int:
     return await _send(contact, boxed)
 
 
-async def inbox(contact: Contact) -> list[str]:
-    """New messages in my queue for this contact (moves its read position)."""
-    texts = []
-    messages = await _read(contact.my_target, SigningKey(unb64(contact.my_seed)), contact.my_queue, contact.read_seq)
-    for message in messages:
+async def inbox(contact: Contact) -> Checked:
+    """New messages in my queue for this contact (moves its read position past every
+    one, and skips, with its reason, one that does not open or make sense)."""
+    def check(message) -> str | None:
         contact.read_seq = max(contact.read_seq, message.seq)
         if contact.status == "waiting":
             payload = _box_open(unb64(contact.my_box_secret), unb64(contact.first_box_key), message.boxed)
             if payload.get("type") == "con":
+                _object(payload, "an acceptance", ("queue", "target", "box_key", "name"))
+                if not all(isinstance(payload.get(k), str) for k in ("queue", "target", "box_key")):
+                    raise MalformedError("an acceptance", "it names no queue, target and key")
                 contact.their_queue, contact.their_target = payload["queue"], payload["target"]
                 contact.their_box_key, contact.status = payload["box_key"], "connected"
                 contact.name = payload.get("name") or contact.name
-                texts.append(f"{contact.name} accepted the connection")
-            continue
+                return f"{contact.name} accepted the connection"
+            return None
         payload = _box_open(unb64(contact.my_box_secret), unb64(contact.their_box_key), message.boxed)
         if payload.get("type") == "msg":
-            texts.append(str(payload.get("text", "")))
-    return texts
+            return str(payload.get("text", ""))
+        return None
+    messages = await _read(contact.my_target, SigningKey(unb64(contact.my_seed)), contact.my_queue, contact.read_seq)
+    return take(messages, check, lambda message: f"message #{message.seq} from {contact.name}")
 
 
 # ---- direct connections on demand, negotiated through a group ----------------------------
@@ -273,9 +299,9 @@ async def direct_invitations(membership) -> list[tuple[Contact, str]]:
             "DirectInbox", relay_pb2.DirectInboxRequest(credential=credential, after_seq=membership.direct_seq)
         )
     allowed = _group_profile(membership).profile.settings.direct_messages
-    out = []
-    for item in response.invitations:
-        membership.direct_seq = max(membership.direct_seq, item.seq)
+
+    async def check(item) -> tuple[Contact, str] | None:
+        membership.direct_seq = max(membership.direct_seq, item.seq)  # past it, whatever it holds
         checked, body = env.verify_message(
             item.invitation, env.Domain.DIRECT_INVITATION, relay_pb2.DirectInvitationBody, "direct invitation"
         )
@@ -284,18 +310,21 @@ async def direct_invitations(membership) -> list[tuple[Contact, str]]:
         if body.to_member != members.MemberIdentity(
             sign_seed=unb64(membership.sign_seed), box_secret=unb64(membership.box_secret)
         ).public.sign_key:
-            continue
+            return None
         try:
             payload = json.loads(SealedBox(PrivateKey(unb64(membership.box_secret))).decrypt(body.sealed))
         except (CryptoError, ValueError):
             raise ChatRelayError(Reason.BAD_SIGNATURE, "a direct invitation does not open with my key") from None
+        _object(payload, "a direct invitation", ("link", "name", "message", "group"))
         if payload.get("group") != membership.group_id:
             raise ChatRelayError(Reason.GROUP_MISMATCH, "a direct invitation names another group")
+        if not isinstance(payload.get("link"), str):
+            raise MalformedError("a direct invitation", "it holds no link")
         contact = await connect(payload["link"], membership.display_name)
         contact.name = payload.get("name") or contact.name
         contact.member = b64(checked.signer)
-        out.append((contact, str(payload.get("message", ""))))
-    return out
+        return contact, str(payload.get("message", ""))
+    return await take_async(response.invitations, check, lambda item: f"direct invitation #{item.seq}")
 
 
 async def accept_direct(address: Address) -> list[Contact]:

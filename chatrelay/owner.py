@@ -13,6 +13,7 @@ from chatrelay import group, invites, links, members
 from chatrelay import envelope as env
 from chatrelay.connection import NONCE, RETRY_S, RelayClient, RelayInfo, relay_info
 from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.items import Checked, Skipped, take
 from chatrelay.links import ShortLink
 from chatrelay.state import OwnedGroup, RelayEntry, b64, unb64
 from chatrelay.v1 import core_pb2, relay_pb2
@@ -151,26 +152,33 @@ class PendingJoin:
         return f"{self.request_id.hex()} {self.display_name or '(no name)'}"
 
 
-async def pending(owned: OwnedGroup) -> list[PendingJoin]:
+async def pending(owned: OwnedGroup) -> Checked:
     """Join requests waiting for the owners, with the member keys as the member sealed
-    them to the owners: a relay that swapped keys in the request is caught here."""
+    them to the owners: a relay that swapped keys in the request is caught here. A
+    request that does not check out is skipped, with its id and reason (`.skipped`):
+    reject it by that id, and it is gone."""
     group_id = bytes.fromhex(owned.group_id)
     out: dict[bytes, PendingJoin] = {}
+    skipped: dict[str, Skipped] = {}
     for entry in owned.relays:
         async with RelayClient(entry.target) as client:
             response = await client.call(
                 "ListPending", relay_pb2.ListPendingRequest(envelope=_owner_read(owned, entry.address))
             )
-        for item in response.pending:
+
+        def check(item, relay=entry.relay_link) -> PendingJoin:
             body = members.verify_join(item.join, group_id)
             announced = members.open_announcement(body.sealed_announcement, unb64(owned.intake_secret), group_id)
             if announced.keys != body.keys:
                 raise ChatRelayError(Reason.UNKNOWN_SIGNER, "join request keys differ from what the member sealed to the owners")
-            out.setdefault(item.request_id, PendingJoin(
-                request_id=item.request_id, display_name=announced.profile.display_name,
-                sign_key=body.keys.sign_key, relay=entry.relay_link,
-            ))
-    return list(out.values())
+            return PendingJoin(request_id=item.request_id, display_name=announced.profile.display_name,
+                               sign_key=body.keys.sign_key, relay=relay)
+        taken = take(response.pending, check, lambda item: f"join request {item.request_id.hex()}")
+        for join in taken:
+            out.setdefault(join.request_id, join)
+        for bad in taken.skipped:
+            skipped.setdefault(bad.item, bad)
+    return Checked(out.values(), skipped.values())
 
 
 async def decide(owned: OwnedGroup, request_id_text: str, approve: bool) -> None:

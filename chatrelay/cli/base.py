@@ -82,3 +82,10 @@ def owned_command(which, state_path, action, save=True):
 
 
 group_option = click.option("--group", "which", default=None, help="Name or link, when the state file owns several.")
+
+
+def report_skipped(checked) -> None:
+    """One line on stderr for each item a reader skipped (chatrelay.items): the command
+    goes on, and exits 0 for what it did read."""
+    for skipped in getattr(checked, "skipped", ()):
+        click.echo(f"chatrelay: {skipped}", err=True)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from chatrelay.cli.base import fail, load_state, main, run_async, save_state, state_option
+from chatrelay.cli.base import fail, load_state, main, report_skipped, run_async, save_state, state_option
 from chatrelay.errors import ChatRelayError
 
 
@@ -61,9 +61,12 @@ def requests(state_path) -> None:
 
     st = load_state(state_path)
     for addr in st.addresses:
-        for item in run_async(contacts.requests(addr)):
+        found = run_async(contacts.requests(addr))
+        for item in found:
             if item["status"] == "waiting":
                 click.echo(f"{item['id']} {item['name'] or '(no name)'}: {item['message']}")
+        report_skipped(found)
+    save_state(state_path, st)  # a request that does not open is reported once
 
 
 def _find_request(st, request_id):
@@ -166,10 +169,12 @@ def inbox(follow, state_path) -> None:
         for membership in st.memberships:
             if membership.kind != "group" or membership.status != "member":
                 continue
-            for contact, first in run_async(contacts.direct_invitations(membership)):
+            invitations = run_async(contacts.direct_invitations(membership))
+            for contact, first in invitations:
                 contact.name = _unique_name(st, contact.name)
                 st.contacts.append(contact)
                 click.echo(f"{contact.name}: {first}" if first else f"{contact.name} wants to talk directly")
+            report_skipped(invitations)
         for addr in st.addresses:
             if addr.auto_accept:
                 for contact in run_async(contacts.accept_direct(addr)):
@@ -177,9 +182,11 @@ def inbox(follow, state_path) -> None:
                     st.contacts.append(contact)
                     click.echo(f"{contact.name} connected directly")
         for contact in st.contacts:
-            for text in run_async(contacts.inbox(contact)):
+            texts = run_async(contacts.inbox(contact))
+            for text in texts:
                 click.echo(f"{contact.name}: {text}")
                 sys.stdout.flush()
+            report_skipped(texts)
         save_state(state_path, st)
         if not follow:
             return

@@ -7,7 +7,9 @@ import sys
 
 import click
 
-from chatrelay.cli.base import fail, group_option, load_state, main, owned_command, run_async, save_state, state_option
+from chatrelay.cli.base import (
+    fail, group_option, load_state, main, owned_command, report_skipped, run_async, save_state, state_option,
+)
 from chatrelay.errors import ChatRelayError, Reason
 
 POST_RETRY_S = 10.0  # a relay restarting: the same signed post is sent again, never a new one
@@ -105,6 +107,7 @@ def pending(which, state_path) -> None:
     _, items = owned_command(which, state_path, client.pending, save=False)
     for item in items:
         click.echo(str(item))
+    report_skipped(items)
 
 
 def _decide(request_id, which, state_path, approve_it: bool) -> None:
