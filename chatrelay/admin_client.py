@@ -28,6 +28,7 @@ class AdminClient:
     def __init__(self, target: str, key: SigningKey) -> None:
         self.target = target
         self.channel = None
+        self.stub = None
         self.key = key
 
     async def __aenter__(self) -> "AdminClient":
@@ -45,8 +46,8 @@ class AdminClient:
         async def rpc(request, timeout):
             if self.channel is None:
                 self.channel = await open_channel(self.target, options=[])
-            stub = relay_pb2_grpc.AdminServiceStub(self.channel)
-            return await diagnosed(self.target, getattr(stub, method)(request, timeout=timeout))
+                self.stub = relay_pb2_grpc.AdminServiceStub(self.channel)
+            return await diagnosed(self.target, getattr(self.stub, method)(request, timeout=timeout))
         return await call_retrying(rpc, message, CALL_TIMEOUT_S, RETRY_S)
 
     async def status(self, window_s: float = 1.0) -> dict:

@@ -43,24 +43,11 @@ def target_of(host: str, pin: bytes | None = None) -> str:
 def target_of_link(link: ShortLink) -> str:
     """A target for every host of a relay's link: the gateways of one relay, which hold
     one key. Where all of them are IP addresses with the same pin, the channel fails over
-    from one to the next (gRPC's pick_first over an address list); otherwise the first
-    host."""
+    from one to the next (`tls.failover_target`); otherwise the first host."""
     targets = [target_of(h) for h in link.hosts]
-    if len(targets) > 1 and len(set(link.pins)) <= 1:
-        v4 = all(_is_ip(t.rpartition(":")[0], 4) for t in targets)
-        v6 = all(t.startswith("[") and _is_ip(t.rpartition(":")[0].strip("[]"), 6) for t in targets)
-        if v4 or v6:
-            return tls.join_target(link.pin(0), ("ipv4:" if v4 else "ipv6:") + ",".join(targets))
-    return tls.join_target(link.pin(0), targets[0])
-
-
-def _is_ip(text: str, version: int) -> bool:
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(text).version == version
-    except ValueError:
-        return False
+    if len(set(link.pins)) > 1:
+        targets = targets[:1]
+    return tls.join_target(link.pin(0), tls.failover_target(targets))
 
 
 SHORT_WAIT_MS = 2_000  # a rate limit that asks to wait no longer than this is waited out

@@ -42,10 +42,14 @@ def _box_open(secret: bytes, sender_key: bytes, boxed: bytes, what: str = "a mes
     return _object(payload, what)
 
 
-def _object(payload, what: str, text_fields: tuple[str, ...] = ()) -> dict:
-    """A JSON object whose `text_fields` are strings where present, or a refusal."""
+def _object(payload, what: str, text_fields: tuple[str, ...] = (), required: tuple[str, ...] = ()) -> dict:
+    """A JSON object whose `text_fields` are strings where present and whose `required`
+    ones are strings, or a refusal."""
     if not isinstance(payload, dict):
         raise MalformedError(what, "not a JSON object")
+    for name in required:
+        if not isinstance(payload.get(name), str):
+            raise MalformedError(what, f"it holds no {name}")
     for name in text_fields:
         if name in payload and not isinstance(payload[name], str):
             raise MalformedError(what, f"{name} is not text")
@@ -136,9 +140,7 @@ async def requests(address: Address) -> Checked:
             return None
         try:
             payload = _box_open(unb64(address.e2e_secret), message.sender_key, message.boxed, "a connection request")
-            _object(payload, "a connection request", ("name", "message", "queue", "target"))
-            if not isinstance(payload.get("queue"), str) or not isinstance(payload.get("target"), str):
-                raise MalformedError("a connection request", "it names no reply queue")
+            _object(payload, "a connection request", ("name", "message"), required=("queue", "target"))
         except ChatRelayError:
             address.handled[request_id] = UNREADABLE
             raise
@@ -205,9 +207,7 @@ async def inbox(contact: Contact) -> Checked:
         if contact.status == "waiting":
             payload = _box_open(unb64(contact.my_box_secret), unb64(contact.first_box_key), message.boxed)
             if payload.get("type") == "con":
-                _object(payload, "an acceptance", ("queue", "target", "box_key", "name"))
-                if not all(isinstance(payload.get(k), str) for k in ("queue", "target", "box_key")):
-                    raise MalformedError("an acceptance", "it names no queue, target and key")
+                _object(payload, "an acceptance", ("name",), required=("queue", "target", "box_key"))
                 contact.their_queue, contact.their_target = payload["queue"], payload["target"]
                 contact.their_box_key, contact.status = payload["box_key"], "connected"
                 contact.name = payload.get("name") or contact.name
@@ -315,11 +315,10 @@ async def direct_invitations(membership) -> list[tuple[Contact, str]]:
             payload = json.loads(SealedBox(PrivateKey(unb64(membership.box_secret))).decrypt(body.sealed))
         except (CryptoError, ValueError):
             raise ChatRelayError(Reason.BAD_SIGNATURE, "a direct invitation does not open with my key") from None
-        _object(payload, "a direct invitation", ("link", "name", "message", "group"))
+        _object(payload, "a direct invitation", ("name", "message", "group"))
         if payload.get("group") != membership.group_id:
             raise ChatRelayError(Reason.GROUP_MISMATCH, "a direct invitation names another group")
-        if not isinstance(payload.get("link"), str):
-            raise MalformedError("a direct invitation", "it holds no link")
+        _object(payload, "a direct invitation", required=("link",))
         contact = await connect(payload["link"], membership.display_name)
         contact.name = payload.get("name") or contact.name
         contact.member = b64(checked.signer)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import hashlib
+import ipaddress
 import ssl
 
 from chatrelay import codec
@@ -56,32 +57,50 @@ def pin_of_pem(cert_pem: bytes) -> bytes:
     return pin_of(ssl.PEM_cert_to_DER_cert(cert_pem.decode("ascii")))
 
 
+def certificate(subject: str, key, issuer: str, issuer_key, not_after: datetime.datetime, *extensions):
+    """An X.509 certificate for `key` named `subject`, signed by `issuer_key` (the same key
+    for a self-signed one); `extensions`: (extension, critical) pairs."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    def name(text: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+    builder = (
+        x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1))
+        .not_valid_after(not_after)
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def pem(value) -> bytes:
+    """A certificate or a private key as PEM (a key unencrypted, PKCS#8)."""
+    from cryptography.hazmat.primitives import serialization
+
+    if hasattr(value, "private_bytes"):
+        return value.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return value.public_bytes(serialization.Encoding.PEM)
+
+
 def make_certificate() -> tuple[bytes, bytes]:
     """(private key PEM, certificate PEM): a P-256 key and a self-signed certificate for
     SERVER_NAME that does not expire (RFC 5280's 99991231235959Z): the pin is what
     clients trust."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, SERVER_NAME)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.timezone.utc))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(SERVER_NAME)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(key, hashes.SHA256())
+    cert = certificate(
+        SERVER_NAME, key, SERVER_NAME, key, datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.timezone.utc),
+        (x509.SubjectAlternativeName([x509.DNSName(SERVER_NAME)]), False),
+        (x509.BasicConstraints(ca=True, path_length=0), True),
     )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
+    return pem(key), pem(cert)
 
 
 def split_target(target: str) -> tuple[bytes | None, str]:
@@ -92,6 +111,21 @@ def split_target(target: str) -> tuple[bytes | None, str]:
 
 def join_target(pin: bytes | None, address: str) -> str:
     return f"{render_pin(pin)}@{address}" if pin else address
+
+
+def failover_target(addresses: list[str]) -> str:
+    """One gRPC target for several `HOST:PORT` (`[V6]:PORT`) of one service: where all are
+    IP addresses of one family, gRPC's address list (pick_first, failing over from one to
+    the next); otherwise the first."""
+    def family(address: str) -> int:
+        try:
+            return ipaddress.ip_address(address.rpartition(":")[0].strip("[]")).version
+        except ValueError:
+            return 0
+    families = {family(a) for a in addresses}
+    if len(addresses) > 1 and families in ({4}, {6}):
+        return f"ipv{families.pop()}:" + ",".join(addresses)
+    return addresses[0]
 
 
 def _host_ports(address: str) -> list[tuple[str, int]]:

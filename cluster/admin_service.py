@@ -192,10 +192,9 @@ class AdminServicer(relay_pb2_grpc.AdminServiceServicer):
             body = self.check(request.envelope, "MoveGroup")
             if not body.group_address:
                 raise ChatRelayError(Reason.MALFORMED, "MoveGroup needs a group address")
-            key = ReplayGuard.key(request.envelope.signature)  # a move is taken once
-            self.replays.check("admin request", key)
-            index = await self.view.move(body.group_address, body.to_shard)
-            self.replays.remember(key)
+            index = await self.replays.once(  # a move is taken once
+                "admin request", ReplayGuard.key(request.envelope.signature), None,
+                lambda: self.view.move(body.group_address, body.to_shard))
             return relay_pb2.MoveGroupResponse(shard_id=str(index))
         return await guard(context, run())
 

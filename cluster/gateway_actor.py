@@ -10,7 +10,7 @@ import pathlib
 from chatrelay import settings
 from chatrelay.actors.figures import GatewayStats, ProcessInfo, ShardStats
 from chatrelay.actors.config import ClusterConfig
-from chatrelay.cluster.storage import load_identity, open_registry
+from chatrelay.cluster.storage import LocalStorage, open_registry
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class GatewayActor:
 
             registry = open_registry(self.config)
             shards = shard_handles(self.config)
-            registrar = Registrar(load_identity(self.config), registry, self.config.limits, self.config.shards)
+            registrar = Registrar(LocalStorage().identity(self.config), registry, self.config.limits, self.config.shards)
             from chatrelay.cluster import identity
 
             tls = None if self.config.insecure else identity.load_tls(pathlib.Path(self.config.data_dir))

@@ -36,45 +36,29 @@ def make_tls_files(folder: str, server_ip: str = "127.0.0.1") -> dict[str, str]:
     import ipaddress
 
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from cryptography.x509.oid import ExtendedKeyUsageOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    from chatrelay.tls import certificate, pem
 
-    def name(text: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
-
-    def certificate(subject: str, key, issuer: str, issuer_key, *extensions):
-        builder = (
-            x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
-        )
-        for extension, critical in extensions:
-            builder = builder.add_extension(extension, critical=critical)
-        return builder.sign(issuer_key, hashes.SHA256())
-
+    until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=2)
     ca_key, server_key, client_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
-    ca = certificate("test etcd CA", ca_key, "test etcd CA", ca_key, (x509.BasicConstraints(ca=True, path_length=0), True))
+    ca = certificate("test etcd CA", ca_key, "test etcd CA", ca_key, until,
+                     (x509.BasicConstraints(ca=True, path_length=0), True))
     server = certificate(
-        "etcd", server_key, "test etcd CA", ca_key,
+        "etcd", server_key, "test etcd CA", ca_key, until,
         (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(server_ip)), x509.DNSName("localhost")]), False),
         (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), False),
     )
-    client = certificate("chatrelay", client_key, "test etcd CA", ca_key,
+    client = certificate("chatrelay", client_key, "test etcd CA", ca_key, until,
                          (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False))
     paths = {}
-    for label, value in (("ca", ca), ("server_cert", server), ("client_cert", client)):
-        paths[label] = os.path.join(folder, f"{label}.pem")
-        with open(paths[label], "wb") as f:
-            f.write(value.public_bytes(serialization.Encoding.PEM))
-    for label, value in (("server_key", server_key), ("client_key", client_key)):
+    for label, value in (("ca", ca), ("server_cert", server), ("client_cert", client),
+                         ("server_key", server_key), ("client_key", client_key)):
         paths[label] = os.path.join(folder, f"{label}.pem")
         fd = os.open(paths[label], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
-            f.write(value.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+            f.write(pem(value))
     return paths
 
 

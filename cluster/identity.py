@@ -71,6 +71,21 @@ def load_key(path: pathlib.Path) -> SigningKey:
     return SigningKey(seed)
 
 
+NOT_ON_THIS_NODE = "every relay node needs the data dir's keys (on Kubernetes, the chart's relay.keysSecret)"
+
+
+def load_identity(data_dir: pathlib.Path, relay_key: bytes) -> SigningKey:
+    """The relay's identity key, read from the data dir on this node (on Kubernetes, the
+    chart's keys Secret mounted there): the key that signs grants and is in the relay link."""
+    path = data_dir / KEY_FILE
+    if not path.exists():
+        raise ChatRelayError(Reason.UNAVAILABLE, f"the relay's identity key is not on this node ({path}): {NOT_ON_THIS_NODE}")
+    key = load_key(path)
+    if bytes(key.verify_key) != relay_key:
+        raise ChatRelayError(Reason.UNAVAILABLE, f"{path} holds another relay's identity key than this relay's")
+    return key
+
+
 def load_or_create_tls(data_dir: pathlib.Path) -> tuple[bytes, bytes]:
     """(key PEM, certificate PEM) of the relay's gateways, made at the first start."""
     from chatrelay import tls
@@ -89,7 +104,6 @@ def load_tls(data_dir: pathlib.Path) -> tuple[bytes, bytes]:
     try:
         return (data_dir / TLS_KEY_FILE).read_bytes(), (data_dir / TLS_CERT_FILE).read_bytes()
     except OSError as exc:
-        raise ChatRelayError(Reason.UNAVAILABLE, (
-            f"the relay's TLS key is not on this node ({exc.filename}: {exc.strerror}): every relay node "
-            "needs the data dir's keys (on Kubernetes, the chart's relay.keysSecret)"
-        )) from None
+        raise ChatRelayError(
+            Reason.UNAVAILABLE, f"the relay's TLS key is not on this node ({exc.filename}: {exc.strerror}): {NOT_ON_THIS_NODE}"
+        ) from None

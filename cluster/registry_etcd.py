@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import pathlib
 import urllib.parse
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from aetcd import rpc, watcher
 from chatrelay.actors.registry import (
     Compare, Delete, Entry, EventKind, Get, Op, Put, Target, TxnResult, WatchEvent, prefix_end,
 )
+from chatrelay import tls
 from chatrelay.errors import ChatRelayError, Reason
 
 
@@ -42,19 +42,8 @@ def parse_endpoints(urls: str) -> tuple[str, list[tuple[str, int]]]:
 
 
 def channel_target(endpoints: list[tuple[str, int]]) -> str:
-    """A gRPC target for etcd's members: where all are IP addresses, gRPC's address list
-    (pick_first, failing over from one to the next); otherwise the first member's name."""
-    def version(host: str) -> int:
-        try:
-            return ipaddress.ip_address(host).version
-        except ValueError:
-            return 0
-    versions = {version(h) for h, _ in endpoints}
-    if len(endpoints) > 1 and versions in ({4}, {6}):
-        v = versions.pop()
-        return f"ipv{v}:" + ",".join(f"[{h}]:{p}" if v == 6 else f"{h}:{p}" for h, p in endpoints)
-    host, port = endpoints[0]
-    return f"[{host}]:{port}" if version(host) == 6 else f"{host}:{port}"
+    """A gRPC target for etcd's members (see `tls.failover_target`)."""
+    return tls.failover_target([f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in endpoints])
 
 
 @dataclass(frozen=True, slots=True)

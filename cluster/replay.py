@@ -47,6 +47,14 @@ class ReplayGuard:
             self.refused += 1
             raise ChatRelayError(Reason.REPLAYED, f"{what} was taken already; a new one needs a new nonce and signature")
 
+    async def once(self, what: str, key: bytes, timestamp: int | None, call):
+        """`await call()` for a request not taken yet (checked as `check` does), and the
+        request remembered once it succeeded."""
+        self.check(what, key, timestamp)
+        result = await call()
+        self.remember(key)
+        return result
+
     def remember(self, key: bytes, now: float | None = None) -> None:
         self._seen[key] = time.time() if now is None else now
         self._seen.move_to_end(key)

@@ -119,11 +119,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
 
     async def _once(self, what: str, envelope: core_pb2.SignedEnvelope, timestamp: int | None, call):
         """`call()`, for a signed request the gateway has not taken yet (see ReplayGuard)."""
-        key = ReplayGuard.key(envelope.signature)
-        self.replays.check(what, key, timestamp)
-        result = await call()
-        self.replays.remember(key)
-        return result
+        return await self.replays.once(what, ReplayGuard.key(envelope.signature), timestamp, call)
 
     async def StoreLink(self, request, context):
         async def run():
@@ -239,13 +235,9 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         return await guard(context, run())
 
     async def RequestConnection(self, request, context):
-        async def run():  # unsigned: its body (with a nonce) is what is remembered
-            key = ReplayGuard.key(request.body.SerializeToString(deterministic=True))
-            self.replays.check("connection request", key)
-            ack = await self._queue(request.body.queue_address, request)
-            self.replays.remember(key)
-            return ack
-        return await guard(context, run())
+        key = ReplayGuard.key(request.body.SerializeToString(deterministic=True))  # unsigned: its body, with a nonce
+        return await guard(context, self.replays.once(
+            "connection request", key, None, lambda: self._queue(request.body.queue_address, request)))
 
     async def SendQueue(self, request, context):
         async def run():

@@ -11,7 +11,6 @@ from nacl.signing import SigningKey
 from chatrelay.actors.config import ClusterConfig
 from chatrelay.actors.registry import Registry
 from chatrelay.cluster.message_log_sqlite import SqliteMessageLog
-from chatrelay.errors import ChatRelayError, Reason
 
 
 def open_registry(config: ClusterConfig) -> Registry:
@@ -25,23 +24,6 @@ def open_registry(config: ClusterConfig) -> Registry:
     return SqliteRegistry(pathlib.Path(config.data_dir) / "registry.db")
 
 
-def load_identity(config: ClusterConfig) -> SigningKey:
-    """The relay's identity key, read from the data dir on this node (on Kubernetes, the
-    chart's keys Secret mounted there): the key that signs grants and is in the relay link."""
-    from chatrelay.cluster import identity
-
-    path = pathlib.Path(config.data_dir) / identity.KEY_FILE
-    if not path.exists():
-        raise ChatRelayError(Reason.UNAVAILABLE, (
-            f"the relay's identity key is not on this node ({path}): every relay node needs the data dir's "
-            "keys (on Kubernetes, the chart's relay.keysSecret)"
-        ))
-    key = identity.load_key(path)
-    if bytes(key.verify_key) != config.relay_key:
-        raise ChatRelayError(Reason.UNAVAILABLE, f"{path} holds another relay's identity key than this relay's")
-    return key
-
-
 def open_message_log(config: ClusterConfig) -> SqliteMessageLog:
     return SqliteMessageLog(pathlib.Path(config.data_dir) / "messages.db")
 
@@ -52,7 +34,9 @@ class LocalStorage:
     process (it crosses to them by reference, as the name of this class)."""
 
     def identity(self, config: ClusterConfig) -> SigningKey:
-        return load_identity(config)
+        from chatrelay.cluster.identity import load_identity
+
+        return load_identity(pathlib.Path(config.data_dir), config.relay_key)
 
     def registry(self, config: ClusterConfig) -> Registry:
         return open_registry(config)
