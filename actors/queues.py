@@ -33,6 +33,13 @@ def queue_stream(address: str) -> str:
     return "queue/" + address
 
 
+def request_id(body: relay_pb2.ConnectionRequestBody) -> bytes:
+    """What identifies a connection request: its address, sender key and box. The body
+    is unsigned, so its nonce (anyone on the way may change it) is left out: the same
+    request with another nonce is the same request, taken once."""
+    return hashlib.sha256(b"\0".join((body.queue_address.encode(), body.sender_key, body.boxed))).digest()[:16]
+
+
 class QueueStore:
     def __init__(self, ctx) -> None:
         self.ctx = ctx
@@ -66,8 +73,8 @@ class QueueStore:
             raise MalformedError("connection request", "sender key must be 32 bytes")
         entry, queue = await self._queue(body.queue_address)
         data = body.SerializeToString(deterministic=True)
-        request_id = hashlib.sha256(data).digest()[:16]
-        await self._room(body.queue_address, queue, len(data) + 1, request_id)
+        key = request_id(body)
+        await self._room(body.queue_address, queue, len(data) + 1, key)
         if queue["kind"] == core_pb2.LINK_KIND_INVITATION:
             # One-time: the first request locks it, in one transaction with the check.
             locked = json.dumps({**queue, "locked": True}).encode()
@@ -77,10 +84,10 @@ class QueueStore:
             )
             if not result.succeeded or queue["locked"]:
                 previous = await self.ctx.log.read(queue_stream(body.queue_address), 0, 1)  # the first use
-                if not (previous and previous[0].key == request_id):  # a retry of the first use is fine
+                if not (previous and previous[0].key == key):  # a retry of the first use is fine
                     raise ChatRelayError(Reason.REFUSED, "this one-time invitation has already been used")
-        await self.ctx.log.append(queue_stream(body.queue_address), [REQUEST + data], keys=[request_id])
-        return relay_pb2.ConnectionRequestAck(request_id=request_id)
+        await self.ctx.log.append(queue_stream(body.queue_address), [REQUEST + data], keys=[key])
+        return relay_pb2.ConnectionRequestAck(request_id=key)
 
     async def send(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.SendQueueResponse:
         checked, body = env.verify_message(envelope, env.Domain.QUEUE_SEND, relay_pb2.QueueSendBody, "queue message")

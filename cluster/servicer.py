@@ -18,7 +18,7 @@ import grpc
 from chatrelay import codec
 from chatrelay import envelope as env
 from chatrelay import members
-from chatrelay.actors import tracing
+from chatrelay.actors import queues, tracing
 from chatrelay.actors.calls import CheckReader, GroupCall, PostBatch, QueueCall, Refused, refusal
 from chatrelay.actors.placement import home_shard
 from chatrelay.actors.registration import Registrar
@@ -235,7 +235,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         return await guard(context, run())
 
     async def RequestConnection(self, request, context):
-        key = ReplayGuard.key(request.body.SerializeToString(deterministic=True))  # unsigned: its body, with a nonce
+        key = ReplayGuard.key(queues.request_id(request.body))  # unsigned: what it asks, not its nonce
         return await guard(context, self.replays.once(
             "connection request", key, None, lambda: self._queue(request.body.queue_address, request)))
 

@@ -5,6 +5,7 @@ outside the freshness window as `stale`. Posts are checked in the group relay's 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -18,8 +19,10 @@ from chatrelay.group import GroupKind, create_group
 from chatrelay.members import MemberIdentity
 from chatrelay.state import unb64
 from chatrelay.v1 import core_pb2, relay_pb2
+from realparts import start_relay
 
 LONG_AGO = 1_000_000  # 1970: far outside any freshness window
+FORGETS_S = 10  # the shortest --freshness
 
 
 async def replayed(relay, method: str, request) -> None:
@@ -113,6 +116,53 @@ async def test_a_connection_request_and_a_queue_message(relay):
     message = relay_pb2.SendQueueRequest(envelope=env.sign_message(SigningKey.generate(), env.Domain.QUEUE_SEND, body))
     await replayed(relay, "SendQueue", message)
 
+
+
+async def held(address) -> list[relay_pb2.QueueMessage]:
+    return await contacts._read(address.target, SigningKey(unb64(address.owner_seed)), address.queue, 0)
+
+
+async def test_a_connection_request_with_another_nonce_is_the_same_request(relay):
+    """A connection request is unsigned, so anyone on the way may change its nonce: it is
+    still the one request, refused as replayed and held once."""
+    address = await contacts.create_address(relay.link, "Alice")
+    body = relay_pb2.ConnectionRequestBody(
+        queue_address=address.queue, sender_key=os.urandom(32), boxed=os.urandom(64), nonce=os.urandom(16))
+    async with client.RelayClient(relay.target) as c:
+        first = await c.call("RequestConnection", relay_pb2.ConnectionRequest(body=body))
+        body.nonce = os.urandom(16)
+        with pytest.raises(ChatRelayError) as caught:
+            await c.call("RequestConnection", relay_pb2.ConnectionRequest(body=body))
+    assert caught.value.reason is Reason.REPLAYED
+    assert [m.request_id for m in await held(address)] == [first.request_id]
+
+
+@pytest.fixture
+async def forgetful_relay(ray_session, tmp_path):
+    """A relay whose gateway remembers requests for the shortest window it takes."""
+    from chatrelay.cluster import up
+
+    running = await asyncio.to_thread(start_relay, tmp_path / "relay", shards=1, freshness_s=FORGETS_S)
+    yield running
+    await asyncio.to_thread(up.stop, running, ray_shutdown=False)
+
+
+async def test_a_replay_the_gateway_forgot_changes_nothing(forgetful_relay):
+    """Past the gateway's memory (another gateway of the relay, a restart, or here its
+    window gone by), a queue message or connection request sent again is still taken
+    once: the queue holds each under its id, and answers with the first seq."""
+    address = await contacts.create_address(forgetful_relay.link, "Alice")
+    request = relay_pb2.ConnectionRequest(body=relay_pb2.ConnectionRequestBody(
+        queue_address=address.queue, sender_key=os.urandom(32), boxed=os.urandom(64), nonce=os.urandom(16)))
+    body = relay_pb2.QueueSendBody(queue_address=address.queue, boxed=os.urandom(64), nonce=os.urandom(16))
+    message = relay_pb2.SendQueueRequest(envelope=env.sign_message(SigningKey.generate(), env.Domain.QUEUE_SEND, body))
+    async with client.RelayClient(forgetful_relay.target) as c:
+        acked = await c.call("RequestConnection", request)
+        sent = await c.call("SendQueue", message)
+        await asyncio.sleep(FORGETS_S + 0.5)  # the window gone by: the gateway no longer knows them
+        assert (await c.call("RequestConnection", request)).request_id == acked.request_id
+        assert (await c.call("SendQueue", message)).seq == sent.seq
+    assert [m.seq for m in await held(address)] == [1, sent.seq]
 
 async def test_a_direct_invitation(relay):
     owned = await client.create_group([relay.link], "Direct", GroupKind.GROUP, direct_messages=True)
