@@ -16,8 +16,9 @@ MAX_SEALED = 32 * 1024
 
 
 class DirectInvitations:
-    def member_join(self, sign_key: bytes, display_name: str) -> core_pb2.SignedEnvelope:
-        """A member's own signed join request: its keys, bound by its signature."""
+    def member_admissions(self, sign_key: bytes, display_name: str) -> list[relay_pb2.MemberAdmission]:
+        """The member with this key, or every member with this display name: each one's own
+        signed join, which binds its keys, and the owner's approval that admitted it."""
         if sign_key:
             found = [sign_key] if sign_key in self.members else []
         else:
@@ -25,9 +26,13 @@ class DirectInvitations:
         found = [k for k in found if self.is_member(k) and self.members[k].join]
         if not found:
             raise ChatRelayError(Reason.NOT_MEMBER, "no such member in this group")
-        if len(found) > 1:
-            raise ChatRelayError(Reason.MALFORMED, "several members have this name; name one by its key")
-        return env.decode(self.members[found[0]].join)
+        out = []
+        for k in found:
+            admission = relay_pb2.MemberAdmission(join=env.decode(self.members[k].join))
+            if self.members[k].approval:
+                admission.approval.CopyFrom(env.decode(self.members[k].approval))
+            out.append(admission)
+        return out
 
     async def direct_invitation(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.DirectInvitationResponse:
         checked, body = env.verify_message(

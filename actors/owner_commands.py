@@ -75,7 +75,7 @@ class OwnerCommands:
             if kind == relay_pb2.OWNER_COMMAND_KIND_DELETE_GROUP and self.last_seq:
                 await self.ctx.log.trim(self.stream, self.last_seq)
         elif kind in (relay_pb2.OWNER_COMMAND_KIND_APPROVE_JOIN, relay_pb2.OWNER_COMMAND_KIND_REJECT_JOIN):
-            await self._decide(body.request_id, kind == relay_pb2.OWNER_COMMAND_KIND_APPROVE_JOIN)
+            await self._decide(body, envelope)
         else:
             raise ChatRelayError(Reason.MALFORMED, f"unknown owner command kind {kind}")
         stream = records.service_stream(self.address)
@@ -86,12 +86,18 @@ class OwnerCommands:
             state=STATE_PB[self.record.state], applied_before=appended.duplicates[0], log_seq=seq
         )
 
-    async def _decide(self, request_id: bytes, approve: bool) -> None:
+    async def _decide(self, body: relay_pb2.OwnerCommandBody, envelope: core_pb2.SignedEnvelope) -> None:
+        """Approve or reject a pending join. An approval names the member's key, and is kept
+        with the member: it is what shows other members the owners let this one in."""
+        approve = body.kind == relay_pb2.OWNER_COMMAND_KIND_APPROVE_JOIN
         for sign_key, member in self.members.items():
-            if member.request_id == request_id and member.status is MemberStatus.PENDING:
+            if member.request_id == body.request_id and member.status is MemberStatus.PENDING:
                 key = records.member_key(self.address, sign_key)
                 if approve:
+                    if body.member != sign_key:
+                        raise ChatRelayError(Reason.MALFORMED, "an approval must name the key of the member it admits")
                     member.status = MemberStatus.MEMBER
+                    member.approval = env.encode(envelope)
                     await self.ctx.registry.put(key, member.dumps())
                 else:
                     await self.ctx.registry.delete(key)

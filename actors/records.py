@@ -195,18 +195,19 @@ class MemberRecord:
     status: MemberStatus
     joined_ms: int
     request_id: bytes = b""
-    join: bytes = b""  # the signed join request, kept while owners decide
+    join: bytes = b""  # the signed join request: owners decide on it, members check it
+    approval: bytes = b""  # the owner's signed APPROVE_JOIN naming the member (APPROVAL groups)
 
     def dumps(self) -> bytes:
         d = asdict(self)
-        for name in ("box_key", "request_id", "join"):
+        for name in ("box_key", "request_id", "join", "approval"):
             d[name] = _b(getattr(self, name))
         return json.dumps(d, sort_keys=True).encode()
 
     @classmethod
     def loads(cls, data: bytes) -> "MemberRecord":
         d = json.loads(data)
-        for name in ("box_key", "request_id", "join"):
+        for name in ("box_key", "request_id", "join", "approval"):
             d[name] = _unb(d.get(name, ""))
         d["status"] = MemberStatus(d["status"])
         return cls(**d)

@@ -217,7 +217,7 @@ async def _list_pending(relay: GroupRelay, req: relay_pb2.ListPendingRequest):
 
 async def _member_keys(relay: GroupRelay, req: relay_pb2.MemberKeysRequest):
     relay.check_reader(req.credential)
-    return relay_pb2.MemberKeysResponse(join=relay.member_join(req.member, req.display_name))
+    return relay_pb2.MemberKeysResponse(members=relay.member_admissions(req.member, req.display_name))
 
 
 async def _direct_inbox(relay: GroupRelay, req: relay_pb2.DirectInboxRequest):

@@ -230,31 +230,66 @@ def _group_profile(who):
     return group.verify_profile(env.decode(unb64(who.profile)), group_id=bytes.fromhex(who.group_id))
 
 
-async def member_keys(who, member: str) -> core_pb2.MemberKeys:
-    """Another member's keys, checked against that member's own signature."""
-    from chatrelay import members, reader
+FINGERPRINT = 12  # base64url characters of a member key that name it where names collide
 
-    entry = who.relays[0]
-    credential = reader.credential(reader.reader_key(who), entry.address)
-    request = relay_pb2.MemberKeysRequest(credential=credential)
-    asked_key = b""
+
+def fingerprint(sign_key: bytes) -> str:
+    return codec.b64url(sign_key)[:FINGERPRINT]
+
+
+def _asked(member: str) -> tuple[bytes, str, str]:
+    """`MEMBER` as a user gives it: a member key (base64url, as `read --json` shows
+    authors), `NAME#FINGERPRINT`, or a NAME -> (key, name, fingerprint)."""
     if len(member) == 43:
         try:
-            asked_key = codec.unb64url(member, "member key")
+            return codec.unb64url(member, "member key"), "", ""
         except ChatRelayError:
-            asked_key = b""
-    if asked_key:
-        request.member = asked_key
-    else:
-        request.display_name = member
-    async with RelayClient(entry.target) as c:
-        response = await c.call("MemberKeys", request)
-    body = members.verify_join(response.join, bytes.fromhex(who.group_id))
-    if asked_key and body.keys.sign_key != asked_key:
-        raise ChatRelayError(Reason.UNKNOWN_SIGNER, "the relay answered with another member's keys")
-    if not asked_key and body.profile.display_name != member:
-        raise ChatRelayError(Reason.UNKNOWN_SIGNER, "the relay answered with another member's keys")
-    return body.keys
+            pass
+    name, sep, prefix = member.rpartition("#")
+    return (b"", name, prefix) if sep and name else (b"", member, "")
+
+
+async def member_keys(who, member: str) -> core_pb2.MemberKeys:
+    """Another member's keys, as the member signed them, shown admitted to the group
+    (chatrelay/admission.py). Every relay of the group is asked, so one that hides a
+    member of the same name cannot make a name point at its own; where several admitted
+    members have the name, none is picked: they are listed by fingerprint, to name one."""
+    from chatrelay import admission, reader
+
+    key, name, prefix = _asked(member)
+    profile = _group_profile(who)
+    found: dict[bytes, core_pb2.JoinBody] = {}
+    refusals: list[ChatRelayError] = []
+    for entry in who.relays:
+        request = relay_pb2.MemberKeysRequest(credential=reader.credential(reader.reader_key(who), entry.address))
+        if key:
+            request.member = key
+        else:
+            request.display_name = name
+        try:
+            async with RelayClient(entry.target) as c:
+                response = await c.call("MemberKeys", request)
+        except ChatRelayError as exc:
+            refusals.append(exc)
+            continue
+        for shown in response.members:
+            try:
+                body = admission.check(profile, shown.join.signer, shown)
+            except ChatRelayError:
+                continue  # not shown admitted: as if the relay had said nothing of it
+            if body is None or (key and body.keys.sign_key != key) or (name and body.profile.display_name != name):
+                continue
+            if not fingerprint(body.keys.sign_key).startswith(prefix):
+                continue
+            found[body.keys.sign_key] = body
+    if not found:
+        if refusals and len(refusals) == len(who.relays):
+            raise refusals[0]
+        raise ChatRelayError(Reason.NOT_MEMBER, f"no member {member!r} in this group that checks out")
+    if len(found) > 1:
+        named = ", ".join(sorted(f"{b.profile.display_name}#{fingerprint(k)}" for k, b in found.items()))
+        raise ChatRelayError(Reason.REFUSED, f"several members are named {name!r} ({named}): name one of them so")
+    return next(iter(found.values())).keys
 
 
 async def send_direct_invitation(who, member: str, text: str) -> Address:
@@ -299,6 +334,7 @@ async def direct_invitations(membership) -> list[tuple[Contact, str]]:
             "DirectInbox", relay_pb2.DirectInboxRequest(credential=credential, after_seq=membership.direct_seq)
         )
     allowed = _group_profile(membership).profile.settings.direct_messages
+    senders = reader.PostChecker(membership)  # who is a member, checked as for posts
 
     async def check(item) -> tuple[Contact, str] | None:
         membership.direct_seq = max(membership.direct_seq, item.seq)  # past it, whatever it holds
@@ -307,6 +343,7 @@ async def direct_invitations(membership) -> list[tuple[Contact, str]]:
         )
         if not allowed:
             raise ChatRelayError(Reason.NOT_ALLOWED, "refused a direct invitation: direct messages are off in this group")
+        await senders.admit(checked.signer, entry)
         if body.to_member != members.MemberIdentity(
             sign_seed=unb64(membership.sign_seed), box_secret=unb64(membership.box_secret)
         ).public.sign_key:

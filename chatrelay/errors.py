@@ -29,7 +29,7 @@ class Reason(enum.StrEnum):
     BAD_POST = "bad_post"
     UNKNOWN_ADDRESS = "unknown_address"
     NOT_ALLOWED = "not_allowed"
-    NOT_MEMBER = "not_member"
+    NOT_MEMBER = "not_a_member"
     NOT_ACTIVE = "not_active"
     REFUSED = "refused"
     BUSY = "busy"

@@ -42,11 +42,11 @@ async def register(
 
 async def owner_command(
     client: RelayClient, key: SigningKey, address: str, kind: int, *, profile=None,
-    command_id: bytes | None = None, request_id: bytes = b"",
+    command_id: bytes | None = None, request_id: bytes = b"", member: bytes = b"",
 ) -> relay_pb2.OwnerCommandResponse:
     body = relay_pb2.OwnerCommandBody(
         group_address=address, command_id=command_id or os.urandom(16), kind=kind,
-        request_id=request_id, nonce=os.urandom(NONCE), timestamp=int(time.time()),
+        request_id=request_id, member=member, nonce=os.urandom(NONCE), timestamp=int(time.time()),
     )
     if profile is not None:
         body.profile.CopyFrom(profile)
@@ -182,9 +182,17 @@ async def pending(owned: OwnedGroup) -> Checked:
 
 
 async def decide(owned: OwnedGroup, request_id_text: str, approve: bool) -> None:
+    """Approve or reject a pending join. An approval names the member's key as the member
+    sealed it to the owners, so members can check who the owners let in."""
     request_id = parse_request_id(request_id_text)
-    kind = relay_pb2.OWNER_COMMAND_KIND_APPROVE_JOIN if approve else relay_pb2.OWNER_COMMAND_KIND_REJECT_JOIN
-    await _send_to_relays(owned, kind, request_id=request_id)
+    if not approve:
+        await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_REJECT_JOIN, request_id=request_id)
+        return
+    found = [p for p in await pending(owned) if p.request_id == request_id]
+    if not found:
+        raise ChatRelayError(Reason.UNKNOWN_ADDRESS, "no pending join request with this id")
+    await _send_to_relays(
+        owned, relay_pb2.OWNER_COMMAND_KIND_APPROVE_JOIN, request_id=request_id, member=found[0].sign_key)
 
 
 def parse_request_id(text: str) -> bytes:

@@ -7,20 +7,22 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 import grpc
 from nacl.signing import SigningKey
 
-from chatrelay import codec, group, invites, members
+from chatrelay import admission, codec, group, invites, members
 from chatrelay import envelope as env
 from chatrelay.connection import NONCE, RETRY_S, RelayClient, diagnose, resolve_link, target_of_link
 from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.items import Checked, Skipped, take_async
 from chatrelay.links import LinkKind, ShortLink
 from chatrelay.members import MemberIdentity
 from chatrelay.retry import Backoff
 from chatrelay.state import Membership, OwnedGroup, RelayEntry, b64, unb64
 from chatrelay.status import from_rpc_error
+from chatrelay.tls import split_target
 from chatrelay.v1 import core_pb2, relay_pb2
 
 POST_RETRIES = Backoff(first_s=0.1, max_s=1.0)
@@ -130,25 +132,57 @@ def credential(key: SigningKey, address: str) -> core_pb2.SignedEnvelope:
 
 
 class PostChecker:
-    """A member's own check of what relays deliver; dedupes across relays."""
+    """A member's own check of what relays deliver; dedupes across relays. In a channel
+    only the owners author; in a group every author is shown admitted by what it and the
+    owners signed (chatrelay/admission.py), asked once an author of the relay that
+    delivered its post."""
 
     def __init__(self, who: OwnedGroup | Membership) -> None:
         self.profile = group.verify_profile(env.decode(unb64(who.profile)), group_id=bytes.fromhex(who.group_id))
         self.group_id = bytes.fromhex(who.group_id)
         self.channel = self.profile.profile.kind == core_pb2.GROUP_KIND_CHANNEL
+        self.key = reader_key(who)
         self.seen: set[bytes] = set()
+        self.admitted: set[bytes] = set(self.profile.authorities())
+        self.refused: dict[tuple[bytes, str], ChatRelayError] = {}  # (author, relay address): why
 
-    def check(self, delivery: relay_pb2.Delivery) -> ReceivedPost | None:
+    async def check(self, delivery: relay_pb2.Delivery, entry: RelayEntry) -> ReceivedPost | None:
         allowed = self.profile.authorities() if self.channel else None
         body = members.verify_post(delivery.post, self.group_id, allowed=allowed)
         mid = members.message_id(delivery.post)
         if mid in self.seen:
             return None
+        await self.admit(delivery.post.signer, entry)
         self.seen.add(mid)
         return ReceivedPost(
             seq=delivery.seq, author=delivery.post.signer, text=body.body.decode("utf-8", "replace"),
             message_id=mid, relay_ts=delivery.relay_ts,
         )
+
+    async def admit(self, author: bytes, entry: RelayEntry) -> None:
+        """`not_a_member` unless `author` is shown admitted (once it is, it stays so)."""
+        if author in self.admitted:
+            return
+        refused = self.refused.get((author, entry.address))
+        if refused is None:
+            try:
+                admission.check(self.profile, author, await self._admission(author, entry))
+                self.admitted.add(author)
+                return
+            except ChatRelayError as exc:
+                refused = self.refused[(author, entry.address)] = exc
+        raise refused
+
+    async def _admission(self, author: bytes, entry: RelayEntry) -> relay_pb2.MemberAdmission | None:
+        request = relay_pb2.MemberKeysRequest(credential=credential(self.key, entry.address), member=author)
+        try:
+            async with RelayClient(entry.target) as client:
+                response = await client.call("MemberKeys", request)
+        except ChatRelayError as exc:
+            if exc.reason is Reason.UNAVAILABLE:
+                raise
+            return None  # the relay shows nothing: never joined, as far as anyone can check
+        return next((m for m in response.members if m.join.signer == author), None)
 
 
 async def _read_relay(who, entry: RelayEntry, key: SigningKey) -> list[relay_pb2.Delivery]:
@@ -167,40 +201,51 @@ async def _read_relay(who, entry: RelayEntry, key: SigningKey) -> list[relay_pb2
     return [d for page in reversed(pages) for d in page]
 
 
-async def read_all(who: OwnedGroup | Membership) -> list[ReceivedPost]:
+def relay_name(entry: RelayEntry) -> str:
+    """A relay as a user can tell it apart: its HOST:PORT."""
+    return split_target(entry.target)[1]
+
+
+async def read_all(who: OwnedGroup | Membership) -> Checked:
     """Every post the group's relays keep for this reader, oldest first, each once
-    (posts reach every relay; the message id tells copies apart). A relay that is down
-    is skipped while another answers."""
+    (posts reach every relay; the message id tells copies apart). A post that does not
+    check out is skipped with its reason (`.skipped`), and so is a relay that refuses or
+    is down, while another answers; only when none does is its refusal raised."""
     key = reader_key(who)
     checker = PostChecker(who)
     out: list[tuple[int, int, ReceivedPost]] = []
+    skipped: list[Skipped] = []
     errors = []
     for rank, entry in enumerate(who.relays):
         try:
             deliveries = await _read_relay(who, entry, key)
         except ChatRelayError as exc:
-            if exc.reason is not Reason.UNAVAILABLE:
-                raise
             errors.append(exc)
+            skipped.append(Skipped(f"relay {relay_name(entry)}", exc.reason, exc.message))
             continue
-        for delivery in deliveries:
-            post_ = checker.check(delivery)
-            if post_ is not None:
-                body = core_pb2.PostBody.FromString(delivery.post.body)
-                out.append((body.client_ts, rank, post_))
+
+        async def check(delivery, entry=entry, rank=rank):
+            post_ = await checker.check(delivery, entry)
+            return None if post_ is None else (core_pb2.PostBody.FromString(delivery.post.body).client_ts, rank, post_)
+        taken = await take_async(deliveries, check, lambda d, entry=entry: f"post {d.seq} at {relay_name(entry)}")
+        out.extend(taken)
+        skipped.extend(taken.skipped)
     if errors and len(errors) == len(who.relays):
         raise errors[0]
     if len(who.relays) > 1:  # copies from several relays: the authors' clocks order them
         out.sort(key=lambda item: (item[0], item[1], item[2].seq))
-    return [post_ for _, _, post_ in out]
+    return Checked([post_ for _, _, post_ in out], skipped)
 
 
 async def follow(
-    who: OwnedGroup | Membership, since_seq: int = 0, *, max_reconnects: int | None = None
+    who: OwnedGroup | Membership, since_seq: int = 0, *, max_reconnects: int | None = None,
+    on_skip: Callable[[Skipped], None] | None = None,
 ) -> AsyncIterator[ReceivedPost]:
     """Stream posts from every relay of the group, each post once. Each relay's stream
     resumes after its own last post when it reconnects, so nothing is lost or repeated,
-    and a relay that is down does not stop the others."""
+    and a relay that is down or refuses does not stop the others. A post that does not
+    check out, or a relay that gave up, goes to `on_skip` with its reason, and the
+    stream goes on; the last relay's refusal is raised."""
     checker = PostChecker(who)
     queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
     tasks = [
@@ -210,13 +255,20 @@ async def follow(
     alive = len(tasks)
     try:
         while alive:
-            item = await queue.get()
+            entry, item = await queue.get()
             if isinstance(item, BaseException):
                 alive -= 1
-                if alive == 0 or not (isinstance(item, ChatRelayError) and item.reason is Reason.UNAVAILABLE):
+                if alive == 0 or not isinstance(item, ChatRelayError):
                     raise item
+                if on_skip is not None:
+                    on_skip(Skipped(f"relay {relay_name(entry)}", item.reason, item.message))
                 continue
-            post_ = checker.check(item)
+            try:
+                post_ = await checker.check(item, entry)
+            except ChatRelayError as exc:
+                if on_skip is not None:
+                    on_skip(Skipped(f"post {item.seq} at {relay_name(entry)}", exc.reason, exc.message))
+                continue
             if post_ is not None:
                 yield post_
     finally:
@@ -239,7 +291,7 @@ async def _follow_relay(who, entry: RelayEntry, since_seq: int, max_reconnects, 
                 for delivery in batch.deliveries:
                     if delivery.seq <= last:
                         continue
-                    await queue.put(delivery)
+                    await queue.put((entry, delivery))
                     last = delivery.seq
         except (grpc.aio.AioRpcError, ChatRelayError) as exc:
             error = exc if isinstance(exc, ChatRelayError) else from_rpc_error(exc)
@@ -248,12 +300,12 @@ async def _follow_relay(who, entry: RelayEntry, since_seq: int, max_reconnects, 
             if error.reason is Reason.UNAVAILABLE:
                 error = await diagnose(entry.target) or error  # another key on the address: give up
             if error.reason is not Reason.UNAVAILABLE:
-                await queue.put(error)
+                await queue.put((entry, error))
                 return
         finally:
             await client.close()
         reconnects += 1
         if max_reconnects is not None and reconnects > max_reconnects:
-            await queue.put(ChatRelayError(Reason.UNAVAILABLE, f"relay {entry.target} unreachable; gave up reconnecting"))
+            await queue.put((entry, ChatRelayError(Reason.UNAVAILABLE, f"relay {entry.target} unreachable; gave up reconnecting")))
             return
         await asyncio.sleep(next(waits))

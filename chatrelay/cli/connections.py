@@ -126,7 +126,8 @@ def send(contact_name, text, state_path) -> None:
 @click.option("--group", "which", default=None, help="Name or link, when the state file has several groups.")
 @state_option
 def dm(member, text, which, state_path) -> None:
-    """Message MEMBER of a group directly (a name, or an author key from `read --json`).
+    """Message MEMBER of a group directly: a name, NAME#FINGERPRINT where several members
+    have the name, or an author key from `read --json`.
 
     The first time, this sends a direct invitation through the group, where the group
     allows direct messages; TEXT arrives with it. Later, it uses the direct connection.

@@ -253,7 +253,7 @@ def join(link_text, name, state_path) -> None:
 @main.command()
 @click.option("--group", "which", default=None, help="Name or link, when the state file has several.")
 @click.option("--follow", is_flag=True, help="Keep streaming new posts; resumes after reconnects.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+@click.option("--json", "as_json", is_flag=True, help='One JSON object a line; a post skipped as {"skipped": …}.')
 @state_option
 def read(which, follow, as_json, state_path) -> None:
     """Print the posts of a group or channel, oldest first, one a line."""
@@ -272,13 +272,22 @@ def read(which, follow, as_json, state_path) -> None:
             click.echo(p.text.replace("\\", "\\\\").replace("\n", "\\n"))
         sys.stdout.flush()
 
+    def skip(skipped) -> None:  # a post or relay that did not check out: said once, read goes on
+        if as_json:
+            click.echo(json.dumps({"skipped": skipped.to_json()}))
+        else:
+            click.echo(f"chatrelay: {skipped}", err=True)
+
     async def run() -> None:
         if follow:
-            async for p in client.follow(who):
+            async for p in client.follow(who, on_skip=skip):
                 show(p)
         else:
-            for p in await client.read_all(who):
+            posts = await client.read_all(who)
+            for p in posts:
                 show(p)
+            for skipped in posts.skipped:
+                skip(skipped)
 
     try:
         run_async(run())

@@ -130,7 +130,7 @@ class RegisterGroupResponse(_message.Message):
     def __init__(self, address: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ..., state: _Optional[_Union[GroupState, str]] = ...) -> None: ...
 
 class OwnerCommandBody(_message.Message):
-    __slots__ = ("group_address", "command_id", "kind", "profile", "request_id", "reason", "nonce", "timestamp")
+    __slots__ = ("group_address", "command_id", "kind", "profile", "request_id", "reason", "nonce", "timestamp", "member")
     GROUP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -139,6 +139,7 @@ class OwnerCommandBody(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
     group_address: str
     command_id: bytes
     kind: OwnerCommandKind
@@ -147,7 +148,8 @@ class OwnerCommandBody(_message.Message):
     reason: str
     nonce: bytes
     timestamp: int
-    def __init__(self, group_address: _Optional[str] = ..., command_id: _Optional[bytes] = ..., kind: _Optional[_Union[OwnerCommandKind, str]] = ..., profile: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ..., request_id: _Optional[bytes] = ..., reason: _Optional[str] = ..., nonce: _Optional[bytes] = ..., timestamp: _Optional[int] = ...) -> None: ...
+    member: bytes
+    def __init__(self, group_address: _Optional[str] = ..., command_id: _Optional[bytes] = ..., kind: _Optional[_Union[OwnerCommandKind, str]] = ..., profile: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ..., request_id: _Optional[bytes] = ..., reason: _Optional[str] = ..., nonce: _Optional[bytes] = ..., timestamp: _Optional[int] = ..., member: _Optional[bytes] = ...) -> None: ...
 
 class OwnerCommandRequest(_message.Message):
     __slots__ = ("envelope",)
@@ -345,11 +347,19 @@ class MemberKeysRequest(_message.Message):
     display_name: str
     def __init__(self, credential: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ..., member: _Optional[bytes] = ..., display_name: _Optional[str] = ...) -> None: ...
 
-class MemberKeysResponse(_message.Message):
-    __slots__ = ("join",)
+class MemberAdmission(_message.Message):
+    __slots__ = ("join", "approval")
     JOIN_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_FIELD_NUMBER: _ClassVar[int]
     join: _core_pb2.SignedEnvelope
-    def __init__(self, join: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
+    approval: _core_pb2.SignedEnvelope
+    def __init__(self, join: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ..., approval: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
+
+class MemberKeysResponse(_message.Message):
+    __slots__ = ("members",)
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    members: _containers.RepeatedCompositeFieldContainer[MemberAdmission]
+    def __init__(self, members: _Optional[_Iterable[_Union[MemberAdmission, _Mapping]]] = ...) -> None: ...
 
 class DirectInboxRequest(_message.Message):
     __slots__ = ("credential", "after_seq")

@@ -121,7 +121,7 @@ def test_contacts_from_the_cli(tmp_path):
         assert ok("inbox", "--state", alice).splitlines() == ["Bob: hi there"]
         missing = cli("send", "Zed", "x", "--state", bob)
         assert missing.returncode == 2
-        assert missing.stderr == "chatrelay: no contact 'Zed' in this state file (contacts: 'Alice') (not_member)\n"
+        assert missing.stderr == "chatrelay: no contact 'Zed' in this state file (contacts: 'Alice') (not_a_member)\n"
 
         once = ok("invitation", "create", "--relay", up.link, "--name", "Alice", "--state", alice).strip()
         assert "/i#" in once

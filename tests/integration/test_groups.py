@@ -276,11 +276,11 @@ async def test_tampered_post_is_caught(relay):
     body.body = b"forged"
     altered.post.body = body.SerializeToString()
     with pytest.raises(ChatRelayError) as info:
-        checker.check(altered)
+        await checker.check(altered, member.relays[0])
     assert info.value.reason is Reason.BAD_SIGNATURE
     relay_signed = relay_pb2.Delivery(seq=9, post=members.sign_post(SigningKey.generate(), bytes.fromhex(owned.group_id), b"x"))
     with pytest.raises(ChatRelayError) as info:
-        checker.check(relay_signed)  # validly signed, but not by an owner
+        await checker.check(relay_signed, member.relays[0])  # validly signed, but not by an owner
     assert info.value.reason is Reason.UNKNOWN_SIGNER
 
 

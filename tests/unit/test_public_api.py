@@ -17,7 +17,7 @@ def test_reasons_are_stable_strings():
         "bad_owner_chain", "group_mismatch", "stale_profile_version", "bad_profile", "bad_link",
         "unknown_link_kind", "link_hash_mismatch", "link_decrypt_failed", "link_kind_mismatch",
         "bad_invite", "invite_expired", "bad_post", "unknown_address", "not_allowed",
-        "not_member", "not_active", "refused", "busy", "behind", "rate_limited", "stale", "unavailable",
+        "not_a_member", "not_active", "refused", "busy", "behind", "rate_limited", "stale", "unavailable",
             "relay_identity_mismatch", "tls_mismatch", "quota_exceeded", "replayed",
     }
 

@@ -1,0 +1,70 @@
+"""A hostile relay, built in the test: a real gRPC server on a loopback port, with a TLS
+key pinned as any relay's is, that answers a reader's calls (History, Subscribe,
+MemberKeys) with whatever the test gives it: genuine items taken from a real relay,
+and forged ones."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+import grpc
+
+from chatrelay import tls
+from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.state import Membership
+from chatrelay.status import to_status
+from chatrelay.v1 import core_pb2, relay_pb2, relay_pb2_grpc
+
+STREAM_OPEN_S = 30  # how long a Subscribe stays open after its batch: the test ends it sooner
+
+
+class HostileRelay(relay_pb2_grpc.RelayServiceServicer):
+    def __init__(self) -> None:
+        self.deliveries: list[relay_pb2.Delivery] = []  # in seq order
+        self.admissions: list[relay_pb2.MemberAdmission] = []
+        self.server: grpc.aio.Server | None = None
+        self.target = ""
+
+    async def start(self) -> "HostileRelay":
+        key, cert = tls.make_certificate()
+        self.server = grpc.aio.server()
+        relay_pb2_grpc.add_RelayServiceServicer_to_server(self, self.server)
+        port = self.server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, cert)]))
+        await self.server.start()
+        self.target = tls.join_target(tls.pin_of_pem(cert), f"127.0.0.1:{port}")
+        return self
+
+    async def stop(self) -> None:
+        await self.server.stop(None)
+
+    def serving(self, who: Membership) -> Membership:
+        """`who`, reading the group through this relay only (at the same group address)."""
+        moved = copy.deepcopy(who)
+        moved.relays = moved.relays[:1]
+        moved.relays[0].target = self.target
+        return moved
+
+    def post(self, seq: int, post: core_pb2.SignedEnvelope) -> None:
+        self.deliveries.append(relay_pb2.Delivery(seq=seq, post=post, relay_ts=seq))
+
+    async def History(self, request, context):
+        before = request.before_seq or float("inf")
+        page = [d for d in self.deliveries if d.seq < before][-(request.limit or 500):]
+        return relay_pb2.HistoryResponse(deliveries=page)
+
+    async def Subscribe(self, request, context):
+        yield relay_pb2.DeliveryBatch(deliveries=[d for d in self.deliveries if d.seq > request.since_seq])
+        await asyncio.sleep(STREAM_OPEN_S)
+
+    async def MemberKeys(self, request, context):
+        found = [a for a in self.admissions
+                 if (request.member and a.join.signer == request.member)
+                 or (request.display_name and _name(a) == request.display_name)]
+        if not found:
+            await context.abort_with_status(to_status(ChatRelayError(Reason.NOT_MEMBER, "no such member in this group")))
+        return relay_pb2.MemberKeysResponse(members=found)
+
+
+def _name(admission: relay_pb2.MemberAdmission) -> str:
+    return core_pb2.JoinBody.FromString(admission.join.body).profile.display_name
