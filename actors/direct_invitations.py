@@ -8,7 +8,7 @@ import hashlib
 
 from chatrelay import envelope as env
 from chatrelay.actors import records
-from chatrelay.actors.message_log import READ_LIMIT
+from chatrelay.actors.message_log import READ_LIMIT, fit
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
 
@@ -55,5 +55,5 @@ class DirectInvitations:
         return relay_pb2.DirectInvitationResponse(seq=appended.seqs[0])
 
     async def direct_inbox(self, reader: bytes, after_seq: int) -> list[relay_pb2.DirectInvitationDelivery]:
-        rows = await self.ctx.log.read(records.direct_stream(self.address, reader), after_seq, READ_LIMIT)
+        rows = fit(await self.ctx.log.read(records.direct_stream(self.address, reader), after_seq, READ_LIMIT))
         return [relay_pb2.DirectInvitationDelivery(seq=r.seq, invitation=env.decode(r.data)) for r in rows]

@@ -23,7 +23,7 @@ from chatrelay.actors.direct_invitations import DirectInvitations
 from chatrelay.actors.figures import GroupFigures
 from chatrelay.actors.joins import Joins
 from chatrelay.actors.mailbox import Mailbox
-from chatrelay.actors.message_log import READ_LIMIT, MessageLog
+from chatrelay.actors.message_log import READ_LIMIT, MessageLog, fit
 from chatrelay.actors.owner_commands import CREDENTIAL_SKEW_S, OwnerCommands
 from chatrelay.actors.rate_window import RateWindow
 from chatrelay.actors.policy import RelayLimits
@@ -233,7 +233,7 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
         """Posts after `after_seq`; waits up to `wait_s` for the first one when none is there."""
         if wait_s > 0 and not await self._wait_for_posts(after_seq, wait_s):
             return []
-        return _deliveries(await self.ctx.log.read(self.stream, after_seq, min(limit, READ_LIMIT)))
+        return _deliveries(fit(await self.ctx.log.read(self.stream, after_seq, min(limit, READ_LIMIT))))
 
     async def _wait_for_posts(self, after_seq: int, wait_s: float) -> bool:
         """Whether a post after `after_seq` came within `wait_s` seconds."""
@@ -254,7 +254,7 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
     async def history(self, reader: bytes, before_seq: int, limit: int) -> list[relay_pb2.Delivery]:
         floor = self.history_floor(reader)
         rows = await self.ctx.log.read_before(self.stream, before_seq, min(max(limit, 1), READ_LIMIT))
-        return [d for d in _deliveries(rows) if d.seq > floor]
+        return [d for d in _deliveries(fit(rows, newest=True)) if d.seq > floor]
 
     def stats(self) -> GroupFigures:
         return GroupFigures(

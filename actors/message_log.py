@@ -9,9 +9,31 @@ durable, so an ack sent after it is never lost.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, Sequence, TypeVar, runtime_checkable
 
 READ_LIMIT = 500  # records the relay reads from its log at once
+PAGE_BYTES = 1 << 20  # what one answer to a client holds at most: a quarter of its 4 MiB receive limit
+RECORD_OVERHEAD = 32  # what an item adds to its record's bytes in an answer (seq, time, id), at most
+
+T = TypeVar("T")
+
+
+def record_size(record: "LogRecord") -> int:
+    return len(record.data) + len(record.key or b"") + RECORD_OVERHEAD
+
+
+def fit(items: Sequence[T], size: Callable[[T], int] = record_size, *, newest: bool = False,
+        budget: int = PAGE_BYTES) -> list[T]:
+    """A page of `items` within `budget` bytes, whatever their sizes: the longest run from
+    the oldest (or, with `newest`, up to the newest); one item at least, so a reader's
+    cursor always moves on."""
+    total = taken = 0
+    for item in (reversed(items) if newest else items):
+        total += size(item)
+        if taken and total > budget:
+            break
+        taken += 1
+    return list(items[len(items) - taken:] if newest else items[:taken])
 
 
 @dataclass(frozen=True, slots=True)

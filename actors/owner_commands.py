@@ -9,7 +9,7 @@ import time
 from chatrelay import envelope as env
 from chatrelay import group
 from chatrelay.actors import records
-from chatrelay.actors.message_log import READ_LIMIT
+from chatrelay.actors.message_log import READ_LIMIT, RECORD_OVERHEAD, fit
 from chatrelay.actors.records import STATE_PB, Change, GroupRecord, GroupState, MemberStatus
 from chatrelay.actors.registry import Get, Put, unchanged_since
 from chatrelay.errors import ChatRelayError, Reason
@@ -36,17 +36,18 @@ class OwnerCommands:
         return body
 
     async def service_log(self, since_seq: int) -> list[relay_pb2.ServiceLogEntry]:
-        rows = await self.ctx.log.read(records.service_stream(self.address), since_seq, READ_LIMIT)
+        rows = fit(await self.ctx.log.read(records.service_stream(self.address), since_seq, READ_LIMIT))
         return [
             relay_pb2.ServiceLogEntry(seq=r.seq, command=env.decode(r.data), applied_at=r.ts, outcome="applied")
             for r in rows
         ]
 
     def pending(self) -> list[relay_pb2.JoinPending]:
+        """The oldest joins waiting, a page of them: the next come as owners decide."""
+        waiting = sorted((m for m in self.members.values() if m.status is MemberStatus.PENDING), key=lambda m: m.joined_ms)
         return [
             relay_pb2.JoinPending(request_id=m.request_id, join=env.decode(m.join), received_at=m.joined_ms)
-            for m in sorted(self.members.values(), key=lambda m: m.joined_ms)
-            if m.status is MemberStatus.PENDING
+            for m in fit(waiting, lambda m: len(m.join) + RECORD_OVERHEAD)
         ]
 
     async def owner_command(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.OwnerCommandResponse:

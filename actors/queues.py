@@ -15,6 +15,7 @@ import json
 from chatrelay import codec
 from chatrelay import envelope as env
 from chatrelay.actors import records
+from chatrelay.actors.message_log import fit
 from chatrelay.actors.registry import Get, Put, Target, Compare, absent
 from chatrelay.errors import ChatRelayError, MalformedError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
@@ -139,7 +140,7 @@ class QueueStore:
         if body.since_seq > queue.get("read_seq", 0):
             last = await self.ctx.log.last_seq(queue_stream(body.queue_address))
             await self._mark_read(body.queue_address, entry, queue, min(body.since_seq, last))
-        rows = await self.ctx.log.read(queue_stream(body.queue_address), max(body.since_seq, after_seq), READ_LIMIT)
+        rows = fit(await self.ctx.log.read(queue_stream(body.queue_address), max(body.since_seq, after_seq), READ_LIMIT))
         out = []
         for row in rows:
             kind, data = row.data[:1], row.data[1:]

@@ -25,6 +25,7 @@ RETRY_S = 30  # how long idempotent calls (registration, join) ride out a relay 
 READ_RETRY_S = 1.0  # reads: one more try (a relay that is down is skipped soon after)
 READS = frozenset({"ResolveLink", "History", "ReadServiceLog", "ListPending", "MemberKeys"})
 NONCE = 16
+MAX_PAGES = 10_000  # pages a reader reads in one go at the most (pages are sized in bytes)
 RETRIES = Backoff(first_s=0.2, max_s=2.0)  # a relay restarting: UNAVAILABLE or BUSY for a while
 # Each channel its own subchannels: gRPC's global pool would share one TCP connection
 # between two clients of one target.

@@ -23,7 +23,7 @@ from nacl.signing import SigningKey
 
 from chatrelay import codec, links
 from chatrelay import envelope as env
-from chatrelay.connection import RelayClient, relay_info, resolve_link, target_of_link
+from chatrelay.connection import MAX_PAGES, RelayClient, relay_info, resolve_link, target_of_link
 from chatrelay.errors import ChatRelayError, MalformedError, Reason
 from chatrelay.items import Checked, take, take_async
 from chatrelay.links import LinkKind, ShortLink
@@ -329,10 +329,14 @@ async def direct_invitations(membership) -> list[tuple[Contact, str]]:
 
     entry = membership.relays[0]
     credential = reader.credential(reader.reader_key(membership), entry.address)
+    received: list[relay_pb2.DirectInvitationDelivery] = []
     async with RelayClient(entry.target) as c:
-        response = await c.call(
-            "DirectInbox", relay_pb2.DirectInboxRequest(credential=credential, after_seq=membership.direct_seq)
-        )
+        for _ in range(MAX_PAGES):  # pages are sized in bytes: read on until one comes empty
+            after = received[-1].seq if received else membership.direct_seq
+            page = (await c.call("DirectInbox", relay_pb2.DirectInboxRequest(credential=credential, after_seq=after)))
+            if not page.invitations:
+                break
+            received.extend(page.invitations)
     allowed = _group_profile(membership).profile.settings.direct_messages
     senders = reader.PostChecker(membership)  # who is a member, checked as for posts
 
@@ -360,7 +364,7 @@ async def direct_invitations(membership) -> list[tuple[Contact, str]]:
         contact.name = payload.get("name") or contact.name
         contact.member = b64(checked.signer)
         return contact, str(payload.get("message", ""))
-    return await take_async(response.invitations, check, lambda item: f"direct invitation #{item.seq}")
+    return await take_async(received, check, lambda item: f"direct invitation #{item.seq}")
 
 
 async def accept_direct(address: Address) -> list[Contact]:

@@ -11,7 +11,7 @@ from nacl.signing import SigningKey
 
 from chatrelay import group, invites, links, members
 from chatrelay import envelope as env
-from chatrelay.connection import NONCE, RETRY_S, RelayClient, RelayInfo, relay_info
+from chatrelay.connection import MAX_PAGES, NONCE, RETRY_S, RelayClient, RelayInfo, relay_info
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.items import Checked, Skipped, take
 from chatrelay.links import ShortLink
@@ -130,13 +130,19 @@ def _owner_read(owned: OwnedGroup, address: str, since_seq: int = 0) -> core_pb2
 
 
 async def service_log(owned: OwnedGroup) -> list[tuple[RelayEntry, relay_pb2.ServiceLogEntry]]:
+    """Every relay's service log, page by page (pages are sized in bytes)."""
     out = []
     for entry in owned.relays:
+        since = 0
         async with RelayClient(entry.target) as client:
-            response = await client.call(
-                "ReadServiceLog", relay_pb2.ServiceLogRequest(envelope=_owner_read(owned, entry.address))
-            )
-        out.extend((entry, e) for e in response.entries)
+            for _ in range(MAX_PAGES):
+                response = await client.call(
+                    "ReadServiceLog", relay_pb2.ServiceLogRequest(envelope=_owner_read(owned, entry.address, since))
+                )
+                if not response.entries:
+                    break
+                out.extend((entry, e) for e in response.entries)
+                since = response.entries[-1].seq
     return out
 
 

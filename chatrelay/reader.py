@@ -14,7 +14,7 @@ from nacl.signing import SigningKey
 
 from chatrelay import admission, codec, group, invites, members
 from chatrelay import envelope as env
-from chatrelay.connection import NONCE, RETRY_S, RelayClient, diagnose, resolve_link, target_of_link
+from chatrelay.connection import MAX_PAGES, NONCE, RETRY_S, RelayClient, diagnose, resolve_link, target_of_link
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.items import Checked, Skipped, take_async
 from chatrelay.links import LinkKind, ShortLink
@@ -189,7 +189,7 @@ async def _read_relay(who, entry: RelayEntry, key: SigningKey) -> list[relay_pb2
     pages: list[list[relay_pb2.Delivery]] = []
     before = 0
     async with RelayClient(entry.target) as client:
-        for _ in range(1_000_000):  # bounded: each page moves `before` back
+        for _ in range(MAX_PAGES):  # bounded: each page moves `before` back
             request = relay_pb2.HistoryRequest(credential=credential(key, entry.address), before_seq=before, limit=500)
             page = list((await client.call("History", request)).deliveries)
             if not page:

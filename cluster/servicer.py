@@ -37,7 +37,6 @@ from chatrelay.v1 import core_pb2, relay_pb2, relay_pb2_grpc
 log = logging.getLogger(__name__)
 
 QUEUE_POLL_S = 0.5
-QUEUE_PAGE = 500  # a page of a queue read; a full one means more may follow
 RETRY_HINT_MS = 200  # told to senders refused with BUSY or UNAVAILABLE
 POST_IN_FLIGHT = 1  # calls carrying one group's posts to its shard at a time, per gateway (the default)
 POSTS_WAITING = 256  # posts of one group waiting for that at most; more are refused BUSY
@@ -252,10 +251,8 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             body = peek(request.envelope, relay_pb2.QueueReadBody, env.Domain.QUEUE_READ, "queue read")
             while True:
                 messages = await self._queue(body.queue_address, request)
-                if messages:
+                if messages:  # a page is cut by count or bytes: the next read tells whether more came
                     yield relay_pb2.QueueBatch(messages=messages)
-                    if len(messages) < QUEUE_PAGE and not request.follow:
-                        return
                     # The owner's signature covers since_seq, so pages past the first are
                     # read with the same credential and filtered by the shard.
                     advanced = relay_pb2.ReadQueueRequest()

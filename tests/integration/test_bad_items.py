@@ -5,6 +5,7 @@ item, says so once with its reason, and goes on with the rest."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -106,3 +107,30 @@ async def test_a_direct_invitation_that_does_not_open_is_skipped_and_the_next_on
     assert [(s.item, s.reason) for s in got.skipped] == [("direct invitation #1", Reason.BAD_SIGNATURE)]
     assert victim.direct_seq == 2  # past both
     assert await contacts.direct_invitations(victim) == []
+
+
+# ---- pages sized in bytes: no answer reaches a client's 4 MiB receive limit ----------------
+
+CLIENT_RECEIVE_LIMIT = 4 * 1024 * 1024  # gRPC's default, the SDK's
+
+
+async def test_a_history_larger_than_a_clients_receive_limit_is_read_page_by_page(relay):
+    owned = await client.create_group([relay.link], "Heavy", GroupKind.CHANNEL)
+    member = await client.join(owned.link, "m")
+    texts = [f"{i:03d}" + "x" * (members.MAX_POST - 3) for i in range(300)]  # 300 posts of 16 KiB
+    assert sum(len(t) for t in texts) > CLIENT_RECEIVE_LIMIT
+    for start in range(0, len(texts), 100):  # at most 100 waiting for the channel's turn at once
+        await asyncio.gather(*(client.post(owned, t) for t in texts[start:start + 100]))
+    posts = await client.read_all(member)
+    assert sorted(p.text for p in posts) == texts and not posts.skipped
+    assert [p.seq for p in posts] == list(range(1, 301))
+
+
+async def test_a_queue_holding_more_than_a_clients_receive_limit_is_read_page_by_page(relay):
+    address = await contacts.create_address(relay.link, "Alice")
+    big = [await send_request(relay, address, os.urandom(32 * 1024), os.urandom(32)) for _ in range(140)]
+    assert 140 * 32 * 1024 > CLIENT_RECEIVE_LIMIT
+    await contacts.connect(address.link, "Bob", "after them")
+    found = await contacts.requests(address)
+    assert [r["message"] for r in found] == ["after them"]
+    assert [s.item for s in found.skipped] == [f"request {r.hex()}" for r in big]  # garbage, each said

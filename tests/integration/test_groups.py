@@ -135,6 +135,25 @@ async def test_members_post_in_groups_within_the_rate_limit(relay):
     assert texts == [f"a{i}" for i in range(15)] + ["owners are not limited"]
 
 
+
+async def test_an_approval_names_the_member_it_admits(relay):
+    """Members check who the owners let in by the key an approval names: the relay takes
+    no approval that names no member, or another one than the request's."""
+    from chatrelay.owner import owner_command
+
+    owned = await client.create_group([relay.link], "Named", GroupKind.GROUP, JoinPolicy.APPROVAL)
+    await client.join(owned.link, "Bob")
+    [waiting] = await client.pending(owned)
+    key = SigningKey(unb64(owned.owner_seed))
+    async with client.RelayClient(relay.target) as c:
+        for member in (b"", bytes(SigningKey.generate().verify_key)):
+            with pytest.raises(ChatRelayError) as info:
+                await owner_command(c, key, owned.relays[0].address, relay_pb2.OWNER_COMMAND_KIND_APPROVE_JOIN,
+                                    request_id=waiting.request_id, member=member)
+            assert (info.value.reason, info.value.message) == (
+                Reason.MALFORMED, "an approval must name the key of the member it admits")
+    assert await client.pending(owned) == [waiting]
+
 async def test_a_burst_of_concurrent_posts_takes_turns_and_every_one_lands_once(relay):
     """80 posts at once to one channel: the gateway has one call of the channel's posts
     going at a time (`--post-in-flight` 1), and posts that wait go on together in the
