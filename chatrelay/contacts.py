@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -27,7 +28,7 @@ from chatrelay.connection import MAX_PAGES, RelayClient, relay_info, resolve_lin
 from chatrelay.errors import ChatRelayError, MalformedError, Reason
 from chatrelay.items import Checked, take, take_async
 from chatrelay.links import LinkKind, ShortLink
-from chatrelay.state import Address, Contact, b64, unb64
+from chatrelay.state import Address, Contact, DirectInvitation, b64, unb64
 from chatrelay.v1 import core_pb2, relay_pb2
 
 MAX_TEXT = 16 * 1024
@@ -230,6 +231,7 @@ def _group_profile(who):
     return group.verify_profile(env.decode(unb64(who.profile)), group_id=bytes.fromhex(who.group_id))
 
 
+INVITATION_ID = 16  # hex digits of a direct invitation's id
 FINGERPRINT = 12  # base64url characters of a member key that name it where names collide
 
 
@@ -319,10 +321,12 @@ async def send_direct_invitation(who, member: str, text: str) -> Address:
     return invitation
 
 
-async def direct_invitations(membership) -> list[tuple[Contact, str]]:
-    """Direct invitations received in a group: each is checked against the group's
-    settings (refused where the profile says no, whatever the relay did), then accepted
-    by connecting with the name used in the group. Returns (contact, first message)."""
+async def direct_invitations(membership) -> Checked:
+    """Direct invitations received in a group, new since the last read: each checked
+    (signed by a member shown admitted, allowed by the group's profile whatever the relay
+    did, sealed to me, for this group, its link on one of the group's relays) and kept in
+    `membership.invitations` until I accept one (`accept_invitation`). Nothing is dialled
+    here: the link inside was chosen by the other member."""
     from nacl.public import SealedBox
 
     from chatrelay import members, reader
@@ -339,8 +343,9 @@ async def direct_invitations(membership) -> list[tuple[Contact, str]]:
             received.extend(page.invitations)
     allowed = _group_profile(membership).profile.settings.direct_messages
     senders = reader.PostChecker(membership)  # who is a member, checked as for posts
+    relays = {r.target for r in membership.relays}
 
-    async def check(item) -> tuple[Contact, str] | None:
+    async def check(item) -> DirectInvitation | None:
         membership.direct_seq = max(membership.direct_seq, item.seq)  # past it, whatever it holds
         checked, body = env.verify_message(
             item.invitation, env.Domain.DIRECT_INVITATION, relay_pb2.DirectInvitationBody, "direct invitation"
@@ -356,15 +361,36 @@ async def direct_invitations(membership) -> list[tuple[Contact, str]]:
             payload = json.loads(SealedBox(PrivateKey(unb64(membership.box_secret))).decrypt(body.sealed))
         except (CryptoError, ValueError):
             raise ChatRelayError(Reason.BAD_SIGNATURE, "a direct invitation does not open with my key") from None
-        _object(payload, "a direct invitation", ("name", "message", "group"))
+        _object(payload, "a direct invitation", ("name", "message", "group"), required=("link",))
         if payload.get("group") != membership.group_id:
             raise ChatRelayError(Reason.GROUP_MISMATCH, "a direct invitation names another group")
-        _object(payload, "a direct invitation", required=("link",))
-        contact = await connect(payload["link"], membership.display_name)
-        contact.name = payload.get("name") or contact.name
-        contact.member = b64(checked.signer)
-        return contact, str(payload.get("message", ""))
+        link = ShortLink.parse(payload["link"])
+        if link.kind is not LinkKind.INVITATION or target_of_link(link) not in relays:
+            raise ChatRelayError(Reason.NOT_ALLOWED, "a direct invitation names a host that is not one of the group's relays")
+        invitation = DirectInvitation(
+            id=hashlib.sha256(env.encode(item.invitation)).hexdigest()[:INVITATION_ID], name=str(payload.get("name", "")),
+            message=str(payload.get("message", "")), link=payload["link"], member=b64(checked.signer))
+        if any(i.id == invitation.id for i in membership.invitations):
+            return None
+        membership.invitations.append(invitation)
+        return invitation
     return await take_async(received, check, lambda item: f"direct invitation #{item.seq}")
+
+
+async def accept_invitation(membership, invitation_id: str) -> Contact:
+    """I consent: connect to the one-time invitation inside, with the name I use in the
+    group. It stays waiting where the connection fails, to try again."""
+    found = [i for i in membership.invitations if i.id == invitation_id]
+    if not found:
+        waiting = ", ".join(i.id for i in membership.invitations) or "none"
+        raise ChatRelayError(Reason.UNKNOWN_ADDRESS,
+                             f"no direct invitation {invitation_id!r} waiting in this group (waiting: {waiting})")
+    invitation = found[0]
+    contact = await connect(invitation.link, membership.display_name)
+    membership.invitations.remove(invitation)
+    contact.name = invitation.name or contact.name
+    contact.member = invitation.member
+    return contact
 
 
 async def accept_direct(address: Address) -> list[Contact]:

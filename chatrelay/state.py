@@ -59,6 +59,18 @@ class OwnedGroup:
 
 
 @dataclass
+class DirectInvitation:
+    """A direct invitation another member sent me in a group: it waits for my consent
+    (`chatrelay dm accept ID`); nothing is dialled before."""
+
+    id: str  # hex, as `dm accept` takes it
+    name: str  # the name the inviting member uses in the group
+    message: str
+    link: str  # the one-time invitation to connect to, on one of the group's relays
+    member: str  # the inviting member's key (b64)
+
+
+@dataclass
 class Membership:
     group_id: str
     kind: str
@@ -71,6 +83,7 @@ class Membership:
     relays: list[RelayEntry] = field(default_factory=list)
     status: str = "member"
     direct_seq: int = 0  # direct invitations read so far
+    invitations: list[DirectInvitation] = field(default_factory=list)  # waiting for my consent
 
 
 @dataclass
@@ -152,7 +165,9 @@ def load(path: pathlib.Path) -> State:
             raise ValueError(f"unknown format {raw.get('format')!r}")
         return State(
             owned=[OwnedGroup(**{**g, "relays": [RelayEntry(**r) for r in g["relays"]]}) for g in raw["owned"]],
-            memberships=[Membership(**{**m, "relays": [RelayEntry(**r) for r in m["relays"]]}) for m in raw["memberships"]],
+            memberships=[Membership(**{**m, "relays": [RelayEntry(**r) for r in m["relays"]],
+                                       "invitations": [DirectInvitation(**i) for i in m.get("invitations", [])]})
+                         for m in raw["memberships"]],
             addresses=[Address(**a) for a in raw.get("addresses", [])],
             contacts=[Contact(**c) for c in raw.get("contacts", [])],
         )

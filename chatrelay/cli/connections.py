@@ -7,7 +7,7 @@ import sys
 import click
 
 from chatrelay.cli.base import fail, load_state, main, report_skipped, run_async, save_state, state_option
-from chatrelay.errors import ChatRelayError
+from chatrelay.errors import ChatRelayError, Reason
 
 
 def _address_commands(name: str, one_time: bool, about: str, holds: str, shown: str, made: str) -> None:
@@ -131,10 +131,15 @@ def dm(member, text, which, state_path) -> None:
 
     The first time, this sends a direct invitation through the group, where the group
     allows direct messages; TEXT arrives with it. Later, it uses the direct connection.
+    `chatrelay dm accept ID` consents to a direct invitation `inbox` listed: only then
+    does this client connect to the inviting member.
     """
     from chatrelay import contacts
 
     st = load_state(state_path)
+    if member == "accept":
+        _accept_invitation(st, text, state_path)
+        return
     for contact in st.contacts:
         if member not in (contact.name, contact.member):
             continue
@@ -156,6 +161,21 @@ def dm(member, text, which, state_path) -> None:
     click.echo(f"direct invitation sent to {member}; your message travels with it")
 
 
+def _accept_invitation(st, invitation_id: str, state_path) -> None:
+    from chatrelay import contacts
+
+    for membership in st.memberships:
+        if any(i.id == invitation_id for i in membership.invitations):
+            contact = run_async(contacts.accept_invitation(membership, invitation_id))
+            contact.name = _unique_name(st, contact.name)
+            st.contacts.append(contact)
+            save_state(state_path, st)
+            click.echo(f"connecting to {contact.name}; what they send arrives in `chatrelay inbox`")
+            return
+    fail(str(ChatRelayError(Reason.UNKNOWN_ADDRESS, f"no direct invitation {invitation_id!r} waiting; "
+                                                      "`chatrelay inbox` lists them")))
+
+
 @main.command()
 @click.option("--follow", is_flag=True, help="Keep waiting for new messages.")
 @state_option
@@ -171,10 +191,10 @@ def inbox(follow, state_path) -> None:
             if membership.kind != "group" or membership.status != "member":
                 continue
             invitations = run_async(contacts.direct_invitations(membership))
-            for contact, first in invitations:
-                contact.name = _unique_name(st, contact.name)
-                st.contacts.append(contact)
-                click.echo(f"{contact.name}: {first}" if first else f"{contact.name} wants to talk directly")
+            for invitation in invitations:
+                said = f": {invitation.message}" if invitation.message else ""
+                click.echo(f"{invitation.name or 'a member'} invites you to talk directly{said} "
+                           f"(chatrelay dm accept {invitation.id})")
             report_skipped(invitations)
         for addr in st.addresses:
             if addr.auto_accept:

@@ -6,10 +6,11 @@ item, says so once with its reason, and goes on with the rest."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 
-from nacl.public import Box, PrivateKey, PublicKey
+from nacl.public import Box, PrivateKey, PublicKey, SealedBox
 from nacl.signing import SigningKey
 
 from chatrelay import client, contacts, group, members
@@ -103,11 +104,47 @@ async def test_a_direct_invitation_that_does_not_open_is_skipped_and_the_next_on
         await c.call("SendDirectInvitation", relay_pb2.DirectInvitationRequest(envelope=envelope))
     await contacts.send_direct_invitation(mallory, "Victim", "hi, for real")
     got = await contacts.direct_invitations(victim)
-    assert [first for _, first in got] == ["hi, for real"]
+    assert [i.message for i in got] == ["hi, for real"]
     assert [(s.item, s.reason) for s in got.skipped] == [("direct invitation #1", Reason.BAD_SIGNATURE)]
     assert victim.direct_seq == 2  # past both
     assert await contacts.direct_invitations(victim) == []
 
+
+
+async def test_a_direct_invitation_to_a_host_of_the_senders_choosing_is_skipped_and_never_dialled(relay):
+    """A member's client dials nothing another member names before its user says so, and
+    then only the group's relays: a direct invitation whose link points elsewhere (here a
+    loopback port that counts who connects) is skipped with its reason."""
+    owned = await client.create_group([relay.link], "Direct", GroupKind.GROUP, direct_messages=True)
+    victim, mallory = await client.join(owned.link, "Victim"), await client.join(owned.link, "Mallory")
+    dialled = []
+
+    async def count(reader, writer):
+        dialled.append(writer.get_extra_info("peername"))
+        writer.close()
+    server = await asyncio.start_server(count, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        real = await contacts.create_address(relay.link, "Mallory", one_time=True)
+        relay_host = real.link.split("//", 1)[1].split("/", 1)[0]
+        elsewhere = real.link.replace(relay_host, f"127.0.0.1:{port}", 1)
+        keys = members.MemberIdentity(sign_seed=unb64(victim.sign_seed), box_secret=unb64(victim.box_secret)).public
+        sealed = SealedBox(PublicKey(keys.box_key)).encrypt(json.dumps(
+            {"link": elsewhere, "name": "Mallory", "message": "click me", "group": owned.group_id}).encode())
+        body = relay_pb2.DirectInvitationBody(group_address=owned.relays[0].address, to_member=keys.sign_key,
+                                              sealed=bytes(sealed), nonce=os.urandom(16), timestamp=int(time.time()))
+        envelope = env.sign_message(SigningKey(unb64(mallory.sign_seed)), env.Domain.DIRECT_INVITATION, body)
+        async with client.RelayClient(relay.target) as c:
+            await c.call("SendDirectInvitation", relay_pb2.DirectInvitationRequest(envelope=envelope))
+        got = await contacts.direct_invitations(victim)
+        assert got == [] and victim.invitations == []
+        assert [(s.item, s.reason, s.message) for s in got.skipped] == [
+            ("direct invitation #1", Reason.NOT_ALLOWED, "a direct invitation names a host that is not one of the group's relays")]
+        await asyncio.sleep(0.2)
+        assert dialled == []
+    finally:
+        server.close()
+        await server.wait_closed()
 
 # ---- pages sized in bytes: no answer reaches a client's 4 MiB receive limit ----------------
 

@@ -139,7 +139,14 @@ def test_contacts_from_the_cli(tmp_path):
         ok("join", link, "--state", ann, "--name", "Ann")
         ok("join", link, "--state", ben, "--name", "Ben")
         assert ok("dm", "Ben", "hi Ben", "--state", ann).startswith("direct invitation sent to Ben")
-        assert ok("inbox", "--state", ben).splitlines() == ["Ann: hi Ben"]
+        [line] = ok("inbox", "--state", ben).splitlines()
+        assert line.startswith("Ann invites you to talk directly: hi Ben (chatrelay dm accept ")
+        assert ok("inbox", "--state", ann) == ""  # nothing happens before Ben says yes
+        invitation_id = line.removesuffix(")").rsplit(" ", 1)[1]
+        assert ok("dm", "accept", invitation_id, "--state", ben).startswith("connecting to Ann")
+        unknown = cli("dm", "accept", invitation_id, "--state", ben)
+        assert unknown.returncode == 2 and unknown.stderr == (
+            f"chatrelay: no direct invitation {invitation_id!r} waiting; `chatrelay inbox` lists them (unknown_address)\n")
         assert ok("inbox", "--state", ann).splitlines() == ["Ben connected directly"]
         assert ok("dm", "Ann", "hello Ann", "--state", ben).splitlines() == [
             "Ann: Ann accepted the connection", "sent",

@@ -112,9 +112,13 @@ async def _group_with_two_members(relay, direct_messages: bool):
 async def test_direct_connection_on_demand_through_the_group(relay):
     owned, ann, ben = await _group_with_two_members(relay, direct_messages=True)
     invitation = await contacts.send_direct_invitation(ann, "Ben", "hi Ben, Ann here")
-    [(ben_side, first)] = await contacts.direct_invitations(ben)
-    assert first == "hi Ben, Ann here"
+    [waiting] = await contacts.direct_invitations(ben)
+    assert (waiting.name, waiting.message) == ("Ann (incognito)", "hi Ben, Ann here")
+    assert ben.invitations == [waiting]
+    assert await contacts.accept_direct(invitation) == []  # nothing dialled before Ben says so
+    ben_side = await contacts.accept_invitation(ben, waiting.id)
     assert ben_side.name == "Ann (incognito)"  # the name Ann uses in the group, not another
+    assert ben.invitations == []
     [ann_side] = await contacts.accept_direct(invitation)
     assert ann_side.name == "Ben"
     assert await contacts.inbox(ben_side) == ["Ann (incognito) accepted the connection"]
@@ -167,5 +171,5 @@ async def test_direct_invitations_store_no_plaintext(relay):
     for path in pathlib.Path(relay.config.data_dir).rglob("*"):
         if path.is_file():
             assert marker.encode() not in path.read_bytes(), f"plaintext in {path.name}"
-    [(_, first)] = await contacts.direct_invitations(ben)
-    assert first == marker
+    [waiting] = await contacts.direct_invitations(ben)
+    assert waiting.message == marker

@@ -157,8 +157,8 @@ async def test_a_display_name_collision_never_sends_a_direct_invitation_to_the_w
     sent = await asyncio.to_thread(cli, "dm", real, "hi Ben", "--state", str(path))
     assert sent.returncode == 0, sent.stderr
     assert await contacts.direct_invitations(impostor) == []
-    [(contact, first)] = await contacts.direct_invitations(ben)
-    assert (contact.name, first) == ("Ann", "hi Ben")
+    [invitation] = await contacts.direct_invitations(ben)
+    assert (invitation.name, invitation.message) == ("Ann", "hi Ben")
 
     # A relay that hides the real Ben and shows one of its own has nobody to send to.
     approval_group = await client.create_group([relay.link], "Club", GroupKind.GROUP, JoinPolicy.APPROVAL,
