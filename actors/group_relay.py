@@ -208,7 +208,13 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
 
     # ---- reading --------------------------------------------------------------------
 
+    def serving(self) -> None:
+        """Readers are served until the group is removed from this relay."""
+        if self.record.state is GroupState.REMOVED:
+            raise ChatRelayError(Reason.NOT_ACTIVE, "group is removed, not active")
+
     def check_reader(self, credential: core_pb2.SignedEnvelope, now: float | None = None) -> bytes:
+        self.serving()
         checked, body = env.verify_message(
             credential, env.Domain.SUBSCRIBE, relay_pb2.SubscribeBody, "subscribe credential"
         )
@@ -230,8 +236,12 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
         return max(0, self.last_seq - limit)
 
     async def read(self, after_seq: int, limit: int = READ_LIMIT, wait_s: float = 0.0) -> list[relay_pb2.Delivery]:
-        """Posts after `after_seq`; waits up to `wait_s` for the first one when none is there."""
+        """Posts after `after_seq`; waits up to `wait_s` for the first one when none is there.
+        Once the group is removed from this relay, refused: the tails reading it end their
+        streams with that reason."""
+        self.serving()
         if wait_s > 0 and not await self._wait_for_posts(after_seq, wait_s):
+            self.serving()
             return []
         return _deliveries(fit(await self.ctx.log.read(self.stream, after_seq, min(limit, READ_LIMIT))))
 
@@ -239,7 +249,7 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
         """Whether a post after `after_seq` came within `wait_s` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
-        while self.last_seq <= after_seq:
+        while self.last_seq <= after_seq and self.record.state is not GroupState.REMOVED:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False

@@ -130,3 +130,5 @@ class OwnerCommands:
         if not result.succeeded:
             raise ChatRelayError(Reason.BUSY, "group record changed concurrently; retry")
         self.record, self.profile, self.mod_revision = updated, profile, result.gets[0].mod_revision
+        if state is GroupState.REMOVED:
+            self.wake_readers()  # they end now, with the reason

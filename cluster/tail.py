@@ -15,12 +15,14 @@ import logging
 from chatrelay.actors import tracing
 from chatrelay.actors.calls import ReadPosts
 from chatrelay.cluster.router import ShardRouter
+from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import relay_pb2
 
 log = logging.getLogger(__name__)
 
 TAIL_WAIT_S = 5.0  # how long one poll of the shard waits for a new post
-BATCH = 200  # posts a poll or a catch-up read returns at most
+BATCH = 200  # posts a poll or a catch-up read returns at most (200 posts of 16 KiB: 3.3 MB, below 4 MiB)
+ENDS = (Reason.NOT_ACTIVE,)  # a refusal that ends a group's streams here: the relay no longer serves it
 TAIL_WINDOW = 4096  # newest posts of a group kept in a gateway for its subscribers
 
 
@@ -66,6 +68,7 @@ class GroupTail:
         self.changed = asyncio.Condition()
         self.subscribers = 0
         self.delivered = 0  # posts written to this gateway's streams of the group
+        self.ended: ChatRelayError | None = None  # why its streams end, once they do
         self.task = asyncio.create_task(self._run(), name=f"tail-{address}")
 
     async def _read(self, after: int, wait_s: float) -> list[relay_pb2.Delivery]:
@@ -77,7 +80,12 @@ class GroupTail:
                 deliveries = await self._read(self.after, TAIL_WAIT_S)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # whatever broke, the subscribers wait on this loop
+            except Exception as exc:  # whatever else broke, the subscribers wait on this loop
+                if isinstance(exc, ChatRelayError) and exc.reason in ENDS:
+                    async with self.changed:  # every stream of the group here ends, with the reason
+                        self.ended = exc
+                        self.changed.notify_all()
+                    return
                 log.warning("tail of a group failed, retrying: %s", exc)
                 await asyncio.sleep(0.5)
                 continue
@@ -91,14 +99,18 @@ class GroupTail:
 
     async def after_seq(self, seq: int, wait_s: float) -> list[relay_pb2.Delivery]:
         """Posts after `seq`: from memory when recent, from the shard's log when older."""
+        if self.ended is not None:
+            raise self.ended
         if not self.holds(seq):  # fell behind the window: catch up from the log
             return await self._read(seq, 0.0)
         if self.after <= seq:
             async with self.changed:
                 try:
-                    await asyncio.wait_for(self.changed.wait_for(lambda: self.after > seq), wait_s)
+                    await asyncio.wait_for(self.changed.wait_for(lambda: self.after > seq or self.ended), wait_s)
                 except asyncio.TimeoutError:
                     return []
+            if self.ended is not None:
+                raise self.ended
         return [d for d in self.buffer if d.seq > seq][:BATCH]
 
     def holds(self, seq: int) -> bool:

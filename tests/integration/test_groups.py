@@ -489,6 +489,46 @@ async def test_remove_relay_and_delete_group(relay, ray_session, tmp_path):
         await asyncio.to_thread(up.stop, other, ray_shutdown=False)
 
 
+
+async def test_a_relay_removed_from_a_group_ends_its_streams_and_serves_it_no_more(relay, ray_session, tmp_path):
+    """Removal is immediate (issue 16): a stream open on the removed relay ends at once
+    with the reason, the relay serves the group's history to nobody, and a reader of
+    both relays goes on with the other."""
+    import copy
+
+    from chatrelay.cluster import up
+
+    other = await asyncio.to_thread(start_relay, tmp_path / "leaving")
+    try:
+        owned = await client.create_group([relay.link, other.link], "Leaving", GroupKind.CHANNEL)
+        member = await client.join(owned.link, "m")
+        await client.post(owned, "before")
+        on_leaving = copy.deepcopy(member)
+        on_leaving.relays = [e for e in on_leaving.relays if e.relay_link == other.link]
+        received = []
+
+        async def follow():
+            async for p in client.follow(on_leaving, max_reconnects=0):
+                received.append(p.text)
+        stream = asyncio.create_task(follow())
+        for _ in range(200):  # bounded: until the stream delivered the post
+            if received:
+                break
+            await asyncio.sleep(0.05)
+        assert received == ["before"]
+        await client.remove_relay(owned, other.link)
+        with pytest.raises(ChatRelayError) as info:
+            await asyncio.wait_for(stream, 60)  # a bound on a hang, not a measure
+        assert (info.value.reason, info.value.message) == (Reason.NOT_ACTIVE, "group is removed, not active")
+        with pytest.raises(ChatRelayError) as info:
+            await client.read_all(on_leaving)
+        assert (info.value.reason, info.value.message) == (Reason.NOT_ACTIVE, "group is removed, not active")
+        posts = await client.read_all(member)  # its state still names both relays
+        assert [p.text for p in posts] == ["before"]
+        assert [(s.reason, s.message) for s in posts.skipped] == [(Reason.NOT_ACTIVE, "group is removed, not active")]
+    finally:
+        await asyncio.to_thread(up.stop, other, ray_shutdown=False)
+
 async def test_a_captured_link_store_replayed_after_an_update_is_refused_and_changes_nothing(relay):
     """Issue 15: replaying a StoreLink captured at profile version 2, after version 3 was
     stored, rolled the link's profile back; now the same bytes are refused as replayed,
