@@ -1,9 +1,11 @@
 """One retry policy for every place that tries again: exponential backoff, bounded in
-tries, in time, or both. Pure: it only sleeps between tries."""
+tries, in time, or both; and the schedule of polls that stay. Pure: it only sleeps
+between tries."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from dataclasses import dataclass, replace
 from typing import Awaitable, Callable, Iterator, TypeVar
@@ -64,3 +66,31 @@ class Backoff:
                 if wait is None:
                     raise
             time.sleep(wait)
+
+
+class Spread:
+    """When each of several polls is due: each item once a period on average, at a
+    random phase of its own that moves every time (0.5 to 1.5 periods apart), so a relay
+    cannot tie one client's items (its groups, its queues) together by when they are
+    polled. Pure: it only says what is due."""
+
+    def __init__(self, period_s: float, rng: random.Random | None = None) -> None:
+        self.period_s = period_s
+        self.rng = rng or random.SystemRandom()
+        self.due: dict[str, float] = {}
+
+    def next(self, keys, now: float) -> tuple[str | None, float]:
+        """(the item to poll now, 0) or (None, how long until the next one is due), for
+        the items `keys` there are now (new ones get a phase, gone ones are dropped)."""
+        keys = set(keys)
+        for key in [k for k in self.due if k not in keys]:
+            del self.due[key]
+        for key in sorted(keys - self.due.keys()):
+            self.due[key] = now + self.rng.uniform(0, self.period_s)
+        if not self.due:
+            return None, self.period_s
+        key = min(self.due, key=self.due.__getitem__)
+        if self.due[key] > now:
+            return None, self.due[key] - now
+        self.due[key] = now + self.period_s * self.rng.uniform(0.5, 1.5)
+        return key, 0.0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from typing import Callable
 
 import click
 
@@ -176,46 +178,76 @@ def _accept_invitation(st, invitation_id: str, state_path) -> None:
                                                       "`chatrelay inbox` lists them")))
 
 
+INBOX_PERIOD_S = 1.0  # how often --follow polls each group and queue, on average
+
+
 @main.command()
 @click.option("--follow", is_flag=True, help="Keep waiting for new messages.")
 @state_option
 def inbox(follow, state_path) -> None:
-    """New messages from your contacts: `NAME: text`, one a line."""
+    """New messages from your contacts, `NAME: text`, one a line, and direct invitations
+    from members of your groups.
+
+    With --follow, each group and queue is polled about once a second, each at a random
+    phase of its own, so a relay cannot tie them together by when they are polled.
+    """
     import time as time_mod
 
-    from chatrelay import contacts
+    from chatrelay.retry import Spread
 
-    while True:
+    if not follow:
         st = load_state(state_path)
-        for membership in st.memberships:
-            if membership.kind != "group" or membership.status != "member":
-                continue
-            invitations = run_async(contacts.direct_invitations(membership))
-            for invitation in invitations:
-                said = f": {invitation.message}" if invitation.message else ""
-                click.echo(f"{invitation.name or 'a member'} invites you to talk directly{said} "
-                           f"(chatrelay dm accept {invitation.id})")
-            report_skipped(invitations)
-        for addr in st.addresses:
-            if addr.auto_accept:
-                for contact in run_async(contacts.accept_direct(addr)):
-                    contact.name = _unique_name(st, contact.name)
-                    st.contacts.append(contact)
-                    click.echo(f"{contact.name} connected directly")
-        for contact in st.contacts:
-            texts = run_async(contacts.inbox(contact))
-            for text in texts:
-                click.echo(f"{contact.name}: {text}")
-                sys.stdout.flush()
-            report_skipped(texts)
+        for _, poll in _inbox_items(st):
+            poll()
         save_state(state_path, st)
-        if not follow:
-            return
+        return
+    spread = Spread(INBOX_PERIOD_S)
+    while True:
+        st = load_state(state_path)  # read anew: another command may have changed it
+        items = dict(_inbox_items(st))
+        key, wait = spread.next(items, time_mod.monotonic())
+        if key is not None:
+            items[key]()
+            save_state(state_path, st)
+            continue
         try:
-            time_mod.sleep(1.0)
+            time_mod.sleep(wait)
         except KeyboardInterrupt:
             return
 
+
+def _inbox_items(st) -> list[tuple[str, Callable[[], None]]]:
+    """What `inbox` polls, each by a key of its own: the direct invitations of each group,
+    the acceptances of direct invitations sent, each contact's queue."""
+    from chatrelay import contacts
+
+    def invitations(membership) -> None:
+        got = run_async(contacts.direct_invitations(membership))
+        for invitation in got:
+            said = f": {invitation.message}" if invitation.message else ""
+            click.echo(f"{invitation.name or 'a member'} invites you to talk directly{said} "
+                       f"(chatrelay dm accept {invitation.id})")
+        report_skipped(got)
+
+    def accepted(addr) -> None:
+        for contact in run_async(contacts.accept_direct(addr)):
+            contact.name = _unique_name(st, contact.name)
+            st.contacts.append(contact)
+            click.echo(f"{contact.name} connected directly")
+
+    def messages(contact) -> None:
+        texts = run_async(contacts.inbox(contact))
+        for text in texts:
+            click.echo(f"{contact.name}: {text}")
+            sys.stdout.flush()
+        report_skipped(texts)
+
+    return [
+        *((f"group {m.group_id}", functools.partial(invitations, m)) for m in st.memberships
+          if m.kind == "group" and m.status == "member"),
+        *((f"address {a.queue}", functools.partial(accepted, a)) for a in st.addresses if a.auto_accept),
+        *((f"contact {c.my_queue}", functools.partial(messages, c)) for c in st.contacts),
+    ]
 
 
 # ---- operators ----------------------------------------------------------------------------

@@ -23,16 +23,23 @@ class HostileRelay(relay_pb2_grpc.RelayServiceServicer):
     def __init__(self) -> None:
         self.deliveries: list[relay_pb2.Delivery] = []  # in seq order
         self.admissions: list[relay_pb2.MemberAdmission] = []
+        self.seen: list[tuple[str, str]] = []  # (group address, peer) of each History call
         self.server: grpc.aio.Server | None = None
         self.target = ""
 
-    async def start(self) -> "HostileRelay":
-        key, cert = tls.make_certificate()
+    async def start(self, insecure: bool = False) -> "HostileRelay":
+        """Serving on a free loopback port: TLS with a key of its own, or, `insecure`,
+        plaintext (for a client run with --insecure)."""
         self.server = grpc.aio.server()
         relay_pb2_grpc.add_RelayServiceServicer_to_server(self, self.server)
-        port = self.server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, cert)]))
+        if insecure:
+            port = self.server.add_insecure_port("127.0.0.1:0")
+            self.target = f"127.0.0.1:{port}"
+        else:
+            key, cert = tls.make_certificate()
+            port = self.server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, cert)]))
+            self.target = tls.join_target(tls.pin_of_pem(cert), f"127.0.0.1:{port}")
         await self.server.start()
-        self.target = tls.join_target(tls.pin_of_pem(cert), f"127.0.0.1:{port}")
         return self
 
     async def stop(self) -> None:
@@ -49,6 +56,7 @@ class HostileRelay(relay_pb2_grpc.RelayServiceServicer):
         self.deliveries.append(relay_pb2.Delivery(seq=seq, post=post, relay_ts=seq))
 
     async def History(self, request, context):
+        self.seen.append((relay_pb2.SubscribeBody.FromString(request.credential.body).group_address, context.peer()))
         before = request.before_seq or float("inf")
         page = [d for d in self.deliveries if d.seq < before][-(request.limit or 500):]
         return relay_pb2.HistoryResponse(deliveries=page)

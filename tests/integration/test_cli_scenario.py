@@ -154,3 +154,28 @@ def test_contacts_from_the_cli(tmp_path):
         assert ok("inbox", "--state", ann).splitlines() == ["Ben: hello Ann"]
     finally:
         up.stop()
+
+
+def test_inbox_follow_shows_messages_as_they_come(tmp_path):
+    """`inbox --follow` polls each contact's queue about once a second, each at a phase
+    of its own, and prints what arrives, one a line."""
+    up = Up(tmp_path / "relay", free_port())
+    alice, bob = str(tmp_path / "alice.json"), str(tmp_path / "bob.json")
+    follower = None
+    try:
+        address = ok("address", "create", "--relay", up.link, "--name", "Alice", "--state", alice).strip()
+        ok("connect", address, "--state", bob, "--name", "Bob")
+        [line] = ok("requests", "--state", alice).splitlines()
+        ok("accept", line.split()[0], "--state", alice)
+        follower = subprocess.Popen(["chatrelay", "inbox", "--follow", "--state", bob],
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        lines = Lines(follower.stdout)
+        assert lines.take(1, 60) == ["Alice: Alice accepted the connection\n"]
+        ok("send", "Bob", "one", "--state", alice)
+        ok("send", "Bob", "two", "--state", alice)
+        assert lines.take(2, 60) == ["Alice: one\n", "Alice: two\n"]
+    finally:
+        if follower is not None:
+            follower.kill()
+            follower.wait(timeout=10)
+        up.stop()

@@ -4,11 +4,13 @@ told to."""
 from __future__ import annotations
 
 import itertools
+import random
+from collections import Counter
 
 import pytest
 
 from chatrelay.errors import ChatRelayError, Reason
-from chatrelay.retry import Backoff
+from chatrelay.retry import Backoff, Spread
 
 
 def test_waits_double_up_to_the_cap_and_stop_at_the_count():
@@ -70,3 +72,33 @@ def test_run_sync_is_the_same_rule_for_blocking_calls():
     with pytest.raises(OSError, match="disk I/O error"):
         Backoff(first_s=0.001, attempts=3).run_sync(lambda: (_ for _ in ()).throw(OSError("disk I/O error")),
                                                     lambda exc: "locked" in str(exc))
+
+
+def test_polls_of_several_items_are_spread_each_at_a_phase_of_its_own():
+    """A client's groups and queues polled with --follow: each about once a period, never
+    two at the same instant, at gaps that vary, in no fixed order (issue 16)."""
+    spread, keys, now, polled = Spread(1.0, random.Random(7)), ["group a", "group b", "queue c"], 0.0, []
+    for _ in range(10_000):  # bounded: simulated time, 100 periods
+        key, wait = spread.next(keys, now)
+        if key is not None:
+            polled.append((now, key))
+        now += wait
+        if now > 100:
+            break
+    counts = Counter(k for _, k in polled)
+    assert set(counts) == set(keys) and all(70 <= c <= 140 for c in counts.values())
+    times = [t for t, _ in polled]
+    assert len(set(times)) == len(times)
+    own = [t for t, k in polled if k == "group a"]
+    gaps = [b - a for a, b in zip(own, own[1:])]
+    assert 0.5 <= min(gaps) and max(gaps) <= 1.5 and len({round(g, 3) for g in gaps}) > 10
+    assert len({tuple(k for _, k in polled[i:i + 3]) for i in range(0, 90, 3)}) > 1
+
+
+def test_an_item_gone_is_polled_no_more_and_a_new_one_gets_a_phase():
+    spread = Spread(1.0, random.Random(1))
+    spread.next(["a", "b"], 0.0)
+    assert set(spread.due) == {"a", "b"}
+    spread.next(["b", "c"], 0.0)
+    assert set(spread.due) == {"b", "c"} and 0.0 <= spread.due["c"] <= 1.0
+    assert spread.next([], 5.0) == (None, 1.0)
