@@ -2,7 +2,8 @@
 one-time invitations (locked on first use) and the queues of established connections.
 
 The relay holds what is sent to a queue durably until its owner reads it, however long
-the owner is offline, and sees only ciphertext: requests and messages are NaCl Box
+the owner is offline, and deletes it once the owner acknowledges it (a read signed to
+start past it: the owner has it then). It sees only ciphertext: requests and messages are NaCl Box
 encrypted end to end. A queue address is a capability: whoever holds it may send, only
 the owner's key may read.
 """
@@ -84,8 +85,7 @@ class QueueStore:
                 [Put(queue_key(body.queue_address), locked)],
             )
             if not result.succeeded or queue["locked"]:
-                previous = await self.ctx.log.read(queue_stream(body.queue_address), 0, 1)  # the first use
-                if not (previous and previous[0].key == key):  # a retry of the first use is fine
+                if not await self.ctx.log.find(queue_stream(body.queue_address), [key]):  # a retry of the first use is fine
                     raise ChatRelayError(Reason.REFUSED, "this one-time invitation has already been used")
         await self.ctx.log.append(queue_stream(body.queue_address), [REQUEST + data], keys=[key])
         return relay_pb2.ConnectionRequestAck(request_id=key)
@@ -137,9 +137,11 @@ class QueueStore:
         entry, queue = await self._queue(body.queue_address)
         if codec.b64url(checked.signer) != queue["owner"]:
             raise ChatRelayError(Reason.NOT_ALLOWED, "only the queue's owner may read it")
-        if body.since_seq > queue.get("read_seq", 0):
+        if body.since_seq > queue.get("read_seq", 0):  # the owner has these: they go
             last = await self.ctx.log.last_seq(queue_stream(body.queue_address))
-            await self._mark_read(body.queue_address, entry, queue, min(body.since_seq, last))
+            through = min(body.since_seq, last)
+            await self._mark_read(body.queue_address, entry, queue, through)
+            await self.ctx.log.trim(queue_stream(body.queue_address), through)
         rows = fit(await self.ctx.log.read(queue_stream(body.queue_address), max(body.since_seq, after_seq), READ_LIMIT))
         out = []
         for row in rows:

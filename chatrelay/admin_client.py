@@ -26,29 +26,21 @@ class AdminClient:
     """The AdminService at `[PIN@]HOST:PORT` (the relay link's pin: see chatrelay.tls)."""
 
     def __init__(self, target: str, key: SigningKey) -> None:
-        self.target = target
-        self.channel = None
-        self.stub = None
+        from chatrelay.connection import RelayClient
+
+        self.client = RelayClient(target, stub=relay_pb2_grpc.AdminServiceStub)
         self.key = key
 
     async def __aenter__(self) -> "AdminClient":
         return self
 
     async def __aexit__(self, *exc) -> None:
-        if self.channel is not None:
-            await self.channel.close()
+        await self.client.close()
 
     async def _call(self, method: str, message):
         # Reading figures is safe to repeat, and so is a move (to the same shard): a
         # gateway that just went away is replaced by the next one of the relay link.
-        from chatrelay.connection import call_retrying, diagnosed, open_channel
-
-        async def rpc(request, timeout):
-            if self.channel is None:
-                self.channel = await open_channel(self.target, options=[])
-                self.stub = relay_pb2_grpc.AdminServiceStub(self.channel)
-            return await diagnosed(self.target, getattr(self.stub, method)(request, timeout=timeout))
-        return await call_retrying(rpc, message, CALL_TIMEOUT_S, RETRY_S)
+        return await self.client.call(method, message, CALL_TIMEOUT_S, RETRY_S)
 
     async def status(self, window_s: float = 1.0) -> dict:
         envelope = request(self.key, "Status", window_ms=round(window_s * 1000))

@@ -157,16 +157,18 @@ class RelayClient:
     """One relay's gateway over gRPC, at `[PIN@]HOST:PORT` (see `open_channel`); the
     channel opens at the first call."""
 
-    def __init__(self, target: str, retries: Backoff = RETRIES) -> None:
+    def __init__(self, target: str, retries: Backoff = RETRIES, stub=relay_pb2_grpc.RelayServiceStub) -> None:
         self.target = target
         self.retries = retries
+        self.make_stub = stub  # the service: the relay's, or its AdminService
         self.channel: grpc.aio.Channel | None = None
         self.stub = None
+        self.turn = 0  # gateways of the relay link gone away under this client: the next is tried first
 
     async def open(self) -> "RelayClient":
         if self.channel is None:
-            self.channel = await open_channel(self.target)
-            self.stub = relay_pb2_grpc.RelayServiceStub(self.channel)
+            self.channel = await open_channel(tls.turned(self.target, self.turn))
+            self.stub = self.make_stub(self.channel)
         return self
 
     async def __aenter__(self) -> "RelayClient":
@@ -192,7 +194,13 @@ class RelayClient:
             await self.open()  # inside the retries: a relay restarting may not answer TLS yet
             if callable(message):  # a request signed anew for each try: a relay takes each once
                 message = message()
-            return await diagnosed(self.target, getattr(self.stub, method)(message, timeout=timeout))
+            try:
+                return await diagnosed(self.target, getattr(self.stub, method)(message, timeout=timeout))
+            except ChatRelayError as exc:
+                if exc.reason is Reason.UNAVAILABLE:  # the next try opens anew, from the next gateway
+                    await self.close()
+                    self.turn += 1
+                raise
         return await call_retrying(rpc, request, timeout, retry_for_s, self.retries)
 
     async def resolve(self, link: ShortLink) -> links.ResolvedLink:

@@ -32,7 +32,6 @@ from chatrelay.state import Address, Contact, DirectInvitation, b64, unb64
 from chatrelay.v1 import core_pb2, relay_pb2
 
 MAX_TEXT = 16 * 1024
-UNREADABLE = "unreadable"  # a request id marked handled because it does not open
 
 
 def _box_open(secret: bytes, sender_key: bytes, boxed: bytes, what: str = "a message") -> dict:
@@ -132,35 +131,36 @@ async def _read(target: str, owner: SigningKey, queue: str, since: int) -> list[
 
 
 async def requests(address: Address) -> Checked:
-    """Connection requests waiting at an address, decrypted; handled ones are marked. One
-    that does not open, or is not a request, is skipped with its reason (`.skipped`),
-    once: it is marked handled as unreadable."""
-    def check(message) -> dict | None:
+    """Connection requests waiting at an address for me to decide, decrypted: those read
+    before (kept in `address.waiting`, as the relay deletes what I have read) and the new
+    ones. One that does not open, or is not a request, is skipped with its reason
+    (`.skipped`), once. The state holding `address` must be saved after: the next read
+    tells the relay to delete what this one read."""
+    def check(message) -> None:
+        address.read_seq = max(address.read_seq, message.seq)
         request_id = message.request_id.hex()  # hex: safe as a command-line argument
-        if not message.request_id or address.handled.get(request_id) == UNREADABLE:
+        if not message.request_id or request_id in address.handled or request_id in address.waiting:
             return None
-        try:
-            payload = _box_open(unb64(address.e2e_secret), message.sender_key, message.boxed, "a connection request")
-            _object(payload, "a connection request", ("name", "message"), required=("queue", "target"))
-        except ChatRelayError:
-            address.handled[request_id] = UNREADABLE
-            raise
-        return {
-            "id": request_id, "name": payload.get("name", ""), "message": payload.get("message", ""),
-            "status": address.handled.get(request_id, "waiting"), "payload": payload,
-            "sender_key": message.sender_key,
+        payload = _box_open(unb64(address.e2e_secret), message.sender_key, message.boxed, "a connection request")
+        _object(payload, "a connection request", ("name", "message"), required=("queue", "target"))
+        address.waiting[request_id] = {
+            "name": payload.get("name", ""), "message": payload.get("message", ""), "payload": payload,
+            "sender_key": b64(message.sender_key),
         }
-    messages = await _read(address.target, SigningKey(unb64(address.owner_seed)), address.queue, 0)
-    return take(messages, check, lambda message: f"request {message.request_id.hex()}")
+        return None
+    messages = await _read(address.target, SigningKey(unb64(address.owner_seed)), address.queue, address.read_seq)
+    taken = take(messages, check, lambda message: f"request {message.request_id.hex()}")
+    return Checked(({"id": request_id, "status": "waiting", **request} for request_id, request in address.waiting.items()),
+                   taken.skipped)
 
 
 async def accept(address: Address, request_id: str) -> Contact:
-    pending = {r["id"]: r for r in await requests(address)}
-    request = pending.get(request_id)
+    await requests(address)
+    if request_id in address.handled:
+        raise ChatRelayError(Reason.REFUSED, f"request {request_id} was {address.handled[request_id]} already")
+    request = address.waiting.get(request_id)
     if request is None:
         raise ChatRelayError(Reason.UNKNOWN_ADDRESS, f"no connection request {request_id} at this address")
-    if request["status"] != "waiting":
-        raise ChatRelayError(Reason.REFUSED, f"request {request_id} was {request['status']} already")
     payload = request["payload"]
     mine, box_key = SigningKey.generate(), PrivateKey.generate()
     async with RelayClient(address.target) as client:
@@ -169,22 +169,25 @@ async def accept(address: Address, request_id: str) -> Contact:
         name=payload.get("name") or "contact", my_queue=my_queue, my_target=address.target,
         my_seed=b64(bytes(mine)), my_box_secret=b64(bytes(box_key)),
         their_queue=payload["queue"], their_target=payload["target"],
-        their_box_key=b64(request["sender_key"]), status="connected",
+        their_box_key=request["sender_key"], status="connected",
     )
     # CON, boxed from the address key the joiner knows from the link.
     con = {"type": "con", "name": address.display_name, "queue": my_queue, "target": address.target,
            "box_key": b64(bytes(box_key.public_key))}
-    await _send(contact, _box(unb64(address.e2e_secret), request["sender_key"], con))
+    await _send(contact, _box(unb64(address.e2e_secret), unb64(request["sender_key"]), con))
     address.handled[request_id] = "accepted"
+    del address.waiting[request_id]
     return contact
 
 
 def reject(address: Address, request_id: str) -> None:
     address.handled[request_id] = "rejected"
+    address.waiting.pop(request_id, None)
 
 
 async def _send(contact: Contact, boxed: bytes) -> int:
-    body = relay_pb2.QueueSendBody(queue_address=contact.their_queue, boxed=boxed, nonce=os.urandom(16))
+    body = relay_pb2.QueueSendBody(queue_address=contact.their_queue, boxed=boxed, nonce=os.urandom(16),
+                                   timestamp=int(time.time()))
     envelope = env.sign_message(SigningKey(unb64(contact.my_seed)), env.Domain.QUEUE_SEND, body)
     async with RelayClient(contact.their_target) as client:
         response = await client.call("SendQueue", relay_pb2.SendQueueRequest(envelope=envelope))

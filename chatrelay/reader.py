@@ -29,8 +29,10 @@ POST_RETRIES = Backoff(first_s=0.1, max_s=1.0)
 RECONNECTS = Backoff(first_s=0.2, max_s=2.0)
 
 
-async def post(owned: OwnedGroup | Membership, text: str, *, retry_for_s: float = 0.0) -> list[relay_pb2.PostAck]:
-    """Sign once, send to every relay of the group: members dedupe by message id.
+async def post(owned: OwnedGroup | Membership, text: str, *, retry_for_s: float = 0.0) -> Checked:
+    """Sign once, send to every relay of the group: members dedupe by message id. Every
+    relay is tried, whatever another answered: the acks, with each relay that refused or
+    was down in `.skipped`; a refusal is raised only when no relay took the post.
 
     While no relay has acked, retries for up to `retry_for_s` seconds with the same
     signed post, so an ack lost on the way (a relay restarting) never makes a second post.
@@ -39,17 +41,17 @@ async def post(owned: OwnedGroup | Membership, text: str, *, retry_for_s: float 
     key = SigningKey(unb64(owned.owner_seed if isinstance(owned, OwnedGroup) else owned.sign_seed))
     envelope = members.sign_post(key, bytes.fromhex(owned.group_id), data)
 
-    async def to_every_relay() -> list[relay_pb2.PostAck]:
-        acks, errors = [], []
+    async def to_every_relay() -> Checked:
+        acks, errors = Checked(), []
         for entry in owned.relays:
             async with RelayClient(entry.target) as client:
                 try:
                     acks.append(await client.post(entry.address, envelope))
                 except ChatRelayError as exc:
-                    if exc.reason is not Reason.UNAVAILABLE:
-                        raise
                     errors.append(exc)
-        if not acks:
+                    acks.skipped.append(Skipped(f"relay {relay_name(entry)}", exc.reason, exc.message))
+        if not acks:  # an unavailable one first: worth another try
+            errors.sort(key=lambda exc: exc.reason is not Reason.UNAVAILABLE)
             raise errors[0] if errors else ChatRelayError(Reason.UNAVAILABLE, "the group has no relays")
         return acks
     return await POST_RETRIES.within(retry_for_s).run(

@@ -97,8 +97,9 @@ class Address:
     owner_seed: str  # Ed25519: owns the queue, signs the link data
     e2e_secret: str  # X25519: requests are boxed to its public half
     display_name: str
-    read_seq: int = 0
+    read_seq: int = 0  # requests read so far: the next read acknowledges them, and the relay deletes them
     handled: dict[str, str] = field(default_factory=dict)  # request id -> accepted/rejected
+    waiting: dict[str, dict] = field(default_factory=dict)  # request id -> the request, until decided
     auto_accept: str = ""  # for a direct invitation: the member (key, b64) it was sent to
 
 
@@ -161,6 +162,8 @@ def load(path: pathlib.Path) -> State:
         return State()
     try:
         raw = json.loads(path.read_text())
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
         if raw.get("format") != FORMAT:
             raise ValueError(f"unknown format {raw.get('format')!r}")
         return State(

@@ -128,6 +128,18 @@ def failover_target(addresses: list[str]) -> str:
     return addresses[0]
 
 
+def turned(target: str, turn: int) -> str:
+    """`[PIN@]ipv4:A,B,…` with the gateway `turn` places on first (so a channel opened
+    anew after one went away tries the next one first); any other target as it is."""
+    pin, address = split_target(target)
+    scheme, sep, rest = address.partition(":")
+    if not sep or scheme not in ("ipv4", "ipv6") or "," not in rest:
+        return target
+    hosts = rest.split(",")
+    k = turn % len(hosts)
+    return join_target(pin, f"{scheme}:" + ",".join(hosts[k:] + hosts[:k]))
+
+
 def _host_ports(address: str) -> list[tuple[str, int]]:
     """HOST:PORT, or gRPC's `ipv4:A:P,B:P` (the gateways of one relay), as (host, port)s."""
     for prefix in ("ipv4:", "ipv6:"):

@@ -241,7 +241,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     async def SendQueue(self, request, context):
         async def run():
             body = peek(request.envelope, relay_pb2.QueueSendBody, env.Domain.QUEUE_SEND, "queue message")
-            return await self._once("queue message", request.envelope, None,
+            return await self._once("queue message", request.envelope, body.timestamp,
                                     lambda: self._queue(body.queue_address, request))
         return await guard(context, run())
 

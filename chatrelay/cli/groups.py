@@ -196,6 +196,7 @@ def post(text, which, state_path) -> None:
         fail(str(exc))
     acks = run_async(client.post(owned, text, retry_for_s=POST_RETRY_S))
     click.echo(f"posted #{acks[0].seq}")
+    report_skipped(acks)  # a relay that refused it while another took it
 
 
 @main.group()

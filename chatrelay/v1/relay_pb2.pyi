@@ -474,14 +474,16 @@ class QueueBatch(_message.Message):
     def __init__(self, messages: _Optional[_Iterable[_Union[QueueMessage, _Mapping]]] = ...) -> None: ...
 
 class QueueSendBody(_message.Message):
-    __slots__ = ("queue_address", "boxed", "nonce")
+    __slots__ = ("queue_address", "boxed", "nonce", "timestamp")
     QUEUE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     BOXED_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     queue_address: str
     boxed: bytes
     nonce: bytes
-    def __init__(self, queue_address: _Optional[str] = ..., boxed: _Optional[bytes] = ..., nonce: _Optional[bytes] = ...) -> None: ...
+    timestamp: int
+    def __init__(self, queue_address: _Optional[str] = ..., boxed: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., timestamp: _Optional[int] = ...) -> None: ...
 
 class SendQueueRequest(_message.Message):
     __slots__ = ("envelope",)

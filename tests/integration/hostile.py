@@ -24,6 +24,7 @@ class HostileRelay(relay_pb2_grpc.RelayServiceServicer):
         self.deliveries: list[relay_pb2.Delivery] = []  # in seq order
         self.admissions: list[relay_pb2.MemberAdmission] = []
         self.seen: list[tuple[str, str]] = []  # (group address, peer) of each History call
+        self.refusal: ChatRelayError | None = None  # what it answers every post with
         self.server: grpc.aio.Server | None = None
         self.target = ""
 
@@ -52,8 +53,17 @@ class HostileRelay(relay_pb2_grpc.RelayServiceServicer):
         moved.relays[0].target = self.target
         return moved
 
+    def beside(self, who: Membership) -> Membership:
+        """`who`, with this relay first in its relay list, the group's own after it."""
+        both = copy.deepcopy(who)
+        both.relays = self.serving(who).relays + both.relays
+        return both
+
     def post(self, seq: int, post: core_pb2.SignedEnvelope) -> None:
         self.deliveries.append(relay_pb2.Delivery(seq=seq, post=post, relay_ts=seq))
+
+    async def Post(self, request, context):
+        await context.abort_with_status(to_status(self.refusal or ChatRelayError(Reason.UNAVAILABLE, "not taking posts")))
 
     async def History(self, request, context):
         self.seen.append((relay_pb2.SubscribeBody.FromString(request.credential.body).group_address, context.peer()))

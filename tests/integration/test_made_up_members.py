@@ -171,3 +171,37 @@ async def test_a_display_name_collision_never_sends_a_direct_invitation_to_the_w
     with pytest.raises(ChatRelayError) as info:
         await contacts.send_direct_invitation(hostile.serving(eve), "Ben", "hi")
     assert (info.value.reason, info.value.message) == (Reason.NOT_MEMBER, "no member 'Ben' in this group that checks out")
+
+
+
+async def test_a_bad_or_refusing_relay_never_stops_the_others(relay, hostile):
+    """Several relays: `read` merges and dedupes, skipping what one relay forged; `post`
+    goes to every relay, reports the one that refused, and succeeds where one took it."""
+    owned = await client.create_group([relay.link], "Pair", GroupKind.GROUP)
+    ann = await client.join(owned.link, "Ann")
+    await client.post(ann, "one")
+    await client.post(owned, "two")
+    tampered = relay_pb2.Delivery()
+    tampered.CopyFrom(relay_pb2.Delivery(seq=3, post=await _envelope(relay, ann, 2)))
+    body = core_pb2.PostBody.FromString(tampered.post.body)
+    body.body = b"swapped"
+    tampered.post.body = body.SerializeToString()
+    for seq in (1, 2):
+        hostile.post(seq, await _envelope(relay, ann, seq))
+    hostile.deliveries.append(tampered)
+    hostile.admissions = [await shown(relay, ann, ann)]
+    both = hostile.beside(ann)
+    where = hostile.target.split("@")[1]
+
+    posts = await client.read_all(both)
+    assert [p.text for p in posts] == ["one", "two"]  # each once, from either relay
+    assert [(s.item, s.reason) for s in posts.skipped] == [(f"post 3 at {where}", Reason.BAD_SIGNATURE)]
+
+    hostile.refusal = ChatRelayError(Reason.NOT_ALLOWED, "no posts from you")
+    acks = await client.post(both, "three")
+    assert len(acks) == 1 and [(s.item, s.reason, s.message) for s in acks.skipped] == [
+        (f"relay {where}", Reason.NOT_ALLOWED, "no posts from you")]
+    assert [p.text for p in await client.read_all(ann)] == ["one", "two", "three"]
+    with pytest.raises(ChatRelayError) as info:  # no relay took it: the refusal
+        await client.post(hostile.serving(ann), "four")
+    assert (info.value.reason, info.value.message) == (Reason.NOT_ALLOWED, "no posts from you")

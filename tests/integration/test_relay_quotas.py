@@ -82,6 +82,21 @@ async def test_reading_a_connection_queue_makes_room_in_it(small_relay):
     assert await contacts.inbox(bob) == ["after a read"]
 
 
+
+async def test_a_queue_deletes_what_its_owner_has_read(small_relay):
+    """Requests and messages go from the relay once the owner's next read says it has
+    them; the client keeps the requests it has not decided, so nothing is lost, and an
+    address takes requests for as long as its owner reads it."""
+    address = await contacts.create_address(small_relay.link, "Alice")
+    owner = SigningKey(unb64(address.owner_seed))
+    for i in range(5):  # past the queue's bound of 3, read by read
+        await contacts.connect(address.link, f"Guest {i}", f"hello {i}")
+        await contacts.requests(address)
+    assert [r["name"] for r in await contacts.requests(address)] == [f"Guest {i}" for i in range(5)]
+    assert await contacts._read(address.target, owner, address.queue, 0) == []  # all of it read: gone
+    contact = await contacts.accept(address, next(iter(address.waiting)))
+    assert contact.name == "Guest 0" and len(address.waiting) == 4
+
 async def test_one_reader_opens_its_streams_up_to_the_bound_and_another_still_opens(small_relay):
     owned = await client.create_group([small_relay.link], "Streams", GroupKind.CHANNEL)
     await client.post(owned, "first")

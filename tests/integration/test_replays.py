@@ -112,7 +112,8 @@ async def test_a_connection_request_and_a_queue_message(relay):
     request = relay_pb2.ConnectionRequest(body=relay_pb2.ConnectionRequestBody(
         queue_address=address.queue, sender_key=os.urandom(32), boxed=os.urandom(64), nonce=os.urandom(16)))
     await replayed(relay, "RequestConnection", request)
-    body = relay_pb2.QueueSendBody(queue_address=address.queue, boxed=os.urandom(64), nonce=os.urandom(16))
+    body = relay_pb2.QueueSendBody(queue_address=address.queue, boxed=os.urandom(64), nonce=os.urandom(16),
+                                   timestamp=int(time.time()))
     message = relay_pb2.SendQueueRequest(envelope=env.sign_message(SigningKey.generate(), env.Domain.QUEUE_SEND, body))
     await replayed(relay, "SendQueue", message)
 
@@ -149,20 +150,25 @@ async def forgetful_relay(ray_session, tmp_path):
 
 async def test_a_replay_the_gateway_forgot_changes_nothing(forgetful_relay):
     """Past the gateway's memory (another gateway of the relay, a restart, or here its
-    window gone by), a queue message or connection request sent again is still taken
-    once: the queue holds each under its id, and answers with the first seq."""
+    window gone by), a connection request sent again is still taken once: the queue holds
+    it under its id, and answers with the first. A queue message, signed with its time,
+    is stale by then."""
     address = await contacts.create_address(forgetful_relay.link, "Alice")
     request = relay_pb2.ConnectionRequest(body=relay_pb2.ConnectionRequestBody(
         queue_address=address.queue, sender_key=os.urandom(32), boxed=os.urandom(64), nonce=os.urandom(16)))
-    body = relay_pb2.QueueSendBody(queue_address=address.queue, boxed=os.urandom(64), nonce=os.urandom(16))
+    body = relay_pb2.QueueSendBody(queue_address=address.queue, boxed=os.urandom(64), nonce=os.urandom(16),
+                                   timestamp=int(time.time()))
     message = relay_pb2.SendQueueRequest(envelope=env.sign_message(SigningKey.generate(), env.Domain.QUEUE_SEND, body))
     async with client.RelayClient(forgetful_relay.target) as c:
         acked = await c.call("RequestConnection", request)
         sent = await c.call("SendQueue", message)
         await asyncio.sleep(FORGETS_S + 0.5)  # the window gone by: the gateway no longer knows them
         assert (await c.call("RequestConnection", request)).request_id == acked.request_id
-        assert (await c.call("SendQueue", message)).seq == sent.seq
+        with pytest.raises(ChatRelayError) as caught:
+            await c.call("SendQueue", message)
+    assert caught.value.reason is Reason.STALE
     assert [m.seq for m in await held(address)] == [1, sent.seq]
+
 
 async def test_a_direct_invitation(relay):
     owned = await client.create_group([relay.link], "Direct", GroupKind.GROUP, direct_messages=True)
@@ -190,7 +196,8 @@ async def test_an_admin_move(relay):
 async def test_a_request_that_failed_may_be_sent_again_as_it_was(relay):
     """Only a request the relay took is remembered: one refused (here, for a queue that
     is not there yet) is not a replay when it comes again."""
-    body = relay_pb2.QueueSendBody(queue_address="A" * 22, boxed=os.urandom(64), nonce=os.urandom(16))
+    body = relay_pb2.QueueSendBody(queue_address="A" * 22, boxed=os.urandom(64), nonce=os.urandom(16),
+                                   timestamp=int(time.time()))
     message = relay_pb2.SendQueueRequest(envelope=env.sign_message(SigningKey.generate(), env.Domain.QUEUE_SEND, body))
     async with client.RelayClient(relay.target) as c:
         for _ in range(2):

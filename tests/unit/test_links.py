@@ -308,6 +308,20 @@ def test_a_relays_gateways_become_one_failover_target(hosts, target):
     assert target_of_link(link) == target
 
 
+
+@pytest.mark.parametrize("target, turn, turned", [
+    ("ipv4:127.0.0.11:7223,127.0.0.12:7223", 1, "ipv4:127.0.0.12:7223,127.0.0.11:7223"),
+    ("ipv4:127.0.0.11:7223,127.0.0.12:7223", 2, "ipv4:127.0.0.11:7223,127.0.0.12:7223"),
+    ("ipv6:[::1]:7301,[::1]:7302,[::1]:7303", 1, "ipv6:[::1]:7302,[::1]:7303,[::1]:7301"),
+    ("127.0.0.11:7223", 3, "127.0.0.11:7223"),
+])
+def test_a_channel_opened_anew_after_a_gateway_went_away_tries_the_next_first(target, turn, turned):
+    from chatrelay import tls
+
+    assert tls.turned(target, turn) == turned
+    pin = bytes(range(32))
+    assert tls.turned(tls.join_target(pin, target), turn) == tls.join_target(pin, turned)
+
 def what_a_relay_can_compute(signed: core_pb2.SignedEnvelope, kind: LinkKind) -> bytes:
     """The link key from what a relay stores of a group: its profile (root key, group id,
     kind), all of the fixed data but the owners' secret."""
