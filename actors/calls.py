@@ -60,6 +60,19 @@ class ReadPosts:
     after_seq: int
     limit: int = 500
     wait_s: float = 0.0
+    loaded: bytes = b""  # the load of the group the caller's count of removals is of
+    removed_after: int = 0  # removals of members the caller knows of already
+
+
+@dataclass(frozen=True, slots=True)
+class TailRead:
+    """What a tail reads of its group: the posts, and the members removed since the
+    caller's count, so that their streams end at once (waiting reads return for both)."""
+
+    deliveries: list
+    removed: tuple[bytes, ...] = ()
+    removals: int = 0  # members removed since this load of the group
+    loaded: bytes = b""  # which load: a new one counts from 0
 
 
 @dataclass(frozen=True, slots=True)

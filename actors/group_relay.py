@@ -9,6 +9,7 @@ invitations are in modules of their own, one role each.
 from __future__ import annotations
 
 import asyncio
+import os
 import collections
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from chatrelay.actors.direct_invitations import DirectInvitations
 from chatrelay.actors.figures import GroupFigures
 from chatrelay.actors.joins import Joins
 from chatrelay.actors.mailbox import Mailbox
+from chatrelay.actors.calls import ReadPosts, TailRead
 from chatrelay.actors.message_log import READ_LIMIT, MessageLog, fit
 from chatrelay.actors.owner_commands import CREDENTIAL_SKEW_S, OwnerCommands
 from chatrelay.actors.rate_window import RateWindow
@@ -58,6 +60,8 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
         self.last_seq = 0
         self.mailbox = Mailbox(record.address, ctx.limits.mailbox_size, self._append_posts)
         self._new_posts: asyncio.Event | None = None  # made while someone waits for posts
+        self.loaded = os.urandom(8)  # this load of the group: tails count its removals
+        self.removals: list[bytes] = []  # members removed since, in order
         self.posts_accepted = 0
         self.trimmed_through = 0
         self.held_refused: list[tuple[bytes, str]] = []
@@ -235,21 +239,38 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
             return 0
         return max(0, self.last_seq - limit)
 
-    async def read(self, after_seq: int, limit: int = READ_LIMIT, wait_s: float = 0.0) -> list[relay_pb2.Delivery]:
+    async def tail_read(self, call: ReadPosts) -> TailRead:
+        """A tail's read: the posts after its seq (waiting for one, or for a removal), and
+        the members removed since its count (all of this load's, for another load)."""
+        start = call.removed_after if call.loaded == self.loaded else 0
+        deliveries = await self.read(call.after_seq, call.limit, call.wait_s, removed_after=start)
+        return TailRead(deliveries, tuple(self.removals[start:]), len(self.removals), self.loaded)
+
+    def remove_member(self, key: bytes) -> None:
+        """The member goes now: its open streams end (the tails learn of it at their next
+        read, woken here), and it reads and posts nothing more."""
+        self.members.pop(key, None)
+        self.removals.append(key)
+        self.wake_readers()
+
+    async def read(self, after_seq: int, limit: int = READ_LIMIT, wait_s: float = 0.0, *,
+                   removed_after: int | None = None) -> list[relay_pb2.Delivery]:
         """Posts after `after_seq`; waits up to `wait_s` for the first one when none is there.
         Once the group is removed from this relay, refused: the tails reading it end their
         streams with that reason."""
         self.serving()
-        if wait_s > 0 and not await self._wait_for_posts(after_seq, wait_s):
+        if wait_s > 0 and not await self._wait_for_posts(after_seq, wait_s, removed_after):
             self.serving()
             return []
         return _deliveries(fit(await self.ctx.log.read(self.stream, after_seq, min(limit, READ_LIMIT))))
 
-    async def _wait_for_posts(self, after_seq: int, wait_s: float) -> bool:
-        """Whether a post after `after_seq` came within `wait_s` seconds."""
+    async def _wait_for_posts(self, after_seq: int, wait_s: float, removed_after: int | None = None) -> bool:
+        """Whether a post after `after_seq` came within `wait_s` seconds (or, where
+        `removed_after` is given, a removal past it; or the group was removed)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
-        while self.last_seq <= after_seq and self.record.state is not GroupState.REMOVED:
+        while (self.last_seq <= after_seq and self.record.state is not GroupState.REMOVED
+               and (removed_after is None or len(self.removals) <= removed_after)):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False

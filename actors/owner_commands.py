@@ -77,6 +77,11 @@ class OwnerCommands:
                 await self.ctx.log.trim(self.stream, self.last_seq)
         elif kind in (relay_pb2.OWNER_COMMAND_KIND_APPROVE_JOIN, relay_pb2.OWNER_COMMAND_KIND_REJECT_JOIN):
             await self._decide(body, envelope)
+        elif kind == relay_pb2.OWNER_COMMAND_KIND_REMOVE_MEMBER:
+            if not self.is_member(body.member):
+                raise ChatRelayError(Reason.NOT_MEMBER, "no member with this key in the group")
+            await self.ctx.registry.delete(records.member_key(self.address, body.member))
+            self.remove_member(body.member)
         else:
             raise ChatRelayError(Reason.MALFORMED, f"unknown owner command kind {kind}")
         stream = records.service_stream(self.address)

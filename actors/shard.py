@@ -158,7 +158,7 @@ class RelayShard:
 
     async def _read(self, call: ReadPosts) -> Outcome:
         async def run():
-            return await (await self.groups.get(call.address)).read(call.after_seq, call.limit, call.wait_s)
+            return await (await self.groups.get(call.address)).tail_read(call)
         return await guarded(run())
 
     async def _check_reader(self, call: CheckReader) -> Outcome:

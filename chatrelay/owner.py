@@ -237,6 +237,12 @@ async def add_relay(owned: OwnedGroup, relay_link: str) -> RelayEntry:
     return entry
 
 
+async def remove_member(owned: OwnedGroup, member: bytes) -> None:
+    """Remove a member (by its Ed25519 key) from the group on every relay: its open
+    streams end at once, and it reads and posts nothing more."""
+    await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_REMOVE_MEMBER, member=member)
+
+
 async def remove_relay(owned: OwnedGroup, relay_link: str) -> None:
     """Tell one relay to stop serving the group, and publish the profile without it."""
     link = ShortLink.parse(relay_link)

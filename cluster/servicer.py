@@ -210,7 +210,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             return
         try:
             async with contextlib.aclosing(
-                self.streams.follow(address, max(request.since_seq, info.floor), info.last_seq)
+                self.streams.follow(address, max(request.since_seq, info.floor), info.last_seq, info.reader)
             ) as batches:
                 async for batch in batches:
                     yield batch

@@ -13,7 +13,7 @@ import collections
 import logging
 
 from chatrelay.actors import tracing
-from chatrelay.actors.calls import ReadPosts
+from chatrelay.actors.calls import ReadPosts, TailRead
 from chatrelay.cluster.router import ShardRouter
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import relay_pb2
@@ -69,10 +69,19 @@ class GroupTail:
         self.subscribers = 0
         self.delivered = 0  # posts written to this gateway's streams of the group
         self.ended: ChatRelayError | None = None  # why its streams end, once they do
+        self.removed: set[bytes] = set()  # readers removed from the group: their streams end
+        self.loaded, self.removals = b"", 0  # the shard's count of removals this tail has seen
         self.task = asyncio.create_task(self._run(), name=f"tail-{address}")
 
     async def _read(self, after: int, wait_s: float) -> list[relay_pb2.Delivery]:
-        return await self.router.call_address(self.address, ReadPosts(self.address, after, BATCH, wait_s))
+        read: TailRead = await self.router.call_address(
+            self.address, ReadPosts(self.address, after, BATCH, wait_s, self.loaded, self.removals))
+        if read.removed or read.loaded != self.loaded:
+            async with self.changed:  # streams of removed readers end now
+                self.removed.update(read.removed)
+                self.loaded, self.removals = read.loaded, read.removals
+                self.changed.notify_all()
+        return read.deliveries
 
     async def _run(self) -> None:
         while True:
@@ -97,21 +106,27 @@ class GroupTail:
                     self.after = deliveries[-1].seq
                     self.changed.notify_all()
 
-    async def after_seq(self, seq: int, wait_s: float) -> list[relay_pb2.Delivery]:
-        """Posts after `seq`: from memory when recent, from the shard's log when older."""
-        if self.ended is not None:
-            raise self.ended
+    async def after_seq(self, seq: int, wait_s: float, reader: bytes = b"") -> list[relay_pb2.Delivery]:
+        """Posts after `seq`, for `reader`: from memory when recent, from the shard's log
+        when older. Refused once the group is gone from the relay, or the reader from it."""
+        self._check(reader)
         if not self.holds(seq):  # fell behind the window: catch up from the log
             return await self._read(seq, 0.0)
         if self.after <= seq:
             async with self.changed:
                 try:
-                    await asyncio.wait_for(self.changed.wait_for(lambda: self.after > seq or self.ended), wait_s)
+                    await asyncio.wait_for(self.changed.wait_for(
+                        lambda: self.after > seq or self.ended or reader in self.removed), wait_s)
                 except asyncio.TimeoutError:
                     return []
-            if self.ended is not None:
-                raise self.ended
+            self._check(reader)
         return [d for d in self.buffer if d.seq > seq][:BATCH]
+
+    def _check(self, reader: bytes) -> None:
+        if self.ended is not None:
+            raise self.ended
+        if reader in self.removed:
+            raise ChatRelayError(Reason.NOT_MEMBER, "removed from this group by its owners")
 
     def holds(self, seq: int) -> bool:
         """Whether a stream at `seq` reads from this window (not from the log)."""

@@ -101,12 +101,17 @@ def relays(which, state_path) -> None:
 @group_option
 @state_option
 def pending(which, state_path) -> None:
-    """Join requests waiting for approval: request id and the member's name."""
-    from chatrelay import client
+    """Join requests waiting for approval: request id and the member's name, with its key's
+    fingerprint (NAME#FINGERPRINT) where several have the name."""
+    from collections import Counter
+
+    from chatrelay import client, contacts
 
     _, items = owned_command(which, state_path, client.pending, save=False)
+    names = Counter(item.display_name for item in items)
     for item in items:
-        click.echo(str(item))
+        shared = names[item.display_name] > 1
+        click.echo(f"{item}#{contacts.fingerprint(item.sign_key)}" if shared else str(item))
     report_skipped(items)
 
 

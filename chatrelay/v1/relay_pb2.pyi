@@ -26,6 +26,7 @@ class OwnerCommandKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OWNER_COMMAND_KIND_DELETE_GROUP: _ClassVar[OwnerCommandKind]
     OWNER_COMMAND_KIND_APPROVE_JOIN: _ClassVar[OwnerCommandKind]
     OWNER_COMMAND_KIND_REJECT_JOIN: _ClassVar[OwnerCommandKind]
+    OWNER_COMMAND_KIND_REMOVE_MEMBER: _ClassVar[OwnerCommandKind]
 
 class JoinStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -47,6 +48,7 @@ OWNER_COMMAND_KIND_REMOVE_RELAY: OwnerCommandKind
 OWNER_COMMAND_KIND_DELETE_GROUP: OwnerCommandKind
 OWNER_COMMAND_KIND_APPROVE_JOIN: OwnerCommandKind
 OWNER_COMMAND_KIND_REJECT_JOIN: OwnerCommandKind
+OWNER_COMMAND_KIND_REMOVE_MEMBER: OwnerCommandKind
 JOIN_STATUS_UNSPECIFIED: JoinStatus
 JOIN_STATUS_ACCEPTED: JoinStatus
 JOIN_STATUS_PENDING_APPROVAL: JoinStatus

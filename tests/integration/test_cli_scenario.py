@@ -4,12 +4,15 @@ restart of `chatrelay up`. Once with the embedded registry, once with a real etc
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 
 import pytest
+from nacl.signing import SigningKey
 
+from chatrelay import codec
 from chatrelay.links import ShortLink
 
 from realparts import Lines, Up, cli, free_port, ok
@@ -80,6 +83,13 @@ def test_group_management_from_the_cli(tmp_path):
         assert name == "Bob"
         assert ok("approve", request_id, "--state", owner).strip() == "approved"
         assert ok("pending", "--state", owner) == ""
+        eves = [str(tmp_path / f"eve{i}.json") for i in range(2)]
+        for eve in eves:  # two of one name: each named by its key too
+            ok("join", link, "--state", eve, "--name", "Eve")
+        keys = [codec.b64url(bytes(SigningKey(base64.b64decode(json.load(open(e))["memberships"][0]["sign_seed"]))
+                                   .verify_key)) for e in eves]
+        shown = sorted(line.split(" ", 1)[1] for line in ok("pending", "--state", owner).splitlines())
+        assert shown == sorted(f"Eve#{key[:12]}" for key in keys)
         ok("post", "--state", bob, "hello from Bob")  # members post in groups
         assert ok("read", "--state", owner).splitlines() == ["hello from Bob"]
 

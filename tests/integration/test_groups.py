@@ -529,6 +529,49 @@ async def test_a_relay_removed_from_a_group_ends_its_streams_and_serves_it_no_mo
     finally:
         await asyncio.to_thread(up.stop, other, ray_shutdown=False)
 
+
+async def test_a_removed_member_s_streams_end_at_once_and_it_reads_no_more(relay):
+    """Removal is immediate (issue 16): the owners remove Ann; her open stream ends with
+    `not_a_member` (it would have gone on before), she reads and posts nothing more, and
+    Ben's stream goes on."""
+    owned = await client.create_group([relay.link], "Club", GroupKind.GROUP)
+    ann, ben = await client.join(owned.link, "Ann"), await client.join(owned.link, "Ben")
+    await client.post(owned, "one")
+    received = {"ann": [], "ben": []}
+
+    async def follow(name, who):
+        async for p in client.follow(who, max_reconnects=0):
+            received[name].append(p.text)
+    streams = {name: asyncio.create_task(follow(name, who)) for name, who in (("ann", ann), ("ben", ben))}
+    try:
+        for _ in range(200):  # bounded: until both streams delivered the first post
+            if received["ann"] and received["ben"]:
+                break
+            await asyncio.sleep(0.05)
+        assert received == {"ann": ["one"], "ben": ["one"]}
+        await client.remove_member(owned, bytes(client.reader_key(ann).verify_key))
+        with pytest.raises(ChatRelayError) as info:
+            await asyncio.wait_for(streams["ann"], 60)  # a bound on a hang, not a measure
+        assert (info.value.reason, info.value.message) == (Reason.NOT_MEMBER, "removed from this group by its owners")
+        with pytest.raises(ChatRelayError) as info:
+            await client.read_all(ann)
+        assert (info.value.reason, info.value.message) == (Reason.NOT_MEMBER, "reader is not a member of this group")
+        with pytest.raises(ChatRelayError) as info:
+            await client.post(ann, "still here?")
+        assert info.value.reason is Reason.NOT_MEMBER
+        await client.post(owned, "two")
+        for _ in range(200):
+            if len(received["ben"]) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert received["ben"] == ["one", "two"] and not streams["ben"].done()
+        with pytest.raises(ChatRelayError) as info:  # once is enough
+            await client.remove_member(owned, bytes(client.reader_key(ann).verify_key))
+        assert (info.value.reason, info.value.message) == (Reason.NOT_MEMBER, "no member with this key in the group")
+    finally:
+        for task in streams.values():
+            task.cancel()
+
 async def test_a_captured_link_store_replayed_after_an_update_is_refused_and_changes_nothing(relay):
     """Issue 15: replaying a StoreLink captured at profile version 2, after version 3 was
     stored, rolled the link's profile back; now the same bytes are refused as replayed,

@@ -145,8 +145,14 @@ def test_metrics_and_admin_views_follow_the_cli_scenario(tmp_path):
         assert total(after, "chatrelay_subscribers") == 1
         garbage_post(up.link)  # a stranger's undecodable Post: refused as malformed, and counted
         malformed = {"rpc_method": "Post", "rpc_grpc_status_code": "INVALID_ARGUMENT"}
-        assert (total(scrape(metrics_port), "rpc_server_call_duration_seconds_count", **malformed)
-                - total(after, "rpc_server_call_duration_seconds_count", **malformed)) == 1
+
+        def refused_posts() -> float:
+            return (total(scrape(metrics_port), "rpc_server_call_duration_seconds_count", **malformed)
+                    - total(after, "rpc_server_call_duration_seconds_count", **malformed))
+        deadline = time.monotonic() + 10  # the server counts a call as it ends, maybe after its answer left
+        while refused_posts() < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert refused_posts() == 1
 
         # status --json: the groups, the streams and the posts of this run.
         seen = status(data, "--window", "0.5")
