@@ -9,8 +9,8 @@ invitations are in modules of their own, one role each.
 from __future__ import annotations
 
 import asyncio
-import os
 import collections
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -20,11 +20,11 @@ from chatrelay import codec
 from chatrelay import envelope as env
 from chatrelay import group, members
 from chatrelay.actors import records
+from chatrelay.actors.calls import ReadPosts, TailRead
 from chatrelay.actors.direct_invitations import DirectInvitations
 from chatrelay.actors.figures import GroupFigures
 from chatrelay.actors.joins import Joins
 from chatrelay.actors.mailbox import Mailbox
-from chatrelay.actors.calls import ReadPosts, TailRead
 from chatrelay.actors.message_log import READ_LIMIT, MessageLog, fit
 from chatrelay.actors.owner_commands import CREDENTIAL_SKEW_S, OwnerCommands
 from chatrelay.actors.rate_window import RateWindow

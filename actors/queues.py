@@ -3,9 +3,9 @@ one-time invitations (locked on first use) and the queues of established connect
 
 The relay holds what is sent to a queue durably until its owner reads it, however long
 the owner is offline, and deletes it once the owner acknowledges it (a read signed to
-start past it: the owner has it then). It sees only ciphertext: requests and messages are NaCl Box
-encrypted end to end. A queue address is a capability: whoever holds it may send, only
-the owner's key may read.
+start past it: the owner has it then). It sees only ciphertext: requests and messages
+are NaCl Box encrypted end to end. A queue address is a capability: whoever holds it may
+send, only the owner's key may read.
 """
 
 from __future__ import annotations

@@ -136,8 +136,8 @@ def credential(key: SigningKey, address: str) -> core_pb2.SignedEnvelope:
 class PostChecker:
     """A member's own check of what relays deliver; dedupes across relays. In a channel
     only the owners author; in a group every author is shown admitted by what it and the
-    owners signed (chatrelay/admission.py), asked once an author of the relay that
-    delivered its post."""
+    owners signed (chatrelay/admission.py), asked of the relay that delivered its post,
+    once an author."""
 
     def __init__(self, who: OwnedGroup | Membership) -> None:
         self.profile = group.verify_profile(env.decode(unb64(who.profile)), group_id=bytes.fromhex(who.group_id))

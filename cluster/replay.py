@@ -1,12 +1,11 @@
 """Requests that can't be replayed, at the gateway: every mutating request is signed over
 a nonce and a timestamp (a stranger's connection request is unsigned: it is known by
 what it asks, see `queues.request_id`); one signed more than the freshness window from
-the gateway's clock is
-`stale`, and one the gateway has taken within that window is `replayed`. A request is
-remembered once it succeeded, so one that failed may be sent again as it was; a client
-that tries again after a lost answer signs anew (the SDK does), and the relay's own
-idempotence (one address a group, one membership a key, one use a command id) gives it
-the first answer.
+the gateway's clock is `stale`, and one the gateway has taken within that window is
+`replayed`. A request is remembered once it succeeded, so one that failed may be sent
+again as it was; a client that tries again after a lost answer signs anew (the SDK
+does), and the relay's own idempotence (one address a group, one membership a key, one
+use a command id) gives it the first answer.
 
 The memory is the gateway's own, for the window: a replay sent to another gateway of the
 relay, or after a restart, meets only that idempotence, which changes nothing (the log

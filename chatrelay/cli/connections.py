@@ -136,7 +136,7 @@ def dm(member, text, which, state_path) -> None:
     `chatrelay dm accept ID` consents to a direct invitation `inbox` listed: only then
     does this client connect to the inviting member.
     """
-    from chatrelay import contacts
+    from chatrelay import contacts, direct
 
     st = load_state(state_path)
     if member == "accept":
@@ -157,18 +157,18 @@ def dm(member, text, which, state_path) -> None:
         who = st.find_membership(which)
     except ChatRelayError as exc:
         fail(str(exc))
-    invitation_ = run_async(contacts.send_direct_invitation(who, member, text))
+    invitation_ = run_async(direct.send_direct_invitation(who, member, text))
     st.addresses.append(invitation_)
     save_state(state_path, st)
     click.echo(f"direct invitation sent to {member}; your message travels with it")
 
 
 def _accept_invitation(st, invitation_id: str, state_path) -> None:
-    from chatrelay import contacts
+    from chatrelay import direct
 
     for membership in st.memberships:
         if any(i.id == invitation_id for i in membership.invitations):
-            contact = run_async(contacts.accept_invitation(membership, invitation_id))
+            contact = run_async(direct.accept_invitation(membership, invitation_id))
             contact.name = _unique_name(st, contact.name)
             st.contacts.append(contact)
             save_state(state_path, st)
@@ -219,10 +219,10 @@ def inbox(follow, state_path) -> None:
 def _inbox_items(st) -> list[tuple[str, Callable[[], None]]]:
     """What `inbox` polls, each by a key of its own: the direct invitations of each group,
     the acceptances of direct invitations sent, each contact's queue."""
-    from chatrelay import contacts
+    from chatrelay import contacts, direct
 
     def invitations(membership) -> None:
-        got = run_async(contacts.direct_invitations(membership))
+        got = run_async(direct.direct_invitations(membership))
         for invitation in got:
             said = f": {invitation.message}" if invitation.message else ""
             click.echo(f"{invitation.name or 'a member'} invites you to talk directly{said} "
@@ -230,7 +230,7 @@ def _inbox_items(st) -> list[tuple[str, Callable[[], None]]]:
         report_skipped(got)
 
     def accepted(addr) -> None:
-        for contact in run_async(contacts.accept_direct(addr)):
+        for contact in run_async(direct.accept_direct(addr)):
             contact.name = _unique_name(st, contact.name)
             st.contacts.append(contact)
             click.echo(f"{contact.name} connected directly")

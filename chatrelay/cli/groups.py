@@ -105,13 +105,13 @@ def pending(which, state_path) -> None:
     fingerprint (NAME#FINGERPRINT) where several have the name."""
     from collections import Counter
 
-    from chatrelay import client, contacts
+    from chatrelay import client, direct
 
     _, items = owned_command(which, state_path, client.pending, save=False)
     names = Counter(item.display_name for item in items)
     for item in items:
         shared = names[item.display_name] > 1
-        click.echo(f"{item}#{contacts.fingerprint(item.sign_key)}" if shared else str(item))
+        click.echo(f"{item}#{direct.fingerprint(item.sign_key)}" if shared else str(item))
     report_skipped(items)
 
 

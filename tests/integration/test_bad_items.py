@@ -13,7 +13,7 @@ import time
 from nacl.public import Box, PrivateKey, PublicKey, SealedBox
 from nacl.signing import SigningKey
 
-from chatrelay import client, contacts, group, members
+from chatrelay import client, contacts, direct, group, members
 from chatrelay import envelope as env
 from chatrelay.errors import Reason
 from chatrelay.group import GroupKind
@@ -102,12 +102,12 @@ async def test_a_direct_invitation_that_does_not_open_is_skipped_and_the_next_on
     envelope = env.sign_message(SigningKey(unb64(mallory.sign_seed)), env.Domain.DIRECT_INVITATION, body)
     async with client.RelayClient(relay.target) as c:
         await c.call("SendDirectInvitation", relay_pb2.DirectInvitationRequest(envelope=envelope))
-    await contacts.send_direct_invitation(mallory, "Victim", "hi, for real")
-    got = await contacts.direct_invitations(victim)
+    await direct.send_direct_invitation(mallory, "Victim", "hi, for real")
+    got = await direct.direct_invitations(victim)
     assert [i.message for i in got] == ["hi, for real"]
     assert [(s.item, s.reason) for s in got.skipped] == [("direct invitation #1", Reason.BAD_SIGNATURE)]
     assert victim.direct_seq == 2  # past both
-    assert await contacts.direct_invitations(victim) == []
+    assert await direct.direct_invitations(victim) == []
 
 
 
@@ -136,7 +136,7 @@ async def test_a_direct_invitation_to_a_host_of_the_senders_choosing_is_skipped_
         envelope = env.sign_message(SigningKey(unb64(mallory.sign_seed)), env.Domain.DIRECT_INVITATION, body)
         async with client.RelayClient(relay.target) as c:
             await c.call("SendDirectInvitation", relay_pb2.DirectInvitationRequest(envelope=envelope))
-        got = await contacts.direct_invitations(victim)
+        got = await direct.direct_invitations(victim)
         assert got == [] and victim.invitations == []
         assert [(s.item, s.reason, s.message) for s in got.skipped] == [
             ("direct invitation #1", Reason.NOT_ALLOWED, "a direct invitation names a host that is not one of the group's relays")]

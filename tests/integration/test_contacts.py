@@ -12,7 +12,7 @@ from nacl.public import PrivateKey, SealedBox
 from nacl.signing import SigningKey
 
 from chatrelay import client as sdk
-from chatrelay import contacts, group
+from chatrelay import contacts, direct, group
 from chatrelay import envelope as env
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.links import ShortLink
@@ -111,30 +111,30 @@ async def _group_with_two_members(relay, direct_messages: bool):
 
 async def test_direct_connection_on_demand_through_the_group(relay):
     owned, ann, ben = await _group_with_two_members(relay, direct_messages=True)
-    invitation = await contacts.send_direct_invitation(ann, "Ben", "hi Ben, Ann here")
-    [waiting] = await contacts.direct_invitations(ben)
+    invitation = await direct.send_direct_invitation(ann, "Ben", "hi Ben, Ann here")
+    [waiting] = await direct.direct_invitations(ben)
     assert (waiting.name, waiting.message) == ("Ann (incognito)", "hi Ben, Ann here")
     assert ben.invitations == [waiting]
-    assert await contacts.accept_direct(invitation) == []  # nothing dialled before Ben says so
-    ben_side = await contacts.accept_invitation(ben, waiting.id)
+    assert await direct.accept_direct(invitation) == []  # nothing dialled before Ben says so
+    ben_side = await direct.accept_invitation(ben, waiting.id)
     assert ben_side.name == "Ann (incognito)"  # the name Ann uses in the group, not another
     assert ben.invitations == []
-    [ann_side] = await contacts.accept_direct(invitation)
+    [ann_side] = await direct.accept_direct(invitation)
     assert ann_side.name == "Ben"
     assert await contacts.inbox(ben_side) == ["Ann (incognito) accepted the connection"]
     await contacts.send(ben_side, "hello Ann")
     assert await contacts.inbox(ann_side) == ["hello Ann"]
-    assert await contacts.direct_invitations(ben) == []  # read once
+    assert await direct.direct_invitations(ben) == []  # read once
 
 
 async def test_direct_invitations_are_refused_where_the_group_says_no(relay):
     owned, ann, ben = await _group_with_two_members(relay, direct_messages=False)
     with pytest.raises(ChatRelayError) as info:
-        await contacts.send_direct_invitation(ann, "Ben", "psst")  # the client refuses first
+        await direct.send_direct_invitation(ann, "Ben", "psst")  # the client refuses first
     assert info.value.reason is Reason.NOT_ALLOWED
 
     # A client that ignores the setting is refused by the relay.
-    keys = await contacts.member_keys(ann, "Ben")
+    keys = await direct.member_keys(ann, "Ben")
     body = relay_pb2.DirectInvitationBody(
         group_address=ann.relays[0].address, to_member=keys.sign_key,
         sealed=bytes(SealedBox(PrivateKey.generate().public_key).encrypt(b"x")),
@@ -151,14 +151,14 @@ async def test_a_client_refuses_a_direct_invitation_its_profile_forbids(relay):
     """The relay forwarded one anyway (here: the group allowed it when sent, and Ben's
     profile says no): Ben's client refuses it."""
     owned, ann, ben = await _group_with_two_members(relay, direct_messages=True)
-    await contacts.send_direct_invitation(ann, "Ben", "hello")
+    await direct.send_direct_invitation(ann, "Ben", "hello")
     profile = group.verify_profile(env.decode(unb64(ben.profile)))
     settings = type(profile.profile.settings)()
     settings.CopyFrom(profile.profile.settings)
     settings.direct_messages = False
     forbidding = group.next_version(SigningKey(unb64(owned.owner_seed)), profile, settings=settings)
     ben.profile = b64(env.encode(forbidding))  # what Ben's client knows of the group
-    refused = await contacts.direct_invitations(ben)  # refused, said, and gone past (issue 16)
+    refused = await direct.direct_invitations(ben)  # refused, said, and gone past (issue 16)
     assert refused == [] and [(s.reason, s.message) for s in refused.skipped] == [
         (Reason.NOT_ALLOWED, "refused a direct invitation: direct messages are off in this group")]
 
@@ -166,10 +166,10 @@ async def test_a_client_refuses_a_direct_invitation_its_profile_forbids(relay):
 async def test_direct_invitations_store_no_plaintext(relay):
     marker = "DM-MARKER-" + os.urandom(8).hex()
     owned, ann, ben = await _group_with_two_members(relay, direct_messages=True)
-    await contacts.send_direct_invitation(ann, "Ben", marker)
+    await direct.send_direct_invitation(ann, "Ben", marker)
     await asyncio.sleep(0.3)
     for path in pathlib.Path(relay.config.data_dir).rglob("*"):
         if path.is_file():
             assert marker.encode() not in path.read_bytes(), f"plaintext in {path.name}"
-    [waiting] = await contacts.direct_invitations(ben)
+    [waiting] = await direct.direct_invitations(ben)
     assert waiting.message == marker

@@ -11,7 +11,7 @@ import asyncio
 import pytest
 from nacl.signing import SigningKey
 
-from chatrelay import client, contacts, group, members, state
+from chatrelay import client, direct, group, members, state
 from chatrelay import envelope as env
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind, JoinPolicy
@@ -144,20 +144,20 @@ async def test_a_display_name_collision_never_sends_a_direct_invitation_to_the_w
     owned = await client.create_group([relay.link], "Street", GroupKind.GROUP, direct_messages=True)
     ann = await client.join(owned.link, "Ann")
     ben, impostor = await client.join(owned.link, "Ben"), await client.join(owned.link, "Ben")
-    bens = sorted(f"Ben#{contacts.fingerprint(bytes(client.reader_key(m).verify_key))}" for m in (ben, impostor))
+    bens = sorted(f"Ben#{direct.fingerprint(bytes(client.reader_key(m).verify_key))}" for m in (ben, impostor))
 
     path = tmp_path / "ann.json"
     state.save(path, state.State(memberships=[ann]))
     refused = await asyncio.to_thread(cli, "dm", "Ben", "hi Ben", "--state", str(path))
     assert refused.returncode == 2
     assert refused.stderr == f"chatrelay: several members are named 'Ben' ({', '.join(bens)}): name one of them so (refused)\n"
-    assert await contacts.direct_invitations(ben) == [] and await contacts.direct_invitations(impostor) == []
+    assert await direct.direct_invitations(ben) == [] and await direct.direct_invitations(impostor) == []
 
-    real = f"Ben#{contacts.fingerprint(bytes(client.reader_key(ben).verify_key))}"
+    real = f"Ben#{direct.fingerprint(bytes(client.reader_key(ben).verify_key))}"
     sent = await asyncio.to_thread(cli, "dm", real, "hi Ben", "--state", str(path))
     assert sent.returncode == 0, sent.stderr
-    assert await contacts.direct_invitations(impostor) == []
-    [invitation] = await contacts.direct_invitations(ben)
+    assert await direct.direct_invitations(impostor) == []
+    [invitation] = await direct.direct_invitations(ben)
     assert (invitation.name, invitation.message) == ("Ann", "hi Ben")
 
     # A relay that hides the real Ben and shows one of its own has nobody to send to.
@@ -169,7 +169,7 @@ async def test_a_display_name_collision_never_sends_a_direct_invitation_to_the_w
     _, made_up = forged_join(approval_group, "Ben")  # joined, but no owner approved it
     hostile.admissions = [made_up]
     with pytest.raises(ChatRelayError) as info:
-        await contacts.send_direct_invitation(hostile.serving(eve), "Ben", "hi")
+        await direct.send_direct_invitation(hostile.serving(eve), "Ben", "hi")
     assert (info.value.reason, info.value.message) == (Reason.NOT_MEMBER, "no member 'Ben' in this group that checks out")
 
 
