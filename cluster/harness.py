@@ -134,17 +134,94 @@ class EtcdServer:
 
     def stop(self, keep: bool = False) -> None:
         """Stop it; unless `keep`, close its log (and remove a data dir it made)."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        _end(self.process)
         if not keep:
             self.log.close()
             if self.own_dir:
                 shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _end(process: subprocess.Popen | None) -> None:
+    """A server child stopped: asked to (SIGTERM), then made to."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def postgres_bindir() -> str:
+    """Where PostgreSQL's server programs are: beside `initdb` on the PATH, else the
+    newest of Debian's /usr/lib/postgresql/N/bin (the `postgresql` package's place)."""
+    found = shutil.which("initdb")
+    if found:
+        return os.path.dirname(os.path.realpath(found))
+    versions = sorted((d for d in os.listdir("/usr/lib/postgresql") if d.isdigit()), key=int) \
+        if os.path.isdir("/usr/lib/postgresql") else []
+    if not versions:
+        raise HarnessError("PostgreSQL is not installed: apt-get install -y postgresql (see .ci/run)")
+    return f"/usr/lib/postgresql/{versions[-1]}/bin"
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on a free loopback port: `initdb` in a temporary
+    dir, then `postgres` listening on 127.0.0.1 only, trusting local connections (a test
+    server, never a deployment). PostgreSQL refuses to run as root, so a root process
+    runs it as the `postgres` system user the Debian package makes. `dsn` is what
+    asyncpg takes. As a context manager it starts and stops."""
+
+    USER = "chatrelay"
+
+    def __init__(self) -> None:
+        self.data_dir = tempfile.mkdtemp(prefix="chatrelay-pg-")
+        self.port = free_port()
+        self.dsn = f"postgresql://{self.USER}@127.0.0.1:{self.port}/postgres"
+        self.log_path = os.path.join(self.data_dir, "postgres.log")
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "PostgresServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _as_server_user(self) -> list[str]:
+        if os.geteuid() != 0:
+            return []
+        shutil.chown(self.data_dir, "postgres", "postgres")
+        return ["runuser", "-u", "postgres", "--"]
+
+    def start(self, timeout: float = 60.0) -> None:
+        bindir, run_as = postgres_bindir(), self._as_server_user()
+        cluster = os.path.join(self.data_dir, "cluster")
+        initdb = subprocess.run(
+            [*run_as, f"{bindir}/initdb", "-D", cluster, "-U", self.USER, "--auth=trust", "-E", "UTF8"],
+            capture_output=True, text=True)
+        if initdb.returncode != 0:
+            raise HarnessError(f"initdb failed: {initdb.stderr.strip()}")
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [*run_as, f"{bindir}/postgres", "-D", cluster, "-p", str(self.port),
+                 "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.data_dir}"],
+                stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise HarnessError(f"postgres exited with {self.process.returncode}; see {self.log_path}")
+            ready = subprocess.run([f"{bindir}/pg_isready", "-h", "127.0.0.1", "-p", str(self.port)],
+                                   capture_output=True)
+            if ready.returncode == 0:
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise HarnessError(f"postgres did not accept connections within {timeout} s")
+
+    def stop(self) -> None:
+        _end(self.process)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 # A benchmark's one client makes thousands of groups over one connection, which the

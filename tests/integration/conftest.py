@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
 
+from chatrelay.cluster.message_log_postgres import PostgresMessageLog
 from chatrelay.cluster.message_log_sqlite import SqliteMessageLog
 
 from realparts import EtcdServer, start_relay
@@ -64,10 +66,26 @@ async def registry(request, tmp_path):
     await reg.close()
 
 
-# Every MessageLog backend, opened at a folder; tests/integration/test_message_log.py runs
-# against each.
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throwaway PostgreSQL for the session (started at its first use)."""
+    from chatrelay.cluster.harness import PostgresServer
+
+    with PostgresServer() as server:
+        yield server
+
+
+def _schema(folder) -> str:
+    """A schema of its own for each test, named after its folder (unique in the session)."""
+    return "t_" + re.sub(r"[^a-z0-9_]", "_", folder.name.lower())[:60]
+
+
+# Every MessageLog backend, opened at a place (a folder, or a schema named after it);
+# tests/integration/test_message_log.py runs against each.
 MESSAGE_LOGS = {
-    "embedded": lambda folder: SqliteMessageLog(folder / "messages.db"),
+    "embedded": lambda folder, request: SqliteMessageLog(folder / "messages.db"),
+    "postgresql": lambda folder, request: PostgresMessageLog(
+        request.getfixturevalue("postgres_server").dsn, schema=_schema(folder)),
 }
 
 
@@ -80,7 +98,7 @@ async def message_logs(request, tmp_path):
     opened = []
 
     def open_log():
-        log = MESSAGE_LOGS[request.param](tmp_path)
+        log = MESSAGE_LOGS[request.param](tmp_path, request)
         assert isinstance(log, MessageLog)
         opened.append(log)
         return log
