@@ -64,18 +64,12 @@ async def member_keys(who, member: str) -> core_pb2.MemberKeys:
     found: dict[bytes, core_pb2.JoinBody] = {}
     refusals: list[ChatRelayError] = []
     for entry in who.relays:
-        request = relay_pb2.MemberKeysRequest(credential=reader.credential(reader.reader_key(who), entry.address))
-        if key:
-            request.member = key
-        else:
-            request.display_name = name
         try:
-            async with RelayClient(entry.target) as c:
-                response = await c.call("MemberKeys", request)
+            members = await reader.shown_members(reader.reader_key(who), entry, member=key, display_name=name)
         except ChatRelayError as exc:
             refusals.append(exc)
             continue
-        for shown in response.members:
+        for shown in members:
             try:
                 body = admission.check(profile, shown.join.signer, shown)
             except ChatRelayError:

@@ -176,15 +176,23 @@ class PostChecker:
         raise refused
 
     async def _admission(self, author: bytes, entry: RelayEntry) -> relay_pb2.MemberAdmission | None:
-        request = relay_pb2.MemberKeysRequest(credential=credential(self.key, entry.address), member=author)
         try:
-            async with RelayClient(entry.target) as client:
-                response = await client.call("MemberKeys", request)
+            shown = await shown_members(self.key, entry, member=author)
         except ChatRelayError as exc:
             if exc.reason is Reason.UNAVAILABLE:
                 raise
             return None  # the relay shows nothing: never joined, as far as anyone can check
-        return next((m for m in response.members if m.join.signer == author), None)
+        return next((m for m in shown if m.join.signer == author), None)
+
+
+async def shown_members(key: SigningKey, entry: RelayEntry, *, member: bytes = b"",
+                        display_name: str = "") -> list[relay_pb2.MemberAdmission]:
+    """What one relay shows of the member with this key, or of every member of this name
+    (their joins and approvals, to be checked: chatrelay/admission.py)."""
+    request = relay_pb2.MemberKeysRequest(credential=credential(key, entry.address), member=member,
+                                          display_name=display_name)
+    async with RelayClient(entry.target) as client:
+        return list((await client.call("MemberKeys", request)).members)
 
 
 async def _read_relay(who, entry: RelayEntry, key: SigningKey) -> list[relay_pb2.Delivery]:
