@@ -25,6 +25,11 @@ from chatrelay.v1 import core_pb2
 log = logging.getLogger(__name__)
 
 
+class StoreUnavailable(ConnectionError):
+    """The store could not do a request (down, restarting, too slow, out of disk); nothing
+    of it was written, and the caller may try again. Its text says which."""
+
+
 class Moved(Exception):
     """This shard does not (or no longer) serve the group: the caller reads its placement
     again and calls the shard that does."""
@@ -174,6 +179,8 @@ def refusal(exc: Exception) -> ChatRelayError:
     (etcd down, …) as UNAVAILABLE, which a client tries again."""
     if isinstance(exc, ChatRelayError):
         return exc
+    if isinstance(exc, StoreUnavailable):
+        return ChatRelayError(Reason.UNAVAILABLE, f"relay storage unavailable: {exc}")
     if isinstance(exc, (OSError, ConnectionError, TimeoutError, asyncio.TimeoutError)):
         return ChatRelayError(Reason.UNAVAILABLE, f"relay storage unavailable: {type(exc).__name__}")
     log.exception("relay call failed", exc_info=exc)  # the registry client's own errors, and bugs

@@ -13,6 +13,8 @@ from chatrelay.actors.registry import Registry
 if TYPE_CHECKING:
     from nacl.signing import SigningKey
 
+    from chatrelay.actors.member_store import MemberStore
+
 
 @dataclass(frozen=True, slots=True)
 class ClusterConfig:
@@ -30,11 +32,17 @@ class ClusterConfig:
     traces: str | None  # the folder every relay process writes its spans to
     insecure: bool = False  # plaintext gRPC (`up --insecure`); else TLS with the data dir's key
     etcd_tls: tuple[str | None, str | None, str | None] = (None, None, None)  # CA, cert, key: paths on each node
+    store: str | None = None  # a postgresql:// URL for posts and members; else the data dir's SQLite
 
     def __repr__(self) -> str:
         return f"ClusterConfig(data_dir={self.data_dir!r}, shards={self.shards}, etcd={self.etcd!r})"
 
     __str__ = __repr__
+
+    @property
+    def store_schema(self) -> str:
+        """One relay's tables in a shared PostgreSQL: a schema named by its identity."""
+        return "relay_" + hashlib.sha256(self.relay_key).hexdigest()[:16]
 
     @property
     def etcd_namespace(self) -> bytes:
@@ -52,3 +60,5 @@ class Storage(Protocol):
     def registry(self, config: ClusterConfig) -> Registry: ...
 
     def message_log(self, config: ClusterConfig) -> MessageLog: ...
+
+    def member_store(self, config: ClusterConfig) -> "MemberStore": ...

@@ -16,21 +16,23 @@ MAX_SEALED = 32 * 1024
 
 
 class DirectInvitations:
-    def member_admissions(self, sign_key: bytes, display_name: str) -> list[relay_pb2.MemberAdmission]:
-        """The member with this key, or every member with this display name: each one's own
-        signed join, which binds its keys, and the owner's approval that admitted it."""
+    async def member_admissions(self, sign_key: bytes, display_name: str) -> list[relay_pb2.MemberAdmission]:
+        """The member with this key, or the members with this display name (a page of
+        them): each one's own signed join, which binds its keys, and the owner's approval
+        that admitted it."""
         if sign_key:
-            found = [sign_key] if sign_key in self.members else []
+            record = await self.ctx.members.get(self.address, sign_key) if self.is_member(sign_key) else None
+            found = [(sign_key, record)] if record is not None else []
         else:
-            found = [k for k, m in self.members.items() if display_name and m.display_name == display_name]
-        found = [k for k in found if self.is_member(k) and self.members[k].join]
+            found = await self.ctx.members.find(self.address, name=display_name) if display_name else []
+        found = [(k, m) for k, m in found if self.is_member(k) and m.join]
         if not found:
             raise ChatRelayError(Reason.NOT_MEMBER, "no such member in this group")
         out = []
-        for k in found:
-            admission = relay_pb2.MemberAdmission(join=env.decode(self.members[k].join))
-            if self.members[k].approval:
-                admission.approval.CopyFrom(env.decode(self.members[k].approval))
+        for _, member in found:
+            admission = relay_pb2.MemberAdmission(join=env.decode(member.join))
+            if member.approval:
+                admission.approval.CopyFrom(env.decode(member.approval))
             out.append(admission)
         return out
 
@@ -50,8 +52,8 @@ class DirectInvitations:
             raise ChatRelayError(Reason.TOO_LARGE, f"direct invitation is over {MAX_SEALED} bytes")
         key = hashlib.sha256(checked.signer + body.nonce).digest()[:16]
         appended = await self.ctx.log.append(
-            records.direct_stream(self.address, body.to_member), [env.encode(envelope)], keys=[key]
-        )
+            records.direct_stream(self.address, body.to_member), [env.encode(envelope)], keys=[key],
+            fence=await self.fence())
         return relay_pb2.DirectInvitationResponse(seq=appended.seqs[0])
 
     async def direct_inbox(self, reader: bytes, after_seq: int) -> list[relay_pb2.DirectInvitationDelivery]:

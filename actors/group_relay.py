@@ -20,12 +20,13 @@ from chatrelay import codec
 from chatrelay import envelope as env
 from chatrelay import group, members
 from chatrelay.actors import records
-from chatrelay.actors.calls import ReadPosts, TailRead
+from chatrelay.actors.calls import ReadPosts, TailRead, refusal as told
 from chatrelay.actors.direct_invitations import DirectInvitations
 from chatrelay.actors.figures import GroupFigures
 from chatrelay.actors.joins import Joins
 from chatrelay.actors.mailbox import Mailbox
-from chatrelay.actors.message_log import READ_LIMIT, MessageLog, fit
+from chatrelay.actors.member_store import MemberStore
+from chatrelay.actors.message_log import READ_LIMIT, Fence, Fenced, MessageLog, fit
 from chatrelay.actors.owner_commands import CREDENTIAL_SKEW_S, OwnerCommands
 from chatrelay.actors.rate_window import RateWindow
 from chatrelay.actors.policy import RelayLimits
@@ -42,6 +43,7 @@ class RelayContext:
     identity: SigningKey
     registry: Registry
     log: MessageLog
+    members: MemberStore
     limits: RelayLimits = RelayLimits()
     tally: collections.Counter = field(default_factory=collections.Counter)  # the shard's counts, for metrics
 
@@ -56,8 +58,10 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
         self.record = record
         self.mod_revision = mod_revision
         self.profile = group.verify_profile(env.decode(record.profile), group_id=record.group_id)
-        self.members: dict[bytes, MemberRecord] = {}
+        self.members: dict[bytes, MemberStatus] = {}  # the records stay in the member store
         self.last_seq = 0
+        self._fence: Fence | None = None  # claimed at this load's first write
+        self.fenced = False  # another shard claimed the group since: this load is done
         self.mailbox = Mailbox(record.address, ctx.limits.mailbox_size, self._append_posts)
         self._new_posts: asyncio.Event | None = None  # made while someone waits for posts
         self.loaded = os.urandom(8)  # this load of the group: tails count its removals
@@ -80,11 +84,37 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
 
     async def start(self) -> None:
         self.last_seq = await self.ctx.log.last_seq(self.stream)
-        for entry in await self.ctx.registry.get_prefix(records.member_prefix(self.address)):
-            sign_key = codec.unb64url(entry.key.rsplit(b"/", 1)[1].decode(), "registry key")
-            self.members[sign_key] = MemberRecord.loads(entry.value)
+        self.members = await self.ctx.members.statuses(self.address)
+        if not self.members and await self.ctx.registry.get_prefix(records.member_prefix(self.address)):
+            await self.fence()  # members kept in the registry by an earlier version: moved now
         if self.record.state is GroupState.ACTIVE:
             self._schedule_drain()  # joins held before a restart are not forgotten
+
+    async def fence(self) -> Fence:
+        """What this load's writes carry. At the first write the group is claimed in the
+        store, which fences off any shard that served it before; what that shard wrote
+        until then is read again here."""
+        if self._fence is None:
+            epoch = await self.ctx.log.claim(self.address)
+            fence = Fence(self.address, epoch)
+            self.last_seq = max(self.last_seq, await self.ctx.log.last_seq(self.stream))
+            self.members = await self.ctx.members.statuses(self.address)
+            for entry in await self.ctx.registry.get_prefix(records.member_prefix(self.address)):
+                sign_key = codec.unb64url(entry.key.rsplit(b"/", 1)[1].decode(), "registry key")
+                member = MemberRecord.loads(entry.value)
+                await self.ctx.members.put(self.address, sign_key, member, fence)
+                await self.ctx.registry.delete(entry.key)
+                self.members[sign_key] = member.status
+            self._fence = fence
+        return self._fence
+
+    def let_go(self, exc: Fenced) -> Fenced:
+        """The store refused a write: another shard serves the group now. This load takes
+        no more requests; the shard drops it (`ShardGroups.get`)."""
+        self.fenced = True
+        self.mailbox.closing = True
+        self.wake_readers()
+        return exc
 
     async def close_for_move(self) -> None:
         """Take no new requests and finish those in the mailbox: after this, nothing of
@@ -103,11 +133,13 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
 
     async def call(self, fn, *args):
         """fn(*args) serially with this group's other requests; BUSY when the mailbox is full."""
-        return await self.mailbox.call(fn, *args)
+        try:
+            return await self.mailbox.call(fn, *args)
+        except Fenced as exc:
+            raise self.let_go(exc)
 
     def is_member(self, key: bytes) -> bool:
-        member = self.members.get(key)
-        return member is not None and member.status is MemberStatus.MEMBER
+        return self.members.get(key) is MemberStatus.MEMBER
 
     # ---- posts ----------------------------------------------------------------------
 
@@ -183,9 +215,12 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
             if not accepted:
                 return results
             appended = await self.ctx.log.append(
-                self.stream, [env.encode(envelopes[i]) for i in accepted], keys=[ids[i] for i in accepted])
+                self.stream, [env.encode(envelopes[i]) for i in accepted], keys=[ids[i] for i in accepted],
+                fence=await self.fence())
+        except Fenced as exc:  # served elsewhere now: the gateway sends them there
+            raise self.let_go(exc)
         except Exception as exc:  # nothing is acked unless durable
-            failed = ChatRelayError(Reason.UNAVAILABLE, f"message log failed: {exc}")
+            failed = told(exc)  # UNAVAILABLE, saying what failed but not where
             return [failed if r is None else r for r in results]
         self.last_seq = max(self.last_seq, max(appended.seqs))
         fresh = sum(1 for d in appended.duplicates if not d)

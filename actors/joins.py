@@ -12,11 +12,9 @@ from chatrelay import invites, members
 from chatrelay.actors import records
 from chatrelay.actors.message_log import READ_LIMIT
 from chatrelay.actors.records import GroupState, MemberRecord, MemberStatus
-from chatrelay.actors.registry import Put, absent, unchanged_since
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
 
-INVITE_CAS_ATTEMPTS = 16
 JOIN_PB = {MemberStatus.MEMBER: relay_pb2.JOIN_STATUS_ACCEPTED, MemberStatus.PENDING: relay_pb2.JOIN_STATUS_PENDING_APPROVAL}
 
 
@@ -40,15 +38,17 @@ class Joins:
         if state is GroupState.PENDING:
             # Registration step 5: held durably, processed by the worker after activation.
             held = request_id(envelope)
-            await self.ctx.log.append(records.held_stream(self.address), [env.encode(envelope)], keys=[held])
+            await self.ctx.log.append(
+                records.held_stream(self.address), [env.encode(envelope)], keys=[held], fence=await self.fence())
             return relay_pb2.JoinResponse(status=relay_pb2.JOIN_STATUS_HELD, request_id=held)
         return await self._admit(envelope, body)
 
     async def _admit(self, envelope: core_pb2.SignedEnvelope, body: core_pb2.JoinBody) -> relay_pb2.JoinResponse:
         sign_key = body.keys.sign_key
-        existing = self.members.get(sign_key)
-        if existing is not None:  # a repeated join: same answer, nothing new stored
-            return relay_pb2.JoinResponse(status=JOIN_PB[existing.status], request_id=existing.request_id)
+        if sign_key in self.members:  # a repeated join: same answer, nothing new stored
+            existing = await self.ctx.members.get(self.address, sign_key)
+            if existing is not None:
+                return relay_pb2.JoinResponse(status=JOIN_PB[existing.status], request_id=existing.request_id)
         policy = self.profile.profile.settings.join
         status = MemberStatus.MEMBER
         if body.HasField("invite"):
@@ -62,8 +62,8 @@ class Joins:
             joined_ms=int(time.time() * 1000), request_id=request_id(envelope),
             join=env.encode(envelope),  # owners decide on it; members fetch keys from it
         )
-        await self.ctx.registry.put(records.member_key(self.address, sign_key), record.dumps())
-        self.members[sign_key] = record
+        await self.ctx.members.put(self.address, sign_key, record, await self.fence())
+        self.members[sign_key] = status
         return relay_pb2.JoinResponse(status=JOIN_PB[status], request_id=record.request_id)
 
     async def _drain_held(self) -> int:
@@ -97,14 +97,8 @@ class Joins:
 
     async def _consume_invite(self, body: core_pb2.JoinBody, sign_key: bytes) -> None:
         grant = invites.verify_invite(body.invite, self.profile, sign_key)
-        key = records.invite_key(self.address, grant.invite_key)
-        for _ in range(INVITE_CAS_ATTEMPTS):  # compare-and-swap on the use count
-            entry = await self.ctx.registry.get(key)
-            used = int(entry.value) if entry else 0
-            if used >= grant.uses:
-                raise ChatRelayError(Reason.BAD_INVITE, "this invite has been used up")
-            compare = absent(key) if entry is None else unchanged_since(key, entry.mod_revision)
-            result = await self.ctx.registry.transaction([compare], [Put(key, str(used + 1).encode())])
-            if result.succeeded:
-                return
-        raise ChatRelayError(Reason.BUSY, "invite is being used concurrently; retry")
+        # Uses counted in the registry by an earlier version still count (they are no more).
+        earlier = await self.ctx.registry.get(records.invite_key(self.address, grant.invite_key))
+        uses = grant.uses - (int(earlier.value) if earlier else 0)
+        if uses < 1 or not await self.ctx.members.use_invite(self.address, grant.invite_key, uses, await self.fence()):
+            raise ChatRelayError(Reason.BAD_INVITE, "this invite has been used up")

@@ -99,6 +99,11 @@ class Mailbox:
         envelopes = [e for batch in batches for e in batch.envelopes]
         try:
             results = await self.append(envelopes)
+        except Moved as exc:  # the group is served elsewhere now: every batch goes there
+            for batch in batches:
+                if not batch.future.done():
+                    batch.future.set_exception(exc)
+            return
         except Exception as exc:  # a bug must fail the posts, not the group's worker
             results = [_failure(exc)] * len(envelopes)
         start = 0
@@ -122,8 +127,8 @@ class Mailbox:
                 pass
 
 
-def _failure(exc: Exception) -> ChatRelayError:
-    if isinstance(exc, ChatRelayError):
+def _failure(exc: Exception) -> Exception:
+    if isinstance(exc, (ChatRelayError, Moved)):
         return exc
     return ChatRelayError(Reason.UNAVAILABLE, f"relay error: {type(exc).__name__}: {exc}")
 

@@ -2,14 +2,22 @@
 entries, held join requests, queues).
 
 `MessageLog` is the interface the relay logic needs; its backends live in `cluster/`
-(`SqliteMessageLog`, the embedded default). `append` returns only after the records are
-durable, so an ack sent after it is never lost.
+(`SqliteMessageLog`, the embedded default; `PostgresMessageLog`). `append` returns only
+after the records are durable, so an ack sent after it is never lost.
+
+Fencing: a shard that loads a group claims it in the store (`claim`), which raises the
+group's epoch; every write for the group carries that `Fence`, and the store refuses one
+whose epoch is no longer the group's (`Fenced`), in the same transaction as the write.
+So a shard that lost a group (moved, or its lease ran out while it was paused) cannot
+write to it, however late its lease logic notices.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence, TypeVar, runtime_checkable
+
+from chatrelay.actors.calls import Moved
 
 READ_LIMIT = 500  # records the relay reads from its log at once
 PAGE_BYTES = 1 << 20  # what one answer to a client holds at most: a quarter of its 4 MiB receive limit
@@ -48,6 +56,24 @@ class LogRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Fence:
+    """What a write for a group carries: the group (its address) and the epoch its shard
+    claimed when it loaded the group."""
+
+    owner: str
+    epoch: int
+
+
+class Fenced(Moved):
+    """The store refused a write: another shard has claimed the group since this one did.
+    Nothing of the write is stored; the caller lets the group go (it is served elsewhere)."""
+
+    def __init__(self, fence: Fence, current: int) -> None:
+        super().__init__(f"group {fence.owner} was claimed again (epoch {current}, this shard holds {fence.epoch})")
+        self.fence, self.current = fence, current
+
+
+@dataclass(frozen=True, slots=True)
 class Appended:
     seqs: tuple[int, ...]
     duplicates: tuple[bool, ...]  # True where the key was in the stream already
@@ -56,8 +82,17 @@ class Appended:
 @runtime_checkable
 class MessageLog(Protocol):
     async def append(
-        self, stream: str, records: list[bytes], keys: list[bytes | None] | None = None
-    ) -> Appended: ...
+        self, stream: str, records: list[bytes], keys: list[bytes | None] | None = None,
+        fence: Fence | None = None,
+    ) -> Appended:
+        """Durable when it returns; refused with `Fenced` (nothing stored) when `fence` is
+        no longer its group's epoch."""
+        ...
+
+    async def claim(self, owner: str) -> int:
+        """Raise `owner`'s epoch and return it: writes fenced with an earlier one are
+        refused from now on."""
+        ...
 
     async def read(self, stream: str, after_seq: int = 0, limit: int = 500) -> list[LogRecord]: ...
 

@@ -42,9 +42,9 @@ class OwnerCommands:
             for r in rows
         ]
 
-    def pending(self) -> list[relay_pb2.JoinPending]:
+    async def pending(self) -> list[relay_pb2.JoinPending]:
         """The oldest joins waiting, a page of them: the next come as owners decide."""
-        waiting = sorted((m for m in self.members.values() if m.status is MemberStatus.PENDING), key=lambda m: m.joined_ms)
+        waiting = [m for _, m in await self.ctx.members.find(self.address, status=MemberStatus.PENDING)]
         return [
             relay_pb2.JoinPending(request_id=m.request_id, join=env.decode(m.join), received_at=m.joined_ms)
             for m in fit(waiting, lambda m: len(m.join) + RECORD_OVERHEAD)
@@ -63,11 +63,13 @@ class OwnerCommands:
             raise ChatRelayError(Reason.GROUP_MISMATCH, "owner command is for another group address")
         if not body.command_id or len(body.command_id) > 64:
             raise ChatRelayError(Reason.MALFORMED, "owner command needs a command id of 1 to 64 bytes")
-        seen = await self.ctx.registry.get(records.command_key(self.address, body.command_id))
-        if seen is not None:  # idempotent: the same command id is applied once
+        stream = records.service_stream(self.address)
+        seen = await self.ctx.log.find(stream, [body.command_id])
+        if seen:  # idempotent: the same command id is applied once
             return relay_pb2.OwnerCommandResponse(
-                state=STATE_PB[self.record.state], applied_before=True, log_seq=int(seen.value)
+                state=STATE_PB[self.record.state], applied_before=True, log_seq=seen[body.command_id]
             )
+        fence = await self.fence()
         kind = body.kind
         if kind == relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE:
             await self._update_profile(body.profile)
@@ -80,14 +82,12 @@ class OwnerCommands:
         elif kind == relay_pb2.OWNER_COMMAND_KIND_REMOVE_MEMBER:
             if not self.is_member(body.member):
                 raise ChatRelayError(Reason.NOT_MEMBER, "no member with this key in the group")
-            await self.ctx.registry.delete(records.member_key(self.address, body.member))
+            await self.ctx.members.delete(self.address, body.member, fence)
             self.remove_member(body.member)
         else:
             raise ChatRelayError(Reason.MALFORMED, f"unknown owner command kind {kind}")
-        stream = records.service_stream(self.address)
-        appended = await self.ctx.log.append(stream, [env.encode(envelope)], keys=[body.command_id])
+        appended = await self.ctx.log.append(stream, [env.encode(envelope)], keys=[body.command_id], fence=fence)
         seq = appended.seqs[0]
-        await self.ctx.registry.put(records.command_key(self.address, body.command_id), str(seq).encode())
         return relay_pb2.OwnerCommandResponse(
             state=STATE_PB[self.record.state], applied_before=appended.duplicates[0], log_seq=seq
         )
@@ -96,20 +96,21 @@ class OwnerCommands:
         """Approve or reject a pending join. An approval names the member's key, and is kept
         with the member: it is what shows other members the owners let this one in."""
         approve = body.kind == relay_pb2.OWNER_COMMAND_KIND_APPROVE_JOIN
-        for sign_key, member in self.members.items():
-            if member.request_id == body.request_id and member.status is MemberStatus.PENDING:
-                key = records.member_key(self.address, sign_key)
-                if approve:
-                    if body.member != sign_key:
-                        raise ChatRelayError(Reason.MALFORMED, "an approval must name the key of the member it admits")
-                    member.status = MemberStatus.MEMBER
-                    member.approval = env.encode(envelope)
-                    await self.ctx.registry.put(key, member.dumps())
-                else:
-                    await self.ctx.registry.delete(key)
-                    del self.members[sign_key]
-                return
-        raise ChatRelayError(Reason.UNKNOWN_ADDRESS, "no pending join request with this id")
+        found = await self.ctx.members.find(self.address, request_id=body.request_id, status=MemberStatus.PENDING, limit=1)
+        if not found:
+            raise ChatRelayError(Reason.UNKNOWN_ADDRESS, "no pending join request with this id")
+        [(sign_key, member)] = found
+        fence = await self.fence()
+        if approve:
+            if body.member != sign_key:
+                raise ChatRelayError(Reason.MALFORMED, "an approval must name the key of the member it admits")
+            member.status = MemberStatus.MEMBER
+            member.approval = env.encode(envelope)
+            await self.ctx.members.put(self.address, sign_key, member, fence)
+            self.members[sign_key] = MemberStatus.MEMBER
+        else:
+            await self.ctx.members.delete(self.address, sign_key, fence)
+            self.members.pop(sign_key, None)
 
     async def _update_profile(self, profile_envelope: core_pb2.SignedEnvelope) -> None:
         new = group.verify_profile(profile_envelope, group_id=self.record.group_id)

@@ -56,6 +56,9 @@ class ShardGroups:
         if address in self._moving:
             raise Moved()
         relay = self.loaded.get(address)
+        if relay is not None and relay.fenced:  # another shard claimed it: load it again (or hear Moved)
+            del self.loaded[address]
+            relay = None
         if relay is not None:
             return relay
         task = self._loading.get(address)

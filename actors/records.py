@@ -108,10 +108,6 @@ def link_key(lookup_id: bytes) -> bytes:
     return b"links/" + codec.b64url(lookup_id).encode()
 
 
-def command_key(address: str, command_id: bytes) -> bytes:
-    return b"commands/" + address.encode() + b"/" + codec.b64url(command_id).encode()
-
-
 def held_cursor_key(address: str) -> bytes:
     return b"held-cursor/" + address.encode()
 

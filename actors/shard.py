@@ -71,6 +71,7 @@ class RelayShard:
                 identity=self.storage.identity(self.config),
                 registry=self.storage.registry(self.config),
                 log=self.storage.message_log(self.config),
+                members=self.storage.member_store(self.config),
                 limits=self.config.limits,
             )
             self.lease = ShardLease(self.ctx.registry, records.shard_key(self.index), self._lease_lost)
@@ -212,12 +213,12 @@ async def _service_log(relay: GroupRelay, req: relay_pb2.ServiceLogRequest):
 
 async def _list_pending(relay: GroupRelay, req: relay_pb2.ListPendingRequest):
     relay.check_owner_read(req.envelope)
-    return relay_pb2.ListPendingResponse(pending=relay.pending())
+    return relay_pb2.ListPendingResponse(pending=await relay.pending())
 
 
 async def _member_keys(relay: GroupRelay, req: relay_pb2.MemberKeysRequest):
     relay.check_reader(req.credential)
-    return relay_pb2.MemberKeysResponse(members=relay.member_admissions(req.member, req.display_name))
+    return relay_pb2.MemberKeysResponse(members=await relay.member_admissions(req.member, req.display_name))
 
 
 async def _direct_inbox(relay: GroupRelay, req: relay_pb2.DirectInboxRequest):

@@ -38,6 +38,9 @@ class Settings:
     etcd_ca: pathlib.Path | None = setting(None, "CA certificate (PEM) of an https:// etcd; else the system's roots")
     etcd_cert: pathlib.Path | None = setting(None, "Client certificate (PEM) for an etcd with --client-cert-auth")
     etcd_key: pathlib.Path | None = setting(None, "Client key (PEM) of --etcd-cert")
+    store: str | None = setting(
+        None, "postgresql://USER@HOST:PORT/DB to keep posts and members in, instead of the embedded SQLite "
+              "(the password from PGPASSWORD or ~/.pgpass on each node, or in the URL)")
     shards: int = setting(2, "Relay shard actors")
     relay_name: str = setting("chatrelay", "The relay's name in its link")
     retention: int = setting(0, "Posts kept per group, 0 = all")
@@ -110,6 +113,8 @@ class Settings:
                 raise ChatRelayError(Reason.MALFORMED, f"--etcd must be an http(s):// URL, got {self.etcd!r}")
             if len({u.partition(":")[0] for u in urls}) > 1:
                 raise ChatRelayError(Reason.MALFORMED, f"--etcd URLs must all be http:// or all https://, got {self.etcd!r}")
+        if self.store is not None and not self.store.startswith(("postgresql://", "postgres://")):
+            raise ChatRelayError(Reason.MALFORMED, f"--store must be a postgresql:// URL, got {redact(self.store)!r}")
         tls_files = (self.etcd_ca, self.etcd_cert, self.etcd_key)
         if any(tls_files) and not (self.etcd or "").startswith("https://"):
             raise ChatRelayError(Reason.MALFORMED, "--etcd-ca, --etcd-cert and --etcd-key are for an https:// --etcd")
@@ -146,7 +151,17 @@ class Settings:
 
     def __str__(self) -> str:
         registry = self.etcd or "embedded"
-        return f"data {self.data_dir}, listen {self.listen}, registry {registry}, {self.shards} shards"
+        store = redact(self.store) if self.store else "embedded"
+        return f"data {self.data_dir}, listen {self.listen}, registry {registry}, store {store}, {self.shards} shards"
+
+
+def redact(url: str) -> str:
+    """A URL as it may be shown: without the password it may carry."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 

@@ -197,12 +197,13 @@ class PostgresServer:
     def start(self, timeout: float = 60.0) -> None:
         bindir, run_as = postgres_bindir(), self._as_server_user()
         cluster = os.path.join(self.data_dir, "cluster")
-        initdb = subprocess.run(
-            [*run_as, f"{bindir}/initdb", "-D", cluster, "-U", self.USER, "--auth=trust", "-E", "UTF8"],
-            capture_output=True, text=True)
-        if initdb.returncode != 0:
-            raise HarnessError(f"initdb failed: {initdb.stderr.strip()}")
-        with open(self.log_path, "wb") as log:
+        if not os.path.isdir(cluster):
+            initdb = subprocess.run(
+                [*run_as, f"{bindir}/initdb", "-D", cluster, "-U", self.USER, "--auth=trust", "-E", "UTF8"],
+                capture_output=True, text=True)
+            if initdb.returncode != 0:
+                raise HarnessError(f"initdb failed: {initdb.stderr.strip()}")
+        with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [*run_as, f"{bindir}/postgres", "-D", cluster, "-p", str(self.port),
                  "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.data_dir}"],
@@ -218,6 +219,18 @@ class PostgresServer:
             time.sleep(0.2)
         self.stop()
         raise HarnessError(f"postgres did not accept connections within {timeout} s")
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server, keeping its data (`pg_ctl stop`: `fast` rolls back what is
+        going on and closes every connection; `immediate` is a crash)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        done = subprocess.run(
+            [*self._as_server_user(), f"{postgres_bindir()}/pg_ctl", "stop", "-D",
+             os.path.join(self.data_dir, "cluster"), "-m", mode, "-w", "-t", "30"], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise HarnessError(f"pg_ctl stop failed: {done.stderr.strip()}")
+        self.process.wait(timeout=30)
 
     def stop(self) -> None:
         _end(self.process)

@@ -5,95 +5,65 @@ Appends of many streams wait their turn and commit together in one transaction (
 commit, as the embedded log does, through the gateway's `Coalescer`); `append` returns
 only after the commit, so an ack sent after it is never lost. Sequence numbers stay
 gapless per stream: a stream's head row is locked for the transaction. A `schema` keeps
-one relay's tables (or one test's) apart from another's on the same server; the tables
-are made at first use, under an advisory lock, so relays that start together do not
-race. What is not built yet: fencing tokens and versioned migrations (issue 17).
+one relay's tables (or one test's) apart from another's on the same server; its version
+is brought up to date at first use (`cluster/store_schema.py`). An append with a `Fence`
+is checked against its group's epoch in the same transaction (`cluster/postgres.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import re
 import time
 
-import asyncpg
-
-from chatrelay.actors.message_log import Appended, LogRecord
+from chatrelay.actors.message_log import Appended, Fence, Fenced, LogRecord
+from chatrelay.cluster import postgres
 from chatrelay.cluster.coalescer import Coalescer
 from chatrelay.cluster.message_log_sqlite import KEEP_TRIMMED_KEYS_MS, MAX_BATCH
 
-SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-SCHEMA_LOCK = 0x63686174  # the advisory lock held while tables are made ("chat")
-TABLES = """
-CREATE TABLE IF NOT EXISTS records (
-    stream text NOT NULL, seq bigint NOT NULL, ts bigint NOT NULL, key bytea, data bytea NOT NULL,
-    PRIMARY KEY (stream, seq)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS records_key ON records (stream, key) WHERE key IS NOT NULL;
-CREATE TABLE IF NOT EXISTS heads (
-    stream text PRIMARY KEY, last_seq bigint NOT NULL, trimmed_through bigint NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS trimmed_keys (
-    stream text NOT NULL, key bytea NOT NULL, seq bigint NOT NULL, ts bigint NOT NULL,
-    PRIMARY KEY (stream, key)
-);
-CREATE INDEX IF NOT EXISTS trimmed_keys_ts ON trimmed_keys (ts);
-"""
-
-
 class PostgresMessageLog:
-    def __init__(self, dsn: str, schema: str = "chatrelay", pool_size: int = 4) -> None:
-        if not SCHEMA_NAME.fullmatch(schema):
-            raise ValueError(f"schema name must be lower-case letters, digits and _, got {schema!r}")
-        self.dsn, self.schema, self.pool_size = dsn, schema, pool_size
-        self._pool: asyncpg.Pool | None = None
-        self._opening = asyncio.Lock()
-        self._closed = False
+    def __init__(self, dsn: str, schema: str = "chatrelay", pool_size: int = 4,
+                 statement_timeout_ms: int = postgres.STATEMENT_TIMEOUT_MS) -> None:
+        self.pool = postgres.Pool(dsn, schema, pool_size, statement_timeout_ms)
+        self.schema = schema
         self._appends = Coalescer(self._commit, batch=MAX_BATCH)
         self.commits = 0  # transactions committed: group commit at work
 
     def __str__(self) -> str:
         return f"message log in schema {self.schema} of PostgreSQL"
 
-    async def _ready(self) -> asyncpg.Pool:
-        if self._closed:
-            raise RuntimeError("message log is closed")
-        async with self._opening:
-            if self._pool is None:
-                setup = await asyncpg.connect(self.dsn)
-                try:
-                    async with setup.transaction():
-                        await setup.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
-                        await setup.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
-                        await setup.execute(f"SET LOCAL search_path TO {self.schema}")
-                        await setup.execute(TABLES)
-                finally:
-                    await setup.close()
-                self._pool = await asyncpg.create_pool(
-                    self.dsn, min_size=1, max_size=self.pool_size, server_settings={"search_path": self.schema})
-        return self._pool
+    async def _ready(self):
+        return await self.pool.ready()
 
     # ---- appends: group commit ----------------------------------------------------------
 
     async def append(
-        self, stream: str, records: list[bytes], keys: list[bytes | None] | None = None
+        self, stream: str, records: list[bytes], keys: list[bytes | None] | None = None,
+        fence: Fence | None = None,
     ) -> Appended:
         """Durable when it returns. Records with a key already in the stream (or trimmed
         from it within a day) are not appended again; their first seq is returned, marked
-        as a duplicate."""
+        as a duplicate. Refused with `Fenced`, nothing stored, when `fence` is no longer
+        its group's epoch."""
         keys = list(keys) if keys is not None else [None] * len(records)
         if len(keys) != len(records):
             raise ValueError("one key (or None) per record")
         if not records:
             return Appended(seqs=(), duplicates=())
         await self._ready()
-        return await self._appends("log", (stream, list(records), keys))
+        return await self._appends("log", (stream, list(records), keys, fence))
 
+    @postgres.translated
     async def _commit(self, lane, items: list) -> list[Appended]:
         async with (await self._ready()).acquire() as conn:
             async with conn.transaction():
                 heads: dict[str, int] = {}
-                results = [await self._apply(conn, item, heads) for item in items]
+                results = []
+                for item in items:
+                    try:
+                        await postgres.check_fence(conn, item[3])
+                    except Fenced as exc:  # this one is refused, the others go on
+                        results.append(exc)
+                        continue
+                    results.append(await self._apply(conn, item, heads))
                 await conn.executemany(
                     "UPDATE heads SET last_seq = $2 WHERE stream = $1", list(heads.items()))
         self.commits += 1
@@ -101,7 +71,7 @@ class PostgresMessageLog:
 
     @staticmethod
     async def _apply(conn, item, heads: dict[str, int]) -> Appended:
-        stream, records, keys = item
+        stream, records, keys, _ = item
         if stream not in heads:
             await conn.execute("INSERT INTO heads (stream, last_seq) VALUES ($1, 0) ON CONFLICT DO NOTHING", stream)
             heads[stream] = await conn.fetchval("SELECT last_seq FROM heads WHERE stream = $1 FOR UPDATE", stream)
@@ -130,14 +100,16 @@ class PostgresMessageLog:
     # ---- reads ------------------------------------------------------------------------
 
     async def _fetch(self, sql: str, *args) -> list:
-        return await (await self._ready()).fetch(sql, *args)
+        return await self.pool.fetch(sql, *args)
 
+    @postgres.translated
     async def read(self, stream: str, after_seq: int = 0, limit: int = 500) -> list[LogRecord]:
         rows = await self._fetch(
             "SELECT seq, data, ts, key FROM records WHERE stream = $1 AND seq > $2 ORDER BY seq LIMIT $3",
             stream, after_seq, limit)
         return [LogRecord(r["seq"], bytes(r["data"]), r["ts"], r["key"]) for r in rows]
 
+    @postgres.translated
     async def read_before(self, stream: str, before_seq: int = 0, limit: int = 100) -> list[LogRecord]:
         """The `limit` records just before `before_seq` (0: the newest), oldest first."""
         bound = before_seq if before_seq > 0 else 2**62
@@ -146,6 +118,7 @@ class PostgresMessageLog:
             stream, bound, limit)
         return [LogRecord(r["seq"], bytes(r["data"]), r["ts"], r["key"]) for r in reversed(rows)]
 
+    @postgres.translated
     async def find(self, stream: str, keys: list[bytes]) -> dict[bytes, int]:
         if not keys:
             return {}
@@ -155,16 +128,19 @@ class PostgresMessageLog:
             stream, list(keys))
         return {bytes(r["key"]): r["seq"] for r in rows}
 
+    @postgres.translated
     async def last_seq(self, stream: str) -> int:
         rows = await self._fetch("SELECT last_seq FROM heads WHERE stream = $1", stream)
         return rows[0]["last_seq"] if rows else 0
 
+    @postgres.translated
     async def usage(self, stream: str, after_seq: int = 0) -> tuple[int, int]:
         [row] = await self._fetch(
             "SELECT count(*) AS n, coalesce(sum(length(data)), 0) AS size FROM records WHERE stream = $1 AND seq > $2",
             stream, after_seq)
         return row["n"], row["size"]
 
+    @postgres.translated
     async def trim(self, stream: str, through_seq: int) -> int:
         """Drop records up to `through_seq`; sequence numbers are never reused, and the
         keys of the dropped records are kept for a day (a record sent again is known)."""
@@ -181,10 +157,9 @@ class PostgresMessageLog:
                     stream, through_seq)
         return int(deleted.split()[-1])  # "DELETE n"
 
+    async def claim(self, owner: str) -> int:
+        return await postgres.claim(self.pool, owner)
+
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
         self._appends.close()
-        if self._pool is not None:
-            await self._pool.close()
+        await self.pool.close()

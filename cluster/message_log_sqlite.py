@@ -17,37 +17,42 @@ import threading
 import time
 
 from chatrelay.cluster.coalescer import settle
-from chatrelay.actors.message_log import Appended, LogRecord
+from chatrelay.actors.message_log import Appended, Fence, Fenced, LogRecord
 from chatrelay.cluster.sqlite_files import open_shared
+from chatrelay.cluster.store_schema import migrate_sqlite
 
 MAX_BATCH = 512  # appends committed together at most
 
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    stream TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, key BLOB, data BLOB NOT NULL,
-    PRIMARY KEY (stream, seq)
-) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS records_key ON records (stream, key) WHERE key IS NOT NULL;
-CREATE TABLE IF NOT EXISTS heads (
-    stream TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, trimmed_through INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS trimmed_keys (
-    stream TEXT NOT NULL, key BLOB NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
-    PRIMARY KEY (stream, key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS trimmed_keys_ts ON trimmed_keys (ts);
-"""
 # The keys of trimmed records are kept this long (milliseconds), so a record sent again
 # within it is still known: the longest freshness window a relay may be set to.
 KEEP_TRIMMED_KEYS_MS = 86_400_000
 
 
 class _Append:
-    __slots__ = ("stream", "records", "keys", "future", "loop")
+    __slots__ = ("stream", "records", "keys", "fence", "future", "loop")
 
-    def __init__(self, stream, records, keys, future, loop):
-        self.stream, self.records, self.keys, self.future, self.loop = stream, records, keys, future, loop
+    def __init__(self, stream, records, keys, fence, future, loop):
+        self.stream, self.records, self.keys, self.fence = stream, records, keys, fence
+        self.future, self.loop = future, loop
+
+
+def schema(path: pathlib.Path):
+    """The store's schema, brought up to date when a connection opens the file."""
+    return lambda conn: migrate_sqlite(conn, f"at {path}")
+
+
+def current_epoch(conn: sqlite3.Connection, owner: str) -> int:
+    row = conn.execute("SELECT epoch FROM fences WHERE owner=?", (owner,)).fetchone()
+    return row[0] if row else 0
+
+
+def check_fence(conn: sqlite3.Connection, fence: Fence | None) -> None:
+    """Inside a write transaction: refuse it if `fence` is not its group's epoch now."""
+    if fence is not None:
+        current = current_epoch(conn, fence.owner)
+        if current != fence.epoch:
+            raise Fenced(fence, current)
 
 
 class SqliteMessageLog:
@@ -71,13 +76,13 @@ class SqliteMessageLog:
         return f"message log at {self.path}"
 
     def _open_reader(self) -> None:
-        self._read_conn = open_shared(self.path, SCHEMA)
+        self._read_conn = open_shared(self.path, schema(self.path))
 
     # ---- writer -----------------------------------------------------------------------
 
     def _write_loop(self, ready: threading.Event) -> None:
         try:
-            conn = open_shared(self.path, SCHEMA)
+            conn = open_shared(self.path, schema(self.path))
         except BaseException as exc:
             self._open_error = exc
             ready.set()
@@ -106,6 +111,11 @@ class SqliteMessageLog:
             conn.execute("BEGIN IMMEDIATE")
             heads: dict[str, int] = {}
             for item in batch:
+                try:
+                    check_fence(conn, item.fence)
+                except Fenced as exc:  # this one is refused, the others go on
+                    results.append(exc)
+                    continue
                 results.append(self._apply(conn, item, heads))
             for stream, last in heads.items():
                 conn.execute(
@@ -155,10 +165,12 @@ class SqliteMessageLog:
     # ---- MessageLog -------------------------------------------------------------------
 
     async def append(
-        self, stream: str, records: list[bytes], keys: list[bytes | None] | None = None
+        self, stream: str, records: list[bytes], keys: list[bytes | None] | None = None,
+        fence: Fence | None = None,
     ) -> Appended:
         """Durable when it returns. Records with a key already in the stream are not
-        appended again; their first seq is returned, marked as a duplicate."""
+        appended again; their first seq is returned, marked as a duplicate. Refused with
+        `Fenced`, nothing stored, when `fence` is no longer its group's epoch."""
         if self._closed:
             raise RuntimeError("message log is closed")
         keys = list(keys) if keys is not None else [None] * len(records)
@@ -168,7 +180,7 @@ class SqliteMessageLog:
             return Appended(seqs=(), duplicates=())
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._pending.put(_Append(stream, list(records), keys, future, loop))
+        self._pending.put(_Append(stream, list(records), keys, fence, future, loop))
         return await future
 
     async def _read(self, sql: str, args: tuple) -> list[tuple]:
@@ -242,6 +254,21 @@ class SqliteMessageLog:
                 raise
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._reads, run)
+
+    async def claim(self, owner: str) -> int:
+        def run() -> int:
+            conn = self._read_conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                [epoch] = conn.execute(
+                    "INSERT INTO fences (owner, epoch) VALUES (?, 1) "
+                    "ON CONFLICT(owner) DO UPDATE SET epoch = epoch + 1 RETURNING epoch", (owner,)).fetchone()
+                conn.execute("COMMIT")
+                return epoch
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return await asyncio.get_running_loop().run_in_executor(self._reads, run)
 
     async def close(self) -> None:
         if self._closed:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pathlib
 import sqlite3
+from typing import Callable
 
 from chatrelay.retry import Backoff
 
@@ -23,7 +24,10 @@ def busy(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
 
 
-def open_shared(path: pathlib.Path, schema: str, busy_timeout_s: float = OPEN_TIMEOUT_S) -> sqlite3.Connection:
+def open_shared(path: pathlib.Path, schema: str | Callable[[sqlite3.Connection], None],
+                busy_timeout_s: float = OPEN_TIMEOUT_S) -> sqlite3.Connection:
+    """A connection to the file at `path`, its schema made: `schema` is a script, or a
+    function that brings the file's schema up to date (`store_schema.migrate_sqlite`)."""
     # Made readable by the relay's user only, whatever the umask; SQLite gives its -wal
     # and -shm files the mode of the database file.
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))
@@ -33,9 +37,12 @@ def open_shared(path: pathlib.Path, schema: str, busy_timeout_s: float = OPEN_TI
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")  # an ack promises durability
-            conn.executescript(schema)
+            if callable(schema):
+                schema(conn)
+            else:
+                conn.executescript(schema)
             return conn
-        except sqlite3.OperationalError:
+        except BaseException:
             conn.close()
             raise
     return OPENING.run_sync(once, busy)

@@ -1,5 +1,5 @@
 """The relay's backends, opened from its config: the registry (etcd, or embedded SQLite)
-and the message log (embedded SQLite)."""
+and the store of posts and members (PostgreSQL with `--store`, or embedded SQLite)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from nacl.signing import SigningKey
 
 from chatrelay.actors.config import ClusterConfig
+from chatrelay.actors.member_store import MemberStore
+from chatrelay.actors.message_log import MessageLog
 from chatrelay.actors.registry import Registry
-from chatrelay.cluster.message_log_sqlite import SqliteMessageLog
 
 
 def open_registry(config: ClusterConfig) -> Registry:
@@ -24,8 +25,44 @@ def open_registry(config: ClusterConfig) -> Registry:
     return SqliteRegistry(pathlib.Path(config.data_dir) / "registry.db")
 
 
-def open_message_log(config: ClusterConfig) -> SqliteMessageLog:
-    return SqliteMessageLog(pathlib.Path(config.data_dir) / "messages.db")
+STORE_FILE = "messages.db"  # the embedded store: the message log and the member store
+
+
+def open_message_log(config: ClusterConfig) -> MessageLog:
+    if config.store:
+        from chatrelay.cluster.message_log_postgres import PostgresMessageLog
+
+        return PostgresMessageLog(config.store, schema=config.store_schema)
+    from chatrelay.cluster.message_log_sqlite import SqliteMessageLog
+
+    return SqliteMessageLog(pathlib.Path(config.data_dir) / STORE_FILE)
+
+
+def open_member_store(config: ClusterConfig) -> MemberStore:
+    if config.store:
+        from chatrelay.cluster.member_store_postgres import PostgresMemberStore
+
+        return PostgresMemberStore(config.store, schema=config.store_schema)
+    from chatrelay.cluster.member_store_sqlite import SqliteMemberStore
+
+    return SqliteMemberStore(pathlib.Path(config.data_dir) / STORE_FILE)
+
+
+async def prepare_store(config: ClusterConfig) -> None:
+    """Bring the store's schema up to date, or refuse a newer one (`SchemaTooNew`): done
+    once by `chatrelay up` before any shard starts, so a refusal is its clear error."""
+    if config.store:
+        from chatrelay.cluster.postgres import Pool
+
+        pool = Pool(config.store, config.store_schema, size=1)
+        try:
+            await pool.ready()
+        finally:
+            await pool.close()
+    else:
+        from chatrelay.cluster.member_store_sqlite import SqliteMemberStore
+
+        await SqliteMemberStore(pathlib.Path(config.data_dir) / STORE_FILE).close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,5 +78,8 @@ class LocalStorage:
     def registry(self, config: ClusterConfig) -> Registry:
         return open_registry(config)
 
-    def message_log(self, config: ClusterConfig) -> SqliteMessageLog:
+    def message_log(self, config: ClusterConfig) -> MessageLog:
         return open_message_log(config)
+
+    def member_store(self, config: ClusterConfig) -> MemberStore:
+        return open_member_store(config)

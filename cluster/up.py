@@ -13,14 +13,14 @@ from nacl.signing import SigningKey
 
 from chatrelay import links, tls
 from chatrelay.actors.policy import RelayLimits
-from chatrelay.settings import Settings
+from chatrelay.settings import Settings, redact
 from chatrelay.actors import records
 from chatrelay.actors.records import LinkRecord
 from chatrelay.cluster import identity
 from chatrelay.actors.config import ClusterConfig
 from chatrelay.cluster.gateway_actor import GatewayActor
 from chatrelay.cluster.link_store import LinkStore
-from chatrelay.cluster.storage import LocalStorage, open_registry
+from chatrelay.cluster.storage import LocalStorage, open_registry, prepare_store
 
 
 @dataclass
@@ -153,7 +153,9 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
         insecure=settings.insecure,
         etcd_tls=tuple(str(pathlib.Path(p).resolve()) if p else None
                        for p in (settings.etcd_ca, settings.etcd_cert, settings.etcd_key)),
+        store=settings.store,
     )
+    asyncio.run(_prepare_store(config))
     joined = False
     if ray_init and not ray.is_initialized():
         if settings.ray_address:
@@ -207,6 +209,20 @@ def _supervise(relay: RunningRelay) -> None:
             ray.get([g.start.remote() for g in relay.gateways.values()], timeout=30)
         except Exception:  # restarting, or Ray going down: try again next round
             continue
+
+
+async def _prepare_store(config: ClusterConfig) -> None:
+    from chatrelay.errors import ChatRelayError, Reason
+
+    failures: tuple = (OSError,)
+    if config.store:
+        import asyncpg
+
+        failures = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+    try:
+        await prepare_store(config)
+    except failures as exc:  # PostgreSQL not there, or refusing us: the operator's to fix, said in one line
+        raise ChatRelayError(Reason.UNAVAILABLE, f"cannot open the store at {redact(config.store or '')}: {exc}") from None
 
 
 async def _store_relay_link(config: ClusterConfig, key: SigningKey, bundle: links.LinkBundle) -> None:

@@ -7,6 +7,8 @@ import uuid
 
 import pytest
 
+from chatrelay.cluster.member_store_postgres import PostgresMemberStore
+from chatrelay.cluster.member_store_sqlite import SqliteMemberStore
 from chatrelay.cluster.message_log_postgres import PostgresMessageLog
 from chatrelay.cluster.message_log_sqlite import SqliteMessageLog
 
@@ -80,16 +82,23 @@ def _schema(folder) -> str:
     return "t_" + re.sub(r"[^a-z0-9_]", "_", folder.name.lower())[:60]
 
 
-# Every MessageLog backend, opened at a place (a folder, or a schema named after it);
-# tests/integration/test_message_log.py runs against each.
-MESSAGE_LOGS = {
-    "embedded": lambda folder, request: SqliteMessageLog(folder / "messages.db"),
-    "postgresql": lambda folder, request: PostgresMessageLog(
-        request.getfixturevalue("postgres_server").dsn, schema=_schema(folder)),
+# Every store backend: its message log and its member store (in the same database: the
+# log claims the groups whose fences the member store's writes carry), opened at a place
+# (a folder, or a schema named after it). tests/integration/test_message_log.py and
+# test_member_store.py run against each.
+def _place(folder, request) -> dict:
+    return {"path": folder / "messages.db"} if request.param == "embedded" else {
+        "dsn": request.getfixturevalue("postgres_server").dsn, "schema": _schema(folder)}
+
+
+BACKENDS = {
+    "embedded": (lambda place: SqliteMessageLog(place["path"]), lambda place: SqliteMemberStore(place["path"])),
+    "postgresql": (lambda place: PostgresMessageLog(place["dsn"], schema=place["schema"]),
+                   lambda place: PostgresMemberStore(place["dsn"], schema=place["schema"])),
 }
 
 
-@pytest.fixture(params=sorted(MESSAGE_LOGS))
+@pytest.fixture(params=sorted(BACKENDS))
 async def message_logs(request, tmp_path):
     """Opens the backend's log at one place, as often as a test asks: what one wrote,
     the next one opened there reads."""
@@ -98,7 +107,7 @@ async def message_logs(request, tmp_path):
     opened = []
 
     def open_log():
-        log = MESSAGE_LOGS[request.param](tmp_path, request)
+        log = BACKENDS[request.param][0](_place(tmp_path, request))
         assert isinstance(log, MessageLog)
         opened.append(log)
         return log
@@ -110,3 +119,16 @@ async def message_logs(request, tmp_path):
 @pytest.fixture
 def log(message_logs):
     return message_logs()
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def store(request, tmp_path):
+    """(message log, member store) of one backend, at one place."""
+    from chatrelay.actors.member_store import MemberStore
+
+    place = _place(tmp_path, request)
+    log, members = (make(place) for make in BACKENDS[request.param])
+    assert isinstance(members, MemberStore)
+    yield log, members
+    await members.close()
+    await log.close()

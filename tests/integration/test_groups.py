@@ -14,6 +14,7 @@ from chatrelay.cluster.registry_sqlite import SqliteRegistry
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind, JoinPolicy
 from chatrelay.members import MemberIdentity
+from chatrelay.actors.message_log import Fence
 from chatrelay.state import unb64
 from chatrelay.v1 import core_pb2, relay_pb2
 
@@ -22,6 +23,15 @@ from realparts import follow_into, start_relay
 
 def registry_of(relay) -> SqliteRegistry:
     return SqliteRegistry(f"{relay.config.data_dir}/registry.db")
+
+
+def store_of(relay):
+    """The relay's embedded store, opened beside it (as an operator could)."""
+    from chatrelay.cluster.member_store_sqlite import SqliteMemberStore
+    from chatrelay.cluster.message_log_sqlite import SqliteMessageLog
+
+    path = f"{relay.config.data_dir}/messages.db"
+    return SqliteMessageLog(path), SqliteMemberStore(path)
 
 
 @pytest.fixture(scope="module")
@@ -96,15 +106,18 @@ async def test_joins_held_while_pending_are_all_admitted_once_after_a_restart(ra
             )
         assert response.state == relay_pb2.GROUP_STATE_ACTIVE
         registry = registry_of(second)
+        log, store = store_of(second)
         try:
             for _ in range(100):  # the worker admits them after activation
-                admitted = await registry.get_prefix(records.member_prefix(address))
+                admitted = await store.statuses(address)
                 if len(admitted) == 20:
                     break
                 await asyncio.sleep(0.1)
             cursor = await registry.get(records.held_cursor_key(address))
         finally:
             await registry.close()
+            await store.close()
+            await log.close()
         assert len(admitted) == 20  # each joiner once, the repeated join too
         assert int(cursor.value) == 21  # 21 held requests, all processed
         member = joiners[5]
@@ -343,10 +356,9 @@ async def test_swapped_member_key_is_caught_by_the_owner(relay):
     owned = await client.create_group([relay.link], "Keys", GroupKind.GROUP, JoinPolicy.APPROVAL)
     await client.join(owned.link, "Bob")
     entry = owned.relays[0]
-    registry = registry_of(relay)
+    log, store = store_of(relay)
     try:
-        [pending_entry] = await registry.get_prefix(records.member_prefix(entry.address))
-        record = records.MemberRecord.loads(pending_entry.value)
+        [(_, record)] = await store.find(entry.address, status=records.MemberStatus.PENDING)
         real = core_pb2.JoinBody.FromString(env.decode(record.join).body)
         # The relay makes its own member key, keeps Bob's sealed announcement, and signs.
         relay_member = MemberIdentity.generate()
@@ -354,10 +366,12 @@ async def test_swapped_member_key_is_caught_by_the_owner(relay):
         forged.CopyFrom(real)
         forged.keys.CopyFrom(relay_member.public)
         record.join = env.encode(env.sign_message(relay_member.signing_key, env.Domain.JOIN, forged))
-        await registry.put(records.member_key(entry.address, relay_member.public.sign_key), record.dumps())
+        fence = Fence(entry.address, await log.claim(entry.address))  # the operator's own write
+        await store.put(entry.address, relay_member.public.sign_key, record, fence)
     finally:
-        await registry.close()
-    # Shards cache members: restart them so they serve what the registry now holds.
+        await store.close()
+        await log.close()
+    # Shards cache members: restart them so they serve what the store now holds.
     import ray
 
     for shard in relay.shards:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 
 async def test_sequence_numbers_are_per_stream_and_gapless(log):
     assert (await log.append("a", [b"1", b"2"])).seqs == (1, 2)
@@ -82,3 +84,39 @@ async def test_concurrent_appends_of_many_streams_share_commits(log):
     for s in streams:
         assert [r.seq for r in await log.read(s)] == list(range(1, 13))
     assert log.commits < len(results)  # 200 appends, fewer commits: grouped
+
+
+async def test_claims_raise_a_groups_epoch(log):
+    assert [await log.claim("g") for _ in range(3)] == [1, 2, 3]
+    assert await log.claim("other") == 1
+
+
+async def test_an_append_with_an_old_fence_is_refused_and_stores_nothing(log):
+    from chatrelay.actors.message_log import Fence, Fenced
+
+    old = Fence("g", await log.claim("g"))
+    assert (await log.append("posts/g", [b"1"], fence=old)).seqs == (1,)
+    new = Fence("g", await log.claim("g"))
+    with pytest.raises(Fenced) as caught:
+        await log.append("posts/g", [b"late"], keys=[b"id-late"], fence=old)
+    assert (caught.value.fence, caught.value.current) == (old, new.epoch)
+    assert str(caught.value) == f"group g was claimed again (epoch {new.epoch}, this shard holds {old.epoch})"
+    assert (await log.append("posts/g", [b"2"], fence=new)).seqs == (2,)
+    assert [r.data for r in await log.read("posts/g")] == [b"1", b"2"]
+    assert await log.find("posts/g", [b"id-late"]) == {}
+
+
+async def test_a_fenced_append_among_others_fails_alone(log):
+    """Group commit: appends of several groups in one transaction; the one with an old
+    fence is refused, the others are stored."""
+    from chatrelay.actors.message_log import Fence, Fenced
+
+    stale = Fence("a", await log.claim("a"))
+    await log.claim("a")
+    fresh = Fence("b", await log.claim("b"))
+    results = await asyncio.gather(
+        log.append("posts/a", [b"x"], fence=stale), log.append("posts/b", [b"y"], fence=fresh),
+        log.append("queue/q", [b"z"]), return_exceptions=True)
+    assert isinstance(results[0], Fenced)
+    assert [r.seqs for r in results[1:]] == [(1,), (1,)]
+    assert await log.last_seq("posts/a") == 0

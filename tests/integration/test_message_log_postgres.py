@@ -36,3 +36,31 @@ async def test_a_server_that_is_not_there_acks_nothing():
         await log.close()
     answer = refusal(caught.value)  # what a shard answers its gateway, and the client
     assert (answer.reason, answer.message) == (Reason.UNAVAILABLE, "relay storage unavailable: ConnectionRefusedError")
+
+
+async def test_a_statement_past_its_timeout_writes_nothing_and_says_so(postgres_server):
+    """An append that waits past the statement timeout (here: on a lock another session
+    holds) is rolled back whole and answered UNAVAILABLE, saying why."""
+    import asyncpg
+
+    from chatrelay.actors.calls import StoreUnavailable
+
+    schema = "statement_timeout"
+    log = PostgresMessageLog(postgres_server.dsn, schema=schema, statement_timeout_ms=300)
+    blocker = await asyncpg.connect(postgres_server.dsn)
+    try:
+        await log.append("s", [b"kept"])
+        async with blocker.transaction():
+            await blocker.execute(f"LOCK TABLE {schema}.heads IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(StoreUnavailable) as caught:
+                await log.append("s", [b"never"], keys=[b"id-never"])
+        answer = refusal(caught.value)
+        assert (answer.reason, answer.message) == (Reason.UNAVAILABLE, (
+            "relay storage unavailable: a statement ran past the store's statement timeout; "
+            "nothing of the request was written"))
+        assert [r.data for r in await log.read("s")] == [b"kept"]
+        assert await log.find("s", [b"id-never"]) == {}
+        assert (await log.append("s", [b"next"])).seqs == (2,)  # gapless
+    finally:
+        await blocker.close()
+        await log.close()

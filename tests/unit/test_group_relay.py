@@ -15,6 +15,7 @@ from chatrelay.actors import records
 from chatrelay.actors.group_relay import GroupRelay, RelayContext
 from chatrelay.actors.policy import RelayLimits
 from chatrelay.actors.records import GroupRecord, GroupState
+from chatrelay.cluster.member_store_sqlite import SqliteMemberStore
 from chatrelay.cluster.message_log_sqlite import SqliteMessageLog
 from chatrelay.cluster.registry_sqlite import SqliteRegistry
 from chatrelay.errors import ChatRelayError, Reason
@@ -26,7 +27,10 @@ from chatrelay.v1 import relay_pb2
 async def ctx(tmp_path):
     registry = SqliteRegistry(tmp_path / "registry.db")
     log = SqliteMessageLog(tmp_path / "messages.db")
-    yield RelayContext(identity=SigningKey.generate(), registry=registry, log=log, limits=RelayLimits(mailbox_size=4))
+    store = SqliteMemberStore(tmp_path / "messages.db")
+    yield RelayContext(identity=SigningKey.generate(), registry=registry, log=log, members=store,
+                       limits=RelayLimits(mailbox_size=4))
+    await store.close()
     await log.close()
     await registry.close()
 
@@ -138,7 +142,7 @@ async def test_a_held_join_stays_held_while_the_registry_is_unreachable(ctx):
     registry.down = False
     assert await relay._drain_held() == 1
     assert relay.held_refused == []
-    assert len(await ctx.registry.get_prefix(records.member_prefix(relay.address))) == 1
+    assert len(await ctx.members.statuses(relay.address)) == 1
     await relay.stop()
 
 
@@ -148,8 +152,10 @@ async def group_with_member(ctx):
 
     secrets, relay = await active_group(ctx, "g", GroupKind.GROUP)
     member = SigningKey.generate()
-    relay.members[bytes(member.verify_key)] = MemberRecord(
-        box_key=bytes(32), display_name="m", status=MemberStatus.MEMBER, joined_ms=1)
+    key = bytes(member.verify_key)
+    record = MemberRecord(box_key=bytes(32), display_name="m", status=MemberStatus.MEMBER, joined_ms=1)
+    await ctx.members.put(relay.address, key, record, await relay.fence())
+    relay.members[key] = MemberStatus.MEMBER
     return secrets, relay, member
 
 

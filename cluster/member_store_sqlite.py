@@ -1,0 +1,100 @@
+"""The member store in the embedded SQLite file of the message log (the interface is
+`chatrelay.actors.member_store`): one connection on a thread of its own; each write a
+transaction of its own, its group's fence checked inside it."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import pathlib
+import sqlite3
+
+from chatrelay.actors.member_store import FIND_LIMIT
+from chatrelay.actors.message_log import Fence
+from chatrelay.actors.records import MemberRecord, MemberStatus
+from chatrelay.cluster.message_log_sqlite import check_fence, schema
+from chatrelay.cluster.sqlite_files import open_shared
+
+
+class SqliteMemberStore:
+    def __init__(self, path: str | pathlib.Path) -> None:
+        self.path = pathlib.Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="member-store")
+        self._conn: sqlite3.Connection = self._thread.submit(open_shared, self.path, schema(self.path)).result()
+        self._closed = False
+
+    def __str__(self) -> str:
+        return f"member store at {self.path}"
+
+    async def _run(self, fn, *args):
+        if self._closed:
+            raise RuntimeError("member store is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    async def _query(self, sql: str, args: tuple) -> list[tuple]:
+        return await self._run(lambda: self._conn.execute(sql, args).fetchall())
+
+    async def _write(self, fence: Fence, fn):
+        """fn(conn) in a transaction of its own, if `fence` is still its group's epoch."""
+        def run():
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                check_fence(conn, fence)
+                result = fn(conn)
+                conn.execute("COMMIT")
+                return result
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return await self._run(run)
+
+    async def statuses(self, group: str) -> dict[bytes, MemberStatus]:
+        rows = await self._query("SELECT key, status FROM members WHERE grp=?", (group,))
+        return {bytes(key): MemberStatus(status) for key, status in rows}
+
+    async def get(self, group: str, key: bytes) -> MemberRecord | None:
+        rows = await self._query("SELECT data FROM members WHERE grp=? AND key=?", (group, key))
+        return MemberRecord.loads(rows[0][0]) if rows else None
+
+    async def find(self, group: str, *, name: str | None = None, request_id: bytes | None = None,
+                   status: MemberStatus | None = None, limit: int = FIND_LIMIT) -> list[tuple[bytes, MemberRecord]]:
+        where, args = ["grp=?"], [group]
+        for column, value in (("name", name), ("request_id", request_id), ("status", status)):
+            if value is not None:
+                where.append(f"{column}=?")
+                args.append(str(value) if column == "status" else value)
+        rows = await self._query(
+            f"SELECT key, data FROM members WHERE {' AND '.join(where)} ORDER BY joined_ms, key LIMIT ?",
+            (*args, min(limit, FIND_LIMIT)))
+        return [(bytes(key), MemberRecord.loads(data)) for key, data in rows]
+
+    async def put(self, group: str, key: bytes, record: MemberRecord, fence: Fence) -> None:
+        await self._write(fence, lambda conn: conn.execute(
+            "INSERT OR REPLACE INTO members (grp, key, status, name, request_id, joined_ms, data) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (group, key, str(record.status), record.display_name, record.request_id, record.joined_ms, record.dumps())))
+
+    async def delete(self, group: str, key: bytes, fence: Fence) -> bool:
+        return await self._write(fence, lambda conn: conn.execute(
+            "DELETE FROM members WHERE grp=? AND key=?", (group, key)).rowcount > 0)
+
+    async def use_invite(self, group: str, invite: bytes, uses: int, fence: Fence) -> bool:
+        if uses < 1:
+            return False
+        def count(conn) -> bool:
+            row = conn.execute("SELECT used FROM invite_uses WHERE grp=? AND key=?", (group, invite)).fetchone()
+            used = row[0] if row else 0
+            if used >= uses:
+                return False
+            conn.execute("INSERT OR REPLACE INTO invite_uses (grp, key, used) VALUES (?, ?, ?)", (group, invite, used + 1))
+            return True
+        return await self._write(fence, count)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._conn.close)
+        self._thread.shutdown(wait=True)
