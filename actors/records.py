@@ -92,6 +92,8 @@ def shard_key(index: int) -> bytes:
 GROUP_COUNT = b"stats/groups"  # how many groups this relay serves: a number, nothing more
 
 
+# Members and invite uses were registry keys before the member store (actors/member_store.py):
+# read only to move them there (GroupRelay.fence) or count them (Joins._consume_invite).
 def member_key(address: str, sign_key: bytes) -> bytes:
     return b"members/" + address.encode() + b"/" + codec.b64url(sign_key).encode()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
 import threading
 
 import asyncpg
@@ -112,3 +113,43 @@ async def test_a_postgres_store_newer_than_the_relay_is_refused(postgres_server)
         assert caught.value.message == (
             f"the store (PostgreSQL schema {schema}) has schema version {VERSION + 1}, newer than this chatrelay "
             f"knows ({VERSION}): upgrade chatrelay on every node before starting it against this store")
+
+
+def chatrelay_up(tmp_path, store: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["chatrelay", "up", "--data-dir", str(tmp_path / "relay"), "--listen", "127.0.0.1:0",
+                           "--store", store], capture_output=True, text=True, timeout=120)
+
+
+def test_up_against_a_store_that_is_not_there_says_so_in_one_line(tmp_path):
+    from chatrelay.cluster.harness import free_port
+
+    port = free_port()
+    done = chatrelay_up(tmp_path, f"postgresql://chatrelay:pw@127.0.0.1:{port}/postgres")
+    assert done.returncode != 0 and done.stdout == ""
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"chatrelay: cannot open the store at postgresql://chatrelay:***@127.0.0.1:{port}/postgres: ")
+    assert line.endswith(" (unavailable)")
+    assert "pw" not in line
+
+
+def test_up_against_a_newer_store_refuses_to_start(tmp_path, postgres_server):
+    from chatrelay.actors.config import ClusterConfig
+    from chatrelay.cluster import identity
+
+    key = identity.load_or_create(tmp_path / "relay")  # the relay's schema is named by its key
+    schema = ClusterConfig(data_dir="", relay_key=bytes(key.verify_key), shards=1, etcd=None, listen="",
+                           limits=None, operator_key=None, metrics=None, traces=None).store_schema
+
+    async def newer():
+        pool = Pool(postgres_server.dsn, schema, size=1)
+        await pool.ready()
+        await pool.close()
+        conn = await asyncpg.connect(postgres_server.dsn)
+        await conn.execute(f"INSERT INTO {schema}.schema_versions VALUES ($1, 0)", VERSION + 1)
+        await conn.close()
+    asyncio.run(newer())
+    done = chatrelay_up(tmp_path, postgres_server.dsn)
+    assert done.returncode != 0 and done.stdout == ""
+    assert done.stderr.strip() == (
+        f"chatrelay: the store (PostgreSQL schema {schema}) has schema version {VERSION + 1}, newer than this chatrelay "
+        f"knows ({VERSION}): upgrade chatrelay on every node before starting it against this store (refused)")

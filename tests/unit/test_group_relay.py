@@ -193,3 +193,46 @@ async def test_a_new_post_signed_outside_the_freshness_window_is_stale(ctx):
     assert caught.value.message == "post was signed more than 10 s from now; check the clock"
     assert (await relay.post(held)).seq == 1  # held already: answered, however old
     await relay.stop()
+
+
+async def test_members_an_earlier_version_kept_in_the_registry_move_to_the_store(ctx):
+    """Before the member store, each member was a registry key: a relay upgraded in place
+    moves them to the store when it loads the group, and keeps no such key."""
+    from chatrelay.actors.records import MemberRecord, MemberStatus
+
+    secrets, signed = group.create_group(GroupKind.GROUP, "upgraded")
+    record = GroupRecord(group_id=secrets.group_id, address="addr-upgraded", state=GroupState.ACTIVE,
+                         registration_key=bytes(32), profile=env.encode(signed))
+    await ctx.registry.put(records.group_key(secrets.group_id), record.dumps())
+    kept = {bytes([i]) * 32: MemberRecord(box_key=bytes(32), display_name=f"m{i}", status=status, joined_ms=i)
+            for i, status in enumerate([MemberStatus.MEMBER, MemberStatus.MEMBER, MemberStatus.PENDING])}
+    for key, member in kept.items():
+        await ctx.registry.put(records.member_key(record.address, key), member.dumps())
+    relay = GroupRelay(ctx, record, 1)
+    await relay.start()
+    assert relay.members == {key: member.status for key, member in kept.items()}
+    assert await ctx.members.statuses(record.address) == relay.members
+    assert await ctx.members.get(record.address, bytes([2]) * 32) == kept[bytes([2]) * 32]
+    assert await ctx.registry.get_prefix(records.member_prefix(record.address)) == []
+    await relay.stop()
+
+
+async def test_invite_uses_an_earlier_version_counted_in_the_registry_still_count(ctx):
+    from chatrelay import invites, links
+    from chatrelay.members import MemberIdentity
+
+    secrets, relay = await active_group(ctx, "invites", GroupKind.GROUP)
+    intake = relay.profile.profile.intake_key
+    link = links.group_link(secrets, env.decode(relay.record.profile), ["relay.example:7223"]).link
+    code = invites.make_invite(secrets, link, uses=2)
+    await ctx.registry.put(records.invite_key(relay.address, code.invite_key), b"1")  # one use, counted there
+
+    def join_with_invite(name):
+        member = MemberIdentity.generate()
+        proof = invites.prove(code, member.public.sign_key)
+        return members.join_request(member, secrets.group_id, relay.address, intake, name, invite=proof)
+    assert (await relay.join(join_with_invite("second"))).status == relay_pb2.JOIN_STATUS_ACCEPTED
+    with pytest.raises(ChatRelayError) as caught:
+        await relay.join(join_with_invite("third"))
+    assert (caught.value.reason, caught.value.message) == (Reason.BAD_INVITE, "this invite has been used up")
+    await relay.stop()

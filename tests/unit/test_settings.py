@@ -34,6 +34,8 @@ def test_environment_then_flags_override():
         ({"post_in_flight": 0}, "--post-in-flight must be 1 to 1024 calls, got 0"),
         ({"post_in_flight": "two"}, "post_in_flight must be a whole number, got 'two'"),
         ({"etcd": "127.0.0.1:2379"}, "--etcd must be an http(s):// URL, got '127.0.0.1:2379'"),
+        ({"store": "mysql://db/x"}, "--store must be a postgresql:// URL, got 'mysql://db/x'"),
+        ({"store": "pg://u:secret@db/x"}, "--store must be a postgresql:// URL, got 'pg://u:***@db/x'"),
         ({"listen": "127.0.0.1"}, "--listen must be HOST:PORT, got '127.0.0.1'"),
         ({"metrics": "9464"}, "--metrics must be HOST:PORT, got '9464'"),
         ({"metrics": "127.0.0.1:0"}, "--metrics must be HOST:PORT, got '127.0.0.1:0'"),
@@ -63,3 +65,10 @@ def test_hot_check_window_is_bounded():
     assert err.message == "--hot-check must be 0.1 to 3600 seconds, got 0"
     err = refused(Reason.MALFORMED, settings.load, {"hot_check_s": "soon"}, environ={})
     assert err.message == "--hot-check must be seconds, got 'soon'"
+
+
+def test_the_store_comes_from_the_environment_and_its_password_is_never_shown():
+    s = settings.load(environ={"CHATRELAY_STORE": "postgresql://relay:s3cret@db.internal:5432/chatrelay"})
+    assert s.store == "postgresql://relay:s3cret@db.internal:5432/chatrelay"
+    assert "s3cret" not in str(s) and "store postgresql://relay:***@db.internal:5432/chatrelay" in str(s)
+    assert settings.redact("postgresql://relay@db/x") == "postgresql://relay@db/x"
