@@ -1,6 +1,8 @@
 """A relay on a multi-node Ray cluster started by `deploy/local-cluster.sh` (etcd, a
-head without relay actors, two relay worker nodes, all on loopback addresses): the CLI
-scenario with groups on both nodes, and serving on when one worker node is stopped."""
+head without relay actors, two relay worker nodes, all on loopback addresses) with its
+posts and members in PostgreSQL (`--store`): the CLI scenario with groups on both nodes,
+and serving on when the worker node that holds a group is stopped: its shard comes back
+on the other node, and a follower gets every acked post once, in order."""
 
 from __future__ import annotations
 
@@ -34,19 +36,23 @@ def cluster_env(folder: pathlib.Path) -> dict:
     return env
 
 
-def assert_loopback_nodes(env: dict, expected: list[str]) -> None:
-    """Every Ray node of the cluster has a loopback address (Ray talks to nothing else)."""
+def ray_nodes(env: dict) -> dict[str, str]:
+    """The live Ray nodes of the cluster: address -> node id."""
     code = (
         "import json, ray\n"
         f"ray.init(address='{env['RAY_ADDRESS']}', _node_ip_address='127.0.0.2', log_to_driver=False)\n"
-        "print(json.dumps([n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']]))\n"
+        "print(json.dumps({n['NodeManagerAddress']: n['NodeID'] for n in ray.nodes() if n['Alive']}))\n"
     )
     result = subprocess.run(["python3", "-c", code], capture_output=True, text=True, timeout=120,
                             env={**os.environ, **env})
     assert result.returncode == 0, result.stderr
-    addresses = json.loads(result.stdout.strip().splitlines()[-1])
-    assert sorted(addresses) == sorted(expected)
-    assert all(ipaddress.ip_address(a).is_loopback for a in addresses)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def assert_loopback_nodes(nodes: dict[str, str], expected: list[str]) -> None:
+    """Every Ray node of the cluster has a loopback address (Ray talks to nothing else)."""
+    assert sorted(nodes) == sorted(expected)
+    assert all(ipaddress.ip_address(a).is_loopback for a in nodes)
 
 
 @pytest.fixture
@@ -60,12 +66,13 @@ def local_cluster(tmp_path):
         script("down", str(folder), timeout=120)
 
 
-def test_a_relay_on_two_worker_nodes_serves_on_when_one_stops(local_cluster, tmp_path, monkeypatch):
+def test_a_relay_on_two_worker_nodes_serves_on_when_one_stops(local_cluster, tmp_path, monkeypatch, postgres_server):
     env = cluster_env(local_cluster)
     for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH"):
         monkeypatch.setenv(name, env[name])  # for the CLI children, as `source DIR/env` does
     data = local_cluster / "relay"
-    up = Up(data, 7223, extra=["--ray-address", env["RAY_ADDRESS"], "--etcd", env["ETCD_URL"], "--shards", "4"],
+    up = Up(data, 7223, extra=["--ray-address", env["RAY_ADDRESS"], "--etcd", env["ETCD_URL"], "--shards", "4",
+                               "--store", postgres_server.dsn],
             link_host="127.0.0.11")
     follower = None
     try:
@@ -93,22 +100,34 @@ def test_a_relay_on_two_worker_nodes_serves_on_when_one_stops(local_cluster, tmp
         assert seen["nodes"] == 3 and len(seen["gateways"]) == 2 and seen["health"] == "serving"
         # Shards run on the relay nodes (those with gateways), never on the head.
         assert {s["node_id"] for s in seen["shards"]} <= {g["node_id"] for g in seen["gateways"]}
-        assert_loopback_nodes(env, ["127.0.0.11", "127.0.0.12", "127.0.0.2"])
+        by_address = ray_nodes(env)
+        assert_loopback_nodes(by_address, ["127.0.0.11", "127.0.0.12", "127.0.0.2"])
 
+        # A follower of a channel whose shard is on worker 1, the node about to stop.
+        shard_node = {s["shard_id"]: s["node_id"] for s in seen["shards"]}
+        top = json.loads(ok("top", "--data-dir", str(data), "--json", "--window", "0.2", "--limit", "100"))
+        shard_of = {g["group_address"]: g["shard_id"] for g in top["groups"]}
+        addresses = [json.load(open(state))["owned"][0]["relays"][0]["address"] for state in states]
+        held = [i for i, a in enumerate(addresses) if shard_node[shard_of[a]] == by_address["127.0.0.11"]]
+        assert held, "no channel on worker 1"
+        watched = held[0]
         bob = str(tmp_path / "bob.json")
-        link = json.load(open(states[0]))["owned"][0]["link"]
+        link = json.load(open(states[watched]))["owned"][0]["link"]
         ok("join", link, "--state", bob, "--name", "Bob")
         follower = subprocess.Popen(["chatrelay", "read", "--state", bob, "--follow", "--json"],
                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         lines = Lines(follower.stdout)
-        assert [json.loads(line)["text"] for line in lines.take(1, 60)] == ["first 0"]
+        assert [json.loads(line)["text"] for line in lines.take(1, 60)] == [f"first {watched}"]
 
         assert script("stop-worker", str(local_cluster), "1").strip() == "worker 1 stopped"
         for i, state in enumerate(states):  # every group is served again, from the node left
             ok("post", "--state", state, f"second {i}")
-        assert [json.loads(line)["text"] for line in lines.take(1, 120)] == ["second 0"]
+        ok("post", "--state", states[watched], f"third {watched}")
+        assert [json.loads(line)["text"] for line in lines.take(2, 120)] == [f"second {watched}", f"third {watched}"]
+        assert lines.next(2.0) is None  # and nothing twice
         for i, state in enumerate(states):
-            assert ok("read", "--state", state).splitlines() == [f"first {i}", f"second {i}"]
+            assert ok("read", "--state", state).splitlines() == [f"first {i}", f"second {i}"] + (
+                [f"third {i}"] if i == watched else [])
         # The groups are served from the node left. Once (in a full suite run) a shard of
         # the stopped node still answered `status` with its groups right after the posts
         # above, so this is waited for, bounded.
@@ -124,6 +143,7 @@ def test_a_relay_on_two_worker_nodes_serves_on_when_one_stops(local_cluster, tmp
             after, _ = placement()
         assert after["nodes"] == 2
         assert all(s["healthy"] for s in after["shards"]) and after["groups"] == len(states)
+        assert not (data / "messages.db").exists()  # posts and members are in PostgreSQL only
     finally:
         if follower is not None:
             follower.kill()
