@@ -54,6 +54,11 @@ class RayShardHost:
     def node_id(self) -> str:
         return node_id()
 
+    def restarted(self) -> bool:
+        # Ray restarts an actor only once it counts the one before dead (its process gone,
+        # or its node lost: then it may live on unseen, which fencing is for).
+        return ray.get_runtime_context().was_current_actor_reconstructed
+
     async def report(self, shard: RelayShard) -> None:
         """Ray's metrics (`ray.util.metrics`, exported by Ray's own metrics agent where it
         runs): groups loaded, mailbox depth and posts accepted, labelled by shard only."""

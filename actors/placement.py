@@ -40,9 +40,11 @@ class ShardGroups:
     """The groups one shard serves, loaded on their first call. `ready()` is awaited
     before each call: it gives the shard's context once the shard may serve."""
 
-    def __init__(self, index: int, ready: Callable[[], Awaitable[RelayContext]]) -> None:
+    def __init__(self, index: int, ready: Callable[[], Awaitable[RelayContext]],
+                 confirm: Callable[[], Awaitable[None]] | None = None) -> None:
         self.index = index
         self.ready = ready
+        self.confirm = confirm  # asks the registry whether this shard still holds its lease
         self.loaded: dict[str, GroupRelay] = {}
         self._loading: dict[str, asyncio.Task] = {}
         self._moving: set[str] = set()
@@ -56,9 +58,14 @@ class ShardGroups:
         if address in self._moving:
             raise Moved()
         relay = self.loaded.get(address)
-        if relay is not None and relay.fenced:  # another shard claimed it: load it again (or hear Moved)
+        if relay is not None and relay.fenced:
+            # Another instance claimed it in the store: this one loads it again only if
+            # it still holds its lease (else it is refused), and only where the placement
+            # names this shard (else Moved).
             del self.loaded[address]
             relay = None
+            if self.confirm is not None:
+                await self.confirm()
         if relay is not None:
             return relay
         task = self._loading.get(address)

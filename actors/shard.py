@@ -42,6 +42,9 @@ class ShardHost(Protocol):
 
     def node_id(self) -> str: ...
 
+    def restarted(self) -> bool:
+        """Whether this instance was started again because the one before died."""
+
     async def report(self, shard: "RelayShard") -> None:
         """Record the shard's figures (`figures()`) for the cluster's metrics, until cancelled."""
 
@@ -54,7 +57,7 @@ class RelayShard:
         self.host = host
         self.ctx: RelayContext | None = None
         self.lease: ShardLease | None = None
-        self.groups = ShardGroups(index, self._serving)
+        self.groups = ShardGroups(index, self._serving, self._confirm_lease)
         self._tasks: list[asyncio.Task] = []
         self._handlers = {
             GroupCall: self._group_call, PostBatch: self._post_batch, ReadPosts: self._read,
@@ -74,7 +77,8 @@ class RelayShard:
                 members=self.storage.member_store(self.config),
                 limits=self.config.limits,
             )
-            self.lease = ShardLease(self.ctx.registry, records.shard_key(self.index), self._lease_lost)
+            self.lease = ShardLease(self.ctx.registry, records.shard_key(self.index), self._lease_lost,
+                                    take_over=self.host is not None and self.host.restarted())
             self.lease.start()
             if self.host is not None:
                 self._tasks.append(asyncio.create_task(self.host.report(self), name="shard-metrics"))
@@ -98,6 +102,9 @@ class RelayShard:
         await self.start()
         await self.lease.check()
         return self.ctx
+
+    async def _confirm_lease(self) -> None:
+        await self.lease.confirm()
 
     def _lease_lost(self) -> None:
         log.warning("relay shard %d lost its lease; its groups load again when it is back", self.index)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import pathlib
+import secrets
 import sqlite3
 import time
 from typing import AsyncIterator
@@ -141,10 +142,14 @@ class SqliteRegistry:
         if ttl < 1:
             raise ValueError("lease ttl must be at least 1 second")
         def grant(w: _Writer):
-            cur = w.conn.execute(
-                "INSERT INTO leases (ttl, expires) VALUES (?, ?)", (ttl, time.time() + ttl)
-            )
-            return cur.lastrowid
+            # A random id, never the next number: SQLite would give a revoked lease's id
+            # again, and its old holder's renewals would then keep the new one alive.
+            while True:
+                lease = secrets.randbelow(2**63 - 1) + 1
+                if w.conn.execute("SELECT 1 FROM leases WHERE id=?", (lease,)).fetchone() is None:
+                    break
+            w.conn.execute("INSERT INTO leases (id, ttl, expires) VALUES (?, ?, ?)", (lease, ttl, time.time() + ttl))
+            return lease
         lease, _ = await self._run(self._write, grant)
         return lease
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from nacl.signing import SigningKey
 
 from chatrelay import client, members
@@ -200,6 +202,62 @@ async def test_one_live_instance_serves_a_shard_and_a_dead_ones_lease_runs_out(r
         outcome = await twin.serve(request(b"after the lease ran out"))
         [ack] = outcome.value
         assert isinstance(outcome, Done) and ack.value.seq == 2
+    finally:
+        await twin.release()
+        await asyncio.to_thread(up.stop, running, ray_shutdown=False)
+
+
+class RestartedHost:
+    """A ShardHost that says what Ray says of an actor it restarted after its death."""
+
+    def restarted(self) -> bool:
+        return True
+
+    def node_id(self) -> str:
+        return "twin"
+
+    async def report(self, shard) -> None:
+        return None
+
+
+async def test_an_instance_restarted_after_a_death_takes_the_lease_at_once_and_the_old_one_stops(ray_session, tmp_path):
+    """An instance Ray restarted does not wait out the lease of the one before: it revokes
+    it. Were the one before alive after all (a node cut off), it is refused from then on:
+    it holds no lease, and the twin's claim fences its writes."""
+    from chatrelay import envelope as env
+    from chatrelay.actors.calls import MovedAway, pack
+    from chatrelay.actors.shard import RelayShard
+    from chatrelay.cluster import up
+    from chatrelay.cluster.storage import LocalStorage
+
+    running = await asyncio.to_thread(start_relay, tmp_path / "relay", shards=1)
+    twin = RelayShard(0, running.config, LocalStorage(), host=RestartedHost())
+    try:
+        owned = await client.create_group([running.link], "Taken over", GroupKind.CHANNEL)
+        await client.post(owned, "p0")
+        key, group_id = SigningKey(unb64(owned.owner_seed)), bytes.fromhex(owned.group_id)
+
+        def request(text: bytes) -> PostBatch:
+            return PostBatch(owned.relays[0].address, (members.sign_post(key, group_id, text),))
+
+        await asyncio.wait_for(twin.ready(), 60)  # the live instance holds the lease: taken over
+        outcome = await twin.serve(request(b"from the twin"))
+        assert isinstance(outcome, Done) and outcome.value[0].value.seq == 2
+        for _ in range(50):  # the one before learns at its next renewal (every second), bounded
+            old = await running.shards[0].serve.remote(pack(request(b"from the one before")))
+            if old == Refused(Reason.UNAVAILABLE, "this relay shard does not hold its registry lease right now; retry"):
+                break
+            assert old == MovedAway()  # before it learns: its write is fenced, nothing stored
+            await asyncio.sleep(0.2)
+        else:
+            pytest.fail("the instance before went on serving")
+        log = LocalStorage().message_log(running.config)
+        try:
+            texts = [members.verify_post(env.decode(r.data), group_id).body
+                     for r in await log.read("posts/" + owned.relays[0].address)]
+        finally:
+            await log.close()
+        assert texts == [b"p0", b"from the twin"]
     finally:
         await twin.release()
         await asyncio.to_thread(up.stop, running, ray_shutdown=False)

@@ -98,6 +98,20 @@ async def test_lease_refresh_keeps_keys_and_revoke_drops_them(registry):
         await registry.lease_refresh(lease)
 
 
+async def test_a_revoked_lease_stays_gone_whatever_is_granted_after(registry):
+    """A lease id is never given out again: the holder of a revoked lease (a shard taken
+    over) must not keep a newer lease alive by renewing its old id. The embedded registry
+    once reused ids."""
+    first = await registry.lease_grant(5)
+    await registry.lease_revoke(first)
+    later = [await registry.lease_grant(5) for _ in range(3)]
+    assert first not in later and len(set(later)) == 3
+    with pytest.raises(LookupError):
+        await registry.lease_refresh(first)
+    for lease in later:
+        await registry.lease_refresh(lease)
+
+
 async def test_watch_prefix_sees_puts_and_deletes_in_order(registry):
     events = []
 
