@@ -44,6 +44,10 @@ VARIANTS = {
         "etcd": {"replicas": 1}, "gateway": {"service": {"type": "LoadBalancer", "annotations": {"a": "b"}}},
         "metrics": {"podMonitor": {"enabled": False}},
     },
+    "external store": {"store": {"mode": "external", "external": {"secret": "chatrelay-store", "passwordKey": "password"}}},
+    "one store instance, its storage class": {
+        "store": {"cloudnativepg": {"instances": 1, "synchronousStandbys": 0, "storage": {"storageClassName": "fast"}}},
+    },
 }
 
 
@@ -77,6 +81,9 @@ def test_values_fit_the_schema(name):
     ({"relay": {"shardz": 3}}, "Additional properties are not allowed ('shardz' was unexpected)"),
     ({"relay": {"keysSecret": ""}}, "'' should be non-empty"),
     ({"ray": {"authTokenSecret": ""}}, "'' should be non-empty"),
+    ({"store": {"mode": "sqlite"}}, "'sqlite' is not one of ['cloudnativepg', 'external']"),
+    ({"store": {"mode": "external"}}, "'' should be non-empty"),
+    ({"store": {"cloudnativepg": {"storage": {"size": "20GB"}}}}, "'20GB' does not match"),
 ])
 def test_bad_values_are_refused_by_the_schema(overrides, message):
     with pytest.raises(jsonschema.ValidationError) as caught:
@@ -99,7 +106,7 @@ def test_every_manifest_is_valid_kubernetes(name):
     kinds = [d["kind"] for d in docs]
     assert "RayCluster" in kinds and "Service" in kinds
     for doc in docs:
-        if doc["apiVersion"] in ("ray.io/v1", "monitoring.coreos.com/v1"):
+        if doc["apiVersion"] in ("ray.io/v1", "monitoring.coreos.com/v1", "postgresql.cnpg.io/v1"):
             # Custom resources: their pod templates are checked as core PodTemplates.
             for template in pod_templates(doc):
                 kubernetes_validate.validate(
@@ -113,8 +120,10 @@ def test_every_manifest_is_valid_kubernetes(name):
 def test_the_variants_render_what_they_say():
     by_kind = lambda docs: sorted(d["kind"] for d in docs)  # noqa: E731
     assert by_kind(manifests({})) == [
-        "ConfigMap", "PersistentVolumeClaim", "PodMonitor", "RayCluster", "Service", "Service", "Service", "StatefulSet",
+        "Cluster", "ConfigMap", "PersistentVolumeClaim", "PodMonitor", "RayCluster", "Service", "Service", "Service",
+        "StatefulSet",
     ]
+    assert "Cluster" not in by_kind(manifests(VARIANTS["external store"]))
     external = manifests(VARIANTS["external etcd"])
     assert "StatefulSet" not in by_kind(external)
     [ray] = [d for d in external if d["kind"] == "RayCluster"]
@@ -256,3 +265,54 @@ def test_etcd_over_tls_asks_every_client_for_a_certificate_and_the_relay_has_one
     plain = manifests({})
     [etcd] = [d for d in plain if d["kind"] == "StatefulSet"]
     assert "--client-cert-auth" not in etcd["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def env_of(container: dict) -> dict:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def test_the_store_is_the_cloudnativepg_cluster_with_synchronous_standbys():
+    """The CloudNativePG Cluster (a custom resource: its fields checked here against what
+    the operator documents for postgresql.cnpg.io/v1) and the relay's way to it: the URL
+    names the Cluster's read-write Service and the owner of its database, the password
+    comes from the Secret the operator makes, on the controller and on every relay node
+    (whose shards connect), never in the URL."""
+    docs = manifests({})
+    [cluster] = [d for d in docs if d["kind"] == "Cluster"]
+    name, spec = cluster["metadata"]["name"], cluster["spec"]
+    assert cluster["apiVersion"] == "postgresql.cnpg.io/v1" and name == "relay-chatrelay-store"
+    assert spec["instances"] == 3
+    assert spec["postgresql"]["synchronous"] == {"method": "any", "number": 1, "dataDurability": "required"}
+    assert spec["bootstrap"] == {"initdb": {"database": "chatrelay", "owner": "chatrelay"}}
+    assert spec["storage"] == {"size": "20Gi"}
+    assert set(spec) <= {"instances", "postgresql", "bootstrap", "storage", "resources"}
+    [ray] = [d for d in docs if d["kind"] == "RayCluster"]
+    controller = ray["spec"]["headGroupSpec"]["template"]["spec"]["containers"][1]
+    [workers] = ray["spec"]["workerGroupSpecs"]
+    worker = workers["template"]["spec"]["containers"][0]
+    password = {"secretKeyRef": {"name": f"{name}-app", "key": "password"}}
+    assert env_of(controller)["CHATRELAY_STORE"] == f"postgresql://chatrelay@{name}-rw:5432/chatrelay"
+    assert env_of(controller)["PGPASSWORD"] == password and env_of(worker) == {"PGPASSWORD": password}
+    from chatrelay import settings
+
+    assert settings.env_name(next(f for f in settings.fields() if f.name == "store")) == "CHATRELAY_STORE"
+    assert settings.load(environ={"CHATRELAY_STORE": env_of(controller)["CHATRELAY_STORE"]}).store.endswith("/chatrelay")
+    single = manifests(VARIANTS["one store instance, its storage class"])
+    [cluster] = [d for d in single if d["kind"] == "Cluster"]
+    assert "postgresql" not in cluster["spec"] and cluster["spec"]["instances"] == 1
+    assert cluster["spec"]["storage"] == {"size": "20Gi", "storageClass": "fast"}
+
+
+def test_an_external_store_comes_from_a_secret_and_worker_pods_keep_no_state():
+    docs = manifests(VARIANTS["external store"])
+    [ray] = [d for d in docs if d["kind"] == "RayCluster"]
+    controller = ray["spec"]["headGroupSpec"]["template"]["spec"]["containers"][1]
+    [workers] = ray["spec"]["workerGroupSpecs"]
+    pod = workers["template"]["spec"]
+    assert env_of(controller)["CHATRELAY_STORE"] == {"secretKeyRef": {"name": "chatrelay-store", "key": "url"}}
+    password = {"secretKeyRef": {"name": "chatrelay-store", "key": "password"}}
+    assert env_of(controller)["PGPASSWORD"] == password and env_of(pod["containers"][0]) == {"PGPASSWORD": password}
+    assert {"name": "data", "emptyDir": {}} in pod["volumes"]  # nothing on a worker outlives it
+    no_password = manifests({"store": {"mode": "external", "external": {"secret": "s"}}})
+    [ray] = [d for d in no_password if d["kind"] == "RayCluster"]
+    assert "env" not in ray["spec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]

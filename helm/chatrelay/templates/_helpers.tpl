@@ -56,3 +56,26 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "chatrelay.etcdTlsMount" -}}
 - {name: etcd-tls, mountPath: /etc/chatrelay/etcd, readOnly: true}
 {{- end -}}
+
+{{/* The store's URL for `chatrelay up` (CHATRELAY_STORE): the CloudNativePG primary, or
+the external one's URL from its Secret. */}}
+{{- define "chatrelay.storeURL" -}}
+{{- if eq .Values.store.mode "cloudnativepg" -}}
+- {name: CHATRELAY_STORE, value: {{ printf "postgresql://chatrelay@%s-store-rw:5432/chatrelay" (include "chatrelay.fullname" .) | quote }}}
+{{- else -}}
+- name: CHATRELAY_STORE
+  valueFrom: {secretKeyRef: {name: {{ required "store.external.secret: the Secret with the store's URL" .Values.store.external.secret }}, key: {{ .Values.store.external.urlKey }}}}
+{{- end -}}
+{{- end -}}
+
+{{/* The store's password, for every process that connects to it (the controller and the
+shards on every relay node), as PGPASSWORD: it never travels through Ray. */}}
+{{- define "chatrelay.storePassword" -}}
+{{- if eq .Values.store.mode "cloudnativepg" -}}
+- name: PGPASSWORD
+  valueFrom: {secretKeyRef: {name: {{ include "chatrelay.fullname" . }}-store-app, key: password}}
+{{- else if .Values.store.external.passwordKey -}}
+- name: PGPASSWORD
+  valueFrom: {secretKeyRef: {name: {{ .Values.store.external.secret }}, key: {{ .Values.store.external.passwordKey }}}}
+{{- end -}}
+{{- end -}}
