@@ -44,6 +44,7 @@ class DirectInvitations:
             raise ChatRelayError(Reason.GROUP_MISMATCH, "direct invitation is for another group address")
         if not self.profile.profile.settings.direct_messages:
             raise ChatRelayError(Reason.NOT_ALLOWED, "direct messages are off in this group")
+        fence = await self.fence()  # before the members are looked at
         if checked.signer not in self.profile.authorities() and not self.is_member(checked.signer):
             raise ChatRelayError(Reason.NOT_MEMBER, "sender is not a member of this group")
         if not self.is_member(body.to_member):
@@ -52,8 +53,7 @@ class DirectInvitations:
             raise ChatRelayError(Reason.TOO_LARGE, f"direct invitation is over {MAX_SEALED} bytes")
         key = hashlib.sha256(checked.signer + body.nonce).digest()[:16]
         appended = await self.ctx.log.append(
-            records.direct_stream(self.address, body.to_member), [env.encode(envelope)], keys=[key],
-            fence=await self.fence())
+            records.direct_stream(self.address, body.to_member), [env.encode(envelope)], keys=[key], fence=fence)
         return relay_pb2.DirectInvitationResponse(seq=appended.seqs[0])
 
     async def direct_inbox(self, reader: bytes, after_seq: int) -> list[relay_pb2.DirectInvitationDelivery]:

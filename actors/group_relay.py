@@ -93,7 +93,8 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
     async def fence(self) -> Fence:
         """What this load's writes carry. At the first write the group is claimed in the
         store, which fences off any shard that served it before; what that shard wrote
-        until then is read again here."""
+        until then is read again here. A write asks for it before it checks anything
+        against the members, so it checks what the store holds."""
         if self._fence is None:
             epoch = await self.ctx.log.claim(self.address)
             fence = Fence(self.address, epoch)
@@ -194,6 +195,10 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
         """A turn's posts: each checked, the accepted ones appended together. A post sent
         again (the same signed post, so the same message id) is answered with the seq it
         has, and counts against neither the freshness window nor its author's rate."""
+        try:
+            fence = await self.fence()  # first: the checks below see what the store holds
+        except Exception as exc:  # the store unreachable: nothing is acked
+            return [told(exc)] * len(envelopes)
         results: list = [None] * len(envelopes)
         ids = [members.message_id(e) for e in envelopes]
         now, taken, doubtful = time.time(), collections.Counter(), {}
@@ -216,7 +221,7 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
                 return results
             appended = await self.ctx.log.append(
                 self.stream, [env.encode(envelopes[i]) for i in accepted], keys=[ids[i] for i in accepted],
-                fence=await self.fence())
+                fence=fence)
         except Fenced as exc:  # served elsewhere now: the gateway sends them there
             raise self.let_go(exc)
         except Exception as exc:  # nothing is acked unless durable

@@ -10,7 +10,7 @@ import time
 from chatrelay import envelope as env
 from chatrelay import invites, members
 from chatrelay.actors import records
-from chatrelay.actors.message_log import READ_LIMIT
+from chatrelay.actors.message_log import READ_LIMIT, Fence
 from chatrelay.actors.records import GroupState, MemberRecord, MemberStatus
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
@@ -45,6 +45,7 @@ class Joins:
 
     async def _admit(self, envelope: core_pb2.SignedEnvelope, body: core_pb2.JoinBody) -> relay_pb2.JoinResponse:
         sign_key = body.keys.sign_key
+        fence = await self.fence()
         if sign_key in self.members:  # a repeated join: same answer, nothing new stored
             existing = await self.ctx.members.get(self.address, sign_key)
             if existing is not None:
@@ -52,7 +53,7 @@ class Joins:
         policy = self.profile.profile.settings.join
         status = MemberStatus.MEMBER
         if body.HasField("invite"):
-            await self._consume_invite(body, sign_key)
+            await self._consume_invite(body, sign_key, fence)
         elif policy == core_pb2.JOIN_POLICY_INVITE_ONLY:
             raise ChatRelayError(Reason.NOT_ALLOWED, "this group takes members by invite only")
         elif policy == core_pb2.JOIN_POLICY_APPROVAL:
@@ -62,7 +63,7 @@ class Joins:
             joined_ms=int(time.time() * 1000), request_id=request_id(envelope),
             join=env.encode(envelope),  # owners decide on it; members fetch keys from it
         )
-        await self.ctx.members.put(self.address, sign_key, record, await self.fence())
+        await self.ctx.members.put(self.address, sign_key, record, fence)
         self.members[sign_key] = status
         return relay_pb2.JoinResponse(status=JOIN_PB[status], request_id=record.request_id)
 
@@ -95,10 +96,10 @@ class Joins:
         # When the mailbox is full, the worker drains at the next activation or start.
         self.mailbox.schedule(self._drain_held)
 
-    async def _consume_invite(self, body: core_pb2.JoinBody, sign_key: bytes) -> None:
+    async def _consume_invite(self, body: core_pb2.JoinBody, sign_key: bytes, fence: Fence) -> None:
         grant = invites.verify_invite(body.invite, self.profile, sign_key)
         # Uses counted in the registry by an earlier version still count (they are no more).
         earlier = await self.ctx.registry.get(records.invite_key(self.address, grant.invite_key))
         uses = grant.uses - (int(earlier.value) if earlier else 0)
-        if uses < 1 or not await self.ctx.members.use_invite(self.address, grant.invite_key, uses, await self.fence()):
+        if uses < 1 or not await self.ctx.members.use_invite(self.address, grant.invite_key, uses, fence):
             raise ChatRelayError(Reason.BAD_INVITE, "this invite has been used up")

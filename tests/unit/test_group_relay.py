@@ -236,3 +236,24 @@ async def test_invite_uses_an_earlier_version_counted_in_the_registry_still_coun
         await relay.join(join_with_invite("third"))
     assert (caught.value.reason, caught.value.message) == (Reason.BAD_INVITE, "this invite has been used up")
     await relay.stop()
+
+
+async def test_a_first_write_after_a_move_checks_the_members_the_store_holds(ctx):
+    """A load that has not written yet may hold an old view of the members (another shard
+    served the group meanwhile): its first write claims the group and reads them again
+    before it checks anything, so a member admitted there posts here."""
+    from chatrelay.members import MemberIdentity
+
+    secrets, here = await active_group(ctx, "moved", GroupKind.GROUP)
+    entry = await ctx.registry.get(records.group_key(secrets.group_id))
+    there = GroupRelay(ctx, here.record, entry.mod_revision)  # the shard that served it meanwhile
+    await there.start()
+    member = MemberIdentity.generate()
+    intake = here.profile.profile.intake_key
+    join = members.join_request(member, secrets.group_id, here.address, intake, "Ann")
+    assert (await there.join(join)).status == relay_pb2.JOIN_STATUS_ACCEPTED
+    assert not here.is_member(member.public.sign_key)  # what it loaded
+    ack = await here.post(members.sign_post(member.signing_key, secrets.group_id, b"hello"))
+    assert ack.seq == 1 and here.is_member(member.public.sign_key)
+    await there.stop()
+    await here.stop()
