@@ -75,7 +75,7 @@ class Pool:
                     await setup.close()
                 self._pool = await asyncpg.create_pool(
                     self.dsn, min_size=1, max_size=self.size,
-                    server_settings={"search_path": self.schema, "statement_timeout": str(self.statement_timeout_ms)})
+                    server_settings={"search_path": f'"{self.schema}"', "statement_timeout": str(self.statement_timeout_ms)})
         return self._pool
 
     async def fetch(self, sql: str, *args) -> list:

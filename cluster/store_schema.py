@@ -118,8 +118,8 @@ async def migrate_postgres(conn, schema: str) -> None:
     where = f"(PostgreSQL schema {schema})"
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", PG_LOCK)
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        await conn.execute(f"SET LOCAL search_path TO {schema}")
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS \"{schema}\"")
+        await conn.execute(f"SET LOCAL search_path TO \"{schema}\"")
         await conn.execute(VERSIONS_TABLE)
         current = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_versions")
         for step in _steps(current, where):
