@@ -55,6 +55,7 @@ class ClusterView:
     nodes: Callable[[], Awaitable[int]] = lambda: _zero()
     relay_link: Callable[[], Awaitable[str]] = lambda: _empty()
     registry: str = "embedded"
+    store: str = "embedded"
 
 
 async def _zero() -> int:
@@ -109,7 +110,7 @@ class AdminServicer(relay_pb2_grpc.AdminServiceServicer):
         window = last.at - first.at
         out = relay_pb2.StatusResponse(
             relay_link=link, groups=placed, window_seconds=round(window, 3),
-            registry=self.view.registry, nodes=nodes,
+            registry=self.view.registry, store=self.view.store, nodes=nodes,
         )
         healthy = True
         for index, now in sorted(last.shards.items()):

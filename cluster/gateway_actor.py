@@ -129,6 +129,7 @@ class GatewayActor:
             shard_stats=self._shard_stats, gateway_stats=self._gateway_stats, move=move,
             placed_groups=placed_groups, nodes=nodes, relay_link=relay_link,
             registry="etcd" if self.config.etcd else "embedded",
+            store="postgresql" if self.config.store else "embedded",
         )
 
     async def _read_shard_figures(self) -> None:

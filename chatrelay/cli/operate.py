@@ -152,7 +152,7 @@ def status(data_dir, relay_link, key_path, as_json, window) -> None:
     if as_json:
         click.echo(json.dumps(out, indent=2))
         return
-    click.echo(f"health {out['health']}: {out['nodes']} Ray node(s), registry {out['registry']}")
+    click.echo(f"health {out['health']}: {out['nodes']} Ray node(s), registry {out['registry']}, store {out['store']}")
     click.echo(f"groups {out['groups']} registered, {out['groups_loaded']} loaded; "
                f"subscribers {out['subscribers']}")
     click.echo(f"posts {out['posts_per_second']:.1f}/s, deliveries {out['deliveries_per_second']:.1f}/s "

@@ -576,7 +576,7 @@ class StatusRequest(_message.Message):
     def __init__(self, envelope: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("relay_link", "shards", "groups", "subscribers", "posts_per_second", "deliveries_per_second", "health", "gateways", "groups_loaded", "posts_accepted", "deliveries", "window_seconds", "registry", "nodes")
+    __slots__ = ("relay_link", "shards", "groups", "subscribers", "posts_per_second", "deliveries_per_second", "health", "gateways", "groups_loaded", "posts_accepted", "deliveries", "window_seconds", "registry", "nodes", "store")
     RELAY_LINK_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
@@ -591,6 +591,7 @@ class StatusResponse(_message.Message):
     WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
     REGISTRY_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
     relay_link: str
     shards: _containers.RepeatedCompositeFieldContainer[ShardStatus]
     groups: int
@@ -605,7 +606,8 @@ class StatusResponse(_message.Message):
     window_seconds: float
     registry: str
     nodes: int
-    def __init__(self, relay_link: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[ShardStatus, _Mapping]]] = ..., groups: _Optional[int] = ..., subscribers: _Optional[int] = ..., posts_per_second: _Optional[float] = ..., deliveries_per_second: _Optional[float] = ..., health: _Optional[str] = ..., gateways: _Optional[_Iterable[_Union[GatewayStatus, _Mapping]]] = ..., groups_loaded: _Optional[int] = ..., posts_accepted: _Optional[int] = ..., deliveries: _Optional[int] = ..., window_seconds: _Optional[float] = ..., registry: _Optional[str] = ..., nodes: _Optional[int] = ...) -> None: ...
+    store: str
+    def __init__(self, relay_link: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[ShardStatus, _Mapping]]] = ..., groups: _Optional[int] = ..., subscribers: _Optional[int] = ..., posts_per_second: _Optional[float] = ..., deliveries_per_second: _Optional[float] = ..., health: _Optional[str] = ..., gateways: _Optional[_Iterable[_Union[GatewayStatus, _Mapping]]] = ..., groups_loaded: _Optional[int] = ..., posts_accepted: _Optional[int] = ..., deliveries: _Optional[int] = ..., window_seconds: _Optional[float] = ..., registry: _Optional[str] = ..., nodes: _Optional[int] = ..., store: _Optional[str] = ...) -> None: ...
 
 class GroupLoad(_message.Message):
     __slots__ = ("group_address", "posts_per_second", "subscribers", "mailbox_depth", "shard_id", "posts_accepted", "deliveries_per_second", "last_seq", "members", "state")

@@ -157,6 +157,7 @@ def test_metrics_and_admin_views_follow_the_cli_scenario(tmp_path):
         # status --json: the groups, the streams and the posts of this run.
         seen = status(data, "--window", "0.5")
         assert seen["health"] == "serving" and seen["nodes"] == 1 and seen["registry"] == "embedded"
+        assert seen["store"] == "embedded"
         assert (seen["groups"], seen["groups_loaded"], seen["subscribers"]) == (2, 2, 1)
         assert seen["posts_accepted"] == 7 and seen["deliveries"] >= 5
         assert [s["shard_id"] for s in seen["shards"]] == ["0", "1"] and all(s["healthy"] for s in seen["shards"])

@@ -120,3 +120,13 @@ async def test_a_postgresql_crash_in_a_flood_loses_no_acknowledged_post(pg_relay
     for i, reader in enumerate(readers):
         assert acked[i] == [f"c{i} p{n}" for n in range(posts)]
         assert [p.text for p in await client.read_all(reader)] == acked[i]
+
+
+def test_status_says_where_posts_and_members_are(pg_relay):
+    import json
+
+    from realparts import ok
+
+    seen = json.loads(ok("status", "--data-dir", pg_relay.config.data_dir, "--json", "--window", "0.2"))
+    assert (seen["registry"], seen["store"]) == ("embedded", "postgresql")
+    assert "registry embedded, store postgresql" in ok("status", "--data-dir", pg_relay.config.data_dir, "--window", "0.2")
