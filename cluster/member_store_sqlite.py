@@ -13,7 +13,7 @@ from chatrelay.actors.member_store import FIND_LIMIT
 from chatrelay.actors.message_log import Fence
 from chatrelay.actors.records import MemberRecord, MemberStatus
 from chatrelay.cluster.message_log_sqlite import check_fence, schema
-from chatrelay.cluster.sqlite_files import open_shared
+from chatrelay.cluster.sqlite_files import open_shared, transaction
 
 
 class SqliteMemberStore:
@@ -38,16 +38,9 @@ class SqliteMemberStore:
     async def _write(self, fence: Fence, fn):
         """fn(conn) in a transaction of its own, if `fence` is still its group's epoch."""
         def run():
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(self._conn) as conn:
                 check_fence(conn, fence)
-                result = fn(conn)
-                conn.execute("COMMIT")
-                return result
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                return fn(conn)
         return await self._run(run)
 
     async def statuses(self, group: str) -> dict[bytes, MemberStatus]:

@@ -18,7 +18,7 @@ import time
 
 from chatrelay.cluster.coalescer import settle
 from chatrelay.actors.message_log import Appended, Fence, Fenced, LogRecord
-from chatrelay.cluster.sqlite_files import open_shared
+from chatrelay.cluster.sqlite_files import open_shared, told, transaction
 from chatrelay.cluster.store_schema import migrate_sqlite
 
 MAX_BATCH = 512  # appends committed together at most
@@ -130,7 +130,7 @@ class SqliteMessageLog:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            results = [exc] * len(batch)
+            results = [told(exc)] * len(batch)
         for item, result in zip(batch, results):
             item.loop.call_soon_threadsafe(settle, item.future, result)
 
@@ -231,8 +231,7 @@ class SqliteMessageLog:
         """Drop records up to `through_seq`; sequence numbers are never reused."""
         def run() -> int:
             conn = self._read_conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(conn):
                 conn.execute(
                     "INSERT OR IGNORE INTO trimmed_keys (stream, key, seq, ts) SELECT stream, key, seq, ts "
                     "FROM records WHERE stream=? AND seq<=? AND key IS NOT NULL", (stream, through_seq),
@@ -247,27 +246,17 @@ class SqliteMessageLog:
                     "UPDATE heads SET trimmed_through=MAX(trimmed_through, ?) WHERE stream=?",
                     (through_seq, stream),
                 )
-                conn.execute("COMMIT")
-                return count
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            return count
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._reads, run)
 
     async def claim(self, owner: str) -> int:
         def run() -> int:
-            conn = self._read_conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(self._read_conn) as conn:
                 [epoch] = conn.execute(
                     "INSERT INTO fences (owner, epoch) VALUES (?, 1) "
                     "ON CONFLICT(owner) DO UPDATE SET epoch = epoch + 1 RETURNING epoch", (owner,)).fetchone()
-                conn.execute("COMMIT")
-                return epoch
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            return epoch
         return await asyncio.get_running_loop().run_in_executor(self._reads, run)
 
     async def close(self) -> None:

@@ -7,11 +7,13 @@ retries for a bounded time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import sqlite3
 from typing import Callable
 
+from chatrelay.actors.calls import StoreUnavailable
 from chatrelay.retry import Backoff
 
 OPEN_TIMEOUT_S = 30.0
@@ -22,6 +24,36 @@ OPENING = Backoff(first_s=0.01, max_s=0.5, within_s=OPEN_TIMEOUT_S)
 def busy(exc: BaseException) -> bool:
     """SQLite's word that another process holds the lock for longer than we waited."""
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+
+
+def told(exc: BaseException) -> BaseException:
+    """What a caller is told of an embedded store's error inside a write: a full disk, or
+    a lock another process held past the wait, as StoreUnavailable saying which (the
+    transaction is rolled back: nothing of the request was written); anything else as
+    it is."""
+    if isinstance(exc, sqlite3.OperationalError):
+        if "full" in str(exc):
+            return StoreUnavailable("the store's disk is full; nothing of the request was written")
+        if busy(exc):
+            return StoreUnavailable("the store is locked by another process; nothing of the request was written")
+    return exc
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection):
+    """A write transaction: committed at the end of the block, else rolled back, a full
+    disk or a long-held lock coming out as StoreUnavailable (`told`)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
+            conn.execute("ROLLBACK")
+        said = told(exc)
+        if said is exc:
+            raise
+        raise said from exc
 
 
 def open_shared(path: pathlib.Path, schema: str | Callable[[sqlite3.Connection], None],

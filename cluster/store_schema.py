@@ -108,7 +108,8 @@ def migrate_sqlite(conn: sqlite3.Connection, where: str) -> None:
             conn.execute("INSERT INTO schema_versions VALUES (?, ?)", (step + 1, int(time.time() * 1000)))
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
+            conn.execute("ROLLBACK")
         raise
 
 

@@ -20,6 +20,49 @@ def start_relay(data_dir, **overrides):
     return harness.start_relay(data_dir, **overrides)
 
 
+# ---- a full disk ----------------------------------------------------------------------
+
+class SmallDisk:
+    """A tmpfs of `size` (mount's notation, e.g. 1m) at a new folder under the system's
+    temporary dir (where a server's own user may go too); unmounted and removed after."""
+
+    def __init__(self, size: str) -> None:
+        import tempfile
+
+        self.path = tempfile.mkdtemp(prefix="chatrelay-full-disk-")
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", self.path],
+                                 capture_output=True, text=True)
+        if mounted.returncode != 0:
+            os.rmdir(self.path)
+        assert mounted.returncode == 0, f"a full disk is made with a tmpfs mount (as root): {mounted.stderr.strip()}"
+
+    def __enter__(self) -> str:
+        return self.path
+
+    def __exit__(self, *exc) -> None:
+        subprocess.run(["umount", self.path], capture_output=True)
+        os.rmdir(self.path)
+
+
+async def fill_until_full(log, most: int) -> int:
+    """Appends of 16 KB to one stream until the store's disk is full (within `most`
+    appends): the refusal says so, as a client is told, and every append acked before it
+    reads back. The last acked seq."""
+    from chatrelay.actors.calls import StoreUnavailable, refusal
+    from chatrelay.errors import Reason
+
+    acked = 0
+    with pytest.raises(StoreUnavailable) as caught:
+        for _ in range(most):
+            acked = (await log.append("s", [os.urandom(2000) for _ in range(8)])).seqs[-1]
+    answer = refusal(caught.value)
+    assert (answer.reason, answer.message) == (
+        Reason.UNAVAILABLE, "relay storage unavailable: the store's disk is full; nothing of the request was written")
+    assert acked > 0 and await log.last_seq("s") == acked
+    assert [r.seq for r in await log.read("s", acked - 3)] == [acked - 2, acked - 1, acked]
+    return acked
+
+
 async def follow_into(member, received: list, count: int, max_reconnects: int = 200) -> None:
     """Follow a group with the SDK, collecting post texts until `count` have come."""
     from chatrelay import client

@@ -70,42 +70,27 @@ async def test_a_full_disk_writes_nothing_and_says_so(postgres_server):
     """The log's database on a 4 MiB tmpfs (a tablespace there), filled by appends: the
     one that meets the full disk is refused whole, UNAVAILABLE saying why, and every
     append acked before it reads back."""
-    import os
     import shutil
-    import subprocess
-    import tempfile
 
     import asyncpg
 
-    from chatrelay.actors.calls import StoreUnavailable
+    from realparts import SmallDisk, fill_until_full
 
-    small = tempfile.mkdtemp(prefix="chatrelay-full-disk-")  # where the server's user may go
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", small], capture_output=True, text=True)
-    assert mounted.returncode == 0, f"a full disk is made with a tmpfs mount (as root): {mounted.stderr.strip()}"
-    admin = await asyncpg.connect(postgres_server.dsn)
-    try:
-        shutil.chown(small, "postgres", "postgres")
-        await admin.execute(f"CREATE TABLESPACE full_disk LOCATION '{small}'")
-        await admin.execute("CREATE DATABASE full_disk TABLESPACE full_disk")
-        log = PostgresMessageLog(postgres_server.dsn.rsplit("/", 1)[0] + "/full_disk", schema="full")
-        acked = 0
+    with SmallDisk("4m") as small:
+        admin = await asyncpg.connect(postgres_server.dsn)
         try:
-            with pytest.raises(StoreUnavailable) as caught:
-                for _ in range(2000):  # about 4 MiB at most, bounded
-                    acked = (await log.append("s", [os.urandom(2000) for _ in range(8)])).seqs[-1]
-            answer = refusal(caught.value)
-            assert (answer.reason, answer.message) == (
-                Reason.UNAVAILABLE, "relay storage unavailable: the store's disk is full; nothing of the request was written")
-            assert acked > 0 and await log.last_seq("s") == acked
-            assert [r.seq for r in await log.read("s", acked - 3)] == [acked - 2, acked - 1, acked]
+            shutil.chown(small, "postgres", "postgres")
+            await admin.execute(f"CREATE TABLESPACE full_disk LOCATION '{small}'")
+            await admin.execute("CREATE DATABASE full_disk TABLESPACE full_disk")
+            log = PostgresMessageLog(postgres_server.dsn.rsplit("/", 1)[0] + "/full_disk", schema="full")
+            try:
+                await fill_until_full(log, 2000)  # about 4 MiB at most
+            finally:
+                await log.close()
+            await admin.execute("DROP DATABASE full_disk")
+            await admin.execute("DROP TABLESPACE full_disk")
         finally:
-            await log.close()
-        await admin.execute("DROP DATABASE full_disk")
-        await admin.execute("DROP TABLESPACE full_disk")
-    finally:
-        await admin.close()
-        subprocess.run(["umount", small], capture_output=True)
-        os.rmdir(small)
+            await admin.close()
 
 
 async def test_a_schema_named_like_a_keyword_is_quoted(postgres_server):

@@ -60,3 +60,30 @@ def test_an_acked_append_survives_kill_9(tmp_path):
     records = asyncio.run(check())
     assert [r.seq for r in records][:37] == list(range(1, 38))
     assert records[36].data == b"record-37"
+
+
+async def test_a_full_disk_writes_nothing_and_says_so():
+    """The embedded store on a 1 MiB tmpfs, filled by appends: the one that meets the full
+    disk is refused whole, saying why (UNAVAILABLE to a client), as is a member write
+    then; every append acked before it reads back."""
+    from chatrelay.actors.calls import StoreUnavailable
+    from chatrelay.actors.message_log import Fence
+    from chatrelay.actors.records import MemberRecord, MemberStatus
+    from chatrelay.cluster.member_store_sqlite import SqliteMemberStore
+
+    from realparts import SmallDisk, fill_until_full
+
+    with SmallDisk("1m") as small:
+        log, members = SqliteMessageLog(f"{small}/messages.db"), SqliteMemberStore(f"{small}/messages.db")
+        try:
+            fence = Fence("g", await log.claim("g"))
+            await fill_until_full(log, 1000)  # about 1 MiB at most
+            member = MemberRecord(box_key=bytes(32), display_name="m", status=MemberStatus.MEMBER, joined_ms=1,
+                                  join=os.urandom(200_000))
+            with pytest.raises(StoreUnavailable) as caught:
+                await members.put("g", b"k", member, fence)
+            assert str(caught.value) == "the store's disk is full; nothing of the request was written"
+            assert await members.statuses("g") == {}
+        finally:
+            await members.close()
+            await log.close()
