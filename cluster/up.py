@@ -106,6 +106,35 @@ def join_ray(address: str) -> None:
     ray.init(address=address, namespace=factory.NAMESPACE, log_to_driver=False, **extra)
 
 
+PORT_SPAN = 8000  # how far below the kernel's ephemeral ports a picked port may be
+
+
+def pick_port(host: str) -> int:
+    """A port free on `host` for a gateway to listen on from now on. Not one the kernel
+    picks (`bind(0)`): those come from its ephemeral range, which every outgoing
+    connection draws from too, so one may take the port before the gateway binds it.
+    A free one just below that range instead, which no outgoing connection takes."""
+    import random
+
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    family = socket.AF_INET6 if host.startswith("[") else socket.AF_INET
+    candidates = random.SystemRandom().sample(range(max(1024, low - PORT_SPAN), low), 64) if low > 1024 + 64 else []
+    for port in candidates:
+        with socket.socket(family) as s:
+            try:
+                s.bind((host.strip("[]"), port))
+            except OSError:  # taken: the next
+                continue
+            return port
+    with socket.socket(family) as s:  # no room below the range: the kernel's pick
+        s.bind((host.strip("[]"), 0))
+        return s.getsockname()[1]
+
+
 def policy_of(settings: Settings):
     from chatrelay.actors.policy import RelayPolicy
     from chatrelay.errors import ChatRelayError, Reason
@@ -137,9 +166,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
     if port_text == "0":
         # Pick the port now: a gateway restarted by Ray binds it again, so the relay link
         # (which names it) stays true.
-        with socket.socket(socket.AF_INET6 if host.startswith("[") else socket.AF_INET) as s:
-            s.bind((host.strip("[]"), 0))
-            listen = f"{host}:{s.getsockname()[1]}"
+        listen = f"{host}:{pick_port(host)}"
     config = ClusterConfig(
         data_dir=str(pathlib.Path(settings.data_dir).resolve()),
         relay_key=bytes(key.verify_key),
