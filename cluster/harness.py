@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,9 +22,10 @@ class HarnessError(RuntimeError):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port for a server about to start: below the kernel's ephemeral
+    range, so no outgoing connection takes it in the seconds before the server binds it
+    (`up.pick_port`)."""
+    return up.pick_port("127.0.0.1")
 
 
 def make_tls_files(folder: str, server_ip: str = "127.0.0.1") -> dict[str, str]:

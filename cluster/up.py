@@ -107,6 +107,7 @@ def join_ray(address: str) -> None:
 
 
 PORT_SPAN = 8000  # how far below the kernel's ephemeral ports a picked port may be
+_picked: set[int] = set()  # handed out by this process already: not handed out again
 
 
 def pick_port(host: str) -> int:
@@ -124,11 +125,14 @@ def pick_port(host: str) -> int:
     family = socket.AF_INET6 if host.startswith("[") else socket.AF_INET
     candidates = random.SystemRandom().sample(range(max(1024, low - PORT_SPAN), low), 64) if low > 1024 + 64 else []
     for port in candidates:
+        if port in _picked:
+            continue
         with socket.socket(family) as s:
             try:
                 s.bind((host.strip("[]"), port))
             except OSError:  # taken: the next
                 continue
+            _picked.add(port)
             return port
     with socket.socket(family) as s:  # no room below the range: the kernel's pick
         s.bind((host.strip("[]"), 0))
