@@ -108,8 +108,16 @@ class MoveGroup:
     to_index: int
 
 
-ShardCall = Union[GroupCall, PostBatch, ReadPosts, CheckReader, QueueCall, MoveGroup]
-CALLS = (GroupCall, PostBatch, ReadPosts, CheckReader, QueueCall, MoveGroup)
+@dataclass(frozen=True, slots=True)
+class TakeDown:
+    """The operator takes the group down on this relay, for `reason`; None restores it."""
+
+    address: str
+    reason: str | None
+
+
+ShardCall = Union[GroupCall, PostBatch, ReadPosts, CheckReader, QueueCall, MoveGroup, TakeDown]
+CALLS = (GroupCall, PostBatch, ReadPosts, CheckReader, QueueCall, MoveGroup, TakeDown)
 
 
 def pack(call: ShardCall) -> bytes:

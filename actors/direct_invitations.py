@@ -42,6 +42,7 @@ class DirectInvitations:
         )
         if body.group_address != self.address:
             raise ChatRelayError(Reason.GROUP_MISMATCH, "direct invitation is for another group address")
+        self.check_not_taken_down()
         if not self.profile.profile.settings.direct_messages:
             raise ChatRelayError(Reason.NOT_ALLOWED, "direct messages are off in this group")
         fence = await self.fence()  # before the members are looked at

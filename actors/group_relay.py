@@ -29,6 +29,7 @@ from chatrelay.actors.member_store import MemberStore
 from chatrelay.actors.message_log import READ_LIMIT, Fence, Fenced, MessageLog, fit
 from chatrelay.actors.owner_commands import CREDENTIAL_SKEW_S, OwnerCommands
 from chatrelay.actors.rate_window import RateWindow
+from chatrelay.actors.takedowns import Takedowns
 from chatrelay.actors.policy import RelayLimits
 from chatrelay.actors.records import GroupRecord, GroupState, MemberRecord, MemberStatus
 from chatrelay.actors.registry import Registry
@@ -52,7 +53,7 @@ class RelayContext:
         return bytes(self.identity.verify_key)
 
 
-class GroupRelay(Joins, OwnerCommands, DirectInvitations):
+class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns):
     def __init__(self, ctx: RelayContext, record: GroupRecord, mod_revision: int) -> None:
         self.ctx = ctx
         self.record = record
@@ -158,6 +159,7 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
     def _check_post(self, envelope: core_pb2.SignedEnvelope) -> core_pb2.PostBody:
         """Signature, group and author's role; freshness and rate are checked only for a
         post this relay does not hold already (`_refusal_if_new`)."""
+        self.check_not_taken_down()
         if self.record.state is not GroupState.ACTIVE:
             raise ChatRelayError(Reason.NOT_ACTIVE, f"group is {self.record.state.value}, not active")
         body = members.verify_post(envelope, self.record.group_id)
@@ -253,9 +255,11 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
     # ---- reading --------------------------------------------------------------------
 
     def serving(self) -> None:
-        """Readers are served until the group is removed from this relay."""
+        """Readers are served until the group is removed from this relay (or while it is
+        taken down here)."""
         if self.record.state is GroupState.REMOVED:
             raise ChatRelayError(Reason.NOT_ACTIVE, "group is removed, not active")
+        self.check_not_taken_down()
 
     def check_reader(self, credential: core_pb2.SignedEnvelope, now: float | None = None) -> bytes:
         self.serving()
@@ -310,6 +314,7 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         while (self.last_seq <= after_seq and self.record.state is not GroupState.REMOVED
+               and not self.record.taken_down
                and (removed_after is None or len(self.removals) <= removed_after)):
             remaining = deadline - loop.time()
             if remaining <= 0:

@@ -30,6 +30,7 @@ class Joins:
         body = members.verify_join(envelope, self.record.group_id)
         if body.group_address != self.address:
             raise ChatRelayError(Reason.GROUP_MISMATCH, "join request is for another group address")
+        self.check_not_taken_down()
         state = self.record.state
         if state is GroupState.SUSPENDED:
             raise ChatRelayError(Reason.REFUSED, "the owners have suspended new members for now")

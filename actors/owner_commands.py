@@ -11,7 +11,8 @@ from chatrelay import group
 from chatrelay.actors import records
 from chatrelay.actors.message_log import READ_LIMIT, RECORD_OVERHEAD, fit
 from chatrelay.actors.records import STATE_PB, Change, GroupRecord, GroupState, MemberStatus
-from chatrelay.actors.registry import Get, Put, unchanged_since
+from chatrelay.actors.registry import Delete, Get, Put, unchanged_since
+from chatrelay.actors.takedowns import NOTICE_KEY, service_entry
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
 
@@ -37,10 +38,7 @@ class OwnerCommands:
 
     async def service_log(self, since_seq: int) -> list[relay_pb2.ServiceLogEntry]:
         rows = fit(await self.ctx.log.read(records.service_stream(self.address), since_seq, READ_LIMIT))
-        return [
-            relay_pb2.ServiceLogEntry(seq=r.seq, command=env.decode(r.data), applied_at=r.ts, outcome="applied")
-            for r in rows
-        ]
+        return [service_entry(r) for r in rows]
 
     async def pending(self) -> list[relay_pb2.JoinPending]:
         """The oldest joins waiting, a page of them: the next come as owners decide."""
@@ -63,6 +61,8 @@ class OwnerCommands:
             raise ChatRelayError(Reason.GROUP_MISMATCH, "owner command is for another group address")
         if not body.command_id or len(body.command_id) > 64:
             raise ChatRelayError(Reason.MALFORMED, "owner command needs a command id of 1 to 64 bytes")
+        if body.command_id.startswith(NOTICE_KEY):  # the relay's own entries are keyed so
+            raise ChatRelayError(Reason.MALFORMED, "an owner command id may not start with 'notice/'")
         stream = records.service_stream(self.address)
         seen = await self.ctx.log.find(stream, [body.command_id])
         if seen:  # idempotent: the same command id is applied once
@@ -124,15 +124,22 @@ class OwnerCommands:
         if state is GroupState.ACTIVE:
             self._schedule_drain()
 
-    async def _save(self, state: GroupState, profile_bytes: bytes, profile: group.VerifiedProfile) -> None:
+    async def _save(self, state: GroupState, profile_bytes: bytes, profile: group.VerifiedProfile,
+                    taken_down: str | None = None) -> None:
+        """The group record, compared against the revision this load read; with
+        `taken_down`, the operator's takedown (its reason, or "" when lifted) and its
+        entry in the relay's list of them, in the same transaction."""
         updated = GroupRecord(
             group_id=self.record.group_id, address=self.address, state=state,
             registration_key=self.record.registration_key, profile=profile_bytes,
+            taken_down=self.record.taken_down if taken_down is None else taken_down,
         )
         key = records.group_key(self.record.group_id)
-        result = await self.ctx.registry.transaction(
-            [unchanged_since(key, self.mod_revision)], [Put(key, updated.dumps()), Get(key)]
-        )
+        ops: list = [Put(key, updated.dumps())]
+        if taken_down is not None:
+            listed = records.takedown_key(self.address)
+            ops.append(Put(listed, taken_down.encode()) if taken_down else Delete(listed))
+        result = await self.ctx.registry.transaction([unchanged_since(key, self.mod_revision)], [*ops, Get(key)])
         if not result.succeeded:
             raise ChatRelayError(Reason.BUSY, "group record changed concurrently; retry")
         self.record, self.profile, self.mod_revision = updated, profile, result.gets[0].mod_revision

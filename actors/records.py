@@ -82,6 +82,12 @@ def placement_key(address: str) -> bytes:
 
 
 PLACEMENT_PREFIX = b"placement/"
+TAKEDOWN_PREFIX = b"takedowns/"  # the groups this relay's operator took down, for status
+
+
+def takedown_key(address: str) -> bytes:
+    return TAKEDOWN_PREFIX + address.encode()
+
 RELAY_LINK = b"relay/link"  # the relay's own link, as `chatrelay up` printed it last
 
 
@@ -145,12 +151,15 @@ class GroupRecord:
     state: GroupState
     registration_key: bytes
     profile: bytes  # the signed profile envelope, serialized as received
+    taken_down: str = ""  # the operator's reason while the group is taken down on this relay
 
     def dumps(self) -> bytes:
         d = asdict(self)
         for name in ("group_id", "registration_key", "profile"):
             d[name] = _b(d[name])
         d["state"] = self.state.value
+        if not self.taken_down:
+            del d["taken_down"]
         return json.dumps(d, sort_keys=True).encode()
 
     @classmethod
@@ -159,6 +168,7 @@ class GroupRecord:
         return cls(
             group_id=_unb(d["group_id"]), address=d["address"], state=GroupState(d["state"]),
             registration_key=_unb(d["registration_key"]), profile=_unb(d["profile"]),
+            taken_down=d.get("taken_down", ""),
         )
 
 

@@ -17,7 +17,7 @@ from typing import Protocol
 from chatrelay.actors import records, tracing
 from chatrelay.actors.calls import (
     CheckReader, Done, GroupCall, MoveGroup, Outcome, PostBatch, QueueCall, ReaderInfo, ReadPosts,
-    Refused, ShardCall, guarded, unpack,
+    Refused, ShardCall, TakeDown, guarded, unpack,
 )
 from chatrelay.actors.config import ClusterConfig, Storage
 from chatrelay.actors.group_relay import GroupRelay, RelayContext
@@ -62,6 +62,7 @@ class RelayShard:
         self._handlers = {
             GroupCall: self._group_call, PostBatch: self._post_batch, ReadPosts: self._read,
             CheckReader: self._check_reader, QueueCall: self._queue_call, MoveGroup: self._move,
+            TakeDown: self._take_down,
         }
 
     def __str__(self) -> str:
@@ -174,6 +175,11 @@ class RelayShard:
             relay = await self.groups.get(call.address)
             reader = relay.check_reader(call.credential)
             return ReaderInfo(reader=reader, floor=relay.history_floor(reader), last_seq=relay.last_seq)
+        return await guarded(run())
+
+    async def _take_down(self, call: TakeDown) -> Outcome:
+        async def run():
+            return await (await self.groups.get(call.address)).take_down(call.reason)
         return await guarded(run())
 
     async def _move(self, call: MoveGroup) -> Outcome:

@@ -38,8 +38,9 @@ class AdminClient:
         await self.client.close()
 
     async def _call(self, method: str, message):
-        # Reading figures is safe to repeat, and so is a move (to the same shard): a
-        # gateway that just went away is replaced by the next one of the relay link.
+        # Reading figures is safe to repeat, and so is a move (to the same shard), a
+        # takedown (for the same reason) or a restore: a gateway that just went away is
+        # replaced by the next one of the relay link.
         return await self.client.call(method, message, CALL_TIMEOUT_S, RETRY_S)
 
     async def status(self, window_s: float = 1.0) -> dict:
@@ -49,6 +50,14 @@ class AdminClient:
     async def top(self, limit: int = 10, window_s: float = 1.0) -> dict:
         envelope = request(self.key, "Top", window_ms=round(window_s * 1000), limit=limit)
         return as_dict(await self._call("Top", relay_pb2.TopRequest(envelope=envelope, limit=limit)))
+
+    async def take_down(self, address: str, reason: str) -> dict:
+        envelope = request(self.key, "TakeDown", group_address=address, reason=reason)
+        return as_dict(await self._call("TakeDown", relay_pb2.TakeDownRequest(envelope=envelope)))
+
+    async def restore(self, address: str) -> dict:
+        envelope = request(self.key, "Restore", group_address=address)
+        return as_dict(await self._call("Restore", relay_pb2.TakeDownRequest(envelope=envelope)))
 
     async def move(self, address: str, to_shard: int) -> dict:
         envelope = request(self.key, "MoveGroup", group_address=address, to_shard=to_shard)

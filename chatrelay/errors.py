@@ -41,6 +41,7 @@ class Reason(enum.StrEnum):
     UNAVAILABLE = "unavailable"
     RELAY_IDENTITY_MISMATCH = "relay_identity_mismatch"  # a server without the key the link pins
     TLS_MISMATCH = "tls_mismatch"  # one side plaintext (--insecure), the other TLS
+    TAKEN_DOWN = "taken_down"  # the relay's operator suspended the group here; the message says why
 
 
 class ChatRelayError(Exception):

@@ -20,6 +20,7 @@ CODES: dict[Reason, grpc.StatusCode] = {
     Reason.NOT_MEMBER: grpc.StatusCode.PERMISSION_DENIED,
     Reason.UNKNOWN_SIGNER: grpc.StatusCode.PERMISSION_DENIED,
     Reason.NOT_ACTIVE: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.TAKEN_DOWN: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.REFUSED: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.STALE_PROFILE_VERSION: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.BUSY: grpc.StatusCode.RESOURCE_EXHAUSTED,

@@ -18,6 +18,7 @@ from chatrelay import envelope as env
 from chatrelay.actors.figures import GatewayStats, ShardStats
 from chatrelay.cluster.replay import ReplayGuard
 from chatrelay.cluster.servicer import guard
+from chatrelay.actors.takedowns import check_reason
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import relay_pb2, relay_pb2_grpc
 
@@ -52,6 +53,8 @@ class ClusterView:
     gateway_stats: Callable[[bool], Awaitable[list]]
     move: Callable[[str, int], Awaitable[int]]
     placed_groups: Callable[[], Awaitable[int]]
+    take_down: Callable[[str, str | None], Awaitable[str]] = lambda address, reason: _refuse()
+    taken_down: Callable[[], Awaitable[dict]] = lambda: _nothing()
     nodes: Callable[[], Awaitable[int]] = lambda: _zero()
     relay_link: Callable[[], Awaitable[str]] = lambda: _empty()
     registry: str = "embedded"
@@ -60,6 +63,14 @@ class ClusterView:
 
 async def _zero() -> int:
     return 0
+
+
+async def _nothing() -> dict:
+    return {}
+
+
+async def _refuse() -> str:
+    raise ChatRelayError(Reason.NOT_ALLOWED, "this relay takes no takedowns")
 
 
 async def _empty() -> str:
@@ -111,6 +122,7 @@ class AdminServicer(relay_pb2_grpc.AdminServiceServicer):
         out = relay_pb2.StatusResponse(
             relay_link=link, groups=placed, window_seconds=round(window, 3),
             registry=self.view.registry, store=self.view.store, nodes=nodes,
+            taken_down=[relay_pb2.TakenDown(group_address=a, reason=r) for a, r in sorted((await self.view.taken_down()).items())],
         )
         healthy = True
         for index, now in sorted(last.shards.items()):
@@ -198,6 +210,25 @@ class AdminServicer(relay_pb2_grpc.AdminServiceServicer):
                 lambda: self.view.move(body.group_address, body.to_shard))
             return relay_pb2.MoveGroupResponse(shard_id=str(index))
         return await guard(context, run())
+
+
+    async def TakeDown(self, request, context):
+        return await guard(context, self.take_down(request.envelope, "TakeDown"))
+
+    async def Restore(self, request, context):
+        return await guard(context, self.take_down(request.envelope, "Restore"))
+
+    async def take_down(self, envelope, method: str) -> relay_pb2.TakeDownResponse:
+        body = self.check(envelope, method)
+        if not body.group_address:
+            raise ChatRelayError(Reason.MALFORMED, f"{method} needs a group address")
+        reason = check_reason(body.reason) if method == "TakeDown" else None
+        if method == "Restore" and body.reason:
+            raise ChatRelayError(Reason.MALFORMED, "Restore takes no reason")
+        now = await self.replays.once(  # taken once
+            "admin request", ReplayGuard.key(envelope.signature), None,
+            lambda: self.view.take_down(body.group_address, reason))
+        return relay_pb2.TakeDownResponse(group_address=body.group_address, taken_down=now)
 
 
 def _live(stats):

@@ -102,7 +102,7 @@ class GatewayActor:
         import ray
 
         from chatrelay.actors import records
-        from chatrelay.actors.calls import MoveGroup
+        from chatrelay.actors.calls import MoveGroup, TakeDown
         from chatrelay.cluster.admin_service import ClusterView
 
         async def move(address: str, to_index: int) -> int:
@@ -114,6 +114,14 @@ class GatewayActor:
 
                 raise ChatRelayError(Reason.MALFORMED, f"there is no relay shard {to_index}")
             return await servicer.router.call(index, MoveGroup(address, to_index))
+
+        async def take_down(address: str, reason: str | None) -> str:
+            records.check_address(address)
+            return await servicer.router.call_address(address, TakeDown(address, reason))
+
+        async def taken_down() -> dict[str, str]:
+            return {e.key.removeprefix(records.TAKEDOWN_PREFIX).decode(): e.value.decode()
+                    for e in await servicer.registry.get_prefix(records.TAKEDOWN_PREFIX)}
 
         async def placed_groups() -> int:
             return len(await servicer.registry.get_prefix(records.PLACEMENT_PREFIX))
@@ -127,7 +135,7 @@ class GatewayActor:
 
         return ClusterView(
             shard_stats=self._shard_stats, gateway_stats=self._gateway_stats, move=move,
-            placed_groups=placed_groups, nodes=nodes, relay_link=relay_link,
+            placed_groups=placed_groups, nodes=nodes, relay_link=relay_link, take_down=take_down, taken_down=taken_down,
             registry="etcd" if self.config.etcd else "embedded",
             store="postgresql" if self.config.store else "embedded",
         )

@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 TAIL_WAIT_S = 5.0  # how long one poll of the shard waits for a new post
 BATCH = 200  # posts a poll or a catch-up read returns at most (200 posts of 16 KiB: 3.3 MB, below 4 MiB)
-ENDS = (Reason.NOT_ACTIVE,)  # a refusal that ends a group's streams here: the relay no longer serves it
+# Refusals that end a group's streams here: the relay no longer serves it, or its operator
+# took it down (a stream opened after a restore reads from a new tail).
+ENDS = (Reason.NOT_ACTIVE, Reason.TAKEN_DOWN)
 TAIL_WINDOW = 4096  # newest posts of a group kept in a gateway for its subscribers
 
 

@@ -181,6 +181,10 @@ def service_log(which, state_path) -> None:
 
     _, entries = owned_command(which, state_path, client.service_log, save=False)
     for entry, item in entries:
+        if item.HasField("notice"):  # the relay's own word
+            click.echo(f"{entry.address} #{item.seq} relay: {item.notice.kind}"
+                       + (f": {item.notice.text}" if item.notice.text else ""))
+            continue
         body = relay_pb2.OwnerCommandBody.FromString(item.command.body)
         kind = relay_pb2.OwnerCommandKind.Name(body.kind).removeprefix("OWNER_COMMAND_KIND_").lower()
         click.echo(f"{entry.address} #{item.seq} {kind} {body.command_id.hex()}")

@@ -134,6 +134,14 @@ def _admin_client(data_dir, relay_link, key_path):
     return admin_client.AdminClient(target_of_link(link), key)
 
 
+def _admin_call(data_dir, relay_link, key_path, ask):
+    """`ask(client)` of the relay's AdminService, from the flags or the data dir."""
+    async def run():
+        async with _admin_client(data_dir, relay_link, key_path) as c:
+            return await ask(c)
+    return run_async(run())
+
+
 def _window(value: float) -> float:
     if not 0.1 <= value <= 10:
         fail(f"--window must be 0.1 to 10 seconds, got {value:g}")
@@ -169,6 +177,8 @@ def status(data_dir, relay_link, key_path, as_json, window) -> None:
             continue
         click.echo(f"gateway {i}: {g['subscribers']} subscribers, {g['deliveries_per_second']:.1f} deliveries/s, "
                    f"{g['cut_off']} cut off, node {g['node_id'][:8]}")
+    for taken in out.get("taken_down", []):
+        click.echo(f"taken down: {taken['group_address']} ({taken['reason']})")
 
 
 def _top_table(out: dict):
@@ -226,11 +236,33 @@ def top(data_dir, relay_link, key_path, as_json, limit, window, count) -> None:
 @click.option("--shard", "to_shard", required=True, type=click.IntRange(0), help="The shard index it moves to.")
 def move(data_dir, relay_link, key_path, as_json, address, to_shard) -> None:
     """Move a group to another relay shard (no post is lost or reordered)."""
-    async def run():
-        async with _admin_client(data_dir, relay_link, key_path) as c:
-            return await c.move(address, to_shard)
-    out = run_async(run())
+    out = _admin_call(data_dir, relay_link, key_path, lambda c: c.move(address, to_shard))
     click.echo(json.dumps(out) if as_json else f"group {address} is served by shard {out['shard_id']}")
+
+
+@main.group()
+def admin() -> None:
+    """The operator's actions on one group of this relay."""
+
+
+@admin.command("takedown")
+@_admin_options
+@click.argument("address")
+@click.option("--reason", required=True, help="Why, in the operator's words (1 to 500 characters): "
+              "whoever is refused is shown it, and the owners find it in their service log.")
+def takedown(data_dir, relay_link, key_path, as_json, address, reason) -> None:
+    """Take a group down on this relay: its joins, posts and reads are refused (taken_down)."""
+    out = _admin_call(data_dir, relay_link, key_path, lambda c: c.take_down(address, reason))
+    click.echo(json.dumps(out) if as_json else f"group {address} is taken down: {out['taken_down']}")
+
+
+@admin.command("restore")
+@_admin_options
+@click.argument("address")
+def restore(data_dir, relay_link, key_path, as_json, address) -> None:
+    """Lift a takedown: the group is served again on this relay."""
+    out = _admin_call(data_dir, relay_link, key_path, lambda c: c.restore(address))
+    click.echo(json.dumps(out) if as_json else f"group {address} is served again")
 
 
 if __name__ == "__main__":

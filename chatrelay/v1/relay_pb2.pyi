@@ -182,16 +182,26 @@ class OwnerReadBody(_message.Message):
     def __init__(self, group_address: _Optional[str] = ..., since_seq: _Optional[int] = ..., nonce: _Optional[bytes] = ..., timestamp: _Optional[int] = ...) -> None: ...
 
 class ServiceLogEntry(_message.Message):
-    __slots__ = ("seq", "command", "applied_at", "outcome")
+    __slots__ = ("seq", "command", "applied_at", "outcome", "notice")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     COMMAND_FIELD_NUMBER: _ClassVar[int]
     APPLIED_AT_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    NOTICE_FIELD_NUMBER: _ClassVar[int]
     seq: int
     command: _core_pb2.SignedEnvelope
     applied_at: int
     outcome: str
-    def __init__(self, seq: _Optional[int] = ..., command: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ..., applied_at: _Optional[int] = ..., outcome: _Optional[str] = ...) -> None: ...
+    notice: RelayNotice
+    def __init__(self, seq: _Optional[int] = ..., command: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ..., applied_at: _Optional[int] = ..., outcome: _Optional[str] = ..., notice: _Optional[_Union[RelayNotice, _Mapping]] = ...) -> None: ...
+
+class RelayNotice(_message.Message):
+    __slots__ = ("kind", "text")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    text: str
+    def __init__(self, kind: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class ServiceLogRequest(_message.Message):
     __slots__ = ("envelope",)
@@ -500,7 +510,7 @@ class SendQueueResponse(_message.Message):
     def __init__(self, seq: _Optional[int] = ...) -> None: ...
 
 class AdminBody(_message.Message):
-    __slots__ = ("nonce", "timestamp", "method", "window_ms", "limit", "group_address", "to_shard")
+    __slots__ = ("nonce", "timestamp", "method", "window_ms", "limit", "group_address", "to_shard", "reason")
     NONCE_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -508,6 +518,7 @@ class AdminBody(_message.Message):
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     GROUP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     TO_SHARD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     nonce: bytes
     timestamp: int
     method: str
@@ -515,7 +526,8 @@ class AdminBody(_message.Message):
     limit: int
     group_address: str
     to_shard: int
-    def __init__(self, nonce: _Optional[bytes] = ..., timestamp: _Optional[int] = ..., method: _Optional[str] = ..., window_ms: _Optional[int] = ..., limit: _Optional[int] = ..., group_address: _Optional[str] = ..., to_shard: _Optional[int] = ...) -> None: ...
+    reason: str
+    def __init__(self, nonce: _Optional[bytes] = ..., timestamp: _Optional[int] = ..., method: _Optional[str] = ..., window_ms: _Optional[int] = ..., limit: _Optional[int] = ..., group_address: _Optional[str] = ..., to_shard: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ShardStatus(_message.Message):
     __slots__ = ("shard_id", "node_id", "groups", "mailbox_depth", "healthy", "index", "pid", "rss_bytes", "posts_accepted", "posts_per_second", "moved_out", "error")
@@ -576,7 +588,7 @@ class StatusRequest(_message.Message):
     def __init__(self, envelope: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("relay_link", "shards", "groups", "subscribers", "posts_per_second", "deliveries_per_second", "health", "gateways", "groups_loaded", "posts_accepted", "deliveries", "window_seconds", "registry", "nodes", "store")
+    __slots__ = ("relay_link", "shards", "groups", "subscribers", "posts_per_second", "deliveries_per_second", "health", "gateways", "groups_loaded", "posts_accepted", "deliveries", "window_seconds", "registry", "nodes", "store", "taken_down")
     RELAY_LINK_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
@@ -592,6 +604,7 @@ class StatusResponse(_message.Message):
     REGISTRY_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     STORE_FIELD_NUMBER: _ClassVar[int]
+    TAKEN_DOWN_FIELD_NUMBER: _ClassVar[int]
     relay_link: str
     shards: _containers.RepeatedCompositeFieldContainer[ShardStatus]
     groups: int
@@ -607,7 +620,16 @@ class StatusResponse(_message.Message):
     registry: str
     nodes: int
     store: str
-    def __init__(self, relay_link: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[ShardStatus, _Mapping]]] = ..., groups: _Optional[int] = ..., subscribers: _Optional[int] = ..., posts_per_second: _Optional[float] = ..., deliveries_per_second: _Optional[float] = ..., health: _Optional[str] = ..., gateways: _Optional[_Iterable[_Union[GatewayStatus, _Mapping]]] = ..., groups_loaded: _Optional[int] = ..., posts_accepted: _Optional[int] = ..., deliveries: _Optional[int] = ..., window_seconds: _Optional[float] = ..., registry: _Optional[str] = ..., nodes: _Optional[int] = ..., store: _Optional[str] = ...) -> None: ...
+    taken_down: _containers.RepeatedCompositeFieldContainer[TakenDown]
+    def __init__(self, relay_link: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[ShardStatus, _Mapping]]] = ..., groups: _Optional[int] = ..., subscribers: _Optional[int] = ..., posts_per_second: _Optional[float] = ..., deliveries_per_second: _Optional[float] = ..., health: _Optional[str] = ..., gateways: _Optional[_Iterable[_Union[GatewayStatus, _Mapping]]] = ..., groups_loaded: _Optional[int] = ..., posts_accepted: _Optional[int] = ..., deliveries: _Optional[int] = ..., window_seconds: _Optional[float] = ..., registry: _Optional[str] = ..., nodes: _Optional[int] = ..., store: _Optional[str] = ..., taken_down: _Optional[_Iterable[_Union[TakenDown, _Mapping]]] = ...) -> None: ...
+
+class TakenDown(_message.Message):
+    __slots__ = ("group_address", "reason")
+    GROUP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    group_address: str
+    reason: str
+    def __init__(self, group_address: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GroupLoad(_message.Message):
     __slots__ = ("group_address", "posts_per_second", "subscribers", "mailbox_depth", "shard_id", "posts_accepted", "deliveries_per_second", "last_seq", "members", "state")
@@ -660,3 +682,17 @@ class MoveGroupResponse(_message.Message):
     SHARD_ID_FIELD_NUMBER: _ClassVar[int]
     shard_id: str
     def __init__(self, shard_id: _Optional[str] = ...) -> None: ...
+
+class TakeDownRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _core_pb2.SignedEnvelope
+    def __init__(self, envelope: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
+
+class TakeDownResponse(_message.Message):
+    __slots__ = ("group_address", "taken_down")
+    GROUP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    TAKEN_DOWN_FIELD_NUMBER: _ClassVar[int]
+    group_address: str
+    taken_down: str
+    def __init__(self, group_address: _Optional[str] = ..., taken_down: _Optional[str] = ...) -> None: ...

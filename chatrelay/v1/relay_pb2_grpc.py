@@ -809,6 +809,16 @@ class AdminServiceStub:
                 request_serializer=chatrelay_dot_v1_dot_relay__pb2.MoveGroupRequest.SerializeToString,
                 response_deserializer=chatrelay_dot_v1_dot_relay__pb2.MoveGroupResponse.FromString,
                 _registered_method=True)
+        self.TakeDown = channel.unary_unary(
+                '/chatrelay.v1.AdminService/TakeDown',
+                request_serializer=chatrelay_dot_v1_dot_relay__pb2.TakeDownRequest.SerializeToString,
+                response_deserializer=chatrelay_dot_v1_dot_relay__pb2.TakeDownResponse.FromString,
+                _registered_method=True)
+        self.Restore = channel.unary_unary(
+                '/chatrelay.v1.AdminService/Restore',
+                request_serializer=chatrelay_dot_v1_dot_relay__pb2.TakeDownRequest.SerializeToString,
+                response_deserializer=chatrelay_dot_v1_dot_relay__pb2.TakeDownResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -832,6 +842,20 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TakeDown(self, request, context):
+        """Suspend a group on this relay: its joins, posts and reads are refused, reason
+        taken_down with the operator's words; its owners find it in their service log.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Restore(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -849,6 +873,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.MoveGroup,
                     request_deserializer=chatrelay_dot_v1_dot_relay__pb2.MoveGroupRequest.FromString,
                     response_serializer=chatrelay_dot_v1_dot_relay__pb2.MoveGroupResponse.SerializeToString,
+            ),
+            'TakeDown': grpc.unary_unary_rpc_method_handler(
+                    servicer.TakeDown,
+                    request_deserializer=chatrelay_dot_v1_dot_relay__pb2.TakeDownRequest.FromString,
+                    response_serializer=chatrelay_dot_v1_dot_relay__pb2.TakeDownResponse.SerializeToString,
+            ),
+            'Restore': grpc.unary_unary_rpc_method_handler(
+                    servicer.Restore,
+                    request_deserializer=chatrelay_dot_v1_dot_relay__pb2.TakeDownRequest.FromString,
+                    response_serializer=chatrelay_dot_v1_dot_relay__pb2.TakeDownResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -932,6 +966,60 @@ class AdminService:
             '/chatrelay.v1.AdminService/MoveGroup',
             chatrelay_dot_v1_dot_relay__pb2.MoveGroupRequest.SerializeToString,
             chatrelay_dot_v1_dot_relay__pb2.MoveGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TakeDown(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatrelay.v1.AdminService/TakeDown',
+            chatrelay_dot_v1_dot_relay__pb2.TakeDownRequest.SerializeToString,
+            chatrelay_dot_v1_dot_relay__pb2.TakeDownResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Restore(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatrelay.v1.AdminService/Restore',
+            chatrelay_dot_v1_dot_relay__pb2.TakeDownRequest.SerializeToString,
+            chatrelay_dot_v1_dot_relay__pb2.TakeDownResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,4 +35,4 @@ def test_every_service_rpc_is_in_the_contract():
         "CreateQueue", "RequestConnection", "ReadQueue", "SendQueue",
     }
     admin = relay_pb2.DESCRIPTOR.services_by_name["AdminService"]
-    assert {m.name for m in admin.methods} == {"Status", "Top", "MoveGroup"}
+    assert {m.name for m in admin.methods} == {"Status", "Top", "MoveGroup", "TakeDown", "Restore"}
