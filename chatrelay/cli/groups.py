@@ -66,6 +66,25 @@ def group_create(relays, name, join_policy, description, direct_messages, state_
 
 
 
+@group_cmd.command("delete")
+@group_option
+@state_option
+def group_delete(which, state_path) -> None:
+    """Delete a group or channel you own: every relay stops serving it and drops its
+    posts, and the state file forgets it."""
+    from chatrelay import client
+
+    st = load_state(state_path)
+    try:
+        owned = st.find_owned(which)
+    except ChatRelayError as exc:
+        fail(str(exc))
+    run_async(client.delete_group(owned))
+    st.owned.remove(owned)
+    save_state(state_path, st)
+    click.echo(f"deleted: {owned.name}")
+
+
 @main.group()
 def relay() -> None:
     """The relays of a group or channel you own."""
@@ -81,6 +100,18 @@ def relay_add(relay_link, which, state_path) -> None:
 
     _, entry = owned_command(which, state_path, lambda owned: client.add_relay(owned, relay_link))
     click.echo(f"{entry.relay_link} {entry.address} {entry.state}")
+
+
+@relay.command("remove")
+@click.argument("relay_link", metavar="RELAY_LINK")
+@group_option
+@state_option
+def relay_remove(relay_link, which, state_path) -> None:
+    """Tell a relay to stop serving the group, and publish the profile without it."""
+    from chatrelay import client
+
+    owned, _ = owned_command(which, state_path, lambda owned: client.remove_relay(owned, relay_link))
+    click.echo(f"removed {relay_link}; {len(owned.relays)} relay(s) serve the group")
 
 
 @main.command()

@@ -108,6 +108,21 @@ def test_group_management_from_the_cli(tmp_path):
         assert [r[0] for r in rows] == [one.link, two.link] and {r[2] for r in rows} == {"active"}
         bad = cli("approve", "not-an-id!", "--state", owner)
         assert bad.returncode == 2 and bad.stderr.startswith("chatrelay: request id is malformed")
+
+        assert ok("relay", "remove", one.link, "--state", owner).strip() == f"removed {one.link}; 1 relay(s) serve the group"
+        assert [l.split()[0] for l in ok("relays", "--state", owner).splitlines()] == [two.link]
+        last = cli("relay", "remove", two.link, "--state", owner)
+        assert (last.returncode, last.stderr) == (
+            2, "chatrelay: a group keeps at least one relay; delete the group instead (not_allowed)\n")
+        other = cli("relay", "remove", one.link, "--state", owner)
+        assert (other.returncode, other.stderr) == (2, f"chatrelay: {one.link} is not a relay of this group (unknown_address)\n")
+        assert cli("relay", "remove", "not a link", "--state", owner).returncode == 2
+        assert ok("group", "delete", "--state", owner).strip() == "deleted: Club"
+        gone = cli("join", link, "--state", carol)  # through the relay left, which deleted it
+        assert gone.returncode == 2 and gone.stderr.endswith("(not_active)\n"), gone.stderr
+        assert json.load(open(owner))["owned"] == []
+        again = cli("group", "delete", "--state", owner)
+        assert again.returncode == 2 and again.stderr.startswith("chatrelay: ") and len(again.stderr.splitlines()) == 1
     finally:
         one.stop()
         two.stop()
