@@ -1,19 +1,39 @@
 """What every `chatrelay` command shares: the command group, the one-line errors (exit
-2), running the SDK's coroutines, and the state file."""
+2), what it prints (`echo`: never a control sequence that came from elsewhere), running
+the SDK's coroutines, and the state file."""
 
 from __future__ import annotations
 
 import sys
+import unicodedata
 
 import click
 
 from chatrelay.errors import ChatRelayError
 
 EXIT_ERROR = 2
+KEPT = frozenset("\n\t")
+BIDI = frozenset(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]))  # embeddings, overrides, isolates
+
+
+def shown(text: str) -> str:
+    """Text as it may reach a terminal. Much of what the CLI prints came from elsewhere (a
+    post, a name, a relay's message): control characters (escape sequences, carriage
+    returns, bells) and bidi overrides are written as escapes, never acted on; new lines
+    and tabs stay."""
+    return "".join(
+        c.encode("unicode_escape").decode("ascii")
+        if c not in KEPT and (unicodedata.category(c) == "Cc" or c in BIDI) else c
+        for c in text)
+
+
+def echo(message: str = "", err: bool = False) -> None:
+    """click.echo, through `shown`: every line the CLI prints goes through here."""
+    click.echo(shown(str(message)), err=err)
 
 
 def fail(message: str) -> None:
-    click.echo(f"chatrelay: {message}", err=True)
+    echo(f"chatrelay: {message}", err=True)
     sys.exit(EXIT_ERROR)
 
 
@@ -88,4 +108,4 @@ def report_skipped(checked) -> None:
     """One line on stderr for each item a reader skipped (chatrelay.items): the command
     goes on, and exits 0 for what it did read."""
     for skipped in getattr(checked, "skipped", ()):
-        click.echo(f"chatrelay: {skipped}", err=True)
+        echo(f"chatrelay: {skipped}", err=True)

@@ -8,7 +8,7 @@ from typing import Callable
 
 import click
 
-from chatrelay.cli.base import fail, load_state, main, report_skipped, run_async, save_state, state_option
+from chatrelay.cli.base import echo, fail, load_state, main, report_skipped, run_async, save_state, state_option
 from chatrelay.errors import ChatRelayError, Reason
 
 
@@ -29,7 +29,7 @@ def _address_commands(name: str, one_time: bool, about: str, holds: str, shown: 
         address = run_async(contacts.create_address(relay_link, name, one_time=one_time))
         st.addresses.append(address)
         save_state(state_path, st)
-        click.echo(address.link)
+        echo(address.link)
 
 
 _address_commands("address", False, "Contact addresses: multi-use links people connect to.", "address",
@@ -52,7 +52,7 @@ def connect(link_text, name, message, state_path) -> None:
     contact.name = _unique_name(st, contact.name)
     st.contacts.append(contact)
     save_state(state_path, st)
-    click.echo(f"request sent to {contact.name}; it waits on the relay until they accept")
+    echo(f"request sent to {contact.name}; it waits on the relay until they accept")
 
 
 @main.command()
@@ -66,7 +66,7 @@ def requests(state_path) -> None:
         found = run_async(contacts.requests(addr))
         for item in found:
             if item["status"] == "waiting":
-                click.echo(f"{item['id']} {item['name'] or '(no name)'}: {item['message']}")
+                echo(f"{item['id']} {item['name'] or '(no name)'}: {item['message']}")
         report_skipped(found)
     save_state(state_path, st)  # a request that does not open is reported once
 
@@ -93,7 +93,7 @@ def accept_cmd(request_id, state_path) -> None:
     contact.name = _unique_name(st, contact.name)
     st.contacts.append(contact)
     save_state(state_path, st)
-    click.echo(f"connected: {contact.name}")
+    echo(f"connected: {contact.name}")
 
 
 @main.command("contacts")
@@ -102,7 +102,7 @@ def contacts_cmd(state_path) -> None:
     """Your contacts, one a line: name and status."""
     st = load_state(state_path)
     for c in st.contacts:
-        click.echo(f"{c.name}\t{c.status}")
+        echo(f"{c.name}\t{c.status}")
 
 
 @main.command()
@@ -119,7 +119,7 @@ def send(contact_name, text, state_path) -> None:
     except ChatRelayError as exc:
         fail(str(exc))
     run_async(contacts.send(contact, text))
-    click.echo("sent")
+    echo("sent")
 
 
 @main.command()
@@ -147,11 +147,11 @@ def dm(member, text, which, state_path) -> None:
             continue
         if contact.status == "waiting":  # the acceptance may be in my queue already
             for line in run_async(contacts.inbox(contact)):
-                click.echo(f"{contact.name}: {line}")
+                echo(f"{contact.name}: {line}")
         if contact.status == "connected":
             run_async(contacts.send(contact, text))
             save_state(state_path, st)
-            click.echo("sent")
+            echo("sent")
             return
     try:
         who = st.find_membership(which)
@@ -160,7 +160,7 @@ def dm(member, text, which, state_path) -> None:
     invitation_ = run_async(direct.send_direct_invitation(who, member, text))
     st.addresses.append(invitation_)
     save_state(state_path, st)
-    click.echo(f"direct invitation sent to {member}; your message travels with it")
+    echo(f"direct invitation sent to {member}; your message travels with it")
 
 
 def _accept_invitation(st, invitation_id: str, state_path) -> None:
@@ -172,7 +172,7 @@ def _accept_invitation(st, invitation_id: str, state_path) -> None:
             contact.name = _unique_name(st, contact.name)
             st.contacts.append(contact)
             save_state(state_path, st)
-            click.echo(f"connecting to {contact.name}; what they send arrives in `chatrelay inbox`")
+            echo(f"connecting to {contact.name}; what they send arrives in `chatrelay inbox`")
             return
     fail(str(ChatRelayError(Reason.UNKNOWN_ADDRESS, f"no direct invitation {invitation_id!r} waiting; "
                                                       "`chatrelay inbox` lists them")))
@@ -225,7 +225,7 @@ def _inbox_items(st) -> list[tuple[str, Callable[[], None]]]:
         got = run_async(direct.direct_invitations(membership))
         for invitation in got:
             said = f": {invitation.message}" if invitation.message else ""
-            click.echo(f"{invitation.name or 'a member'} invites you to talk directly{said} "
+            echo(f"{invitation.name or 'a member'} invites you to talk directly{said} "
                        f"(chatrelay dm accept {invitation.id})")
         report_skipped(got)
 
@@ -233,12 +233,12 @@ def _inbox_items(st) -> list[tuple[str, Callable[[], None]]]:
         for contact in run_async(direct.accept_direct(addr)):
             contact.name = _unique_name(st, contact.name)
             st.contacts.append(contact)
-            click.echo(f"{contact.name} connected directly")
+            echo(f"{contact.name} connected directly")
 
     def messages(contact) -> None:
         texts = run_async(contacts.inbox(contact))
         for text in texts:
-            click.echo(f"{contact.name}: {text}")
+            echo(f"{contact.name}: {text}")
             sys.stdout.flush()
         report_skipped(texts)
 

@@ -8,6 +8,7 @@ import sys
 import click
 
 from chatrelay.cli.base import (
+    echo,
     fail, group_option, load_state, main, owned_command, report_skipped, run_async, save_state, state_option,
 )
 from chatrelay.errors import ChatRelayError, Reason
@@ -34,7 +35,7 @@ def channel_create(relays, name, description, state_path) -> None:
     owned = run_async(client.create_group(list(relays), name, GroupKind.CHANNEL, description=description))
     st.owned.append(owned)
     save_state(state_path, st)
-    click.echo(owned.link)
+    echo(owned.link)
 
 
 @main.group("group")
@@ -62,7 +63,7 @@ def group_create(relays, name, join_policy, description, direct_messages, state_
     ))
     st.owned.append(owned)
     save_state(state_path, st)
-    click.echo(owned.link)
+    echo(owned.link)
 
 
 
@@ -82,7 +83,7 @@ def group_delete(which, state_path) -> None:
     run_async(client.delete_group(owned))
     st.owned.remove(owned)
     save_state(state_path, st)
-    click.echo(f"deleted: {owned.name}")
+    echo(f"deleted: {owned.name}")
 
 
 @main.group()
@@ -99,7 +100,7 @@ def relay_add(relay_link, which, state_path) -> None:
     from chatrelay import client
 
     _, entry = owned_command(which, state_path, lambda owned: client.add_relay(owned, relay_link))
-    click.echo(f"{entry.relay_link} {entry.address} {entry.state}")
+    echo(f"{entry.relay_link} {entry.address} {entry.state}")
 
 
 @relay.command("remove")
@@ -111,7 +112,7 @@ def relay_remove(relay_link, which, state_path) -> None:
     from chatrelay import client
 
     owned, _ = owned_command(which, state_path, lambda owned: client.remove_relay(owned, relay_link))
-    click.echo(f"removed {relay_link}; {len(owned.relays)} relay(s) serve the group")
+    echo(f"removed {relay_link}; {len(owned.relays)} relay(s) serve the group")
 
 
 @main.command()
@@ -125,7 +126,7 @@ def relays(which, state_path) -> None:
     except ChatRelayError as exc:
         fail(str(exc))
     for entry in owned.relays:
-        click.echo(f"{entry.relay_link} {entry.address} {entry.state}")
+        echo(f"{entry.relay_link} {entry.address} {entry.state}")
 
 
 @main.command()
@@ -142,7 +143,7 @@ def pending(which, state_path) -> None:
     names = Counter(item.display_name for item in items)
     for item in items:
         shared = names[item.display_name] > 1
-        click.echo(f"{item}#{direct.fingerprint(item.sign_key)}" if shared else str(item))
+        echo(f"{item}#{direct.fingerprint(item.sign_key)}" if shared else str(item))
     report_skipped(items)
 
 
@@ -150,7 +151,7 @@ def _decide(request_id, which, state_path, approve_it: bool) -> None:
     from chatrelay import client
 
     owned_command(which, state_path, lambda owned: client.decide(owned, request_id, approve_it))
-    click.echo("approved" if approve_it else "rejected")
+    echo("approved" if approve_it else "rejected")
 
 
 @main.command()
@@ -175,7 +176,7 @@ def reject(request_id, which, state_path) -> None:
         if any(item["id"] == request_id for item in run_async(contacts.requests(addr))):
             contacts.reject(addr, request_id)
             save_state(state_path, st)
-            click.echo("rejected")
+            echo("rejected")
             return
     _decide(request_id, which, state_path, False)
 
@@ -188,7 +189,7 @@ def suspend(which, state_path) -> None:
     from chatrelay import client
 
     owned_command(which, state_path, client.suspend)
-    click.echo("suspended: new members are refused")
+    echo("suspended: new members are refused")
 
 
 @main.command()
@@ -199,7 +200,7 @@ def resume(which, state_path) -> None:
     from chatrelay import client
 
     owned_command(which, state_path, client.resume)
-    click.echo("resumed")
+    echo("resumed")
 
 
 @main.command("log")
@@ -213,12 +214,12 @@ def service_log(which, state_path) -> None:
     _, entries = owned_command(which, state_path, client.service_log, save=False)
     for entry, item in entries:
         if item.HasField("notice"):  # the relay's own word
-            click.echo(f"{entry.address} #{item.seq} relay: {item.notice.kind}"
+            echo(f"{entry.address} #{item.seq} relay: {item.notice.kind}"
                        + (f": {item.notice.text}" if item.notice.text else ""))
             continue
         body = relay_pb2.OwnerCommandBody.FromString(item.command.body)
         kind = relay_pb2.OwnerCommandKind.Name(body.kind).removeprefix("OWNER_COMMAND_KIND_").lower()
-        click.echo(f"{entry.address} #{item.seq} {kind} {body.command_id.hex()}")
+        echo(f"{entry.address} #{item.seq} {kind} {body.command_id.hex()}")
 
 
 @main.command()
@@ -235,7 +236,7 @@ def post(text, which, state_path) -> None:
     except ChatRelayError as exc:
         fail(str(exc))
     acks = run_async(client.post(owned, text, retry_for_s=POST_RETRY_S))
-    click.echo(f"posted #{acks[0].seq}")
+    echo(f"posted #{acks[0].seq}")
     report_skipped(acks)  # a relay that refused it while another took it
 
 
@@ -268,7 +269,7 @@ def invite_create(uses, expires, which, state_path) -> None:
         code = client.make_invite(owned, uses=uses, expires_in_s=parse_duration(expires) if expires else 0)
     except ChatRelayError as exc:
         fail(str(exc))
-    click.echo(code)
+    echo(code)
 
 
 @main.command()
@@ -288,7 +289,7 @@ def join(link_text, name, state_path) -> None:
         "pending": "waiting for the owners to approve",
         "held": "held by the relay until the group is active",
     }[membership.status]
-    click.echo(f"{state}: {membership.name}")
+    echo(f"{state}: {membership.name}")
 
 
 @main.command()
@@ -308,16 +309,16 @@ def read(which, follow, as_json, state_path) -> None:
 
     def show(p) -> None:
         if as_json:
-            click.echo(json.dumps(p.to_json()))
+            echo(json.dumps(p.to_json()))
         else:
-            click.echo(p.text.replace("\\", "\\\\").replace("\n", "\\n"))
+            echo(p.text.replace("\\", "\\\\").replace("\n", "\\n"))
         sys.stdout.flush()
 
     def skip(skipped) -> None:  # a post or relay that did not check out: said once, read goes on
         if as_json:
-            click.echo(json.dumps({"skipped": skipped.to_json()}))
+            echo(json.dumps({"skipped": skipped.to_json()}))
         else:
-            click.echo(f"chatrelay: {skipped}", err=True)
+            echo(f"chatrelay: {skipped}", err=True)
 
     async def run() -> None:
         if follow:

@@ -8,7 +8,7 @@ import sys
 import click
 
 from chatrelay import settings as settings_mod
-from chatrelay.cli.base import fail, main, run_async
+from chatrelay.cli.base import echo, fail, main, run_async
 from chatrelay.errors import ChatRelayError
 from chatrelay.links import ShortLink
 
@@ -26,7 +26,7 @@ def link_parse(text: str) -> None:
         parsed = ShortLink.parse(text)
     except ChatRelayError as exc:
         fail(str(exc))
-    click.echo(json.dumps(parsed.to_json()))
+    echo(json.dumps(parsed.to_json()))
 
 
 def settings_options(fn):
@@ -62,18 +62,18 @@ def up(**flags) -> None:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot start: {exc}")
-    click.echo(relay.link)
-    click.echo(f"relay serving on {', '.join(relay.addresses) or relay.target} ({settings})", err=True)
+    echo(relay.link)
+    echo(f"relay serving on {', '.join(relay.addresses) or relay.target} ({settings})", err=True)
     if settings.metrics:
-        click.echo(f"metrics on http://{settings.metrics}/metrics", err=True)
-    click.echo("ready")
+        echo(f"metrics on http://{settings.metrics}/metrics", err=True)
+    echo("ready")
     sys.stdout.flush()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     while not stop.wait(1.0):
         pass
-    click.echo("stopping", err=True)
+    echo("stopping", err=True)
     up_mod.stop(relay)
 
 
@@ -96,9 +96,9 @@ def keys(data_dir) -> None:
     except OSError as exc:
         fail(f"cannot write the keys in {folder}: {exc.strerror}")
     names = (identity.KEY_FILE, identity.OPERATOR_KEY_FILE, identity.TLS_KEY_FILE, identity.TLS_CERT_FILE)
-    click.echo(f"keys in {folder}: {', '.join(names)}")
-    click.echo(f"relay key {relay.verify_key.encode().hex()}")
-    click.echo(f"tls pin {tls.render_pin(tls.pin_of_pem(cert))}")
+    echo(f"keys in {folder}: {', '.join(names)}")
+    echo(f"relay key {relay.verify_key.encode().hex()}")
+    echo(f"tls pin {tls.render_pin(tls.pin_of_pem(cert))}")
 
 
 def _admin_options(fn):
@@ -158,27 +158,27 @@ def status(data_dir, relay_link, key_path, as_json, window) -> None:
             return await c.status(_window(window))
     out = run_async(run())
     if as_json:
-        click.echo(json.dumps(out, indent=2))
+        echo(json.dumps(out, indent=2))
         return
-    click.echo(f"health {out['health']}: {out['nodes']} Ray node(s), registry {out['registry']}, store {out['store']}")
-    click.echo(f"groups {out['groups']} registered, {out['groups_loaded']} loaded; "
+    echo(f"health {out['health']}: {out['nodes']} Ray node(s), registry {out['registry']}, store {out['store']}")
+    echo(f"groups {out['groups']} registered, {out['groups_loaded']} loaded; "
                f"subscribers {out['subscribers']}")
-    click.echo(f"posts {out['posts_per_second']:.1f}/s, deliveries {out['deliveries_per_second']:.1f}/s "
+    echo(f"posts {out['posts_per_second']:.1f}/s, deliveries {out['deliveries_per_second']:.1f}/s "
                f"(over {out['window_seconds']:.1f} s)")
     for s in out["shards"]:
         if not s["healthy"]:
-            click.echo(f"shard {s['shard_id']}: NOT ANSWERING ({s['error']})")
+            echo(f"shard {s['shard_id']}: NOT ANSWERING ({s['error']})")
             continue
-        click.echo(f"shard {s['shard_id']}: {s['groups']} groups, {s['posts_per_second']:.1f} posts/s, "
+        echo(f"shard {s['shard_id']}: {s['groups']} groups, {s['posts_per_second']:.1f} posts/s, "
                    f"mailboxes {s['mailbox_depth']}, {s['rss_bytes'] / 2**20:.0f} MiB, node {s['node_id'][:8]}")
     for i, g in enumerate(out["gateways"]):
         if not g["healthy"]:
-            click.echo(f"gateway {i}: NOT ANSWERING ({g['error']})")
+            echo(f"gateway {i}: NOT ANSWERING ({g['error']})")
             continue
-        click.echo(f"gateway {i}: {g['subscribers']} subscribers, {g['deliveries_per_second']:.1f} deliveries/s, "
+        echo(f"gateway {i}: {g['subscribers']} subscribers, {g['deliveries_per_second']:.1f} deliveries/s, "
                    f"{g['cut_off']} cut off, node {g['node_id'][:8]}")
     for taken in out.get("taken_down", []):
-        click.echo(f"taken down: {taken['group_address']} ({taken['reason']})")
+        echo(f"taken down: {taken['group_address']} ({taken['reason']})")
 
 
 def _top_table(out: dict):
@@ -211,7 +211,7 @@ def top(data_dir, relay_link, key_path, as_json, limit, window, count) -> None:
         async def run():
             async with _admin_client(data_dir, relay_link, key_path) as c:
                 return await once(c)
-        click.echo(json.dumps(run_async(run()), indent=2))
+        echo(json.dumps(run_async(run()), indent=2))
         return
 
     from rich.console import Console
@@ -237,7 +237,7 @@ def top(data_dir, relay_link, key_path, as_json, limit, window, count) -> None:
 def move(data_dir, relay_link, key_path, as_json, address, to_shard) -> None:
     """Move a group to another relay shard (no post is lost or reordered)."""
     out = _admin_call(data_dir, relay_link, key_path, lambda c: c.move(address, to_shard))
-    click.echo(json.dumps(out) if as_json else f"group {address} is served by shard {out['shard_id']}")
+    echo(json.dumps(out) if as_json else f"group {address} is served by shard {out['shard_id']}")
 
 
 @main.group()
@@ -253,7 +253,7 @@ def admin() -> None:
 def takedown(data_dir, relay_link, key_path, as_json, address, reason) -> None:
     """Take a group down on this relay: its joins, posts and reads are refused (taken_down)."""
     out = _admin_call(data_dir, relay_link, key_path, lambda c: c.take_down(address, reason))
-    click.echo(json.dumps(out) if as_json else f"group {address} is taken down: {out['taken_down']}")
+    echo(json.dumps(out) if as_json else f"group {address} is taken down: {out['taken_down']}")
 
 
 @admin.command("restore")
@@ -262,7 +262,7 @@ def takedown(data_dir, relay_link, key_path, as_json, address, reason) -> None:
 def restore(data_dir, relay_link, key_path, as_json, address) -> None:
     """Lift a takedown: the group is served again on this relay."""
     out = _admin_call(data_dir, relay_link, key_path, lambda c: c.restore(address))
-    click.echo(json.dumps(out) if as_json else f"group {address} is served again")
+    echo(json.dumps(out) if as_json else f"group {address} is served again")
 
 
 if __name__ == "__main__":

@@ -171,3 +171,21 @@ async def test_a_queue_holding_more_than_a_clients_receive_limit_is_read_page_by
     found = await contacts.requests(address)
     assert [r["message"] for r in found] == ["after them"]
     assert [s.item for s in found.skipped] == [f"request {r.hex()}" for r in big]  # garbage, each said
+
+
+async def test_a_post_with_control_sequences_reaches_no_terminal_as_one(relay, tmp_path):
+    """A member's post may hold anything; `chatrelay read` writes its control characters
+    (here: clear the screen, a bidi override) as escapes, so the reader's terminal acts
+    on none of them."""
+    from chatrelay.state import load
+
+    from realparts import ok
+
+    owner, ann = tmp_path / "owner.json", tmp_path / "ann.json"
+    link = (await asyncio.to_thread(ok, "group", "create", "--relay", relay.link, "--name", "Terminal",
+                                    "--state", str(owner))).strip()
+    await asyncio.to_thread(ok, "join", link, "--state", str(ann), "--name", "Ann")
+    await client.post(load(ann).memberships[0], "\x1b[2Jcleared \u202egnp.exe")
+    out = await asyncio.to_thread(ok, "read", "--state", str(owner))
+    assert out == "\\x1b[2Jcleared \\u202egnp.exe\n"
+    assert "\x1b" not in out and "\u202e" not in out

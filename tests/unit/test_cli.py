@@ -118,3 +118,13 @@ def test_keys_in_a_folder_that_cannot_be_made_fail_clearly(tmp_path):
     result = run("keys", "--data-dir", str(blocker / "keys"))
     assert result.exit_code == 2
     assert result.stderr == f"chatrelay: cannot write the keys in {blocker / 'keys'}: Not a directory\n"
+
+
+def test_what_reaches_a_terminal_carries_no_control_sequence():
+    from chatrelay.cli.base import shown
+
+    assert shown("a\x1b[2Jb") == "a\\x1b[2Jb"  # an escape sequence, written out
+    assert shown("bell\x07 back\r over\x08") == "bell\\x07 back\\r over\\x08"
+    assert shown("left \u202eright\u2066") == "left \\u202eright\\u2066"  # bidi overrides and isolates
+    assert shown("lines\nand\ttabs stay") == "lines\nand\ttabs stay"
+    assert shown("é ü 中文 👨\u200d👩\u200d👧") == "é ü 中文 👨\u200d👩\u200d👧"  # letters and emoji as they are
