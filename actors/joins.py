@@ -69,8 +69,9 @@ class Joins:
         return relay_pb2.JoinResponse(status=JOIN_PB[status], request_id=record.request_id)
 
     async def _drain_held(self) -> int:
-        """Admit the joins held while PENDING, each once: the cursor moves after each."""
-        if self.record.state is not GroupState.ACTIVE:
+        """Admit the joins held while PENDING, each once: the cursor moves after each.
+        Not while the group is taken down here: they wait for the restore."""
+        if self.record.state is not GroupState.ACTIVE or self.record.taken_down:
             return 0
         key = records.held_cursor_key(self.address)
         entry = await self.ctx.registry.get(key)

@@ -5,7 +5,7 @@ and, later, restored. Part of GroupRelay."""
 
 from __future__ import annotations
 
-import os
+import hashlib
 
 from chatrelay import envelope as env
 from chatrelay.actors import records
@@ -40,11 +40,16 @@ class Takedowns:
         if wanted == self.record.taken_down:
             return wanted
         fence = await self.fence()
-        await self._save(self.record.state, self.record.profile, self.profile, taken_down=wanted)
+        # The owners' notice first, keyed by what changes from which record: if the record
+        # cannot be saved, the same change asked again finds its notice there already.
         notice = relay_pb2.RelayNotice(kind="taken_down" if wanted else "restored", text=wanted)
-        await self.ctx.log.append(records.service_stream(self.address), [notice.SerializeToString()],
-                                  keys=[NOTICE_KEY + os.urandom(12)], fence=fence)
+        key = NOTICE_KEY + hashlib.sha256(notice.SerializeToString() + str(self.mod_revision).encode()).digest()[:12]
+        await self.ctx.log.append(records.service_stream(self.address), [notice.SerializeToString()], keys=[key],
+                                  fence=fence)
+        await self._save(self.record.state, self.record.profile, self.profile, taken_down=wanted)
         self.wake_readers()  # streams of a group taken down end now, with the reason
+        if not wanted:
+            self._schedule_drain()  # joins held meanwhile are admitted now
         return wanted
 
 

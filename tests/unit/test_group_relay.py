@@ -257,3 +257,52 @@ async def test_a_first_write_after_a_move_checks_the_members_the_store_holds(ctx
     assert ack.seq == 1 and here.is_member(member.public.sign_key)
     await there.stop()
     await here.stop()
+
+
+async def test_a_takedown_holds_joins_and_its_notice_is_written_once_whatever_fails(ctx):
+    """Joins held while the group was pending wait while it is taken down, and are
+    admitted at the restore. The owners' notice goes first: a takedown whose record
+    could not be saved, asked again, finds its notice and writes no second one."""
+    from chatrelay.members import MemberIdentity
+
+    secrets, signed = group.create_group(GroupKind.GROUP, "held")
+    record = GroupRecord(group_id=secrets.group_id, address="addr-held", state=GroupState.PENDING,
+                         registration_key=bytes(32), profile=env.encode(signed))
+    await ctx.registry.put(records.group_key(secrets.group_id), record.dumps())
+    entry = await ctx.registry.get(records.group_key(secrets.group_id))
+    relay = GroupRelay(ctx, record, entry.mod_revision)
+    await relay.start()
+    intake = group.verify_profile(signed).profile.intake_key
+    join = members.join_request(MemberIdentity.generate(), secrets.group_id, relay.address, intake, "early")
+    assert (await relay.join(join)).status == relay_pb2.JOIN_STATUS_HELD
+
+    from chatrelay.actors.calls import StoreUnavailable
+    from chatrelay.actors.registry import TxnResult
+
+    real_append, real_transaction = ctx.log.append, ctx.registry.transaction
+
+    async def store_down_once(*args, **kwargs):
+        ctx.log.append = real_append
+        raise StoreUnavailable("PostgreSQL is restarting or shutting down")
+
+    async def record_changed_once(*args, **kwargs):
+        ctx.registry.transaction = real_transaction
+        return TxnResult(succeeded=False, gets=(), revision=0)
+    ctx.log.append = store_down_once  # the notice cannot be written: nothing is taken down
+    with pytest.raises(ChatRelayError) as caught:
+        await relay.take_down("for a test")
+    assert caught.value.reason is Reason.UNAVAILABLE and relay.record.taken_down == ""
+    ctx.registry.transaction = record_changed_once  # the notice is written, the record is not
+    with pytest.raises(ChatRelayError) as caught:
+        await relay.take_down("for a test")
+    assert caught.value.reason is Reason.BUSY and relay.record.taken_down == ""
+    assert await relay.take_down("for a test") == "for a test"
+    notices = [e.notice for e in await relay.service_log(0) if e.HasField("notice")]
+    assert [(n.kind, n.text) for n in notices] == [("taken_down", "for a test")]
+
+    relay.record = dataclasses.replace(relay.record, state=GroupState.ACTIVE)  # as an activation does
+    assert await relay._drain_held() == 0 and relay.members == {}  # held while taken down
+    assert await relay.take_down(None) == ""
+    await relay.mailbox.wait_idle()  # the restore schedules the held joins
+    assert len(relay.members) == 1
+    await relay.stop()
