@@ -20,7 +20,7 @@ from chatrelay import codec
 from chatrelay import envelope as env
 from chatrelay import group, members
 from chatrelay.actors import records
-from chatrelay.actors.calls import ReadPosts, TailRead, refusal as told
+from chatrelay.actors.calls import ReadPosts, TailRead, refusal
 from chatrelay.actors.direct_invitations import DirectInvitations
 from chatrelay.actors.figures import GroupFigures
 from chatrelay.actors.joins import Joins
@@ -200,24 +200,24 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns):
         try:
             fence = await self.fence()  # first: the checks below see what the store holds
         except Exception as exc:  # the store unreachable: nothing is acked
-            return [told(exc)] * len(envelopes)
+            return [refusal(exc)] * len(envelopes)
         results: list = [None] * len(envelopes)
         ids = [members.message_id(e) for e in envelopes]
         now, taken, doubtful = time.time(), collections.Counter(), {}
         for i, envelope in enumerate(envelopes):
             try:
-                refusal = self._refusal_if_new(envelope, self._check_post(envelope), now, taken)
+                why = self._refusal_if_new(envelope, self._check_post(envelope), now, taken)
             except ChatRelayError as exc:
                 results[i] = exc
                 continue
-            if refusal is not None:
-                doubtful[i] = refusal  # refused, unless this relay holds it already
+            if why is not None:
+                doubtful[i] = why  # refused, unless this relay holds it already
         try:
             # Rare: only for a post that would be refused is the log asked whether it is held.
             held = await self.ctx.log.find(self.stream, [ids[i] for i in doubtful]) if doubtful else {}
-            for i, refusal in doubtful.items():
+            for i, why in doubtful.items():
                 if ids[i] not in held:
-                    results[i] = refusal
+                    results[i] = why
             accepted = [i for i in range(len(envelopes)) if results[i] is None]
             if not accepted:
                 return results
@@ -227,7 +227,7 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns):
         except Fenced as exc:  # served elsewhere now: the gateway sends them there
             raise self.let_go(exc)
         except Exception as exc:  # nothing is acked unless durable
-            failed = told(exc)  # UNAVAILABLE, saying what failed but not where
+            failed = refusal(exc)  # UNAVAILABLE, saying what failed but not where
             return [failed if r is None else r for r in results]
         self.last_seq = max(self.last_seq, max(appended.seqs))
         fresh = sum(1 for d in appended.duplicates if not d)

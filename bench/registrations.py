@@ -67,10 +67,10 @@ def run_canned_server(port_queue, answer: bytes, seed: bytes = b"") -> None:
     """A RelayService whose RegisterGroup answers `answer` to everything; with `seed`,
     one that checks each registration and answers a grant signed with that relay key,
     storing nothing. Over TLS, as a relay serves: it puts `PIN@127.0.0.1:PORT`."""
-    import grpc
     from nacl.signing import SigningKey
 
     from chatrelay.actors.registration import Registrar, fresh_record, checked_registration
+    from chatrelay.cluster.harness import serve_relay_service
     from chatrelay.v1 import relay_pb2, relay_pb2_grpc
 
     signer = Registrar(SigningKey(seed), registry=None) if seed else None
@@ -82,18 +82,7 @@ def run_canned_server(port_queue, answer: bytes, seed: bytes = b"") -> None:
             body, profile = checked_registration(request.envelope)
             return signer.granted(fresh_record(body, profile))
 
-    async def main():
-        server = grpc.aio.server()
-        relay_pb2_grpc.add_RelayServiceServicer_to_server(Canned(), server)
-        from chatrelay import tls
-
-        key_pem, cert_pem = tls.make_certificate()
-        port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key_pem, cert_pem)]))
-        port_queue.put(tls.join_target(tls.pin_of_pem(cert_pem), f"127.0.0.1:{port}"))
-        await server.start()
-        await server.wait_for_termination()
-
-    asyncio.run(main())
+    serve_relay_service(Canned(), port_queue)
 
 
 async def bare_grpc(n: int, concurrency: int) -> float:

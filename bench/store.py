@@ -75,9 +75,7 @@ async def relay_rate(store: str | None, groups: int, posters: int, posts: int, s
 def run_checking_server(port_queue) -> None:
     """A RelayService whose Post checks the post (signature, group, size) and answers an
     ack, storing nothing; over TLS, as a relay serves: it puts `PIN@127.0.0.1:PORT`."""
-    import grpc
-
-    from chatrelay import tls
+    from chatrelay.cluster.harness import serve_relay_service
     from chatrelay.v1 import core_pb2, relay_pb2, relay_pb2_grpc
 
     class Checking(relay_pb2_grpc.RelayServiceServicer):
@@ -89,16 +87,7 @@ def run_checking_server(port_queue) -> None:
             self.seq += 1
             return relay_pb2.PostAck(seq=self.seq, message_id=members.message_id(request.envelope))
 
-    async def main():
-        server = grpc.aio.server()
-        relay_pb2_grpc.add_RelayServiceServicer_to_server(Checking(), server)
-        key_pem, cert_pem = tls.make_certificate()
-        port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key_pem, cert_pem)]))
-        port_queue.put(tls.join_target(tls.pin_of_pem(cert_pem), f"127.0.0.1:{port}"))
-        await server.start()
-        await server.wait_for_termination()
-
-    asyncio.run(main())
+    serve_relay_service(Checking(), port_queue)
 
 
 async def ceiling_rate(groups: int, posters: int, posts: int, size: int) -> float:

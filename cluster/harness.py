@@ -237,6 +237,29 @@ class PostgresServer:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
+def serve_relay_service(servicer, port_queue) -> None:
+    """Serve `servicer` (a RelayService) over TLS, as a relay serves, with a certificate
+    of its own on a free loopback port, until the process is stopped; `PIN@127.0.0.1:PORT`
+    goes on `port_queue`. The benchmarks' reference servers, each in a process of its own."""
+    import asyncio
+
+    import grpc
+
+    from chatrelay import tls
+    from chatrelay.v1 import relay_pb2_grpc
+
+    async def main():
+        server = grpc.aio.server()
+        relay_pb2_grpc.add_RelayServiceServicer_to_server(servicer, server)
+        key_pem, cert_pem = tls.make_certificate()
+        port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key_pem, cert_pem)]))
+        port_queue.put(tls.join_target(tls.pin_of_pem(cert_pem), f"127.0.0.1:{port}"))
+        await server.start()
+        await server.wait_for_termination()
+
+    asyncio.run(main())
+
+
 # A benchmark's one client makes thousands of groups over one connection, which the
 # per-connection quotas are there to refuse: benchmarks that do start relays without them.
 NO_QUOTAS = {

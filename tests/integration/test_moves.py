@@ -5,6 +5,7 @@ instance serves a shard index, fenced by the shard's registry lease."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -171,29 +172,37 @@ async def test_a_hot_group_moves_to_a_shard_of_its_own(ray_session, tmp_path):
     assert await asyncio.to_thread(factory.own_shards, running.config) == []  # stopped with the relay
 
 
-async def test_one_live_instance_serves_a_shard_and_a_dead_ones_lease_runs_out(ray_session, tmp_path):
-    """A second instance of a shard (here, in this process) serves nothing while the live
-    one holds the shard's registry lease; when the live one dies without letting it go,
-    the second serves once the lease has run out, continuing the same sequence."""
-    from nacl.signing import SigningKey
-
-    from chatrelay import members
-    from chatrelay.actors.lease import LEASE_TTL_S
+@contextlib.asynccontextmanager
+async def one_shard_and_a_twin(tmp_path, name: str, host=None):
+    """A relay of one shard, with a channel its owner posted "p0" to, and a second
+    instance of that shard in this process (`host`: what it says of itself). Yields
+    (relay, twin, owned, request): `request(text)`, a PostBatch of the owner's post."""
     from chatrelay.actors.shard import RelayShard
-    from chatrelay.cluster.storage import LocalStorage
     from chatrelay.cluster import up
-    from chatrelay.state import unb64
+    from chatrelay.cluster.storage import LocalStorage
 
     running = await asyncio.to_thread(start_relay, tmp_path / "relay", shards=1)
-    twin = RelayShard(0, running.config, LocalStorage())
+    twin = RelayShard(0, running.config, LocalStorage(), host=host)
     try:
-        owned = await client.create_group([running.link], "Leased", GroupKind.CHANNEL)
+        owned = await client.create_group([running.link], name, GroupKind.CHANNEL)
         await client.post(owned, "p0")
         key, group_id = SigningKey(unb64(owned.owner_seed)), bytes.fromhex(owned.group_id)
 
         def request(text: bytes) -> PostBatch:
             return PostBatch(owned.relays[0].address, (members.sign_post(key, group_id, text),))
+        yield running, twin, owned, request
+    finally:
+        await twin.release()
+        await asyncio.to_thread(up.stop, running, ray_shutdown=False)
 
+
+async def test_one_live_instance_serves_a_shard_and_a_dead_ones_lease_runs_out(ray_session, tmp_path):
+    """A second instance of a shard (here, in this process) serves nothing while the live
+    one holds the shard's registry lease; when the live one dies without letting it go,
+    the second serves once the lease has run out, continuing the same sequence."""
+    from chatrelay.actors.lease import LEASE_TTL_S
+
+    async with one_shard_and_a_twin(tmp_path, "Leased") as (running, twin, owned, request):
         refused = await twin.serve(request(b"from the twin"))
         assert refused == Refused(Reason.UNAVAILABLE, "this relay shard does not hold its registry lease right now; retry")
 
@@ -202,9 +211,6 @@ async def test_one_live_instance_serves_a_shard_and_a_dead_ones_lease_runs_out(r
         outcome = await twin.serve(request(b"after the lease ran out"))
         [ack] = outcome.value
         assert isinstance(outcome, Done) and ack.value.seq == 2
-    finally:
-        await twin.release()
-        await asyncio.to_thread(up.stop, running, ray_shutdown=False)
 
 
 class RestartedHost:
@@ -226,20 +232,9 @@ async def test_an_instance_restarted_after_a_death_takes_the_lease_at_once_and_t
     it holds no lease, and the twin's claim fences its writes."""
     from chatrelay import envelope as env
     from chatrelay.actors.calls import MovedAway, pack
-    from chatrelay.actors.shard import RelayShard
-    from chatrelay.cluster import up
     from chatrelay.cluster.storage import LocalStorage
 
-    running = await asyncio.to_thread(start_relay, tmp_path / "relay", shards=1)
-    twin = RelayShard(0, running.config, LocalStorage(), host=RestartedHost())
-    try:
-        owned = await client.create_group([running.link], "Taken over", GroupKind.CHANNEL)
-        await client.post(owned, "p0")
-        key, group_id = SigningKey(unb64(owned.owner_seed)), bytes.fromhex(owned.group_id)
-
-        def request(text: bytes) -> PostBatch:
-            return PostBatch(owned.relays[0].address, (members.sign_post(key, group_id, text),))
-
+    async with one_shard_and_a_twin(tmp_path, "Taken over", RestartedHost()) as (running, twin, owned, request):
         await asyncio.wait_for(twin.ready(), 60)  # the live instance holds the lease: taken over
         outcome = await twin.serve(request(b"from the twin"))
         assert isinstance(outcome, Done) and outcome.value[0].value.seq == 2
@@ -253,11 +248,8 @@ async def test_an_instance_restarted_after_a_death_takes_the_lease_at_once_and_t
             pytest.fail("the instance before went on serving")
         log = LocalStorage().message_log(running.config)
         try:
-            texts = [members.verify_post(env.decode(r.data), group_id).body
+            texts = [members.verify_post(env.decode(r.data), bytes.fromhex(owned.group_id)).body
                      for r in await log.read("posts/" + owned.relays[0].address)]
         finally:
             await log.close()
         assert texts == [b"p0", b"from the twin"]
-    finally:
-        await twin.release()
-        await asyncio.to_thread(up.stop, running, ray_shutdown=False)
