@@ -252,6 +252,17 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns):
             await self.ctx.log.trim(self.stream, through)
             self.trimmed_through = through
 
+    async def announce(self, envelope: core_pb2.SignedEnvelope) -> int:
+        """A service item (a profile version, a moderation), signed by an owner or a
+        moderator, into the group's stream, once: members read it among the posts and
+        check it themselves. Its seq."""
+        fence = await self.fence()
+        appended = await self.ctx.log.append(
+            self.stream, [env.encode(envelope)], keys=[members.item_id(envelope)], fence=fence)
+        self.last_seq = max(self.last_seq, appended.seqs[0])
+        self.wake_readers()
+        return appended.seqs[0]
+
     # ---- reading --------------------------------------------------------------------
 
     def serving(self) -> None:

@@ -8,7 +8,7 @@ import hashlib
 import time
 
 from chatrelay import envelope as env
-from chatrelay import invites, members
+from chatrelay import admission, invites, members
 from chatrelay.actors import records
 from chatrelay.actors.message_log import READ_LIMIT, Fence
 from chatrelay.actors.records import GroupState, MemberRecord, MemberStatus
@@ -58,15 +58,31 @@ class Joins:
         elif policy == core_pb2.JOIN_POLICY_INVITE_ONLY:
             raise ChatRelayError(Reason.NOT_ALLOWED, "this group takes members by invite only")
         elif policy == core_pb2.JOIN_POLICY_APPROVAL:
-            status = MemberStatus.PENDING
+            status = MemberStatus.MEMBER if self._approved_elsewhere(body) else MemberStatus.PENDING
         record = MemberRecord(
             box_key=body.keys.box_key, display_name=body.profile.display_name, status=status,
             joined_ms=int(time.time() * 1000), request_id=request_id(envelope),
             join=env.encode(envelope),  # owners decide on it; members fetch keys from it
+            approval=env.encode(body.approval) if status is MemberStatus.MEMBER and body.HasField("approval") else b"",
         )
         await self.ctx.members.put(self.address, sign_key, record, fence)
         self.members[sign_key] = status
         return relay_pb2.JoinResponse(status=JOIN_PB[status], request_id=record.request_id)
+
+    def _approved_elsewhere(self, body: core_pb2.JoinBody) -> bool:
+        """Whether the join carries the owners' approval of this member at a relay of the
+        group (one added after the member joined takes it so); refused if it does not
+        check out."""
+        if not body.HasField("approval"):
+            return False
+        try:
+            admission.check_approval(self.profile, body.keys.sign_key, body.approval)
+        except ChatRelayError as exc:
+            raise ChatRelayError(Reason.NOT_ALLOWED, f"the approval in the join does not check out: {exc.message}") from None
+        approved_at = relay_pb2.OwnerCommandBody.FromString(body.approval.body).group_address
+        if approved_at not in {r.group_address for r in self.profile.profile.relays}:
+            raise ChatRelayError(Reason.NOT_ALLOWED, "the approval in the join is for an address of another group")
+        return True
 
     async def _drain_held(self) -> int:
         """Admit the joins held while PENDING, each once: the cursor moves after each.

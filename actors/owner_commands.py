@@ -113,16 +113,25 @@ class OwnerCommands:
             self.members.pop(sign_key, None)
 
     async def _update_profile(self, profile_envelope: core_pb2.SignedEnvelope) -> None:
+        """Apply a new profile version, then put it in the group's stream, where members
+        find it (and check it themselves: chatrelay/reader.py). The same version sent
+        again (its answer lost, or the stream not reached) is applied once and put in
+        the stream once. The version that activates the group here is not: no member
+        reads here before, and those who join after have it from the link."""
         new = group.verify_profile(profile_envelope, group_id=self.record.group_id)
-        group.check_update(self.profile, new)
-        mine = any(
-            r.relay_key == self.ctx.relay_key and r.group_address == self.address
-            for r in new.profile.relays
-        )
-        state = records.transition(self.record.state, Change.ACTIVATE if mine else Change.PROFILE)
-        await self._save(state, env.encode(profile_envelope), new)
-        if state is GroupState.ACTIVE:
-            self._schedule_drain()
+        activates = self.record.state is GroupState.PENDING
+        if env.encode(new.envelope) != self.record.profile:
+            group.check_update(self.profile, new)
+            mine = any(
+                r.relay_key == self.ctx.relay_key and r.group_address == self.address
+                for r in new.profile.relays
+            )
+            state = records.transition(self.record.state, Change.ACTIVATE if mine else Change.PROFILE)
+            await self._save(state, env.encode(profile_envelope), new)
+            if state is GroupState.ACTIVE:
+                self._schedule_drain()
+        if not activates:
+            await self.announce(new.envelope)
 
     async def _save(self, state: GroupState, profile_bytes: bytes, profile: group.VerifiedProfile,
                     taken_down: str | None = None) -> None:

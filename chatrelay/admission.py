@@ -58,9 +58,14 @@ def check(
 def _check_approval(profile: VerifiedProfile, author: bytes, admission: relay_pb2.MemberAdmission) -> None:
     if not admission.HasField("approval"):
         raise _refuse("joined without an owner's approval, in a group that takes members by approval")
+    check_approval(profile, author, admission.approval)
+
+
+def check_approval(profile: VerifiedProfile, author: bytes, approval: core_pb2.SignedEnvelope) -> None:
+    """`not_a_member` unless `approval` is an owner's APPROVE_JOIN naming `author`."""
     try:
         checked, body = env.verify_message(
-            admission.approval, env.Domain.OWNER_COMMAND, relay_pb2.OwnerCommandBody, "approval")
+            approval, env.Domain.OWNER_COMMAND, relay_pb2.OwnerCommandBody, "approval")
     except ChatRelayError as exc:
         raise _refuse(f"its approval does not check out: {exc.message}") from None
     if checked.signer not in profile.authorities():

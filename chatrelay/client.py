@@ -12,14 +12,14 @@ from chatrelay.connection import (
 )
 from chatrelay.owner import (
     PendingJoin, add_relay, create_group, decide, delete_group, make_invite, owner_command, parse_request_id,
-    pending, register, remove_member, remove_relay, resume, service_log, suspend,
+    pending, register, remove_member, remove_relay, resume, service_log, set_profile, suspend,
 )
 from chatrelay.state import Membership, OwnedGroup, RelayEntry
-from chatrelay.reader import PostChecker, ReceivedPost, credential, follow, join, post, read_all, reader_key
+from chatrelay.reader import PostChecker, ProfileChange, ReceivedPost, credential, follow, join, post, read_all, reader_key
 
 __all__ = [
-    "Membership", "OwnedGroup", "PendingJoin", "RelayEntry", "PostChecker", "ReceivedPost", "RelayClient", "RelayInfo", "add_relay", "call_retrying",
+    "Membership", "OwnedGroup", "PendingJoin", "RelayEntry", "PostChecker", "ProfileChange", "ReceivedPost", "RelayClient", "RelayInfo", "add_relay", "call_retrying",
     "create_group", "credential", "decide", "delete_group", "follow", "join", "make_invite", "owner_command",
     "parse_request_id", "pending", "post", "read_all", "reader_key", "register", "relay_info", "remove_member", "remove_relay",
-    "resolve_link", "resume", "service_log", "suspend", "target_of", "target_of_link",
+    "resolve_link", "resume", "service_log", "set_profile", "suspend", "target_of", "target_of_link",
 ]

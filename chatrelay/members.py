@@ -99,6 +99,7 @@ def join_request(
     intake_key: bytes,
     display_name: str,
     invite: core_pb2.InviteProof | None = None,
+    approval: core_pb2.SignedEnvelope | None = None,
 ) -> core_pb2.SignedEnvelope:
     _check_display_name(display_name)
     body = core_pb2.JoinBody(
@@ -112,6 +113,8 @@ def join_request(
     )
     if invite is not None:
         body.invite.CopyFrom(invite)
+    if approval is not None:
+        body.approval.CopyFrom(approval)
     return env.sign_message(member.signing_key, env.Domain.JOIN, body)
 
 
@@ -163,4 +166,14 @@ def message_id(envelope: core_pb2.SignedEnvelope) -> bytes:
     """Same post, same id, whichever relay delivered it and however it was re-encoded."""
     return hashlib.sha256(
         b"chatrelay/v1/message-id\x00" + envelope.signer + envelope.body
+    ).digest()
+
+
+def item_id(envelope: core_pb2.SignedEnvelope) -> bytes:
+    """What a relay keys an item of a group's stream by: a post's message id; for a
+    service item (a profile version, a moderation), a hash that names its domain too."""
+    if envelope.domain == env.Domain.POST.value:
+        return message_id(envelope)
+    return hashlib.sha256(
+        b"chatrelay/v1/item-id\x00" + envelope.domain.encode() + b"\x00" + envelope.signer + envelope.body
     ).digest()

@@ -216,7 +216,7 @@ async def add_relay(owned: OwnedGroup, relay_link: str) -> RelayEntry:
     again changes nothing: the relay answers with the same address."""
     relay = await relay_info(relay_link)
     secrets_key = SigningKey(unb64(owned.owner_seed))
-    current = group.verify_profile(env.decode(unb64(owned.profile)), group_id=bytes.fromhex(owned.group_id))
+    current = current_profile(owned)
     async with RelayClient(relay.target) as client:
         address, _ = await register(client, relay, current.envelope, current.group_id)
     for entry in owned.relays:
@@ -226,15 +226,52 @@ async def add_relay(owned: OwnedGroup, relay_link: str) -> RelayEntry:
     refs = [*current.profile.relays, core_pb2.RelayRef(relay_key=relay.relay_key, relay_link=str(relay.link), group_address=address)]
     updated = group.next_version(secrets_key, current, relays=refs)
     owned.relays.append(entry)
+    await publish(owned, updated)
+    return entry
+
+
+async def publish(owned: OwnedGroup, updated: core_pb2.SignedEnvelope) -> None:
+    """A new profile version to every relay of the group (each puts it in the group's
+    stream, where members find it) and into the link data, for those who join later."""
     await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE, profile=updated)
     owned.profile = b64(env.encode(updated))
-    link = ShortLink.parse(owned.link)
+    owned.name = group.verify_profile(updated).profile.name
     secrets = owned.secrets()
+    link = ShortLink.parse(owned.link)
     bundle = links.group_link(secrets, updated, link.hosts, pins=link.pins)
-    for e in owned.relays:
-        async with RelayClient(e.target) as client:
-            await client.store_link(secrets_key, bundle)
-    return entry
+    for entry in owned.relays:
+        async with RelayClient(entry.target) as client:
+            await client.store_link(secrets.owner_key, bundle)
+
+
+def current_profile(owned: OwnedGroup) -> group.VerifiedProfile:
+    return group.verify_profile(env.decode(unb64(owned.profile)), group_id=bytes.fromhex(owned.group_id))
+
+
+async def set_profile(owned: OwnedGroup, *, name: str | None = None, description: str | None = None,
+                      join: group.JoinPolicy | None = None, direct_messages: bool | None = None) -> int:
+    """Change the name, description or settings: a new profile version, published. Its
+    version; nothing is sent when nothing changes."""
+    current = current_profile(owned)
+    changes: dict = {}
+    if name is not None and name != current.profile.name:
+        changes["name"] = name
+    if description is not None and description != current.profile.description:
+        changes["description"] = description
+    settings = core_pb2.GroupSettings()
+    settings.CopyFrom(current.profile.settings)
+    if join is not None:
+        settings.join = join.pb
+    if direct_messages is not None:
+        settings.direct_messages = direct_messages
+    if settings != current.profile.settings:
+        changes["settings"] = settings
+    if not changes:
+        return current.version
+    updated = group.next_version(SigningKey(unb64(owned.owner_seed)), current, **changes)
+    group.verify_profile(updated)  # refuse to publish what nobody would accept (a name too long)
+    await publish(owned, updated)
+    return current.version + 1
 
 
 async def remove_member(owned: OwnedGroup, member: bytes) -> None:
@@ -252,7 +289,7 @@ async def remove_relay(owned: OwnedGroup, relay_link: str) -> None:
     if len(gone) == len(owned.relays):
         raise ChatRelayError(Reason.NOT_ALLOWED, "a group keeps at least one relay; delete the group instead")
     key = SigningKey(unb64(owned.owner_seed))
-    current = group.verify_profile(env.decode(unb64(owned.profile)), group_id=bytes.fromhex(owned.group_id))
+    current = current_profile(owned)
     removed = {e.address for e in gone}
     refs = [r for r in current.profile.relays if r.group_address not in removed]
     updated = group.next_version(key, current, relays=refs)
@@ -261,14 +298,7 @@ async def remove_relay(owned: OwnedGroup, relay_link: str) -> None:
         async with RelayClient(entry.target) as client:
             await owner_command(client, key, entry.address, relay_pb2.OWNER_COMMAND_KIND_REMOVE_RELAY)
     owned.relays = keep
-    await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE, profile=updated)
-    owned.profile = b64(env.encode(updated))
-    secrets = owned.secrets()
-    link = ShortLink.parse(owned.link)
-    bundle = links.group_link(secrets, updated, link.hosts, pins=link.pins)
-    for entry in keep:
-        async with RelayClient(entry.target) as client:
-            await client.store_link(key, bundle)
+    await publish(owned, updated)
 
 
 async def delete_group(owned: OwnedGroup) -> None:

@@ -80,24 +80,11 @@ async def join(link_text: str, display_name: str = "") -> Membership:
     entries = []
     status = "member"
     for ref in profile.profile.relays:
-        relay_link = ShortLink.parse(ref.relay_link)
-        entry = RelayEntry(
-            relay_link=ref.relay_link, relay_key=b64(ref.relay_key), address=ref.group_address,
-            target=target_of_link(relay_link),
-        )
-        proof = invites.prove(invite, member.public.sign_key) if invite is not None else None
-
-        def request(address=ref.group_address) -> relay_pb2.JoinRequest:  # signed anew each try
-            return relay_pb2.JoinRequest(envelope=members.join_request(
-                member, profile.group_id, address, profile.profile.intake_key, display_name, invite=proof
-            ))
-        async with RelayClient(entry.target) as client:  # a join is by member key: asking again is safe
-            response = await client.call("Join", request, retry_for_s=RETRY_S)
+        entry, response = await join_relay(member, profile, ref, display_name, invite)
         if response.status == relay_pb2.JOIN_STATUS_PENDING_APPROVAL:
             status = "pending"
         elif response.status == relay_pb2.JOIN_STATUS_HELD and status == "member":
             status = "held"
-        entry.state = "joined"
         entries.append(entry)
     return Membership(
         group_id=profile.group_id.hex(),
@@ -106,6 +93,33 @@ async def join(link_text: str, display_name: str = "") -> Membership:
         box_secret=b64(member.box_secret), display_name=display_name,
         profile=b64(env.encode(profile.envelope)), relays=entries, status=status,
     )
+
+
+async def join_relay(member: MemberIdentity, profile: group.VerifiedProfile, ref: core_pb2.RelayRef,
+                     display_name: str, invite=None, *, proof: core_pb2.InviteProof | None = None,
+                     approval: core_pb2.SignedEnvelope | None = None) -> tuple[RelayEntry, relay_pb2.JoinResponse]:
+    """Join the group at one of its relays; the entry for the state file and the answer.
+    `invite`: the code joined with; `proof`, `approval`: what admitted this member at
+    another relay of the group, where it joined before this one was added."""
+    entry = RelayEntry(
+        relay_link=ref.relay_link, relay_key=b64(ref.relay_key), address=ref.group_address,
+        target=target_of_link(ShortLink.parse(ref.relay_link)),
+    )
+    if invite is not None:
+        proof = invites.prove(invite, member.public.sign_key)
+
+    def request() -> relay_pb2.JoinRequest:  # signed anew each try
+        return relay_pb2.JoinRequest(envelope=members.join_request(
+            member, profile.group_id, ref.group_address, profile.profile.intake_key, display_name, invite=proof,
+            approval=approval,
+        ))
+    async with RelayClient(entry.target) as client:  # a join is by member key: asking again is safe
+        response = await client.call("Join", request, retry_for_s=RETRY_S)
+    if response.status == relay_pb2.JOIN_STATUS_REJECTED:
+        raise ChatRelayError(Reason.REFUSED, f"the owners refused the join: {response.reason}" if response.reason
+                             else "the owners refused the join")
+    entry.state = "joined"
+    return entry, response
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +135,29 @@ class ReceivedPost:
             "seq": self.seq, "author": codec.b64url(self.author), "text": self.text,
             "message_id": codec.b64url(self.message_id), "relay_ts": self.relay_ts,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileChange:
+    """A newer profile version the owners signed, read in the group's stream: the reader
+    applies it (its name, settings, relays) and says so."""
+
+    seq: int
+    profile: group.VerifiedProfile
+    added: tuple[str, ...]  # relay links
+    removed: tuple[str, ...]
+
+    def __str__(self) -> str:
+        said = [f"profile v{self.profile.version}: {self.profile.profile.name!r}"]
+        said += [f"relay added {link}" for link in self.added]
+        said += [f"relay removed {link}" for link in self.removed]
+        return "; ".join(said)
+
+    def to_json(self) -> dict:
+        return {"profile": {
+            "seq": self.seq, "version": self.profile.version, "name": self.profile.profile.name,
+            "relays_added": list(self.added), "relays_removed": list(self.removed),
+        }}
 
 
 def reader_key(who: OwnedGroup | Membership) -> SigningKey:
@@ -148,7 +185,11 @@ class PostChecker:
         self.admitted: set[bytes] = set(self.profile.authorities())
         self.refused: dict[tuple[bytes, str], ChatRelayError] = {}  # (author, relay address): why
 
-    async def check(self, delivery: relay_pb2.Delivery, entry: RelayEntry) -> ReceivedPost | None:
+    async def check(self, delivery: relay_pb2.Delivery, entry: RelayEntry) -> ReceivedPost | ProfileChange | None:
+        """A post to show, a change to apply, or None (a copy seen already, an older
+        profile version); a refusal with its reason for what does not check out."""
+        if delivery.post.domain == env.Domain.PROFILE.value:
+            return self._profile(delivery)
         allowed = self.profile.authorities() if self.channel else None
         body = members.verify_post(delivery.post, self.group_id, allowed=allowed)
         mid = members.message_id(delivery.post)
@@ -159,6 +200,24 @@ class PostChecker:
         return ReceivedPost(
             seq=delivery.seq, author=delivery.post.signer, text=body.body.decode("utf-8", "replace"),
             message_id=mid, relay_ts=delivery.relay_ts,
+        )
+
+    def _profile(self, delivery: relay_pb2.Delivery) -> ProfileChange | None:
+        """A profile version in the stream: the owners' signature and chain are checked
+        against the group's root key, so a relay can neither forge nor alter one; an
+        older version than the one held is genuine, and changes nothing."""
+        new = group.verify_profile(delivery.post, group_id=self.group_id)
+        if new.version <= self.profile.version:
+            return None
+        old, self.profile = self.profile, new
+        self.channel = new.profile.kind == core_pb2.GROUP_KIND_CHANNEL
+        self.admitted |= new.authorities()
+        before = {(r.relay_key, r.group_address): r.relay_link for r in old.profile.relays}
+        after = {(r.relay_key, r.group_address): r.relay_link for r in new.profile.relays}
+        return ProfileChange(
+            seq=delivery.seq, profile=new,
+            added=tuple(link for key, link in after.items() if key not in before),
+            removed=tuple(link for key, link in before.items() if key not in after),
         )
 
     async def admit(self, author: bytes, entry: RelayEntry) -> None:
@@ -216,73 +275,181 @@ def relay_name(entry: RelayEntry) -> str:
     return split_target(entry.target)[1]
 
 
+def apply_change(who: OwnedGroup | Membership, change: ProfileChange) -> list[RelayEntry]:
+    """The reader's state follows the owners' newer version: its profile and name; for a
+    member, its relays too: an entry of a removed relay goes, an added relay gets an
+    entry, joined when it is first read (`ensure_joined`). The entries added. An owner's
+    relays are what its own commands made them."""
+    who.profile = b64(env.encode(change.profile.envelope))
+    who.name = change.profile.profile.name
+    if not isinstance(who, Membership):
+        return []
+    listed = {(r.relay_key, r.group_address): r for r in change.profile.profile.relays}
+    who.relays = [e for e in who.relays if (unb64(e.relay_key), e.address) in listed]
+    have = {(unb64(e.relay_key), e.address) for e in who.relays}
+    added = []
+    for key, ref in listed.items():
+        if key in have:
+            continue
+        try:
+            target = target_of_link(ShortLink.parse(ref.relay_link))
+        except ChatRelayError:
+            continue  # an owner listed a relay no one can dial: it says so to every member alike
+        entry = RelayEntry(relay_link=ref.relay_link, relay_key=b64(ref.relay_key), address=ref.group_address,
+                           target=target, state="new")
+        who.relays.append(entry)
+        added.append(entry)
+    return added
+
+
+async def ensure_joined(who: OwnedGroup | Membership, entry: RelayEntry) -> None:
+    """A member joins a relay the owners added since it joined, with the keys it joined
+    with, before it reads there."""
+    if not isinstance(who, Membership) or entry.state == "joined":
+        return
+    member = MemberIdentity(sign_seed=unb64(who.sign_seed), box_secret=unb64(who.box_secret))
+    profile = group.verify_profile(env.decode(unb64(who.profile)), group_id=bytes.fromhex(who.group_id))
+    ref = core_pb2.RelayRef(relay_key=unb64(entry.relay_key), relay_link=entry.relay_link, group_address=entry.address)
+    proof = approval = None
+    if profile.profile.settings.join != core_pb2.JOIN_POLICY_OPEN:  # what let it in elsewhere lets it in here
+        shown = await _own_admission(who)
+        if shown is not None:
+            joined = core_pb2.JoinBody.FromString(shown.join.body)
+            proof = joined.invite if joined.HasField("invite") else None
+            approval = shown.approval if shown.HasField("approval") else None
+    await join_relay(member, profile, ref, who.display_name, proof=proof, approval=approval)
+    entry.state = "joined"
+
+
+async def _own_admission(who: Membership) -> relay_pb2.MemberAdmission | None:
+    """This member's join and approval, as a relay it joined before shows them."""
+    key = reader_key(who)
+    me = bytes(key.verify_key)
+    for other in who.relays:
+        if other.state != "joined":
+            continue
+        try:
+            shown = await shown_members(key, other, member=me)
+        except ChatRelayError:
+            continue  # down, or it forgot: another may show it
+        found = next((m for m in shown if m.join.signer == me), None)
+        if found is not None:
+            return found
+    return None
+
+
+def item_name(delivery: relay_pb2.Delivery, entry: RelayEntry) -> str:
+    what = "post" if delivery.post.domain == env.Domain.POST.value else "item"
+    return f"{what} {delivery.seq} at {relay_name(entry)}"
+
+
 async def read_all(who: OwnedGroup | Membership) -> Checked:
     """Every post the group's relays keep for this reader, oldest first, each once
     (posts reach every relay; the message id tells copies apart). A post that does not
     check out is skipped with its reason (`.skipped`), and so is a relay that refuses or
-    is down, while another answers; only when none does is its refusal raised."""
+    is down, while another answers; only when none does is its refusal raised.
+
+    A newer profile version met on the way is applied (`apply_change`; `.changes`
+    lists them): a relay the owners added is joined and read too, a removed one is
+    read no more."""
     key = reader_key(who)
     checker = PostChecker(who)
     out: list[tuple[int, int, ReceivedPost]] = []
     skipped: list[Skipped] = []
+    changes: list[ProfileChange] = []
+    refused: list[tuple[RelayEntry, Skipped]] = []
     errors = []
-    for rank, entry in enumerate(who.relays):
+    todo, done = list(who.relays), set()
+    rank = 0
+    while todo:  # bounded: an entry is read once, and entries come only from the profile
+        entry = todo.pop(0)
+        if entry not in who.relays or (entry.relay_key, entry.address) in done:
+            continue  # a change removed it, or it was read
+        done.add((entry.relay_key, entry.address))
+        rank += 1
         try:
+            await ensure_joined(who, entry)
             deliveries = await _read_relay(who, entry, key)
         except ChatRelayError as exc:
             errors.append(exc)
-            skipped.append(Skipped(f"relay {relay_name(entry)}", exc.reason, exc.message))
+            refused.append((entry, Skipped(f"relay {relay_name(entry)}", exc.reason, exc.message)))
             continue
 
         async def check(delivery, entry=entry, rank=rank):
-            post_ = await checker.check(delivery, entry)
-            return None if post_ is None else (core_pb2.PostBody.FromString(delivery.post.body).client_ts, rank, post_)
-        taken = await take_async(deliveries, check, lambda d, entry=entry: f"post {d.seq} at {relay_name(entry)}")
+            got = await checker.check(delivery, entry)
+            if isinstance(got, ProfileChange):
+                todo.extend(apply_change(who, got))
+                changes.append(got)
+                return None
+            return None if got is None else (core_pb2.PostBody.FromString(delivery.post.body).client_ts, rank, got)
+        taken = await take_async(deliveries, check, lambda d, entry=entry: item_name(d, entry))
         out.extend(taken)
         skipped.extend(taken.skipped)
-    if errors and len(errors) == len(who.relays):
+    if errors and len(errors) == len(done):
         raise errors[0]
-    if len(who.relays) > 1:  # copies from several relays: the authors' clocks order them
+    # A relay that refused, and that a change read later removed from the group, is no news.
+    skipped = [s for entry, s in refused if entry in who.relays] + skipped
+    if len(done) > 1:  # copies from several relays: the authors' clocks order them
         out.sort(key=lambda item: (item[0], item[1], item[2].seq))
-    return Checked([post_ for _, _, post_ in out], skipped)
+    result = Checked([post_ for _, _, post_ in out], skipped)
+    result.changes = changes
+    return result
 
 
 async def follow(
     who: OwnedGroup | Membership, since_seq: int = 0, *, max_reconnects: int | None = None,
     on_skip: Callable[[Skipped], None] | None = None,
+    on_change: Callable[[ProfileChange], None] | None = None,
 ) -> AsyncIterator[ReceivedPost]:
     """Stream posts from every relay of the group, each post once. Each relay's stream
     resumes after its own last post when it reconnects, so nothing is lost or repeated,
     and a relay that is down or refuses does not stop the others. A post that does not
     check out, or a relay that gave up, goes to `on_skip` with its reason, and the
-    stream goes on; the last relay's refusal is raised."""
+    stream goes on; the last relay's refusal is raised.
+
+    A newer profile version in the stream is applied (`apply_change`) and goes to
+    `on_change`: a relay the owners added is joined and streamed from its start, a
+    removed one's stream ends."""
     checker = PostChecker(who)
     queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
-    tasks = [
-        asyncio.create_task(_follow_relay(who, entry, since_seq, max_reconnects, queue))
-        for entry in who.relays
-    ]
-    alive = len(tasks)
+    tasks: dict[int, asyncio.Task] = {}  # id of the entry: its stream
+
+    def start(entry: RelayEntry, since: int) -> None:
+        tasks[id(entry)] = asyncio.create_task(_follow_relay(who, entry, since, max_reconnects, queue))
+    for entry in who.relays:
+        start(entry, since_seq)
     try:
-        while alive:
+        while tasks:
             entry, item = await queue.get()
             if isinstance(item, BaseException):
-                alive -= 1
-                if alive == 0 or not isinstance(item, ChatRelayError):
+                if tasks.pop(id(entry), None) is None:
+                    continue  # a relay dropped by a change already
+                if not tasks or not isinstance(item, ChatRelayError):
                     raise item
                 if on_skip is not None:
                     on_skip(Skipped(f"relay {relay_name(entry)}", item.reason, item.message))
                 continue
+            if id(entry) not in tasks:
+                continue  # from a relay dropped by a change
             try:
-                post_ = await checker.check(item, entry)
+                got = await checker.check(item, entry)
             except ChatRelayError as exc:
                 if on_skip is not None:
-                    on_skip(Skipped(f"post {item.seq} at {relay_name(entry)}", exc.reason, exc.message))
+                    on_skip(Skipped(item_name(item, entry), exc.reason, exc.message))
                 continue
-            if post_ is not None:
-                yield post_
+            if isinstance(got, ProfileChange):
+                added = apply_change(who, got)
+                listed = {id(e) for e in who.relays}
+                for gone in [k for k in tasks if k not in listed]:
+                    tasks.pop(gone).cancel()
+                for new in added:
+                    start(new, 0)
+                if on_change is not None:
+                    on_change(got)
+            elif got is not None:
+                yield got
     finally:
-        for task in tasks:
+        for task in tasks.values():
             task.cancel()
 
 
@@ -294,6 +461,7 @@ async def _follow_relay(who, entry: RelayEntry, since_seq: int, max_reconnects, 
     while True:
         client = RelayClient(entry.target)
         try:
+            await ensure_joined(who, entry)
             await client.open()
             stream = client.subscribe(credential(key, entry.address), last)
             async for batch in stream:

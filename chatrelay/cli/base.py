@@ -37,7 +37,24 @@ def fail(message: str) -> None:
     sys.exit(EXIT_ERROR)
 
 
-@click.group()
+class OneLine(click.Group):
+    """Bad input on the command line (an unknown option, a value not among the choices)
+    is one line on stderr and exit 2, as every other refusal is; not click's usage text."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx is not None else "chatrelay"
+            fail(f"{exc.format_message()} (see {command} --help)")
+        except click.ClickException as exc:
+            fail(exc.format_message())
+        except click.Abort:
+            echo("chatrelay: aborted", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=OneLine)
 @click.version_option(package_name="chatrelay")
 @click.option(
     "--insecure", is_flag=True, default=None,

@@ -129,6 +129,34 @@ def relays(which, state_path) -> None:
         echo(f"{entry.relay_link} {entry.address} {entry.state}")
 
 
+@main.group()
+def profile() -> None:
+    """The profile of a group or channel you own: name, description, settings."""
+
+
+@profile.command("set")
+@click.option("--name", default=None, help="A new name.")
+@click.option("--description", default=None, help="A new description.")
+@click.option("--join", "join_policy", type=click.Choice(["open", "approval", "invite"]), default=None,
+              help="Who may join.")
+@click.option("--direct-messages", type=click.Choice(["on", "off"]), default=None,
+              help="Whether members may open direct connections to each other through the group.")
+@group_option
+@state_option
+def profile_set(name, description, join_policy, direct_messages, which, state_path) -> None:
+    """Sign the next profile version with the changes and publish it: every relay puts it
+    in the group's stream, where members check and apply it."""
+    from chatrelay import client
+    from chatrelay.group import JoinPolicy
+
+    if name is None and description is None and join_policy is None and direct_messages is None:
+        fail("nothing to change: give --name, --description, --join or --direct-messages")
+    owned, version = owned_command(which, state_path, lambda owned: client.set_profile(
+        owned, name=name, description=description, join=None if join_policy is None else JoinPolicy(join_policy),
+        direct_messages=None if direct_messages is None else direct_messages == "on"))
+    echo(f"profile v{version}: {owned.name}")
+
+
 @main.command()
 @group_option
 @state_option
@@ -320,12 +348,21 @@ def read(which, follow, as_json, state_path) -> None:
         else:
             echo(f"chatrelay: {skipped}", err=True)
 
+    def changed(change) -> None:  # the owners' newer profile: applied, kept, said
+        save_state(state_path, st)
+        if as_json:
+            echo(json.dumps(change.to_json()))
+        else:
+            echo(f"chatrelay: {change}", err=True)
+
     async def run() -> None:
         if follow:
-            async for p in client.follow(who, on_skip=skip):
+            async for p in client.follow(who, on_skip=skip, on_change=changed):
                 show(p)
         else:
             posts = await client.read_all(who)
+            for change in posts.changes:
+                changed(change)
             for p in posts:
                 show(p)
             for skipped in posts.skipped:

@@ -215,7 +215,7 @@ class KeyAnnouncement(_message.Message):
     def __init__(self, group_id: _Optional[bytes] = ..., keys: _Optional[_Union[MemberKeys, _Mapping]] = ..., profile: _Optional[_Union[MemberProfile, _Mapping]] = ...) -> None: ...
 
 class JoinBody(_message.Message):
-    __slots__ = ("group_id", "group_address", "keys", "profile", "sealed_announcement", "invite", "nonce", "timestamp")
+    __slots__ = ("group_id", "group_address", "keys", "profile", "sealed_announcement", "invite", "nonce", "timestamp", "approval")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
@@ -224,6 +224,7 @@ class JoinBody(_message.Message):
     INVITE_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_FIELD_NUMBER: _ClassVar[int]
     group_id: bytes
     group_address: str
     keys: MemberKeys
@@ -232,7 +233,8 @@ class JoinBody(_message.Message):
     invite: InviteProof
     nonce: bytes
     timestamp: int
-    def __init__(self, group_id: _Optional[bytes] = ..., group_address: _Optional[str] = ..., keys: _Optional[_Union[MemberKeys, _Mapping]] = ..., profile: _Optional[_Union[MemberProfile, _Mapping]] = ..., sealed_announcement: _Optional[bytes] = ..., invite: _Optional[_Union[InviteProof, _Mapping]] = ..., nonce: _Optional[bytes] = ..., timestamp: _Optional[int] = ...) -> None: ...
+    approval: SignedEnvelope
+    def __init__(self, group_id: _Optional[bytes] = ..., group_address: _Optional[str] = ..., keys: _Optional[_Union[MemberKeys, _Mapping]] = ..., profile: _Optional[_Union[MemberProfile, _Mapping]] = ..., sealed_announcement: _Optional[bytes] = ..., invite: _Optional[_Union[InviteProof, _Mapping]] = ..., nonce: _Optional[bytes] = ..., timestamp: _Optional[int] = ..., approval: _Optional[_Union[SignedEnvelope, _Mapping]] = ...) -> None: ...
 
 class PostBody(_message.Message):
     __slots__ = ("group_id", "body", "client_ts", "nonce")

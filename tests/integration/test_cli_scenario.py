@@ -109,15 +109,42 @@ def test_group_management_from_the_cli(tmp_path):
         bad = cli("approve", "not-an-id!", "--state", owner)
         assert bad.returncode == 2 and bad.stderr.startswith("chatrelay: request id is malformed")
 
+        # Changes reach members: Bob learns of the second relay from the first, joins it with
+        # the owners' approval he has, and reads and posts on both.
+        read = cli("read", "--state", bob)
+        assert (read.returncode, read.stdout, read.stderr) == (
+            0, "hello from Bob\n", f"chatrelay: profile v3: 'Club'; relay added {two.link}\n")
+        assert [(r["relay_link"], r["state"]) for r in json.load(open(bob))["memberships"][0]["relays"]] == [
+            (one.link, "joined"), (two.link, "joined")]
+        posted = cli("post", "--state", bob, "on both relays")
+        assert (posted.returncode, posted.stderr) == (0, "")
+        assert ok("profile", "set", "--name", "Club 2", "--description", "for tests", "--direct-messages", "on",
+                  "--state", owner).strip() == "profile v4: Club 2"
+        lines = [json.loads(line) for line in ok("read", "--json", "--state", bob).splitlines()]
+        assert [line.get("profile", {}).get("name") or line.get("text") for line in lines] == [
+            "Club 2", "hello from Bob", "on both relays"]
+        assert json.load(open(bob))["memberships"][0]["name"] == "Club 2"
+        for args, said in (
+            ([], "chatrelay: nothing to change: give --name, --description, --join or --direct-messages\n"),
+            (["--name", ""], "chatrelay: profile name must be 1 to 100 characters (bad_profile)\n"),
+            (["--join", "everyone"], "chatrelay: Invalid value for '--join': 'everyone' is not one of 'open', "
+                                     "'approval', 'invite'. (see chatrelay profile set --help)\n"),
+        ):
+            refused = cli("profile", "set", *args, "--state", owner)
+            assert (refused.returncode, refused.stderr) == (2, said)
+
         assert ok("relay", "remove", one.link, "--state", owner).strip() == f"removed {one.link}; 1 relay(s) serve the group"
         assert [l.split()[0] for l in ok("relays", "--state", owner).splitlines()] == [two.link]
+        read = cli("read", "--state", bob)  # the first relay has dropped the group; the second says so
+        assert read.stderr == f"chatrelay: profile v5: 'Club 2'; relay removed {one.link}\n", read.stderr
+        assert [r["relay_link"] for r in json.load(open(bob))["memberships"][0]["relays"]] == [two.link]
         last = cli("relay", "remove", two.link, "--state", owner)
         assert (last.returncode, last.stderr) == (
             2, "chatrelay: a group keeps at least one relay; delete the group instead (not_allowed)\n")
         other = cli("relay", "remove", one.link, "--state", owner)
         assert (other.returncode, other.stderr) == (2, f"chatrelay: {one.link} is not a relay of this group (unknown_address)\n")
         assert cli("relay", "remove", "not a link", "--state", owner).returncode == 2
-        assert ok("group", "delete", "--state", owner).strip() == "deleted: Club"
+        assert ok("group", "delete", "--state", owner).strip() == "deleted: Club 2"
         gone = cli("join", link, "--state", carol)  # through the relay left, which deleted it
         assert gone.returncode == 2 and gone.stderr.endswith("(not_active)\n"), gone.stderr
         assert json.load(open(owner))["owned"] == []

@@ -537,9 +537,10 @@ async def test_a_relay_removed_from_a_group_ends_its_streams_and_serves_it_no_mo
         with pytest.raises(ChatRelayError) as info:
             await client.read_all(on_leaving)
         assert (info.value.reason, info.value.message) == (Reason.NOT_ACTIVE, "group is removed, not active")
-        posts = await client.read_all(member)  # its state still names both relays
+        posts = await client.read_all(member)  # the relay it reads first has the profile without the other
         assert [p.text for p in posts] == ["before"]
-        assert [(s.reason, s.message) for s in posts.skipped] == [(Reason.NOT_ACTIVE, "group is removed, not active")]
+        assert (posts.skipped, [c.removed for c in posts.changes]) == ([], [(other.link,)])
+        assert [e.relay_link for e in member.relays] == [relay.link]
     finally:
         await asyncio.to_thread(up.stop, other, ray_shutdown=False)
 
