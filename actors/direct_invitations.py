@@ -9,11 +9,21 @@ import hashlib
 from chatrelay import envelope as env
 from chatrelay.actors import records
 from chatrelay.actors.message_log import READ_LIMIT, fit
+from chatrelay.actors.records import MemberRecord
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
 
 MAX_SEALED = 32 * 1024
 
+
+
+def admission_of(member: MemberRecord) -> relay_pb2.MemberAdmission:
+    """A member's own signed join, which binds its keys, and the owner's approval that
+    admitted it."""
+    admission = relay_pb2.MemberAdmission(join=env.decode(member.join))
+    if member.approval:
+        admission.approval.CopyFrom(env.decode(member.approval))
+    return admission
 
 class DirectInvitations:
     async def member_admissions(self, sign_key: bytes, display_name: str) -> list[relay_pb2.MemberAdmission]:
@@ -28,13 +38,7 @@ class DirectInvitations:
         found = [(k, m) for k, m in found if self.is_member(k) and m.join]
         if not found:
             raise ChatRelayError(Reason.NOT_MEMBER, "no such member in this group")
-        out = []
-        for _, member in found:
-            admission = relay_pb2.MemberAdmission(join=env.decode(member.join))
-            if member.approval:
-                admission.approval.CopyFrom(env.decode(member.approval))
-            out.append(admission)
-        return out
+        return [admission_of(member) for _, member in found]
 
     async def direct_invitation(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.DirectInvitationResponse:
         checked, body = env.verify_message(

@@ -18,7 +18,7 @@ from nacl.signing import SigningKey
 
 from chatrelay import codec
 from chatrelay import envelope as env
-from chatrelay import group, members
+from chatrelay import group, members, moderation
 from chatrelay.actors import records
 from chatrelay.actors.calls import ReadPosts, TailRead, refusal
 from chatrelay.actors.direct_invitations import DirectInvitations
@@ -26,6 +26,8 @@ from chatrelay.actors.figures import GroupFigures
 from chatrelay.actors.joins import Joins
 from chatrelay.actors.mailbox import Mailbox
 from chatrelay.actors.member_store import MemberStore
+from chatrelay.actors.moderating import Moderating
+from chatrelay.actors.reports import REPORT_WINDOW_S, Reports
 from chatrelay.actors.message_log import READ_LIMIT, Fence, Fenced, MessageLog, fit
 from chatrelay.actors.owner_commands import CREDENTIAL_SKEW_S, OwnerCommands
 from chatrelay.actors.rate_window import RateWindow
@@ -53,7 +55,7 @@ class RelayContext:
         return bytes(self.identity.verify_key)
 
 
-class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns):
+class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns, Moderating, Reports):
     def __init__(self, ctx: RelayContext, record: GroupRecord, mod_revision: int) -> None:
         self.ctx = ctx
         self.record = record
@@ -71,6 +73,8 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns):
         self.trimmed_through = 0
         self.held_refused: list[tuple[bytes, str]] = []
         self.recent_posts = RateWindow(ctx.limits.post_window_s)  # members' posts, for their rate
+        self.slow_mode_last: dict[bytes, tuple[int, float]] = {}  # member: its last post's signed and relay times
+        self.recent_reports = RateWindow(REPORT_WINDOW_S)  # members' reports, for their rate
 
     def __str__(self) -> str:
         return f"group relay {self.address} ({self.record.state})"
@@ -143,6 +147,10 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns):
     def is_member(self, key: bytes) -> bool:
         return self.members.get(key) is MemberStatus.MEMBER
 
+    def member_count(self) -> int:
+        """Admitted members (not those waiting for approval, nor banned keys)."""
+        return sum(1 for status in self.members.values() if status is MemberStatus.MEMBER)
+
     # ---- posts ----------------------------------------------------------------------
 
     async def post_many(self, envelopes: list[core_pb2.SignedEnvelope]) -> list:
@@ -172,25 +180,52 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns):
             raise ChatRelayError(Reason.NOT_MEMBER, "post author is not a member of this group")
         return body
 
-    def _refusal_if_new(self, envelope, body: core_pb2.PostBody, now: float, taken: collections.Counter):
+    def _refusal_if_new(self, envelope, body: core_pb2.PostBody, now: float, taken: collections.Counter,
+                        turn_times: dict | None = None):
         """What refuses this post if this relay does not hold it already: signed outside
         the freshness window (a post replayed after retention trimmed it is older than
-        that), or past its author's rate (members post at most `post_limit` times per
+        that), against the group's rules (size, links, slow mode: chatrelay/moderation.py),
+        or past its author's rate (members post at most `post_limit` times per
         `post_window_s`; owners are free; `taken`: the author's posts let through earlier
-        in this turn). None if it may go on."""
+        in this turn; `turn_times`: their signed and relay times). None if it may go on."""
         window = self.ctx.limits.freshness_s
         if abs(now * 1000 - body.client_ts) > window * 1000:
             return ChatRelayError(Reason.STALE, f"post was signed more than {window:g} s from now; check the clock")
         signer = envelope.signer
         if signer in self.profile.authorities():
             return None
+        try:
+            moderation.check_rules(self.profile, signer, body)
+        except ChatRelayError as exc:
+            return exc
         limit, span = self.ctx.limits.post_limit, self.ctx.limits.post_window_s
         clock = time.monotonic()
         if self.recent_posts.count(signer, clock) + taken[signer] >= limit:
             wait_s = self.recent_posts.wait_s(signer, clock)
             retry = int(span) if wait_s is None else int(wait_s) + 1
             return ChatRelayError(Reason.RATE_LIMITED, f"at most {limit} posts per {span:g} s; retry in {retry} s")
+        slow = self._slow_mode_refusal(signer, body, clock, {} if turn_times is None else turn_times)
+        if slow is not None:
+            return slow
         taken[signer] += 1
+        return None
+
+    def _slow_mode_refusal(self, signer: bytes, body: core_pb2.PostBody, clock: float, turn_times: dict):
+        """The slow mode holds by the posts' signed times (as members check it) and by
+        this relay's clock (so posts signed ahead, for later, wait too)."""
+        gap = self.profile.profile.settings.slow_mode_s
+        if not gap or moderation.role_of(self.profile, signer):
+            return None
+        earlier = turn_times.get(signer) or self.slow_mode_last.get(signer)
+        if earlier is not None:
+            signed_ms, at = earlier
+            why = moderation.slow_mode_refusal(self.profile, signer, body.client_ts, [signed_ms])
+            if why is None and clock - at < gap:
+                why = ChatRelayError(Reason.RATE_LIMITED, f"the group's slow mode allows one post per {gap} s; "
+                                                          f"retry in {int(gap - (clock - at)) + 1} s")
+            if why is not None:
+                return why
+        turn_times[signer] = (body.client_ts, clock)
         return None
 
     async def _append_posts(self, envelopes: list[core_pb2.SignedEnvelope]) -> list:
@@ -203,10 +238,10 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns):
             return [refusal(exc)] * len(envelopes)
         results: list = [None] * len(envelopes)
         ids = [members.message_id(e) for e in envelopes]
-        now, taken, doubtful = time.time(), collections.Counter(), {}
+        now, taken, doubtful, turn_times = time.time(), collections.Counter(), {}, {}
         for i, envelope in enumerate(envelopes):
             try:
-                why = self._refusal_if_new(envelope, self._check_post(envelope), now, taken)
+                why = self._refusal_if_new(envelope, self._check_post(envelope), now, taken, turn_times)
             except ChatRelayError as exc:
                 results[i] = exc
                 continue
@@ -234,6 +269,8 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns):
         self.posts_accepted += fresh
         self.ctx.tally["posts"] += fresh
         self.wake_readers()  # readers waiting for posts after their seq
+        self.slow_mode_last.update((e.signer, turn_times[e.signer]) for i, e in enumerate(envelopes)
+                                   if i in set(accepted) and e.signer in turn_times)
         authorities = self.profile.authorities()
         for i, seq, duplicate in zip(accepted, appended.seqs, appended.duplicates):
             results[i] = relay_pb2.PostAck(seq=seq, message_id=ids[i])
@@ -345,7 +382,7 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns):
 
     def stats(self) -> GroupFigures:
         return GroupFigures(
-            address=self.address, state=self.record.state.value, last_seq=self.last_seq, members=len(self.members),
+            address=self.address, state=self.record.state.value, last_seq=self.last_seq, members=self.member_count(),
             mailbox_depth=len(self.mailbox), posts_accepted=self.posts_accepted, held_refused=len(self.held_refused),
         )
 

@@ -47,6 +47,8 @@ class Joins:
     async def _admit(self, envelope: core_pb2.SignedEnvelope, body: core_pb2.JoinBody) -> relay_pb2.JoinResponse:
         sign_key = body.keys.sign_key
         fence = await self.fence()
+        if self.members.get(sign_key) is MemberStatus.BANNED:
+            raise ChatRelayError(Reason.BANNED, "this key is banned from the group")
         if sign_key in self.members:  # a repeated join: same answer, nothing new stored
             existing = await self.ctx.members.get(self.address, sign_key)
             if existing is not None:

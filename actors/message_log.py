@@ -111,4 +111,9 @@ class MessageLog(Protocol):
 
     async def trim(self, stream: str, through_seq: int) -> int: ...
 
+    async def erase(self, stream: str, keys: list[bytes]) -> int:
+        """Drop the records with these keys (a deleted post); how many there were. The
+        keys are kept as trimmed ones are: `append` answers them as duplicates."""
+        ...
+
     async def close(self) -> None: ...

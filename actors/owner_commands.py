@@ -12,6 +12,7 @@ from chatrelay.actors import records
 from chatrelay.actors.message_log import READ_LIMIT, RECORD_OVERHEAD, fit
 from chatrelay.actors.records import STATE_PB, Change, GroupRecord, GroupState, MemberStatus
 from chatrelay.actors.registry import Delete, Get, Put, unchanged_since
+from chatrelay.actors.direct_invitations import admission_of
 from chatrelay.actors.takedowns import NOTICE_KEY, service_entry
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
@@ -47,6 +48,15 @@ class OwnerCommands:
             relay_pb2.JoinPending(request_id=m.request_id, join=env.decode(m.join), received_at=m.joined_ms)
             for m in fit(waiting, lambda m: len(m.join) + RECORD_OVERHEAD)
         ]
+
+    async def listed_members(self, counts_only: bool = False) -> relay_pb2.ListMembersResponse:
+        """The members, oldest join first, a page of them, and how many there are."""
+        if counts_only:
+            return relay_pb2.ListMembersResponse(total=self.member_count())
+        found = await self.ctx.members.find(self.address, status=MemberStatus.MEMBER)
+        listed = [relay_pb2.ListedMember(admission=admission_of(m), joined_at=m.joined_ms) for _, m in found if m.join]
+        return relay_pb2.ListMembersResponse(
+            members=fit(listed, lambda m: m.ByteSize() + RECORD_OVERHEAD), total=self.member_count())
 
     async def owner_command(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.OwnerCommandResponse:
         return await self.call(self._owner_command, envelope)

@@ -67,6 +67,7 @@ def transition(state: GroupState, change: Change) -> GroupState:
 class MemberStatus(enum.StrEnum):
     MEMBER = "member"
     PENDING = "pending"  # waiting for an owner's approval
+    BANNED = "banned"  # removed by the owners or a moderator, and refused at every join
 
 
 def group_key(group_id: bytes) -> bytes:
@@ -134,6 +135,10 @@ def post_stream(address: str) -> str:
 
 def service_stream(address: str) -> str:
     return "service/" + address
+
+
+def report_stream(address: str) -> str:
+    return "reports/" + address
 
 
 def _b(data: bytes) -> str:

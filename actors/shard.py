@@ -251,11 +251,35 @@ async def _direct_invitation(relay: GroupRelay, req: relay_pb2.DirectInvitationR
     return await relay.direct_invitation(req.envelope)
 
 
+async def _moderate(relay: GroupRelay, req: relay_pb2.ModerateRequest):
+    return await relay.moderate(req.envelope)
+
+
+async def _report(relay: GroupRelay, req: relay_pb2.ReportRequest):
+    return await relay.report(req.envelope)
+
+
+async def _list_reports(relay: GroupRelay, req: relay_pb2.ListReportsRequest):
+    body = relay.check_owner_read(req.envelope)
+    return relay_pb2.ListReportsResponse(reports=await relay.reports(body.since_seq))
+
+
+async def _leave(relay: GroupRelay, req: relay_pb2.LeaveRequest):
+    return await relay.leave(req.envelope)
+
+
+async def _list_members(relay: GroupRelay, req: relay_pb2.ListMembersRequest):
+    relay.check_owner_read(req.envelope)
+    return await relay.listed_members(req.counts_only)
+
+
 _GROUP_REQUESTS = {
     relay_pb2.OwnerCommandRequest: _owner_command, relay_pb2.JoinRequest: _join,
     relay_pb2.HistoryRequest: _history, relay_pb2.ServiceLogRequest: _service_log,
     relay_pb2.ListPendingRequest: _list_pending, relay_pb2.MemberKeysRequest: _member_keys,
     relay_pb2.DirectInvitationRequest: _direct_invitation, relay_pb2.DirectInboxRequest: _direct_inbox,
+    relay_pb2.ModerateRequest: _moderate, relay_pb2.ListMembersRequest: _list_members,
+    relay_pb2.ReportRequest: _report, relay_pb2.ListReportsRequest: _list_reports, relay_pb2.LeaveRequest: _leave,
 }
 
 _QUEUE_REQUESTS = {

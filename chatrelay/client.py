@@ -15,10 +15,10 @@ from chatrelay.owner import (
     pending, register, remove_member, remove_relay, resume, service_log, set_profile, suspend,
 )
 from chatrelay.state import Membership, OwnedGroup, RelayEntry
-from chatrelay.reader import PostChecker, ProfileChange, ReceivedPost, credential, follow, join, post, read_all, reader_key
+from chatrelay.reader import Moderated, PostChecker, ProfileChange, ReceivedPost, credential, follow, join, post, read_all, reader_key
 
 __all__ = [
-    "Membership", "OwnedGroup", "PendingJoin", "RelayEntry", "PostChecker", "ProfileChange", "ReceivedPost", "RelayClient", "RelayInfo", "add_relay", "call_retrying",
+    "Membership", "Moderated", "OwnedGroup", "PendingJoin", "RelayEntry", "PostChecker", "ProfileChange", "ReceivedPost", "RelayClient", "RelayInfo", "add_relay", "call_retrying",
     "create_group", "credential", "decide", "delete_group", "follow", "join", "make_invite", "owner_command",
     "parse_request_id", "pending", "post", "read_all", "reader_key", "register", "relay_info", "remove_member", "remove_relay",
     "resolve_link", "resume", "service_log", "set_profile", "suspend", "target_of", "target_of_link",

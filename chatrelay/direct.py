@@ -21,6 +21,7 @@ from chatrelay.contacts import _object, accept, connect, create_address, request
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.items import Checked, take_async
 from chatrelay.links import LinkKind, ShortLink
+from chatrelay.members import fingerprint
 from chatrelay.state import Address, Contact, DirectInvitation, b64, unb64
 from chatrelay.v1 import core_pb2, relay_pb2
 
@@ -33,11 +34,6 @@ def _group_profile(who):
 
 
 INVITATION_ID = 16  # hex digits of a direct invitation's id
-FINGERPRINT = 12  # base64url characters of a member key that name it where names collide
-
-
-def fingerprint(sign_key: bytes) -> str:
-    return codec.b64url(sign_key)[:FINGERPRINT]
 
 
 def _asked(member: str) -> tuple[bytes, str, str]:

@@ -42,12 +42,16 @@ class Domain(enum.StrEnum):
     QUEUE_READ = "chatrelay/v1/queue-read"
     QUEUE_SEND = "chatrelay/v1/queue-send"
     ADMIN = "chatrelay/v1/admin"
+    MODERATION = "chatrelay/v1/moderation"
+    REPORT = "chatrelay/v1/report"
+    LEAVE = "chatrelay/v1/leave"
 
 
 # Bounds on a body per domain (DESIGN.md section 10); envelopes add a fixed overhead.
 BODY_LIMITS: dict[Domain, int] = {
     Domain.POST: 16 * 1024 + 256,  # the post text itself is at most 16 KiB
     Domain.PROFILE: 8 * 1024,
+    Domain.REPORT: 21 * 1024,  # a sealed report holds the post reported
 }
 DEFAULT_BODY_LIMIT = 8 * 1024
 ENVELOPE_OVERHEAD = 256

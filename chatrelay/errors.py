@@ -42,6 +42,8 @@ class Reason(enum.StrEnum):
     RELAY_IDENTITY_MISMATCH = "relay_identity_mismatch"  # a server without the key the link pins
     TLS_MISMATCH = "tls_mismatch"  # one side plaintext (--insecure), the other TLS
     TAKEN_DOWN = "taken_down"  # the relay's operator suspended the group here; the message says why
+    BANNED = "banned"  # the group's owners or moderators removed this key and refuse it for good
+    NOT_FOUND = "not_found"  # no such post (deleted, or never in the group)
 
 
 class ChatRelayError(Exception):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
+import time
 from dataclasses import dataclass, field
 
 from nacl.exceptions import BadSignatureError
@@ -24,6 +25,7 @@ MAX_NAME = 100
 MAX_DESCRIPTION = 1000
 MAX_OWNERS = 32
 MAX_RELAYS = 16
+MAX_MODERATORS = 64
 OWNER_ID_SIZE = 16
 
 
@@ -171,6 +173,13 @@ def _check_fields(profile: core_pb2.Profile) -> None:
         raise ChatRelayError(Reason.BAD_PROFILE, "profile join policy is not set")
     if len(profile.intake_key) != env.KEY_SIZE:
         raise ChatRelayError(Reason.BAD_PROFILE, "profile intake key must be 32 bytes")
+    moderators = list(profile.moderators)
+    if len(moderators) > MAX_MODERATORS:
+        raise ChatRelayError(Reason.BAD_PROFILE, f"at most {MAX_MODERATORS} moderators allowed")
+    if any(len(key) != env.KEY_SIZE for key in moderators) or len(set(moderators)) != len(moderators):
+        raise ChatRelayError(Reason.BAD_PROFILE, "profile moderators must be distinct 32-byte keys")
+    if profile.root_key in moderators or any(a.owner_key in moderators for a in profile.owners):
+        raise ChatRelayError(Reason.BAD_PROFILE, "an owner is not listed as a moderator")
 
 
 def check_update(current: VerifiedProfile, new: VerifiedProfile) -> None:
@@ -245,6 +254,7 @@ def create_group(
             join=join.pb, direct_messages=direct_messages, history_limit=history_limit
         ),
         intake_key=bytes(intake.public_key),
+        signed_at=int(time.time()),
     )
     signed = sign_profile(owner, profile)
     verify_profile(signed)  # refuse to hand out what nobody would accept (e.g. a long name)
@@ -270,7 +280,7 @@ def next_version(
     profile = core_pb2.Profile()
     profile.CopyFrom(current.profile)
     for name, value in changes.items():
-        if name in ("relays", "owners"):
+        if name in ("relays", "owners", "moderators"):
             profile.ClearField(name)
             getattr(profile, name).extend(value)
         elif name == "settings":
@@ -278,4 +288,5 @@ def next_version(
         else:
             setattr(profile, name, value)
     profile.version = current.version + 1
+    profile.signed_at = int(time.time())
     return sign_profile(key, profile)

@@ -16,6 +16,7 @@ from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey, SealedBox
 from nacl.signing import SigningKey
 
+from chatrelay import codec
 from chatrelay import envelope as env
 from chatrelay.errors import ChatRelayError, MalformedError, Reason, TooLargeError
 from chatrelay.v1 import core_pb2
@@ -177,3 +178,11 @@ def item_id(envelope: core_pb2.SignedEnvelope) -> bytes:
     return hashlib.sha256(
         b"chatrelay/v1/item-id\x00" + envelope.domain.encode() + b"\x00" + envelope.signer + envelope.body
     ).digest()
+
+
+FINGERPRINT = 12  # base64url characters of a member key that name it where names collide
+
+
+def fingerprint(sign_key: bytes) -> str:
+    """A member key as users tell members apart (`NAME#FINGERPRINT`)."""
+    return codec.b64url(sign_key)[:FINGERPRINT]

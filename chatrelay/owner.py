@@ -249,9 +249,12 @@ def current_profile(owned: OwnedGroup) -> group.VerifiedProfile:
 
 
 async def set_profile(owned: OwnedGroup, *, name: str | None = None, description: str | None = None,
-                      join: group.JoinPolicy | None = None, direct_messages: bool | None = None) -> int:
-    """Change the name, description or settings: a new profile version, published. Its
-    version; nothing is sent when nothing changes."""
+                      join: group.JoinPolicy | None = None, direct_messages: bool | None = None,
+                      slow_mode_s: int | None = None, max_post_bytes: int | None = None,
+                      links: bool | None = None) -> int:
+    """Change the name, description, settings or rules for members' posts (slow mode,
+    largest post, links allowed): a new profile version, published. Its version;
+    nothing is sent when nothing changes."""
     current = current_profile(owned)
     changes: dict = {}
     if name is not None and name != current.profile.name:
@@ -264,6 +267,15 @@ async def set_profile(owned: OwnedGroup, *, name: str | None = None, description
         settings.join = join.pb
     if direct_messages is not None:
         settings.direct_messages = direct_messages
+    if slow_mode_s is not None:
+        settings.slow_mode_s = slow_mode_s
+    if max_post_bytes is not None:
+        if not 0 <= max_post_bytes <= members.MAX_POST:
+            raise ChatRelayError(Reason.MALFORMED, f"the largest post is 1 to {members.MAX_POST} bytes (0: no rule), "
+                                                   f"not {max_post_bytes}")
+        settings.max_post_bytes = max_post_bytes
+    if links is not None:
+        settings.no_links = not links
     if settings != current.profile.settings:
         changes["settings"] = settings
     if not changes:

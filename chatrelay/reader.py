@@ -12,7 +12,7 @@ from typing import AsyncIterator, Callable
 import grpc
 from nacl.signing import SigningKey
 
-from chatrelay import admission, codec, group, invites, members
+from chatrelay import admission, codec, group, invites, members, moderation
 from chatrelay import envelope as env
 from chatrelay.connection import MAX_PAGES, NONCE, RETRY_S, RelayClient, diagnose, resolve_link, target_of_link
 from chatrelay.errors import ChatRelayError, Reason
@@ -59,9 +59,11 @@ async def post(owned: OwnedGroup | Membership, text: str, *, retry_for_s: float 
     )
 
 
-async def join(link_text: str, display_name: str = "") -> Membership:
+async def join(link_text: str, display_name: str = "", *, known: list[Membership] = ()) -> Membership:
     """Join by a group or channel link, or by an invite code (which carries the link and
-    passes INVITE_ONLY and APPROVAL gates while every owner is offline)."""
+    passes INVITE_ONLY and APPROVAL gates while every owner is offline). A group of
+    `known` (memberships held already) is joined again with the same keys: the group
+    knows the member as it was (a banned key stays refused)."""
     invite = None
     if link_text.strip().startswith(invites.PREFIX):
         invite = invites.parse_invite(link_text)
@@ -76,7 +78,9 @@ async def join(link_text: str, display_name: str = "") -> Membership:
         raise ChatRelayError(Reason.BAD_INVITE, "invite code is for another group than its link")
     if not profile.profile.relays:
         raise ChatRelayError(Reason.NOT_ACTIVE, "this group has no relays yet")
-    member = MemberIdentity.generate()  # a new identity per group: groups stay unlinked
+    again = next((m for m in known if m.group_id == profile.group_id.hex()), None)
+    member = (MemberIdentity.generate() if again is None  # a new identity per group: groups stay unlinked
+              else MemberIdentity(sign_seed=unb64(again.sign_seed), box_secret=unb64(again.box_secret)))
     entries = []
     status = "member"
     for ref in profile.profile.relays:
@@ -138,6 +142,24 @@ class ReceivedPost:
 
 
 @dataclass(frozen=True, slots=True)
+class Moderated:
+    """A deletion or removal an owner or a moderator signed, read in the group's stream:
+    the reader hides what it names, and says who did it."""
+
+    seq: int
+    what: str  # "post #3 deleted", "member AbC… banned with their posts"
+    by: str  # "owner AbC…: the reason"
+    message_id: bytes = b""  # the deleted post
+    member: bytes = b""  # the member whose posts went
+
+    def __str__(self) -> str:
+        return f"{self.what} by {self.by}"
+
+    def to_json(self) -> dict:
+        return {"moderation": {"seq": self.seq, "what": self.what, "by": self.by}}
+
+
+@dataclass(frozen=True, slots=True)
 class ProfileChange:
     """A newer profile version the owners signed, read in the group's stream: the reader
     applies it (its name, settings, relays) and says so."""
@@ -184,23 +206,70 @@ class PostChecker:
         self.seen: set[bytes] = set()
         self.admitted: set[bytes] = set(self.profile.authorities())
         self.refused: dict[tuple[bytes, str], ChatRelayError] = {}  # (author, relay address): why
+        self.authors: dict[bytes, tuple[int, bytes]] = {}  # message id of a post shown: (seq, author)
+        self.deleted: set[bytes] = set()  # message ids an owner or moderator deleted
+        self.removed: set[bytes] = set()  # members removed: their later posts are refused
+        self.purged: set[bytes] = set()  # members removed with their posts
+        self.signed_times: dict[bytes, list[int]] = {}  # a member's posts' signed times, for the slow mode
 
-    async def check(self, delivery: relay_pb2.Delivery, entry: RelayEntry) -> ReceivedPost | ProfileChange | None:
+    async def check(self, delivery: relay_pb2.Delivery, entry: RelayEntry) -> "ReceivedPost | ProfileChange | Moderated | None":
         """A post to show, a change to apply, or None (a copy seen already, an older
-        profile version); a refusal with its reason for what does not check out."""
+        profile version, a deleted post); a refusal with its reason for what does not
+        check out (a forged item, a post against the group's rules)."""
         if delivery.post.domain == env.Domain.PROFILE.value:
             return self._profile(delivery)
+        if delivery.post.domain == env.Domain.MODERATION.value:
+            return self._moderation(delivery)
         allowed = self.profile.authorities() if self.channel else None
         body = members.verify_post(delivery.post, self.group_id, allowed=allowed)
         mid = members.message_id(delivery.post)
-        if mid in self.seen:
+        author = delivery.post.signer
+        if mid in self.seen or mid in self.deleted or author in self.purged:
             return None
-        await self.admit(delivery.post.signer, entry)
+        if author in self.removed:
+            raise ChatRelayError(Reason.NOT_MEMBER, "its author was removed from the group before")
+        await self.admit(author, entry)
+        self._check_rules(author, body)
         self.seen.add(mid)
+        self.authors[mid] = (delivery.seq, author)
         return ReceivedPost(
-            seq=delivery.seq, author=delivery.post.signer, text=body.body.decode("utf-8", "replace"),
+            seq=delivery.seq, author=author, text=body.body.decode("utf-8", "replace"),
             message_id=mid, relay_ts=delivery.relay_ts,
         )
+
+    def _check_rules(self, author: bytes, body: core_pb2.PostBody) -> None:
+        """The group's rules, for a member's post signed after the version that holds
+        them was (one signed before was made under the rules of its time)."""
+        if body.client_ts < self.profile.profile.signed_at * 1000:
+            return
+        moderation.check_rules(self.profile, author, body)
+        times = self.signed_times.setdefault(author, [])
+        slow = moderation.slow_mode_refusal(self.profile, author, body.client_ts, times)
+        if slow is not None:
+            raise slow
+        times.append(body.client_ts)
+        del times[:-64]  # the newest are what the slow mode compares with
+
+    def _moderation(self, delivery: relay_pb2.Delivery) -> "Moderated":
+        """A deletion or removal, checked against the group's profile: signed by an owner,
+        or by a moderator within a moderator's right, so a relay can forge none."""
+        done = moderation.verify(delivery.post, self.profile)
+        body = done.body
+        if body.kind == core_pb2.MODERATION_KIND_DELETE_POST:
+            seq, author = self.authors.get(body.message_id, (0, b""))
+            if author:
+                moderation.check_deletion(done, self.profile, author)
+            self.deleted.add(body.message_id)
+            what = f"post #{seq} deleted" if seq else f"post {codec.b64url(body.message_id)[:12]} deleted"
+        else:
+            self.removed.add(body.member)
+            self.admitted.discard(body.member)
+            if body.delete_posts:
+                self.purged.add(body.member)
+            what = (f"member {members.fingerprint(body.member)} {'banned' if body.ban else 'removed'}"
+                    + (" with their posts" if body.delete_posts else ""))
+        return Moderated(seq=delivery.seq, what=what, by=moderation.describe(done, members.fingerprint),
+                         message_id=body.message_id, member=body.member if body.delete_posts else b"")
 
     def _profile(self, delivery: relay_pb2.Delivery) -> ProfileChange | None:
         """A profile version in the stream: the owners' signature and chain are checked
@@ -349,9 +418,10 @@ async def read_all(who: OwnedGroup | Membership) -> Checked:
     check out is skipped with its reason (`.skipped`), and so is a relay that refuses or
     is down, while another answers; only when none does is its refusal raised.
 
-    A newer profile version met on the way is applied (`apply_change`; `.changes`
-    lists them): a relay the owners added is joined and read too, a removed one is
-    read no more."""
+    A newer profile version met on the way is applied (`apply_change`): a relay the
+    owners added is joined and read too, a removed one is read no more. A post an
+    owner or moderator deleted is not shown. `.changes`: those versions and the
+    moderations met, in order."""
     key = reader_key(who)
     checker = PostChecker(who)
     out: list[tuple[int, int, ReceivedPost]] = []
@@ -377,8 +447,9 @@ async def read_all(who: OwnedGroup | Membership) -> Checked:
 
         async def check(delivery, entry=entry, rank=rank):
             got = await checker.check(delivery, entry)
-            if isinstance(got, ProfileChange):
-                todo.extend(apply_change(who, got))
+            if isinstance(got, (ProfileChange, Moderated)):
+                if isinstance(got, ProfileChange):
+                    todo.extend(apply_change(who, got))
                 changes.append(got)
                 return None
             return None if got is None else (core_pb2.PostBody.FromString(delivery.post.body).client_ts, rank, got)
@@ -391,7 +462,8 @@ async def read_all(who: OwnedGroup | Membership) -> Checked:
     skipped = [s for entry, s in refused if entry in who.relays] + skipped
     if len(done) > 1:  # copies from several relays: the authors' clocks order them
         out.sort(key=lambda item: (item[0], item[1], item[2].seq))
-    result = Checked([post_ for _, _, post_ in out], skipped)
+    shown = [p for _, _, p in out if p.message_id not in checker.deleted and p.author not in checker.purged]
+    result = Checked(shown, skipped)
     result.changes = changes
     return result
 
@@ -399,7 +471,7 @@ async def read_all(who: OwnedGroup | Membership) -> Checked:
 async def follow(
     who: OwnedGroup | Membership, since_seq: int = 0, *, max_reconnects: int | None = None,
     on_skip: Callable[[Skipped], None] | None = None,
-    on_change: Callable[[ProfileChange], None] | None = None,
+    on_change: Callable[[ProfileChange | Moderated], None] | None = None,
 ) -> AsyncIterator[ReceivedPost]:
     """Stream posts from every relay of the group, each post once. Each relay's stream
     resumes after its own last post when it reconnects, so nothing is lost or repeated,
@@ -409,7 +481,8 @@ async def follow(
 
     A newer profile version in the stream is applied (`apply_change`) and goes to
     `on_change`: a relay the owners added is joined and streamed from its start, a
-    removed one's stream ends."""
+    removed one's stream ends. So does a moderation (a post shown before was deleted,
+    a member removed)."""
     checker = PostChecker(who)
     queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
     tasks: dict[int, asyncio.Task] = {}  # id of the entry: its stream
@@ -437,13 +510,14 @@ async def follow(
                 if on_skip is not None:
                     on_skip(Skipped(item_name(item, entry), exc.reason, exc.message))
                 continue
-            if isinstance(got, ProfileChange):
-                added = apply_change(who, got)
-                listed = {id(e) for e in who.relays}
-                for gone in [k for k in tasks if k not in listed]:
-                    tasks.pop(gone).cancel()
-                for new in added:
-                    start(new, 0)
+            if isinstance(got, (ProfileChange, Moderated)):
+                if isinstance(got, ProfileChange):
+                    added = apply_change(who, got)
+                    listed = {id(e) for e in who.relays}
+                    for gone in [k for k in tasks if k not in listed]:
+                        tasks.pop(gone).cancel()
+                    for new in added:
+                        start(new, 0)
                 if on_change is not None:
                     on_change(got)
             elif got is not None:

@@ -138,6 +138,10 @@ class State:
     def find_owned(self, which: str | None) -> OwnedGroup:
         return _pick(self.owned, which, "owns no group or channel; make one with `chatrelay channel create`")
 
+    def find_joined(self, which: str | None) -> Membership:
+        """A group this identity joined (not one it owns)."""
+        return _pick(self.memberships, which, "has joined no group; join one with `chatrelay join LINK`")
+
     def find_membership(self, which: str | None) -> Membership | OwnedGroup:
         both = [*self.memberships, *self.owned]
         return _pick(both, which, "has joined no group; join one with `chatrelay join LINK`")

@@ -133,6 +133,13 @@ class GatewayActor:
         async def nodes() -> int:
             return sum(1 for n in await asyncio.to_thread(ray.nodes) if n.get("Alive"))
 
+        async def subscribers_of(address: str) -> int:  # owners see every gateway's streams of their group
+            from chatrelay.actors.figures import GatewayStats
+
+            return sum(figures.subscribers for g in await self._gateway_stats(True) if isinstance(g, GatewayStats)
+                       for name, figures in g.groups if name == address)
+        servicer.subscribers_of = subscribers_of
+
         return ClusterView(
             shard_stats=self._shard_stats, gateway_stats=self._gateway_stats, move=move,
             placed_groups=placed_groups, nodes=nodes, relay_link=relay_link, take_down=take_down, taken_down=taken_down,

@@ -157,6 +157,21 @@ class PostgresMessageLog:
                     stream, through_seq)
         return int(deleted.split()[-1])  # "DELETE n"
 
+    @postgres.translated
+    async def erase(self, stream: str, keys: list[bytes]) -> int:
+        """Drop the records with these keys (a deleted post); their keys are kept as a
+        trimmed record's are, so the same record sent again is known."""
+        if not keys:
+            return 0
+        async with (await self._ready()).acquire() as conn:
+            async with conn.transaction():
+                await conn.execute(
+                    "INSERT INTO trimmed_keys (stream, key, seq, ts) SELECT stream, key, seq, ts FROM records "
+                    "WHERE stream = $1 AND key = ANY($2::bytea[]) ON CONFLICT DO NOTHING", stream, keys)
+                deleted = await conn.execute(
+                    "DELETE FROM records WHERE stream = $1 AND key = ANY($2::bytea[])", stream, keys)
+        return int(deleted.split()[-1])
+
     async def claim(self, owner: str) -> int:
         return await postgres.claim(self.pool, owner)
 

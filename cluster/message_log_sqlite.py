@@ -250,6 +250,20 @@ class SqliteMessageLog:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._reads, run)
 
+    async def erase(self, stream: str, keys: list[bytes]) -> int:
+        """Drop the records with these keys (a deleted post); their keys are kept as a
+        trimmed record's are, so the same record sent again is known."""
+        def run() -> int:
+            marks = ",".join("?" * len(keys))
+            with transaction(self._read_conn) as conn:
+                conn.execute(
+                    "INSERT OR IGNORE INTO trimmed_keys (stream, key, seq, ts) SELECT stream, key, seq, ts "
+                    f"FROM records WHERE stream=? AND key IN ({marks})", (stream, *keys))
+                return conn.execute(f"DELETE FROM records WHERE stream=? AND key IN ({marks})", (stream, *keys)).rowcount
+        if not keys:
+            return 0
+        return await asyncio.get_running_loop().run_in_executor(self._reads, run)
+
     async def claim(self, owner: str) -> int:
         def run() -> int:
             with transaction(self._read_conn) as conn:

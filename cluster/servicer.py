@@ -55,6 +55,10 @@ ROUTES = {
         "envelope", relay_pb2.DirectInvitationBody, env.Domain.DIRECT_INVITATION, "direct invitation"),
     relay_pb2.DirectInboxRequest: ("credential", relay_pb2.SubscribeBody, env.Domain.SUBSCRIBE, "credential"),
     relay_pb2.SubscribeRequest: ("credential", relay_pb2.SubscribeBody, env.Domain.SUBSCRIBE, "credential"),
+    relay_pb2.ListMembersRequest: ("envelope", relay_pb2.OwnerReadBody, env.Domain.OWNER_READ, "owner read"),
+    relay_pb2.ListReportsRequest: ("envelope", relay_pb2.OwnerReadBody, env.Domain.OWNER_READ, "owner read"),
+    relay_pb2.ReportRequest: ("envelope", relay_pb2.ReportBody, env.Domain.REPORT, "report"),
+    relay_pb2.LeaveRequest: ("envelope", relay_pb2.LeaveBody, env.Domain.LEAVE, "leave request"),
 }
 
 
@@ -197,8 +201,33 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
                 what, envelope, body.timestamp, lambda: self.router.call_address(body.group_address, call))
         return await guard(context, run())
 
-    History = ReadServiceLog = ListPending = MemberKeys = DirectInbox = _routed
-    OwnerCommand = Join = SendDirectInvitation = _routed_once
+    History = ReadServiceLog = ListPending = MemberKeys = DirectInbox = ListReports = _routed
+    OwnerCommand = Join = SendDirectInvitation = Report = Leave = _routed_once
+
+    async def Moderate(self, request, context):
+        """Routed by the address it is sent to (the group relay checks that the signed
+        body names the group there), and taken once."""
+        async def run():
+            body = peek(request.envelope, core_pb2.ModerationBody, env.Domain.MODERATION, "moderation")
+            call = GroupCall(request.group_address, request)
+            return await self._once(
+                "moderation", request.envelope, body.timestamp,
+                lambda: self.router.call_address(request.group_address, call))
+        return await guard(context, run())
+
+    async def ListMembers(self, request, context):
+        """The shard's page of members, with the read streams of the group open on every
+        gateway of the relay."""
+        async def run():
+            address = group_address(request)
+            response = await self.router.call_address(address, GroupCall(address, request))
+            response.subscribers = await self.subscribers_of(address)
+            return response
+        return await guard(context, run())
+
+    async def subscribers_of(self, address: str) -> int:
+        """Read streams of the group open here (the gateway actor counts every gateway's)."""
+        return self.streams.group_subscribers(address)
 
     async def Subscribe(self, request, context):
         try:

@@ -73,6 +73,10 @@ class Streams:
                 tail.close()
                 del self.tails[address]
 
+    def group_subscribers(self, address: str) -> int:
+        tail = self.tails.get(address)
+        return tail.subscribers if tail is not None else 0
+
     def stats(self, process: ProcessInfo, groups: bool = False) -> GatewayStats:
         """This gateway's streams; with `groups`, by group address (those with streams)."""
         return GatewayStats(

@@ -12,11 +12,12 @@ import asyncio
 import collections
 import logging
 
+from chatrelay import envelope as env
 from chatrelay.actors import tracing
 from chatrelay.actors.calls import ReadPosts, TailRead
 from chatrelay.cluster.router import ShardRouter
 from chatrelay.errors import ChatRelayError, Reason
-from chatrelay.v1 import relay_pb2
+from chatrelay.v1 import core_pb2, relay_pb2
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,26 @@ class GroupTail:
                     self.traced.delivered(deliveries, self.subscribers)
                 async with self.changed:
                     self.buffer.extend(deliveries)
+                    self._forget_deleted(deliveries)
                     self.after = deliveries[-1].seq
                     self.changed.notify_all()
+
+    def _forget_deleted(self, deliveries: list[relay_pb2.Delivery]) -> None:
+        """Posts a moderation in `deliveries` deleted (the shard checked and applied it
+        before it was in the stream) are served from this window no more either."""
+        posts, authors = set(), set()
+        for d in deliveries:
+            if d.post.domain != env.Domain.MODERATION.value:
+                continue
+            body = core_pb2.ModerationBody.FromString(d.post.body)
+            if body.kind == core_pb2.MODERATION_KIND_DELETE_POST:
+                posts.add(body.message_id)
+            elif body.delete_posts:
+                authors.add(body.member)
+        if posts or authors:
+            kept = [d for d in self.buffer if not (d.post.domain == env.Domain.POST.value and (
+                d.message_id in posts or d.post.signer in authors))]
+            self.buffer = collections.deque(kept, maxlen=TAIL_WINDOW)
 
     async def after_seq(self, seq: int, wait_s: float, reader: bytes = b"") -> list[relay_pb2.Delivery]:
         """Posts after `seq`, for `reader`: from memory when recent, from the shard's log
@@ -128,7 +147,7 @@ class GroupTail:
         if self.ended is not None:
             raise self.ended
         if reader in self.removed:
-            raise ChatRelayError(Reason.NOT_MEMBER, "removed from this group by its owners")
+            raise ChatRelayError(Reason.NOT_MEMBER, "removed from this group by its owners or moderators")
 
     def holds(self, seq: int) -> bool:
         """Whether a stream at `seq` reads from this window (not from the log)."""

@@ -4,7 +4,7 @@ Commands by role: `operate` (a relay), `groups` (groups and channels), `connecti
 (1:1 connections); `base` holds what they share.
 """
 
-from chatrelay.cli import connections, groups, operate  # noqa: F401  (they add their commands to main)
+from chatrelay.cli import connections, groups, moderate, operate  # noqa: F401  (they add their commands to main)
 from chatrelay.cli.base import main
 from chatrelay.cli.groups import parse_duration
 from chatrelay.cli.operate import up

@@ -106,10 +106,13 @@ def save_state(path, st) -> None:
         fail(f"cannot write state file {path}: {exc}")
 
 
-def owned_command(which, state_path, action, save=True):
+def owned_command(which, state_path, action, save=True, find="find_owned"):
+    """`action(group)` for the group of the state file named by `which` (one it owns;
+    with `find`, the State method that picks it: `find_membership` for one it owns or
+    joined, `find_joined` for one it joined), the state file saved after."""
     st = load_state(state_path)
     try:
-        owned = st.find_owned(which)
+        owned = getattr(st, find)(which)
     except ChatRelayError as exc:
         fail(str(exc))
     result = run_async(action(owned))

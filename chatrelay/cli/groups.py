@@ -119,14 +119,19 @@ def relay_remove(relay_link, which, state_path) -> None:
 @group_option
 @state_option
 def relays(which, state_path) -> None:
-    """One line per relay: relay link, group address, state."""
-    st = load_state(state_path)
-    try:
-        owned = st.find_owned(which)
-    except ChatRelayError as exc:
-        fail(str(exc))
-    for entry in owned.relays:
-        echo(f"{entry.relay_link} {entry.address} {entry.state}")
+    """One line per relay: relay link, group address, state, and the members and open read
+    streams (subscribers) the relay counts, or why it did not answer."""
+    from chatrelay import moderators
+
+    _, counts = owned_command(which, state_path, lambda owned: _with_counts(owned, moderators), save=False)
+    for entry, count in counts:
+        said = (f"members={count.members} subscribers={count.subscribers}" if isinstance(count, moderators.RelayCounts)
+                else f"unanswered: {count.message} ({count.reason})")
+        echo(f"{entry.relay_link} {entry.address} {entry.state} {said}")
+
+
+async def _with_counts(owned, moderators):
+    return list(zip(owned.relays, await moderators.relay_counts(owned)))
 
 
 @main.group()
@@ -141,19 +146,33 @@ def profile() -> None:
               help="Who may join.")
 @click.option("--direct-messages", type=click.Choice(["on", "off"]), default=None,
               help="Whether members may open direct connections to each other through the group.")
+@click.option("--slow-mode", default=None,
+              help="Rule: at least this long between one member's posts: 30s, 5m, 1h; 0 turns it off.")
+@click.option("--max-post", "max_post", type=int, default=None,
+              help="Rule: a member's post is at most this many bytes (0: the protocol's 16 KiB).")
+@click.option("--links", type=click.Choice(["on", "off"]), default=None, help="Rule: whether members' posts may carry links.")
 @group_option
 @state_option
-def profile_set(name, description, join_policy, direct_messages, which, state_path) -> None:
+def profile_set(name, description, join_policy, direct_messages, slow_mode, max_post, links, which, state_path) -> None:
     """Sign the next profile version with the changes and publish it: every relay puts it
-    in the group's stream, where members check and apply it."""
+    in the group's stream, where members check and apply it. The rules bind members'
+    posts (owners and moderators are free): relays refuse a post that breaks one, and
+    members refuse one a relay let through."""
+    if all(v is None for v in (name, description, join_policy, direct_messages, slow_mode, max_post, links)):
+        fail("nothing to change: give --name, --description, --join, --direct-messages, --slow-mode, "
+             "--max-post or --links")
+    try:
+        slow_mode_s = None if slow_mode is None else 0 if slow_mode.strip() == "0" else parse_duration(slow_mode)
+    except ChatRelayError as exc:
+        fail(str(exc).replace("--expires", "--slow-mode"))
     from chatrelay import client
     from chatrelay.group import JoinPolicy
 
-    if name is None and description is None and join_policy is None and direct_messages is None:
-        fail("nothing to change: give --name, --description, --join or --direct-messages")
+    def on(flag):
+        return None if flag is None else flag == "on"
     owned, version = owned_command(which, state_path, lambda owned: client.set_profile(
         owned, name=name, description=description, join=None if join_policy is None else JoinPolicy(join_policy),
-        direct_messages=None if direct_messages is None else direct_messages == "on"))
+        direct_messages=on(direct_messages), slow_mode_s=slow_mode_s, max_post_bytes=max_post, links=on(links)))
     echo(f"profile v{version}: {owned.name}")
 
 
@@ -309,7 +328,7 @@ def join(link_text, name, state_path) -> None:
     from chatrelay import client
 
     st = load_state(state_path)
-    membership = run_async(client.join(link_text, name))
+    membership = run_async(client.join(link_text, name, known=st.memberships))
     st.memberships = [m for m in st.memberships if m.group_id != membership.group_id] + [membership]
     save_state(state_path, st)
     state = {

@@ -28,6 +28,12 @@ class LinkKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LINK_KIND_CHANNEL: _ClassVar[LinkKind]
     LINK_KIND_CONTACT: _ClassVar[LinkKind]
     LINK_KIND_INVITATION: _ClassVar[LinkKind]
+
+class ModerationKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MODERATION_KIND_UNSPECIFIED: _ClassVar[ModerationKind]
+    MODERATION_KIND_DELETE_POST: _ClassVar[ModerationKind]
+    MODERATION_KIND_REMOVE_MEMBER: _ClassVar[ModerationKind]
 GROUP_KIND_UNSPECIFIED: GroupKind
 GROUP_KIND_GROUP: GroupKind
 GROUP_KIND_CHANNEL: GroupKind
@@ -41,6 +47,9 @@ LINK_KIND_GROUP: LinkKind
 LINK_KIND_CHANNEL: LinkKind
 LINK_KIND_CONTACT: LinkKind
 LINK_KIND_INVITATION: LinkKind
+MODERATION_KIND_UNSPECIFIED: ModerationKind
+MODERATION_KIND_DELETE_POST: ModerationKind
+MODERATION_KIND_REMOVE_MEMBER: ModerationKind
 
 class SignedEnvelope(_message.Message):
     __slots__ = ("domain", "body", "signer", "signature")
@@ -65,14 +74,20 @@ class OwnerAuth(_message.Message):
     def __init__(self, owner_id: _Optional[bytes] = ..., owner_key: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class GroupSettings(_message.Message):
-    __slots__ = ("join", "direct_messages", "history_limit")
+    __slots__ = ("join", "direct_messages", "history_limit", "slow_mode_s", "max_post_bytes", "no_links")
     JOIN_FIELD_NUMBER: _ClassVar[int]
     DIRECT_MESSAGES_FIELD_NUMBER: _ClassVar[int]
     HISTORY_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SLOW_MODE_S_FIELD_NUMBER: _ClassVar[int]
+    MAX_POST_BYTES_FIELD_NUMBER: _ClassVar[int]
+    NO_LINKS_FIELD_NUMBER: _ClassVar[int]
     join: JoinPolicy
     direct_messages: bool
     history_limit: int
-    def __init__(self, join: _Optional[_Union[JoinPolicy, str]] = ..., direct_messages: _Optional[bool] = ..., history_limit: _Optional[int] = ...) -> None: ...
+    slow_mode_s: int
+    max_post_bytes: int
+    no_links: bool
+    def __init__(self, join: _Optional[_Union[JoinPolicy, str]] = ..., direct_messages: _Optional[bool] = ..., history_limit: _Optional[int] = ..., slow_mode_s: _Optional[int] = ..., max_post_bytes: _Optional[int] = ..., no_links: _Optional[bool] = ...) -> None: ...
 
 class RelayRef(_message.Message):
     __slots__ = ("relay_key", "relay_link", "group_address")
@@ -85,7 +100,7 @@ class RelayRef(_message.Message):
     def __init__(self, relay_key: _Optional[bytes] = ..., relay_link: _Optional[str] = ..., group_address: _Optional[str] = ...) -> None: ...
 
 class Profile(_message.Message):
-    __slots__ = ("group_id", "root_key", "kind", "name", "description", "version", "owners", "relays", "settings", "intake_key")
+    __slots__ = ("group_id", "root_key", "kind", "name", "description", "version", "owners", "relays", "settings", "intake_key", "moderators", "signed_at")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     ROOT_KEY_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +111,8 @@ class Profile(_message.Message):
     RELAYS_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
     INTAKE_KEY_FIELD_NUMBER: _ClassVar[int]
+    MODERATORS_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_AT_FIELD_NUMBER: _ClassVar[int]
     group_id: bytes
     root_key: bytes
     kind: GroupKind
@@ -106,7 +123,9 @@ class Profile(_message.Message):
     relays: _containers.RepeatedCompositeFieldContainer[RelayRef]
     settings: GroupSettings
     intake_key: bytes
-    def __init__(self, group_id: _Optional[bytes] = ..., root_key: _Optional[bytes] = ..., kind: _Optional[_Union[GroupKind, str]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., version: _Optional[int] = ..., owners: _Optional[_Iterable[_Union[OwnerAuth, _Mapping]]] = ..., relays: _Optional[_Iterable[_Union[RelayRef, _Mapping]]] = ..., settings: _Optional[_Union[GroupSettings, _Mapping]] = ..., intake_key: _Optional[bytes] = ...) -> None: ...
+    moderators: _containers.RepeatedScalarFieldContainer[bytes]
+    signed_at: int
+    def __init__(self, group_id: _Optional[bytes] = ..., root_key: _Optional[bytes] = ..., kind: _Optional[_Union[GroupKind, str]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., version: _Optional[int] = ..., owners: _Optional[_Iterable[_Union[OwnerAuth, _Mapping]]] = ..., relays: _Optional[_Iterable[_Union[RelayRef, _Mapping]]] = ..., settings: _Optional[_Union[GroupSettings, _Mapping]] = ..., intake_key: _Optional[bytes] = ..., moderators: _Optional[_Iterable[bytes]] = ..., signed_at: _Optional[int] = ...) -> None: ...
 
 class FixedLinkData(_message.Message):
     __slots__ = ("kind", "root_key", "entity_id", "e2e_key", "secret")
@@ -247,3 +266,37 @@ class PostBody(_message.Message):
     client_ts: int
     nonce: bytes
     def __init__(self, group_id: _Optional[bytes] = ..., body: _Optional[bytes] = ..., client_ts: _Optional[int] = ..., nonce: _Optional[bytes] = ...) -> None: ...
+
+class ModerationBody(_message.Message):
+    __slots__ = ("group_id", "kind", "message_id", "member", "ban", "delete_posts", "reason", "nonce", "timestamp")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    BAN_FIELD_NUMBER: _ClassVar[int]
+    DELETE_POSTS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    group_id: bytes
+    kind: ModerationKind
+    message_id: bytes
+    member: bytes
+    ban: bool
+    delete_posts: bool
+    reason: str
+    nonce: bytes
+    timestamp: int
+    def __init__(self, group_id: _Optional[bytes] = ..., kind: _Optional[_Union[ModerationKind, str]] = ..., message_id: _Optional[bytes] = ..., member: _Optional[bytes] = ..., ban: _Optional[bool] = ..., delete_posts: _Optional[bool] = ..., reason: _Optional[str] = ..., nonce: _Optional[bytes] = ..., timestamp: _Optional[int] = ...) -> None: ...
+
+class ReportContent(_message.Message):
+    __slots__ = ("group_id", "post", "seq", "reason")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    POST_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    group_id: bytes
+    post: SignedEnvelope
+    seq: int
+    reason: str
+    def __init__(self, group_id: _Optional[bytes] = ..., post: _Optional[_Union[SignedEnvelope, _Mapping]] = ..., seq: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...

@@ -373,6 +373,114 @@ class MemberKeysResponse(_message.Message):
     members: _containers.RepeatedCompositeFieldContainer[MemberAdmission]
     def __init__(self, members: _Optional[_Iterable[_Union[MemberAdmission, _Mapping]]] = ...) -> None: ...
 
+class ModerateRequest(_message.Message):
+    __slots__ = ("group_address", "envelope")
+    GROUP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    group_address: str
+    envelope: _core_pb2.SignedEnvelope
+    def __init__(self, group_address: _Optional[str] = ..., envelope: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
+
+class ModerateResponse(_message.Message):
+    __slots__ = ("seq", "applied_before")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    applied_before: bool
+    def __init__(self, seq: _Optional[int] = ..., applied_before: _Optional[bool] = ...) -> None: ...
+
+class ListMembersRequest(_message.Message):
+    __slots__ = ("envelope", "counts_only")
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_ONLY_FIELD_NUMBER: _ClassVar[int]
+    envelope: _core_pb2.SignedEnvelope
+    counts_only: bool
+    def __init__(self, envelope: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ..., counts_only: _Optional[bool] = ...) -> None: ...
+
+class ListedMember(_message.Message):
+    __slots__ = ("admission", "joined_at")
+    ADMISSION_FIELD_NUMBER: _ClassVar[int]
+    JOINED_AT_FIELD_NUMBER: _ClassVar[int]
+    admission: MemberAdmission
+    joined_at: int
+    def __init__(self, admission: _Optional[_Union[MemberAdmission, _Mapping]] = ..., joined_at: _Optional[int] = ...) -> None: ...
+
+class ListMembersResponse(_message.Message):
+    __slots__ = ("members", "total", "subscribers")
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBERS_FIELD_NUMBER: _ClassVar[int]
+    members: _containers.RepeatedCompositeFieldContainer[ListedMember]
+    total: int
+    subscribers: int
+    def __init__(self, members: _Optional[_Iterable[_Union[ListedMember, _Mapping]]] = ..., total: _Optional[int] = ..., subscribers: _Optional[int] = ...) -> None: ...
+
+class ReportBody(_message.Message):
+    __slots__ = ("group_address", "sealed", "nonce", "timestamp")
+    GROUP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    SEALED_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    group_address: str
+    sealed: bytes
+    nonce: bytes
+    timestamp: int
+    def __init__(self, group_address: _Optional[str] = ..., sealed: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., timestamp: _Optional[int] = ...) -> None: ...
+
+class ReportRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _core_pb2.SignedEnvelope
+    def __init__(self, envelope: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
+
+class ReportResponse(_message.Message):
+    __slots__ = ("seq",)
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    def __init__(self, seq: _Optional[int] = ...) -> None: ...
+
+class ListReportsRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _core_pb2.SignedEnvelope
+    def __init__(self, envelope: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
+
+class ReceivedReport(_message.Message):
+    __slots__ = ("seq", "report", "received_at")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    report: _core_pb2.SignedEnvelope
+    received_at: int
+    def __init__(self, seq: _Optional[int] = ..., report: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ..., received_at: _Optional[int] = ...) -> None: ...
+
+class ListReportsResponse(_message.Message):
+    __slots__ = ("reports",)
+    REPORTS_FIELD_NUMBER: _ClassVar[int]
+    reports: _containers.RepeatedCompositeFieldContainer[ReceivedReport]
+    def __init__(self, reports: _Optional[_Iterable[_Union[ReceivedReport, _Mapping]]] = ...) -> None: ...
+
+class LeaveBody(_message.Message):
+    __slots__ = ("group_address", "nonce", "timestamp")
+    GROUP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    group_address: str
+    nonce: bytes
+    timestamp: int
+    def __init__(self, group_address: _Optional[str] = ..., nonce: _Optional[bytes] = ..., timestamp: _Optional[int] = ...) -> None: ...
+
+class LeaveRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _core_pb2.SignedEnvelope
+    def __init__(self, envelope: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
+
+class LeaveResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class DirectInboxRequest(_message.Message):
     __slots__ = ("credential", "after_seq")
     CREDENTIAL_FIELD_NUMBER: _ClassVar[int]

@@ -99,6 +99,31 @@ class RelayServiceStub:
                 request_serializer=chatrelay_dot_v1_dot_relay__pb2.DirectInboxRequest.SerializeToString,
                 response_deserializer=chatrelay_dot_v1_dot_relay__pb2.DirectInboxResponse.FromString,
                 _registered_method=True)
+        self.Moderate = channel.unary_unary(
+                '/chatrelay.v1.RelayService/Moderate',
+                request_serializer=chatrelay_dot_v1_dot_relay__pb2.ModerateRequest.SerializeToString,
+                response_deserializer=chatrelay_dot_v1_dot_relay__pb2.ModerateResponse.FromString,
+                _registered_method=True)
+        self.ListMembers = channel.unary_unary(
+                '/chatrelay.v1.RelayService/ListMembers',
+                request_serializer=chatrelay_dot_v1_dot_relay__pb2.ListMembersRequest.SerializeToString,
+                response_deserializer=chatrelay_dot_v1_dot_relay__pb2.ListMembersResponse.FromString,
+                _registered_method=True)
+        self.Report = channel.unary_unary(
+                '/chatrelay.v1.RelayService/Report',
+                request_serializer=chatrelay_dot_v1_dot_relay__pb2.ReportRequest.SerializeToString,
+                response_deserializer=chatrelay_dot_v1_dot_relay__pb2.ReportResponse.FromString,
+                _registered_method=True)
+        self.ListReports = channel.unary_unary(
+                '/chatrelay.v1.RelayService/ListReports',
+                request_serializer=chatrelay_dot_v1_dot_relay__pb2.ListReportsRequest.SerializeToString,
+                response_deserializer=chatrelay_dot_v1_dot_relay__pb2.ListReportsResponse.FromString,
+                _registered_method=True)
+        self.Leave = channel.unary_unary(
+                '/chatrelay.v1.RelayService/Leave',
+                request_serializer=chatrelay_dot_v1_dot_relay__pb2.LeaveRequest.SerializeToString,
+                response_deserializer=chatrelay_dot_v1_dot_relay__pb2.LeaveResponse.FromString,
+                _registered_method=True)
         self.CreateQueue = channel.unary_unary(
                 '/chatrelay.v1.RelayService/CreateQueue',
                 request_serializer=chatrelay_dot_v1_dot_relay__pb2.CreateQueueRequest.SerializeToString,
@@ -202,6 +227,36 @@ class RelayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Moderate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMembers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Report(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReports(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Leave(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateQueue(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -293,6 +348,31 @@ def add_RelayServiceServicer_to_server(servicer, server):
                     servicer.DirectInbox,
                     request_deserializer=chatrelay_dot_v1_dot_relay__pb2.DirectInboxRequest.FromString,
                     response_serializer=chatrelay_dot_v1_dot_relay__pb2.DirectInboxResponse.SerializeToString,
+            ),
+            'Moderate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Moderate,
+                    request_deserializer=chatrelay_dot_v1_dot_relay__pb2.ModerateRequest.FromString,
+                    response_serializer=chatrelay_dot_v1_dot_relay__pb2.ModerateResponse.SerializeToString,
+            ),
+            'ListMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMembers,
+                    request_deserializer=chatrelay_dot_v1_dot_relay__pb2.ListMembersRequest.FromString,
+                    response_serializer=chatrelay_dot_v1_dot_relay__pb2.ListMembersResponse.SerializeToString,
+            ),
+            'Report': grpc.unary_unary_rpc_method_handler(
+                    servicer.Report,
+                    request_deserializer=chatrelay_dot_v1_dot_relay__pb2.ReportRequest.FromString,
+                    response_serializer=chatrelay_dot_v1_dot_relay__pb2.ReportResponse.SerializeToString,
+            ),
+            'ListReports': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReports,
+                    request_deserializer=chatrelay_dot_v1_dot_relay__pb2.ListReportsRequest.FromString,
+                    response_serializer=chatrelay_dot_v1_dot_relay__pb2.ListReportsResponse.SerializeToString,
+            ),
+            'Leave': grpc.unary_unary_rpc_method_handler(
+                    servicer.Leave,
+                    request_deserializer=chatrelay_dot_v1_dot_relay__pb2.LeaveRequest.FromString,
+                    response_serializer=chatrelay_dot_v1_dot_relay__pb2.LeaveResponse.SerializeToString,
             ),
             'CreateQueue': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateQueue,
@@ -666,6 +746,141 @@ class RelayService:
             '/chatrelay.v1.RelayService/DirectInbox',
             chatrelay_dot_v1_dot_relay__pb2.DirectInboxRequest.SerializeToString,
             chatrelay_dot_v1_dot_relay__pb2.DirectInboxResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Moderate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatrelay.v1.RelayService/Moderate',
+            chatrelay_dot_v1_dot_relay__pb2.ModerateRequest.SerializeToString,
+            chatrelay_dot_v1_dot_relay__pb2.ModerateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatrelay.v1.RelayService/ListMembers',
+            chatrelay_dot_v1_dot_relay__pb2.ListMembersRequest.SerializeToString,
+            chatrelay_dot_v1_dot_relay__pb2.ListMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Report(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatrelay.v1.RelayService/Report',
+            chatrelay_dot_v1_dot_relay__pb2.ReportRequest.SerializeToString,
+            chatrelay_dot_v1_dot_relay__pb2.ReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReports(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatrelay.v1.RelayService/ListReports',
+            chatrelay_dot_v1_dot_relay__pb2.ListReportsRequest.SerializeToString,
+            chatrelay_dot_v1_dot_relay__pb2.ListReportsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Leave(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatrelay.v1.RelayService/Leave',
+            chatrelay_dot_v1_dot_relay__pb2.LeaveRequest.SerializeToString,
+            chatrelay_dot_v1_dot_relay__pb2.LeaveResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -125,7 +125,8 @@ def test_group_management_from_the_cli(tmp_path):
             "Club 2", "hello from Bob", "on both relays"]
         assert json.load(open(bob))["memberships"][0]["name"] == "Club 2"
         for args, said in (
-            ([], "chatrelay: nothing to change: give --name, --description, --join or --direct-messages\n"),
+            ([], "chatrelay: nothing to change: give --name, --description, --join, --direct-messages, --slow-mode, "
+                 "--max-post or --links\n"),
             (["--name", ""], "chatrelay: profile name must be 1 to 100 characters (bad_profile)\n"),
             (["--join", "everyone"], "chatrelay: Invalid value for '--join': 'everyone' is not one of 'open', "
                                      "'approval', 'invite'. (see chatrelay profile set --help)\n"),

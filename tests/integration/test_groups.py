@@ -567,7 +567,7 @@ async def test_a_removed_member_s_streams_end_at_once_and_it_reads_no_more(relay
         await client.remove_member(owned, bytes(client.reader_key(ann).verify_key))
         with pytest.raises(ChatRelayError) as info:
             await asyncio.wait_for(streams["ann"], 60)  # a bound on a hang, not a measure
-        assert (info.value.reason, info.value.message) == (Reason.NOT_MEMBER, "removed from this group by its owners")
+        assert (info.value.reason, info.value.message) == (Reason.NOT_MEMBER, "removed from this group by its owners or moderators")
         with pytest.raises(ChatRelayError) as info:
             await client.read_all(ann)
         assert (info.value.reason, info.value.message) == (Reason.NOT_MEMBER, "reader is not a member of this group")

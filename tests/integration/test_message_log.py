@@ -120,3 +120,17 @@ async def test_a_fenced_append_among_others_fails_alone(log):
     assert isinstance(results[0], Fenced)
     assert [r.seqs for r in results[1:]] == [(1,), (1,)]
     assert await log.last_seq("posts/a") == 0
+
+
+async def test_an_erased_record_is_read_no_more_and_sent_again_is_a_duplicate(log):
+    """A deleted post: its record goes (from reads and history), the seqs around it stay,
+    and the same record sent again is answered as held, not stored again."""
+    await log.append("e", [b"a", b"b", b"c"], keys=[b"ka", b"kb", b"kc"])
+    assert await log.erase("e", [b"kb", b"unknown"]) == 1
+    assert await log.erase("e", []) == 0
+    assert [(r.seq, r.data) for r in await log.read("e")] == [(1, b"a"), (3, b"c")]
+    assert [r.seq for r in await log.read_before("e", 0, 10)] == [1, 3]
+    again = await log.append("e", [b"b"], keys=[b"kb"])
+    assert (again.seqs, again.duplicates) == ((2,), (True,))
+    assert [r.data for r in await log.read("e")] == [b"a", b"c"]
+    assert await log.erase("e", [b"kb"]) == 0  # once gone, gone

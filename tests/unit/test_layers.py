@@ -10,9 +10,10 @@ import pathlib
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PACKAGES = {"chatrelay": REPO / "chatrelay", "chatrelay.actors": REPO / "actors", "chatrelay.cluster": REPO / "cluster"}
 
-CORE = {"admission", "codec", "envelope", "errors", "group", "links", "invites", "members", "items", "retry", "short_links", "tls", "v1"}
+CORE = {"admission", "codec", "envelope", "errors", "group", "links", "invites", "members", "moderation", "items", "retry",
+        "short_links", "tls", "v1"}
 SHARED = {"status", "settings"}  # gRPC status mapping and settings: used by the SDK and the relay
-SDK = {"client", "connection", "owner", "reader", "contacts", "direct", "state", "admin_client"}
+SDK = {"client", "connection", "owner", "reader", "contacts", "direct", "moderators", "state", "admin_client"}
 RANK = {"core": 0, "shared": 1, "sdk": 2, "actors": 2, "cluster": 3, "cli": 4}
 
 

@@ -18,7 +18,7 @@ def test_reasons_are_stable_strings():
         "unknown_link_kind", "link_hash_mismatch", "link_decrypt_failed", "link_kind_mismatch",
         "bad_invite", "invite_expired", "bad_post", "unknown_address", "not_allowed",
         "not_a_member", "not_active", "refused", "busy", "behind", "rate_limited", "stale", "unavailable",
-            "relay_identity_mismatch", "tls_mismatch", "quota_exceeded", "replayed", "taken_down",
+            "relay_identity_mismatch", "tls_mismatch", "quota_exceeded", "replayed", "taken_down", "banned", "not_found",
     }
 
 
