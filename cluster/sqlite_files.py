@@ -61,8 +61,12 @@ def open_shared(path: pathlib.Path, schema: str | Callable[[sqlite3.Connection],
     """A connection to the file at `path`, its schema made: `schema` is a script, or a
     function that brings the file's schema up to date (`store_schema.migrate_sqlite`)."""
     # Made readable by the relay's user only, whatever the umask; SQLite gives its -wal
-    # and -shm files the mode of the database file.
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))
+    # and -shm files the mode of the database file. Only a file that is not there yet is
+    # opened here: closing a descriptor of a file lets go of every POSIX lock the process
+    # holds on it, those of its SQLite connections too, and without them another
+    # process's close deletes the WAL under them (their commits then go to a deleted file).
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))
 
     def once() -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s, check_same_thread=False)

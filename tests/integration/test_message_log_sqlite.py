@@ -87,3 +87,31 @@ async def test_a_full_disk_writes_nothing_and_says_so():
         finally:
             await members.close()
             await log.close()
+
+
+async def test_another_process_closing_the_store_never_takes_the_wal_from_under_a_relay(tmp_path):
+    """A relay process holds the message log and the member store open on one file;
+    another process (a second shard, an operator's look) opens the file and closes it.
+    Before, opening the second store closed a descriptor of the file, which let go of
+    every SQLite lock of the process: the other process's close then deleted the WAL
+    under the relay, whose later commits went to a deleted file, seen by no one and lost
+    at its restart."""
+    from chatrelay.cluster.member_store_sqlite import SqliteMemberStore
+
+    path = tmp_path / "messages.db"
+    log = SqliteMessageLog(path)
+    store = SqliteMemberStore(path)  # the same process opens the file again
+    try:
+        await log.append("s", [b"before"])
+        look = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('SELECT 1').fetchall(); c.close()"
+        subprocess.run([sys.executable, "-c", look, str(path)], check=True, timeout=60)
+        await log.append("s", [b"after"])
+        count = ("import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("
+                 "'SELECT count(*) FROM records WHERE stream = ?', ('s',)).fetchone()[0])")
+        seen = subprocess.run([sys.executable, "-c", count, str(path)], capture_output=True, text=True, check=True,
+                              timeout=60)
+        assert seen.stdout.strip() == "2"
+        assert os.path.exists(f"{path}-wal")
+    finally:
+        await store.close()
+        await log.close()
