@@ -75,6 +75,7 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns, Moderating,
         self.recent_posts = RateWindow(ctx.limits.post_window_s)  # members' posts, for their rate
         self.slow_mode_last: dict[bytes, tuple[int, float]] = {}  # member: its last post's signed and relay times
         self.recent_reports = RateWindow(REPORT_WINDOW_S)  # members' reports, for their rate
+        self.refusals: dict = {}  # (kind, reason): [refused since the last notice, when it was written]
 
     def __str__(self) -> str:
         return f"group relay {self.address} ({self.record.state})"
@@ -255,6 +256,7 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns, Moderating,
                     results[i] = why
             accepted = [i for i in range(len(envelopes)) if results[i] is None]
             if not accepted:
+                await self._note_post_refusals(results)
                 return results
             appended = await self.ctx.log.append(
                 self.stream, [env.encode(envelopes[i]) for i in accepted], keys=[ids[i] for i in accepted],
@@ -264,6 +266,7 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns, Moderating,
         except Exception as exc:  # nothing is acked unless durable
             failed = refusal(exc)  # UNAVAILABLE, saying what failed but not where
             return [failed if r is None else r for r in results]
+        await self._note_post_refusals(results)
         self.last_seq = max(self.last_seq, max(appended.seqs))
         fresh = sum(1 for d in appended.duplicates if not d)
         self.posts_accepted += fresh
@@ -278,6 +281,13 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns, Moderating,
                 self.recent_posts.add(envelopes[i].signer, time.monotonic())
         await self._apply_retention()
         return results
+
+    async def _note_post_refusals(self, results: list) -> None:
+        """Members' posts past their rate or against the group's rules: the owners hear of
+        them (a notice a reason a minute at most: `note_refusal`)."""
+        for why in {r.reason: r for r in results if isinstance(r, ChatRelayError)
+                    and r.reason in (Reason.RATE_LIMITED, Reason.TOO_LARGE, Reason.NOT_ALLOWED)}.values():
+            await self.note_refusal("post_refused", why)
 
     async def _apply_retention(self) -> None:
         """Keep the newest `retention` posts; trim in steps so it costs little per post."""
@@ -321,7 +331,12 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns, Moderating,
             raise ChatRelayError(Reason.BAD_SIGNATURE, "credential is too old or from the future; check the clock")
         if checked.signer in self.profile.authorities():
             return checked.signer
-        if not self.is_member(checked.signer):
+        status = self.members.get(checked.signer)
+        if status is MemberStatus.BANNED:
+            raise ChatRelayError(Reason.BANNED, "this key is banned from the group")
+        if status is MemberStatus.REJECTED:
+            raise ChatRelayError(Reason.NOT_MEMBER, "the owners rejected this key's join")
+        if status is not MemberStatus.MEMBER:
             raise ChatRelayError(Reason.NOT_MEMBER, "reader is not a member of this group")
         return checked.signer
 

@@ -15,7 +15,8 @@ from chatrelay.actors.records import GroupState, MemberRecord, MemberStatus
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
 
-JOIN_PB = {MemberStatus.MEMBER: relay_pb2.JOIN_STATUS_ACCEPTED, MemberStatus.PENDING: relay_pb2.JOIN_STATUS_PENDING_APPROVAL}
+JOIN_PB = {MemberStatus.MEMBER: relay_pb2.JOIN_STATUS_ACCEPTED, MemberStatus.PENDING: relay_pb2.JOIN_STATUS_PENDING_APPROVAL,
+           MemberStatus.REJECTED: relay_pb2.JOIN_STATUS_REJECTED}
 
 
 def request_id(envelope: core_pb2.SignedEnvelope) -> bytes:
@@ -33,7 +34,9 @@ class Joins:
         self.check_not_taken_down()
         state = self.record.state
         if state is GroupState.SUSPENDED:
-            raise ChatRelayError(Reason.REFUSED, "the owners have suspended new members for now")
+            refused = ChatRelayError(Reason.REFUSED, "the owners have suspended new members for now")
+            await self.note_refusal("join_refused", refused)
+            raise refused
         if state is GroupState.REMOVED:
             raise ChatRelayError(Reason.NOT_ACTIVE, "this relay no longer serves this group")
         if state is GroupState.PENDING:
@@ -42,7 +45,11 @@ class Joins:
             await self.ctx.log.append(
                 records.held_stream(self.address), [env.encode(envelope)], keys=[held], fence=await self.fence())
             return relay_pb2.JoinResponse(status=relay_pb2.JOIN_STATUS_HELD, request_id=held)
-        return await self._admit(envelope, body)
+        try:
+            return await self._admit(envelope, body)
+        except ChatRelayError as exc:  # the group's policy refused it: the owners hear of it
+            await self.note_refusal("join_refused", exc)
+            raise
 
     async def _admit(self, envelope: core_pb2.SignedEnvelope, body: core_pb2.JoinBody) -> relay_pb2.JoinResponse:
         sign_key = body.keys.sign_key
@@ -52,7 +59,8 @@ class Joins:
         if sign_key in self.members:  # a repeated join: same answer, nothing new stored
             existing = await self.ctx.members.get(self.address, sign_key)
             if existing is not None:
-                return relay_pb2.JoinResponse(status=JOIN_PB[existing.status], request_id=existing.request_id)
+                return relay_pb2.JoinResponse(status=JOIN_PB[existing.status], request_id=existing.request_id,
+                                              reason=existing.note)
         policy = self.profile.profile.settings.join
         status = MemberStatus.MEMBER
         if body.HasField("invite"):
@@ -107,6 +115,7 @@ class Joins:
                     if exc.reason in (Reason.UNAVAILABLE, Reason.BUSY):
                         raise  # not decided (the registry unreachable): it stays held, the cursor stays
                     self.held_refused.append((rec.key, exc.reason.value))
+                    await self.note_refusal("join_refused", exc)
                 cursor = rec.seq
                 await self.ctx.registry.put(key, str(cursor).encode())
                 done += 1

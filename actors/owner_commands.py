@@ -13,7 +13,7 @@ from chatrelay.actors.message_log import READ_LIMIT, RECORD_OVERHEAD, fit
 from chatrelay.actors.records import STATE_PB, Change, GroupRecord, GroupState, MemberStatus
 from chatrelay.actors.registry import Delete, Get, Put, unchanged_since
 from chatrelay.actors.direct_invitations import admission_of
-from chatrelay.actors.takedowns import NOTICE_KEY, service_entry
+from chatrelay.actors.takedowns import MAX_REASON, NOTICE_KEY, command_record, service_entry
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
 
@@ -79,32 +79,39 @@ class OwnerCommands:
             return relay_pb2.OwnerCommandResponse(
                 state=STATE_PB[self.record.state], applied_before=True, log_seq=seen[body.command_id]
             )
+        if len(body.reason) > MAX_REASON:
+            raise ChatRelayError(Reason.MALFORMED, f"a reason is at most {MAX_REASON} characters, got {len(body.reason)}")
         fence = await self.fence()
         kind = body.kind
         if kind == relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE:
-            await self._update_profile(body.profile)
+            outcome = await self._update_profile(body.profile)
         elif kind in CHANGES:
             await self._save(records.transition(self.record.state, CHANGES[kind]), self.record.profile, self.profile)
             if kind == relay_pb2.OWNER_COMMAND_KIND_DELETE_GROUP and self.last_seq:
                 await self.ctx.log.trim(self.stream, self.last_seq)
+            outcome = f"group {self.record.state.value}"
         elif kind in (relay_pb2.OWNER_COMMAND_KIND_APPROVE_JOIN, relay_pb2.OWNER_COMMAND_KIND_REJECT_JOIN):
-            await self._decide(body, envelope)
+            outcome = await self._decide(body, envelope)
         elif kind == relay_pb2.OWNER_COMMAND_KIND_REMOVE_MEMBER:
             if not self.is_member(body.member):
                 raise ChatRelayError(Reason.NOT_MEMBER, "no member with this key in the group")
             await self.ctx.members.delete(self.address, body.member, fence)
             self.remove_member(body.member)
+            outcome = "member removed"
         else:
             raise ChatRelayError(Reason.MALFORMED, f"unknown owner command kind {kind}")
-        appended = await self.ctx.log.append(stream, [env.encode(envelope)], keys=[body.command_id], fence=fence)
+        appended = await self.ctx.log.append(stream, [command_record(envelope, outcome)], keys=[body.command_id],
+                                             fence=fence)
         seq = appended.seqs[0]
         return relay_pb2.OwnerCommandResponse(
             state=STATE_PB[self.record.state], applied_before=appended.duplicates[0], log_seq=seq
         )
 
-    async def _decide(self, body: relay_pb2.OwnerCommandBody, envelope: core_pb2.SignedEnvelope) -> None:
-        """Approve or reject a pending join. An approval names the member's key, and is kept
-        with the member: it is what shows other members the owners let this one in."""
+    async def _decide(self, body: relay_pb2.OwnerCommandBody, envelope: core_pb2.SignedEnvelope) -> str:
+        """Approve or reject a pending join; what it did. An approval names the member's
+        key, and is kept with the member: it is what shows other members the owners let
+        this one in. A rejection is kept too, with the owners' reason: the member asking
+        again is answered with it."""
         approve = body.kind == relay_pb2.OWNER_COMMAND_KIND_APPROVE_JOIN
         found = await self.ctx.members.find(self.address, request_id=body.request_id, status=MemberStatus.PENDING, limit=1)
         if not found:
@@ -118,11 +125,13 @@ class OwnerCommands:
             member.approval = env.encode(envelope)
             await self.ctx.members.put(self.address, sign_key, member, fence)
             self.members[sign_key] = MemberStatus.MEMBER
-        else:
-            await self.ctx.members.delete(self.address, sign_key, fence)
-            self.members.pop(sign_key, None)
+            return "member admitted"
+        member.status, member.note = MemberStatus.REJECTED, body.reason
+        await self.ctx.members.put(self.address, sign_key, member, fence)
+        self.members[sign_key] = MemberStatus.REJECTED
+        return f"join rejected: {body.reason}" if body.reason else "join rejected"
 
-    async def _update_profile(self, profile_envelope: core_pb2.SignedEnvelope) -> None:
+    async def _update_profile(self, profile_envelope: core_pb2.SignedEnvelope) -> str:
         """Apply a new profile version, then put it in the group's stream, where members
         find it (and check it themselves: chatrelay/reader.py). The same version sent
         again (its answer lost, or the stream not reached) is applied once and put in
@@ -142,6 +151,7 @@ class OwnerCommands:
                 self._schedule_drain()
         if not activates:
             await self.announce(new.envelope)
+        return f"profile v{new.version}" + (f", group {self.record.state.value}" if activates else "")
 
     async def _save(self, state: GroupState, profile_bytes: bytes, profile: group.VerifiedProfile,
                     taken_down: str | None = None) -> None:

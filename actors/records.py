@@ -68,6 +68,7 @@ class MemberStatus(enum.StrEnum):
     MEMBER = "member"
     PENDING = "pending"  # waiting for an owner's approval
     BANNED = "banned"  # removed by the owners or a moderator, and refused at every join
+    REJECTED = "rejected"  # the owners rejected its join: asked again, it is told why
 
 
 def group_key(group_id: bytes) -> bytes:
@@ -210,6 +211,7 @@ class MemberRecord:
     request_id: bytes = b""
     join: bytes = b""  # the signed join request: owners decide on it, members check it
     approval: bytes = b""  # the owner's signed APPROVE_JOIN naming the member (APPROVAL groups)
+    note: str = ""  # REJECTED: the owners' reason
 
     def dumps(self) -> bytes:
         d = asdict(self)

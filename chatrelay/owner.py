@@ -42,11 +42,11 @@ async def register(
 
 async def owner_command(
     client: RelayClient, key: SigningKey, address: str, kind: int, *, profile=None,
-    command_id: bytes | None = None, request_id: bytes = b"", member: bytes = b"",
+    command_id: bytes | None = None, request_id: bytes = b"", member: bytes = b"", reason: str = "",
 ) -> relay_pb2.OwnerCommandResponse:
     body = relay_pb2.OwnerCommandBody(
         group_address=address, command_id=command_id or os.urandom(16), kind=kind,
-        request_id=request_id, member=member, nonce=os.urandom(NONCE), timestamp=int(time.time()),
+        request_id=request_id, member=member, reason=reason, nonce=os.urandom(NONCE), timestamp=int(time.time()),
     )
     if profile is not None:
         body.profile.CopyFrom(profile)
@@ -101,12 +101,14 @@ async def create_group(
     )
 
 
-async def _send_to_relays(owned: OwnedGroup, kind: int, **fields) -> list[relay_pb2.OwnerCommandResponse]:
-    """One command id for all relays: a retry anywhere is applied once there."""
+async def _send_to_relays(owned: OwnedGroup, kind: int, first: RelayEntry | None = None,
+                          **fields) -> list[relay_pb2.OwnerCommandResponse]:
+    """One command id for all relays: a retry anywhere is applied once there. `first`:
+    the relay that gets it before the others."""
     key = SigningKey(unb64(owned.owner_seed))
     command_id = os.urandom(16)
     responses = []
-    for entry in owned.relays:
+    for entry in sorted(owned.relays, key=lambda e: e is not first):
         async with RelayClient(entry.target) as client:
             response = await owner_command(client, key, entry.address, kind, command_id=command_id, **fields)
         entry.state = relay_pb2.GroupState.Name(response.state).removeprefix("GROUP_STATE_").lower()
@@ -187,12 +189,13 @@ async def pending(owned: OwnedGroup) -> Checked:
     return Checked(out.values(), skipped.values())
 
 
-async def decide(owned: OwnedGroup, request_id_text: str, approve: bool) -> None:
+async def decide(owned: OwnedGroup, request_id_text: str, approve: bool, reason: str = "") -> None:
     """Approve or reject a pending join. An approval names the member's key as the member
-    sealed it to the owners, so members can check who the owners let in."""
+    sealed it to the owners, so members can check who the owners let in. A rejection's
+    `reason` is what the member is told when it asks again."""
     request_id = parse_request_id(request_id_text)
     if not approve:
-        await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_REJECT_JOIN, request_id=request_id)
+        await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_REJECT_JOIN, request_id=request_id, reason=reason)
         return
     found = [p for p in await pending(owned) if p.request_id == request_id]
     if not found:
@@ -226,14 +229,14 @@ async def add_relay(owned: OwnedGroup, relay_link: str) -> RelayEntry:
     refs = [*current.profile.relays, core_pb2.RelayRef(relay_key=relay.relay_key, relay_link=str(relay.link), group_address=address)]
     updated = group.next_version(secrets_key, current, relays=refs)
     owned.relays.append(entry)
-    await publish(owned, updated)
+    await publish(owned, updated, first=entry)  # active there before members hear of it
     return entry
 
 
-async def publish(owned: OwnedGroup, updated: core_pb2.SignedEnvelope) -> None:
+async def publish(owned: OwnedGroup, updated: core_pb2.SignedEnvelope, first: RelayEntry | None = None) -> None:
     """A new profile version to every relay of the group (each puts it in the group's
     stream, where members find it) and into the link data, for those who join later."""
-    await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE, profile=updated)
+    await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE, first=first, profile=updated)
     owned.profile = b64(env.encode(updated))
     owned.name = group.verify_profile(updated).profile.name
     secrets = owned.secrets()

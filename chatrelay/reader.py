@@ -386,7 +386,9 @@ async def ensure_joined(who: OwnedGroup | Membership, entry: RelayEntry) -> None
             joined = core_pb2.JoinBody.FromString(shown.join.body)
             proof = joined.invite if joined.HasField("invite") else None
             approval = shown.approval if shown.HasField("approval") else None
-    await join_relay(member, profile, ref, who.display_name, proof=proof, approval=approval)
+    _, response = await join_relay(member, profile, ref, who.display_name, proof=proof, approval=approval)
+    if response.status == relay_pb2.JOIN_STATUS_HELD:  # not active there yet: joined again on the next try
+        raise ChatRelayError(Reason.UNAVAILABLE, "the relay holds the join until the group is active there")
     entry.state = "joined"
 
 

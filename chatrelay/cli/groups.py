@@ -194,10 +194,10 @@ def pending(which, state_path) -> None:
     report_skipped(items)
 
 
-def _decide(request_id, which, state_path, approve_it: bool) -> None:
+def _decide(request_id, which, state_path, approve_it: bool, reason: str = "") -> None:
     from chatrelay import client
 
-    owned_command(which, state_path, lambda owned: client.decide(owned, request_id, approve_it))
+    owned_command(which, state_path, lambda owned: client.decide(owned, request_id, approve_it, reason))
     echo("approved" if approve_it else "rejected")
 
 
@@ -212,9 +212,10 @@ def approve(request_id, which, state_path) -> None:
 
 @main.command()
 @click.argument("request_id")
+@click.option("--reason", default="", help="For a join request: what the member is told (at most 500 characters).")
 @group_option
 @state_option
-def reject(request_id, which, state_path) -> None:
+def reject(request_id, reason, which, state_path) -> None:
     """Reject a connection request at your addresses, or a group's pending join request."""
     from chatrelay import contacts
 
@@ -225,7 +226,7 @@ def reject(request_id, which, state_path) -> None:
             save_state(state_path, st)
             echo("rejected")
             return
-    _decide(request_id, which, state_path, False)
+    _decide(request_id, which, state_path, False, reason)
 
 
 @main.command()
@@ -254,7 +255,8 @@ def resume(which, state_path) -> None:
 @group_option
 @state_option
 def service_log(which, state_path) -> None:
-    """The group's service log on each relay: every owner command, once."""
+    """The group's service log on each relay: every owner command, once, with what it did,
+    and the relay's own notices (joins and posts it refused, a takedown, a restore)."""
     from chatrelay import client
     from chatrelay.v1 import relay_pb2
 
@@ -266,7 +268,7 @@ def service_log(which, state_path) -> None:
             continue
         body = relay_pb2.OwnerCommandBody.FromString(item.command.body)
         kind = relay_pb2.OwnerCommandKind.Name(body.kind).removeprefix("OWNER_COMMAND_KIND_").lower()
-        echo(f"{entry.address} #{item.seq} {kind} {body.command_id.hex()}")
+        echo(f"{entry.address} #{item.seq} {kind} {body.command_id.hex()}: {item.outcome}")
 
 
 @main.command()

@@ -88,8 +88,13 @@ def test_group_management_from_the_cli(tmp_path):
             ok("join", link, "--state", eve, "--name", "Eve")
         keys = [codec.b64url(bytes(SigningKey(base64.b64decode(json.load(open(e))["memberships"][0]["sign_seed"]))
                                    .verify_key)) for e in eves]
-        shown = sorted(line.split(" ", 1)[1] for line in ok("pending", "--state", owner).splitlines())
-        assert shown == sorted(f"Eve#{key[:12]}" for key in keys)
+        waiting = dict(reversed(line.split(" ", 1)) for line in ok("pending", "--state", owner).splitlines())
+        assert sorted(waiting) == sorted(f"Eve#{key[:12]}" for key in keys)
+        assert ok("reject", waiting[f"Eve#{keys[0][:12]}"], "--reason", "one Eve is enough", "--state", owner
+                  ).strip() == "rejected"
+        again = cli("join", link, "--state", eves[0], "--name", "Eve")  # with the keys she joined with
+        assert (again.returncode, again.stderr) == (
+            2, "chatrelay: the owners refused the join: one Eve is enough (refused)\n")
         ok("post", "--state", bob, "hello from Bob")  # members post in groups
         assert ok("read", "--state", owner).splitlines() == ["hello from Bob"]
 
@@ -98,8 +103,12 @@ def test_group_management_from_the_cli(tmp_path):
         assert refused.returncode == 2
         assert refused.stderr == "chatrelay: the owners have suspended new members for now (refused)\n"
         ok("resume", "--state", owner)
-        log = [l.split()[2] for l in ok("log", "--state", owner).splitlines()]
-        assert log == ["update_profile", "approve_join", "suspend", "resume"]
+        log = [l.split(" ", 2)[2] for l in ok("log", "--state", owner).splitlines()]
+        assert [(line.split(" ")[0], line.split(": ", 1)[1]) for line in log] == [
+            ("update_profile", "profile v2, group active"), ("approve_join", "member admitted"),
+            ("reject_join", "join rejected: one Eve is enough"), ("suspend", "group suspended"),
+            ("relay:", "join_refused: 1 join refused: the owners have suspended new members for now (refused)"),
+            ("resume", "group active")]
 
         first = ok("relay", "add", two.link, "--state", owner).split()
         again = ok("relay", "add", two.link, "--state", owner).split()

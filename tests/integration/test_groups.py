@@ -225,14 +225,14 @@ async def test_suspend_and_resume_each_logged_once(relay):
         again = await client.owner_command(c, key, entry.address, relay_pb2.OWNER_COMMAND_KIND_RESUME, command_id=b"resume-1")
     assert not first.applied_before and again.applied_before and again.log_seq == first.log_seq
     assert (await client.join(owned.link, "late")).status == "member"
-    kinds = [
-        relay_pb2.OwnerCommandBody.FromString(e.command.body).kind for _, e in await client.service_log(owned)
-    ]
+    logged = [e for _, e in await client.service_log(owned)]
+    kinds = [relay_pb2.OwnerCommandBody.FromString(e.command.body).kind for e in logged if not e.HasField("notice")]
     assert kinds == [
         relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE,
         relay_pb2.OWNER_COMMAND_KIND_SUSPEND,
         relay_pb2.OWNER_COMMAND_KIND_RESUME,
     ]
+    assert [e.notice.kind for e in logged if e.HasField("notice")] == ["join_refused"]  # the join while suspended
 
 
 async def test_only_owners_read_the_service_log(relay):

@@ -198,8 +198,11 @@ async def test_owners_see_members_with_roles_and_exact_counts(club, relay):
     finally:
         for s in streams:
             s.cancel()
+    [ann_post] = await client.post(people["Ann"], "by Ann")
     await moderators.set_role(owned, "Cat", "member")
     assert [m.role for m in await moderators.list_members(owned)] == ["member"] * 3
+    assert await refused(moderators.delete_post(people["Cat"], ann_post.seq)) == (  # a moderator no more
+        Reason.UNKNOWN_SIGNER, "moderation is not signed by an owner or a moderator of the group")
     assert await refused(moderators.set_role(owned, "Nobody", "moderator")) == (
         Reason.NOT_MEMBER, "no such member in this group")
 
@@ -273,3 +276,53 @@ async def test_a_member_that_leaves_is_forgotten_and_its_stream_ends(club):
     assert await refused(client.read_all(cat)) == (Reason.NOT_MEMBER, "reader is not a member of this group")
     assert await refused(moderators.leave(cat)) == (Reason.NOT_MEMBER, "leave request is not signed by a member of this group")
     assert [m.display_name for m in await moderators.list_members(owned)] == ["Ann", "Ben"]
+
+
+async def test_a_deleted_post_is_served_by_no_relay_nor_from_a_gateway_s_window(relay, ray_session, tmp_path):
+    """With two relays and a stream open (so each gateway holds the post in its window), a
+    deletion reaches both: a stream opened after, from the start, and a history read get
+    the deletion but not the post, from either relay."""
+    from chatrelay.cluster import up
+    from realparts import start_relay
+
+    second = await asyncio.to_thread(start_relay, tmp_path / "second")
+    try:
+        owned = await client.create_group([relay.link, second.link], "Two relays", GroupKind.GROUP)
+        ann, ben = await client.join(owned.link, "Ann"), await client.join(owned.link, "Ben")
+        before = (await client.post(ben, "regrettable"))[0]  # its seq at the first relay
+        await client.post(owned, "kept")
+        seen = []
+        stream = asyncio.create_task(_drain_into(client.follow(ann, max_reconnects=0), seen))
+        for _ in range(200):  # bounded: both gateways' tails hold both posts
+            if len(seen) == 2:
+                break
+            await asyncio.sleep(0.05)
+        answers = await moderators.delete_post(owned, before.seq, reason="sorry")
+        assert (len(answers), answers.skipped) == (2, [])
+        stream.cancel()
+        for entry in owned.relays:
+            assert await history(entry, owned) == ["kept"]
+            fresh = copy_with(ann, entry)
+            got, changes = [], []
+            task = asyncio.create_task(_drain_into(client.follow(fresh, max_reconnects=0, on_change=changes.append), got))
+            for _ in range(200):  # bounded: until the deletion came through this relay's stream
+                if changes:
+                    break
+                await asyncio.sleep(0.05)
+            task.cancel()
+            assert got == ["kept"] and [c.what.split(" ")[-1] for c in changes] == ["deleted"]
+    finally:
+        await asyncio.to_thread(up.stop, second, ray_shutdown=False)
+
+
+def copy_with(who, entry):
+    import copy
+
+    one = copy.deepcopy(who)
+    one.relays = [e for e in one.relays if e.address == entry.address]
+    return one
+
+
+async def _drain_into(stream, into: list) -> None:
+    async for p in stream:
+        into.append(p.text)

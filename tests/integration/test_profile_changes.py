@@ -178,3 +178,21 @@ async def test_an_approved_member_joins_an_added_relay_with_its_approval_and_nob
             assert (info.value.reason, info.value.message) == (Reason.NOT_ALLOWED, said)
     finally:
         await asyncio.to_thread(up.stop, second, ray_shutdown=False)
+
+
+async def test_a_member_by_invite_joins_an_added_relay_with_its_invite(relay, ray_session, tmp_path):
+    """In a group that takes members by invite only, the member joins a relay added later
+    with the proof of the invite it joined with."""
+    from chatrelay.cluster import up
+
+    second = await asyncio.to_thread(start_relay, tmp_path / "second")
+    try:
+        owned = await client.create_group([relay.link], "By invite", GroupKind.GROUP, JoinPolicy.INVITE_ONLY)
+        member = await client.join(client.make_invite(owned), "Invited")
+        await client.add_relay(owned, second.link)
+        read = await client.read_all(member)
+        assert (read.skipped, [e.state for e in member.relays]) == ([], ["joined", "joined"])
+        acks = await client.post(member, "through both")
+        assert (len(acks), acks.skipped) == (2, [])
+    finally:
+        await asyncio.to_thread(up.stop, second, ray_shutdown=False)
