@@ -73,7 +73,7 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns, Moderating,
         self.trimmed_through = 0
         self.held_refused: list[tuple[bytes, str]] = []
         self.recent_posts = RateWindow(ctx.limits.post_window_s)  # members' posts, for their rate
-        self.slow_mode_last: dict[bytes, tuple[int, float]] = {}  # member: its last post's signed and relay times
+        self.slow_mode_last: dict[bytes, tuple[list[int], float]] = {}  # member: its posts' signed times, the last's relay time
         self.recent_reports = RateWindow(REPORT_WINDOW_S)  # members' reports, for their rate
         self.refusals: dict = {}  # (kind, reason): [refused since the last notice, when it was written]
 
@@ -195,16 +195,16 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns, Moderating,
         signer = envelope.signer
         if signer in self.profile.authorities():
             return None
+        limit, span = self.ctx.limits.post_limit, self.ctx.limits.post_window_s
+        clock = time.monotonic()
+        if self.recent_posts.count(signer, clock) + taken[signer] >= limit:  # the cheap check first
+            wait_s = self.recent_posts.wait_s(signer, clock)
+            retry = int(span) if wait_s is None else int(wait_s) + 1
+            return ChatRelayError(Reason.RATE_LIMITED, f"at most {limit} posts per {span:g} s; retry in {retry} s")
         try:
             moderation.check_rules(self.profile, signer, body)
         except ChatRelayError as exc:
             return exc
-        limit, span = self.ctx.limits.post_limit, self.ctx.limits.post_window_s
-        clock = time.monotonic()
-        if self.recent_posts.count(signer, clock) + taken[signer] >= limit:
-            wait_s = self.recent_posts.wait_s(signer, clock)
-            retry = int(span) if wait_s is None else int(wait_s) + 1
-            return ChatRelayError(Reason.RATE_LIMITED, f"at most {limit} posts per {span:g} s; retry in {retry} s")
         slow = self._slow_mode_refusal(signer, body, clock, {} if turn_times is None else turn_times)
         if slow is not None:
             return slow
@@ -212,21 +212,23 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns, Moderating,
         return None
 
     def _slow_mode_refusal(self, signer: bytes, body: core_pb2.PostBody, clock: float, turn_times: dict):
-        """The slow mode holds by the posts' signed times (as members check it) and by
-        this relay's clock (so posts signed ahead, for later, wait too)."""
+        """The slow mode holds by the posts' signed times, against each of the member's
+        posts that a new one could come near (signed within the freshness window and the
+        gap of now), as members check it; and by this relay's clock (so posts signed
+        ahead, for later, wait too)."""
         gap = self.profile.profile.settings.slow_mode_s
         if not gap or moderation.role_of(self.profile, signer):
             return None
-        earlier = turn_times.get(signer) or self.slow_mode_last.get(signer)
-        if earlier is not None:
-            signed_ms, at = earlier
-            why = moderation.slow_mode_refusal(self.profile, signer, body.client_ts, [signed_ms])
-            if why is None and clock - at < gap:
-                why = ChatRelayError(Reason.RATE_LIMITED, f"the group's slow mode allows one post per {gap} s; "
-                                                          f"retry in {int(gap - (clock - at)) + 1} s")
-            if why is not None:
-                return why
-        turn_times[signer] = (body.client_ts, clock)
+        signed, at = turn_times.get(signer) or self.slow_mode_last.get(signer) or ([], None)
+        oldest = time.time() * 1000 - (self.ctx.limits.freshness_s + gap) * 1000
+        signed = [t for t in signed if t > oldest]
+        why = moderation.slow_mode_refusal(self.profile, signer, body.client_ts, signed)
+        if why is None and at is not None and clock - at < gap:
+            why = ChatRelayError(Reason.RATE_LIMITED, f"the group's slow mode allows one post per {gap} s; "
+                                                      f"retry in {int(gap - (clock - at)) + 1} s")
+        if why is not None:
+            return why
+        turn_times[signer] = ([*signed, body.client_ts], clock)
         return None
 
     async def _append_posts(self, envelopes: list[core_pb2.SignedEnvelope]) -> list:
@@ -359,6 +361,17 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns, Moderating,
         self.members.pop(key, None)
         self.removals.append(key)
         self.wake_readers()
+
+    async def forget_member(self, key: bytes, fence) -> None:
+        """Removed, or gone by its own word: its record stays as REMOVED (a join again is
+        a new one: an approval it carries admits it no more), and it goes now."""
+        record = await self.ctx.members.get(self.address, key)
+        if record is not None:
+            record.status, record.approval = MemberStatus.REMOVED, b""
+            await self.ctx.members.put(self.address, key, record, fence)
+        self.remove_member(key)
+        if record is not None:
+            self.members[key] = MemberStatus.REMOVED
 
     async def read(self, after_seq: int, limit: int = READ_LIMIT, wait_s: float = 0.0, *,
                    removed_after: int | None = None) -> list[relay_pb2.Delivery]:

@@ -54,9 +54,10 @@ class Joins:
     async def _admit(self, envelope: core_pb2.SignedEnvelope, body: core_pb2.JoinBody) -> relay_pb2.JoinResponse:
         sign_key = body.keys.sign_key
         fence = await self.fence()
-        if self.members.get(sign_key) is MemberStatus.BANNED:
+        known = self.members.get(sign_key)
+        if known is MemberStatus.BANNED:
             raise ChatRelayError(Reason.BANNED, "this key is banned from the group")
-        if sign_key in self.members:  # a repeated join: same answer, nothing new stored
+        if known is not None and known is not MemberStatus.REMOVED:  # a repeated join: same answer, nothing new stored
             existing = await self.ctx.members.get(self.address, sign_key)
             if existing is not None:
                 return relay_pb2.JoinResponse(status=JOIN_PB[existing.status], request_id=existing.request_id,
@@ -68,7 +69,8 @@ class Joins:
         elif policy == core_pb2.JOIN_POLICY_INVITE_ONLY:
             raise ChatRelayError(Reason.NOT_ALLOWED, "this group takes members by invite only")
         elif policy == core_pb2.JOIN_POLICY_APPROVAL:
-            status = MemberStatus.MEMBER if self._approved_elsewhere(body) else MemberStatus.PENDING
+            again = known is MemberStatus.REMOVED  # removed or gone: the owners decide anew
+            status = MemberStatus.MEMBER if not again and self._approved_elsewhere(body) else MemberStatus.PENDING
         record = MemberRecord(
             box_key=body.keys.box_key, display_name=body.profile.display_name, status=status,
             joined_ms=int(time.time() * 1000), request_id=request_id(envelope),

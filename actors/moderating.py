@@ -28,6 +28,8 @@ class Moderating:
         if self.record.state is GroupState.REMOVED:
             raise ChatRelayError(Reason.NOT_ACTIVE, "this relay no longer serves this group")
         done = moderation.verify(envelope, self.profile)
+        if done.role == moderation.MODERATOR and not self.is_member(done.signer):
+            raise ChatRelayError(Reason.NOT_ALLOWED, "a moderator that is no member of the group moderates no more")
         fence = await self.fence()
         item = members.item_id(envelope)
         held = await self.ctx.log.find(self.stream, [item])
@@ -54,8 +56,8 @@ class Moderating:
             if post.domain != env.Domain.POST.value:
                 raise ChatRelayError(Reason.NOT_ALLOWED, "only posts are deleted")
             moderation.check_deletion(done, self.profile, post.signer)
-        elif self.members.get(body.member) is None and not body.ban:  # a key may be banned before it joins
-            raise ChatRelayError(Reason.NOT_MEMBER, "no member with this key in the group")
+        elif self.members.get(body.member) not in (MemberStatus.MEMBER, MemberStatus.PENDING) and not body.ban:
+            raise ChatRelayError(Reason.NOT_MEMBER, "no member with this key in the group")  # a key may be banned before it joins
 
     async def _apply(self, done: moderation.Moderation, fence: Fence) -> None:
         body = done.body
@@ -63,17 +65,16 @@ class Moderating:
             await self.ctx.log.erase(self.stream, [body.message_id])
             return
         key = body.member
-        record = await self.ctx.members.get(self.address, key)
         if body.ban:
+            record = await self.ctx.members.get(self.address, key)
             banned = MemberRecord(box_key=record.box_key if record else b"",
                                   display_name=record.display_name if record else "",
                                   status=MemberStatus.BANNED, joined_ms=int(time.time() * 1000))
             await self.ctx.members.put(self.address, key, banned, fence)
-        elif record is not None:
-            await self.ctx.members.delete(self.address, key, fence)
-        self.remove_member(key)
-        if body.ban:
+            self.remove_member(key)
             self.members[key] = MemberStatus.BANNED
+        else:
+            await self.forget_member(key, fence)
         if body.delete_posts:
             await self._erase_posts_of(key)
 

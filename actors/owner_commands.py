@@ -95,8 +95,7 @@ class OwnerCommands:
         elif kind == relay_pb2.OWNER_COMMAND_KIND_REMOVE_MEMBER:
             if not self.is_member(body.member):
                 raise ChatRelayError(Reason.NOT_MEMBER, "no member with this key in the group")
-            await self.ctx.members.delete(self.address, body.member, fence)
-            self.remove_member(body.member)
+            await self.forget_member(body.member, fence)
             outcome = "member removed"
         else:
             raise ChatRelayError(Reason.MALFORMED, f"unknown owner command kind {kind}")

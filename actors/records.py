@@ -69,6 +69,7 @@ class MemberStatus(enum.StrEnum):
     PENDING = "pending"  # waiting for an owner's approval
     BANNED = "banned"  # removed by the owners or a moderator, and refused at every join
     REJECTED = "rejected"  # the owners rejected its join: asked again, it is told why
+    REMOVED = "removed"  # removed, or left: it may join again, but an approval it had admits it no more
 
 
 def group_key(group_id: bytes) -> bytes:

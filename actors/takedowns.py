@@ -11,13 +11,14 @@ import os
 import time
 
 from chatrelay import envelope as env
+from chatrelay import moderation
 from chatrelay.actors import records
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import relay_pb2
 
 log = logging.getLogger(__name__)
 
-MAX_REASON = 500  # characters of the operator's reason
+MAX_REASON = moderation.MAX_REASON  # characters of the operator's reason
 NOTICE_KEY = b"notice/"  # the keys of the relay's own entries in a service log
 ENTRY = b"entry\x00"  # a service log record that is a ServiceLogEntry (an owner command with its outcome)
 NOTICE_EVERY_S = 60.0  # refusals of one kind and reason: one notice a minute at most, with how many since

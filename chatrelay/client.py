@@ -11,14 +11,14 @@ from chatrelay.connection import (
     RelayClient, RelayInfo, call_retrying, relay_info, resolve_link, target_of, target_of_link,
 )
 from chatrelay.owner import (
-    PendingJoin, add_relay, create_group, decide, delete_group, make_invite, owner_command, parse_request_id,
+    PendingJoin, Published, add_relay, create_group, decide, delete_group, make_invite, owner_command, parse_request_id,
     pending, register, remove_member, remove_relay, resume, service_log, set_profile, suspend,
 )
 from chatrelay.state import Membership, OwnedGroup, RelayEntry
 from chatrelay.reader import Moderated, PostChecker, ProfileChange, ReceivedPost, credential, follow, join, post, read_all, reader_key
 
 __all__ = [
-    "Membership", "Moderated", "OwnedGroup", "PendingJoin", "RelayEntry", "PostChecker", "ProfileChange", "ReceivedPost", "RelayClient", "RelayInfo", "add_relay", "call_retrying",
+    "Membership", "Moderated", "OwnedGroup", "PendingJoin", "Published", "RelayEntry", "PostChecker", "ProfileChange", "ReceivedPost", "RelayClient", "RelayInfo", "add_relay", "call_retrying",
     "create_group", "credential", "decide", "delete_group", "follow", "join", "make_invite", "owner_command",
     "parse_request_id", "pending", "post", "read_all", "reader_key", "register", "relay_info", "remove_member", "remove_relay",
     "resolve_link", "resume", "service_log", "set_profile", "suspend", "target_of", "target_of_link",

@@ -97,9 +97,10 @@ async def relay_counts(owned: OwnedGroup) -> list[RelayCounts | Skipped]:
     return out
 
 
-async def set_role(owned: OwnedGroup, member: str, role: str) -> str:
+async def set_role(owned: OwnedGroup, member: str, role: str) -> Checked:
     """Make a member a moderator, or a member again: a new profile version, published.
-    The member is named as `chatrelay members` shows it (NAME, NAME#FINGERPRINT or key)."""
+    The member is named as `chatrelay members` shows it (NAME, NAME#FINGERPRINT or key).
+    Its fingerprint, and the relays that did not take the version in `.skipped`."""
     keys = await direct.member_keys(owned, member)
     profile = current_profile(owned)
     moderators = [k for k in profile.profile.moderators if k != keys.sign_key]
@@ -107,9 +108,10 @@ async def set_role(owned: OwnedGroup, member: str, role: str) -> str:
         moderators.append(keys.sign_key)
     elif role != "member":
         raise ChatRelayError(Reason.MALFORMED, f"a role is moderator or member, not {role!r}")
+    sent = Checked()
     if moderators != list(profile.profile.moderators):
-        await publish(owned, group.next_version(reader_key(owned), profile, moderators=moderators))
-    return direct.fingerprint(keys.sign_key)
+        sent = await publish(owned, group.next_version(reader_key(owned), profile, moderators=moderators))
+    return Checked([direct.fingerprint(keys.sign_key)], sent.skipped)
 
 
 async def _send(who: OwnedGroup | Membership, signed, method: str) -> Checked:
@@ -150,30 +152,41 @@ async def delete_post(who: OwnedGroup | Membership, seq: int, reason: str = "") 
     found = await _post_at(who, seq)
     envelope = moderation.sign(reader_key(who), bytes.fromhex(who.group_id), core_pb2.MODERATION_KIND_DELETE_POST,
                                message_id=members.message_id(found.post), reason=reason)
-    return await _send(who, envelope, "Moderate")
+    answers = await _send(who, envelope, "Moderate")
+    answers.post = found.post  # what was deleted
+    return answers
 
 
 async def _post_at(who: OwnedGroup | Membership, seq: int) -> relay_pb2.Delivery:
-    """The post this reader sees as #`seq`, from the first relay that answers."""
+    """The post this reader sees as #`seq` (as `read` numbers it: from the first relay
+    that answers; the CLI shows its author and text, so what is signed is what was meant)."""
     if seq < 1:
         raise ChatRelayError(Reason.MALFORMED, f"a post's seq is a number from 1, got {seq}")
     key = reader_key(who)
-    found = None
+    found, errors = None, []
     for entry in who.relays:
         request = relay_pb2.HistoryRequest(credential=credential(key, entry.address), before_seq=seq + 1, limit=1)
         try:
             async with RelayClient(entry.target) as client:
                 page = (await client.call("History", request)).deliveries
         except ChatRelayError as exc:
-            if exc.reason is Reason.UNAVAILABLE:
-                continue
-            raise
+            errors.append(exc)  # down, or not joined there yet: the next may answer
+            continue
         found = next((d for d in page if d.seq == seq), None)
         break
+    else:
+        if errors:
+            raise errors[0]
     if found is None or found.post.domain != env.Domain.POST.value:
         raise ChatRelayError(Reason.NOT_FOUND, f"no post #{seq} in the group")
     members.verify_post(found.post, bytes.fromhex(who.group_id))
     return found
+
+
+def describe_post(post: core_pb2.SignedEnvelope) -> str:
+    """A post as a moderator tells it apart: its author's fingerprint and its start."""
+    text = core_pb2.PostBody.FromString(post.body).body.decode("utf-8", "replace").replace("\n", " ")
+    return f"{members.fingerprint(post.signer)}: {text if len(text) <= 60 else text[:59] + '…'}"
 
 
 # ---- reports --------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nacl.signing import SigningKey
 
@@ -15,6 +15,7 @@ from chatrelay.connection import MAX_PAGES, NONCE, RETRY_S, RelayClient, RelayIn
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.items import Checked, Skipped, take
 from chatrelay.links import ShortLink
+from chatrelay.reader import relay_name
 from chatrelay.state import OwnedGroup, RelayEntry, b64, unb64
 from chatrelay.v1 import core_pb2, relay_pb2
 
@@ -102,17 +103,26 @@ async def create_group(
 
 
 async def _send_to_relays(owned: OwnedGroup, kind: int, first: RelayEntry | None = None,
-                          **fields) -> list[relay_pb2.OwnerCommandResponse]:
+                          **fields) -> Checked:
     """One command id for all relays: a retry anywhere is applied once there. `first`:
-    the relay that gets it before the others."""
+    the relay that gets it before the others. Every relay is tried, whatever another
+    answered: the answers, with each relay that refused or was down in `.skipped` (a
+    later version reaches it); the refusal is raised only when no relay took it."""
     key = SigningKey(unb64(owned.owner_seed))
     command_id = os.urandom(16)
-    responses = []
+    responses, errors = Checked(), []
     for entry in sorted(owned.relays, key=lambda e: e is not first):
-        async with RelayClient(entry.target) as client:
-            response = await owner_command(client, key, entry.address, kind, command_id=command_id, **fields)
+        try:
+            async with RelayClient(entry.target) as client:
+                response = await owner_command(client, key, entry.address, kind, command_id=command_id, **fields)
+        except ChatRelayError as exc:
+            errors.append(exc)
+            responses.skipped.append(Skipped(f"relay {relay_name(entry)}", exc.reason, exc.message))
+            continue
         entry.state = relay_pb2.GroupState.Name(response.state).removeprefix("GROUP_STATE_").lower()
         responses.append(response)
+    if errors and not responses:
+        raise errors[0]
     return responses
 
 
@@ -233,18 +243,23 @@ async def add_relay(owned: OwnedGroup, relay_link: str) -> RelayEntry:
     return entry
 
 
-async def publish(owned: OwnedGroup, updated: core_pb2.SignedEnvelope, first: RelayEntry | None = None) -> None:
+async def publish(owned: OwnedGroup, updated: core_pb2.SignedEnvelope, first: RelayEntry | None = None) -> Checked:
     """A new profile version to every relay of the group (each puts it in the group's
-    stream, where members find it) and into the link data, for those who join later."""
-    await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE, first=first, profile=updated)
+    stream, where members find it) and into the link data, for those who join later.
+    Kept as the owner's once any relay took it; `.skipped`: the relays that did not."""
+    sent = await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_UPDATE_PROFILE, first=first, profile=updated)
     owned.profile = b64(env.encode(updated))
     owned.name = group.verify_profile(updated).profile.name
     secrets = owned.secrets()
     link = ShortLink.parse(owned.link)
     bundle = links.group_link(secrets, updated, link.hosts, pins=link.pins)
     for entry in owned.relays:
-        async with RelayClient(entry.target) as client:
-            await client.store_link(secrets.owner_key, bundle)
+        try:
+            async with RelayClient(entry.target) as client:
+                await client.store_link(secrets.owner_key, bundle)
+        except ChatRelayError as exc:
+            sent.skipped.append(Skipped(f"relay {relay_name(entry)}", exc.reason, exc.message))
+    return sent
 
 
 def current_profile(owned: OwnedGroup) -> group.VerifiedProfile:
@@ -254,9 +269,9 @@ def current_profile(owned: OwnedGroup) -> group.VerifiedProfile:
 async def set_profile(owned: OwnedGroup, *, name: str | None = None, description: str | None = None,
                       join: group.JoinPolicy | None = None, direct_messages: bool | None = None,
                       slow_mode_s: int | None = None, max_post_bytes: int | None = None,
-                      links: bool | None = None) -> int:
+                      links: bool | None = None) -> "Published":
     """Change the name, description, settings or rules for members' posts (slow mode,
-    largest post, links allowed): a new profile version, published. Its version;
+    largest post, links allowed): a new profile version, published (`Published`);
     nothing is sent when nothing changes."""
     current = current_profile(owned)
     changes: dict = {}
@@ -271,6 +286,9 @@ async def set_profile(owned: OwnedGroup, *, name: str | None = None, description
     if direct_messages is not None:
         settings.direct_messages = direct_messages
     if slow_mode_s is not None:
+        if not 0 <= slow_mode_s <= MAX_SLOW_MODE_S:
+            raise ChatRelayError(Reason.MALFORMED, f"the slow mode is at most {MAX_SLOW_MODE_S // 86400} days, "
+                                                   f"not {slow_mode_s} s")
         settings.slow_mode_s = slow_mode_s
     if max_post_bytes is not None:
         if not 0 <= max_post_bytes <= members.MAX_POST:
@@ -282,11 +300,23 @@ async def set_profile(owned: OwnedGroup, *, name: str | None = None, description
     if settings != current.profile.settings:
         changes["settings"] = settings
     if not changes:
-        return current.version
+        return Published(current.version)
     updated = group.next_version(SigningKey(unb64(owned.owner_seed)), current, **changes)
     group.verify_profile(updated)  # refuse to publish what nobody would accept (a name too long)
-    await publish(owned, updated)
-    return current.version + 1
+    sent = await publish(owned, updated)
+    return Published(current.version + 1, sent.skipped)
+
+
+MAX_SLOW_MODE_S = 30 * 86400
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """A profile version as published: its number, and the relays that did not take it
+    (a later version reaches them)."""
+
+    version: int
+    skipped: list = field(default_factory=list)
 
 
 async def remove_member(owned: OwnedGroup, member: bytes) -> None:

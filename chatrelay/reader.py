@@ -207,9 +207,10 @@ class PostChecker:
         self.admitted: set[bytes] = set(self.profile.authorities())
         self.refused: dict[tuple[bytes, str], ChatRelayError] = {}  # (author, relay address): why
         self.authors: dict[bytes, tuple[int, bytes]] = {}  # message id of a post shown: (seq, author)
-        self.deleted: set[bytes] = set()  # message ids an owner or moderator deleted
-        self.removed: set[bytes] = set()  # members removed: their later posts are refused
-        self.purged: set[bytes] = set()  # members removed with their posts
+        self.deleted: dict[bytes, moderation.Moderation] = {}  # message id: the deletion of it
+        self.removed: dict[bytes, int] = {}  # members removed: when (signed time, ms)
+        self.banned: dict[bytes, int] = {}  # members banned: their posts signed after are refused
+        self.purged: dict[bytes, int] = {}  # members removed with their posts: those signed before go
         self.signed_times: dict[bytes, list[int]] = {}  # a member's posts' signed times, for the slow mode
 
     async def check(self, delivery: relay_pb2.Delivery, entry: RelayEntry) -> "ReceivedPost | ProfileChange | Moderated | None":
@@ -224,10 +225,10 @@ class PostChecker:
         body = members.verify_post(delivery.post, self.group_id, allowed=allowed)
         mid = members.message_id(delivery.post)
         author = delivery.post.signer
-        if mid in self.seen or mid in self.deleted or author in self.purged:
+        if mid in self.seen or self.purges(author, body.client_ts) or self._deleted(mid, author):
             return None
-        if author in self.removed:
-            raise ChatRelayError(Reason.NOT_MEMBER, "its author was removed from the group before")
+        if body.client_ts >= self.banned.get(author, 1 << 63):
+            raise ChatRelayError(Reason.NOT_MEMBER, "its author was banned from the group before")
         await self.admit(author, entry)
         self._check_rules(author, body)
         self.seen.add(mid)
@@ -236,6 +237,24 @@ class PostChecker:
             seq=delivery.seq, author=author, text=body.body.decode("utf-8", "replace"),
             message_id=mid, relay_ts=delivery.relay_ts,
         )
+
+    def purges(self, author: bytes, client_ts: int) -> bool:
+        """Whether a removal with its posts hides this post (one signed before it)."""
+        return client_ts <= self.purged.get(author, -1)
+
+    def _deleted(self, mid: bytes, author: bytes) -> bool:
+        """Whether a deletion met before the post itself hides it: one by an owner, or by a
+        moderator of a member's post (a moderator's deletion of an owner's or moderator's
+        post hides nothing, whichever relay applied it)."""
+        done = self.deleted.get(mid)
+        if done is None:
+            return False
+        try:
+            moderation.check_deletion(done, self.profile, author)
+        except ChatRelayError:
+            del self.deleted[mid]
+            return False
+        return True
 
     def _check_rules(self, author: bytes, body: core_pb2.PostBody) -> None:
         """The group's rules, for a member's post signed after the version that holds
@@ -248,24 +267,28 @@ class PostChecker:
         if slow is not None:
             raise slow
         times.append(body.client_ts)
-        del times[:-64]  # the newest are what the slow mode compares with
 
     def _moderation(self, delivery: relay_pb2.Delivery) -> "Moderated":
         """A deletion or removal, checked against the group's profile: signed by an owner,
         or by a moderator within a moderator's right, so a relay can forge none."""
         done = moderation.verify(delivery.post, self.profile)
         body = done.body
+        signed_ms = body.timestamp * 1000
+        if done.role == moderation.MODERATOR and signed_ms >= self.removed.get(done.signer, 1 << 63):
+            raise ChatRelayError(Reason.NOT_ALLOWED, "its moderator was removed from the group before")
         if body.kind == core_pb2.MODERATION_KIND_DELETE_POST:
             seq, author = self.authors.get(body.message_id, (0, b""))
             if author:
                 moderation.check_deletion(done, self.profile, author)
-            self.deleted.add(body.message_id)
+            self.deleted[body.message_id] = done
             what = f"post #{seq} deleted" if seq else f"post {codec.b64url(body.message_id)[:12]} deleted"
         else:
-            self.removed.add(body.member)
-            self.admitted.discard(body.member)
+            self.removed[body.member] = signed_ms
+            self.admitted.discard(body.member)  # a later post of it is checked again
+            if body.ban:
+                self.banned[body.member] = signed_ms
             if body.delete_posts:
-                self.purged.add(body.member)
+                self.purged[body.member] = signed_ms
             what = (f"member {members.fingerprint(body.member)} {'banned' if body.ban else 'removed'}"
                     + (" with their posts" if body.delete_posts else ""))
         return Moderated(seq=delivery.seq, what=what, by=moderation.describe(done, members.fingerprint),
@@ -381,19 +404,22 @@ async def ensure_joined(who: OwnedGroup | Membership, entry: RelayEntry) -> None
     ref = core_pb2.RelayRef(relay_key=unb64(entry.relay_key), relay_link=entry.relay_link, group_address=entry.address)
     proof = approval = None
     if profile.profile.settings.join != core_pb2.JOIN_POLICY_OPEN:  # what let it in elsewhere lets it in here
-        shown = await _own_admission(who)
-        if shown is not None:
-            joined = core_pb2.JoinBody.FromString(shown.join.body)
+        joined, shown = await _own_admission(who, profile)
+        if joined is not None:
             proof = joined.invite if joined.HasField("invite") else None
             approval = shown.approval if shown.HasField("approval") else None
     _, response = await join_relay(member, profile, ref, who.display_name, proof=proof, approval=approval)
     if response.status == relay_pb2.JOIN_STATUS_HELD:  # not active there yet: joined again on the next try
         raise ChatRelayError(Reason.UNAVAILABLE, "the relay holds the join until the group is active there")
+    if response.status == relay_pb2.JOIN_STATUS_PENDING_APPROVAL:  # asked again on the next read
+        raise ChatRelayError(Reason.NOT_MEMBER, "the join waits for the owners' approval at this relay")
     entry.state = "joined"
 
 
-async def _own_admission(who: Membership) -> relay_pb2.MemberAdmission | None:
-    """This member's join and approval, as a relay it joined before shows them."""
+async def _own_admission(who: Membership, profile: group.VerifiedProfile
+                         ) -> tuple[core_pb2.JoinBody | None, relay_pb2.MemberAdmission | None]:
+    """This member's join and approval, as a relay it joined before shows them, checked
+    (chatrelay/admission.py): a relay that shows something else is passed over."""
     key = reader_key(who)
     me = bytes(key.verify_key)
     for other in who.relays:
@@ -401,12 +427,13 @@ async def _own_admission(who: Membership) -> relay_pb2.MemberAdmission | None:
             continue
         try:
             shown = await shown_members(key, other, member=me)
+            found = next((m for m in shown if m.join.signer == me), None)
+            joined = admission.check(profile, me, found)
         except ChatRelayError:
-            continue  # down, or it forgot: another may show it
-        found = next((m for m in shown if m.join.signer == me), None)
-        if found is not None:
-            return found
-    return None
+            continue  # down, forgot it, or shows what does not check out: another may show it
+        if joined is not None:
+            return joined, found
+    return None, None
 
 
 def item_name(delivery: relay_pb2.Delivery, entry: RelayEntry) -> str:
@@ -435,9 +462,9 @@ async def read_all(who: OwnedGroup | Membership) -> Checked:
     rank = 0
     while todo:  # bounded: an entry is read once, and entries come only from the profile
         entry = todo.pop(0)
-        if entry not in who.relays or (entry.relay_key, entry.address) in done:
+        if entry not in who.relays or (entry.relay_key, entry.address, entry.target) in done:
             continue  # a change removed it, or it was read
-        done.add((entry.relay_key, entry.address))
+        done.add((entry.relay_key, entry.address, entry.target))
         rank += 1
         try:
             await ensure_joined(who, entry)
@@ -464,7 +491,7 @@ async def read_all(who: OwnedGroup | Membership) -> Checked:
     skipped = [s for entry, s in refused if entry in who.relays] + skipped
     if len(done) > 1:  # copies from several relays: the authors' clocks order them
         out.sort(key=lambda item: (item[0], item[1], item[2].seq))
-    shown = [p for _, _, p in out if p.message_id not in checker.deleted and p.author not in checker.purged]
+    shown = [p for ts, _, p in out if p.message_id not in checker.deleted and not checker.purges(p.author, ts)]
     result = Checked(shown, skipped)
     result.changes = changes
     return result

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import grpc
 
@@ -232,6 +233,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     async def Subscribe(self, request, context):
         try:
             address = group_address(request)
+            opened = time.monotonic()  # a removal the tail learns of after this ends the stream
             info = await self.router.call_address(address, CheckReader(address, request.credential))
             self.readers.open(info.reader)
         except ChatRelayError as exc:
@@ -239,7 +241,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             return
         try:
             async with contextlib.aclosing(
-                self.streams.follow(address, max(request.since_seq, info.floor), info.last_seq, info.reader)
+                self.streams.follow(address, max(request.since_seq, info.floor), info.last_seq, info.reader, opened)
             ) as batches:
                 async for batch in batches:
                     yield batch

@@ -38,7 +38,8 @@ class Streams:
         self.deliveries = 0
         self.cut_off = 0
 
-    async def follow(self, address: str, seq: int, last_seq: int, reader: bytes = b"") -> AsyncIterator[relay_pb2.DeliveryBatch]:
+    async def follow(self, address: str, seq: int, last_seq: int, reader: bytes = b"",
+                     opened: float = 0.0) -> AsyncIterator[relay_pb2.DeliveryBatch]:
         """The batches of a checked reader's stream, after `seq`; `last_seq`: the group's
         newest post when the reader was checked (where a new tail starts). It ends with
         `not_a_member` once the owners remove `reader`."""
@@ -56,7 +57,7 @@ class Streams:
                     if self.metrics is not None:
                         self.metrics.cut_off.add(1)
                     raise CutOff(behind, seq)
-                deliveries = await tail.after_seq(seq, TAIL_WAIT_S, reader)
+                deliveries = await tail.after_seq(seq, TAIL_WAIT_S, reader, opened)
                 was_live = was_live or tail.holds(seq)
                 if not deliveries:
                     continue

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 import logging
+
+from google.protobuf.message import DecodeError
 
 from chatrelay import envelope as env
 from chatrelay.actors import tracing
@@ -72,7 +75,7 @@ class GroupTail:
         self.subscribers = 0
         self.delivered = 0  # posts written to this gateway's streams of the group
         self.ended: ChatRelayError | None = None  # why its streams end, once they do
-        self.removed: set[bytes] = set()  # readers removed from the group: their streams end
+        self.removed: dict[bytes, float] = {}  # readers removed from the group: when learned (monotonic); their streams end
         self.loaded, self.removals = b"", 0  # the shard's count of removals this tail has seen
         self.task = asyncio.create_task(self._run(), name=f"tail-{address}")
 
@@ -81,7 +84,9 @@ class GroupTail:
             self.address, ReadPosts(self.address, after, BATCH, wait_s, self.loaded, self.removals))
         if read.removed or read.loaded != self.loaded:
             async with self.changed:  # streams of removed readers end now
-                self.removed.update(read.removed)
+                now = time.monotonic()
+                for key in read.removed:
+                    self.removed[key] = now
                 self.loaded, self.removals = read.loaded, read.removals
                 self.changed.notify_all()
         return read.deliveries
@@ -117,7 +122,10 @@ class GroupTail:
         for d in deliveries:
             if d.post.domain != env.Domain.MODERATION.value:
                 continue
-            body = core_pb2.ModerationBody.FromString(d.post.body)
+            try:
+                body = core_pb2.ModerationBody.FromString(d.post.body)
+            except DecodeError:  # the shard checked it before it was in the stream: never here
+                continue
             if body.kind == core_pb2.MODERATION_KIND_DELETE_POST:
                 posts.add(body.message_id)
             elif body.delete_posts:
@@ -127,26 +135,28 @@ class GroupTail:
                 d.message_id in posts or d.post.signer in authors))]
             self.buffer = collections.deque(kept, maxlen=TAIL_WINDOW)
 
-    async def after_seq(self, seq: int, wait_s: float, reader: bytes = b"") -> list[relay_pb2.Delivery]:
+    async def after_seq(self, seq: int, wait_s: float, reader: bytes = b"", opened: float = 0.0) -> list[relay_pb2.Delivery]:
         """Posts after `seq`, for `reader`: from memory when recent, from the shard's log
-        when older. Refused once the group is gone from the relay, or the reader from it."""
-        self._check(reader)
+        when older. Refused once the group is gone from the relay, or the reader from it
+        since `opened` (monotonic: when its shard was asked whether it is a member; one
+        removed before, and admitted again, reads on)."""
+        self._check(reader, opened)
         if not self.holds(seq):  # fell behind the window: catch up from the log
             return await self._read(seq, 0.0)
         if self.after <= seq:
             async with self.changed:
                 try:
                     await asyncio.wait_for(self.changed.wait_for(
-                        lambda: self.after > seq or self.ended or reader in self.removed), wait_s)
+                        lambda: self.after > seq or self.ended or self.removed.get(reader, 0) > opened), wait_s)
                 except asyncio.TimeoutError:
                     return []
-            self._check(reader)
+            self._check(reader, opened)
         return [d for d in self.buffer if d.seq > seq][:BATCH]
 
-    def _check(self, reader: bytes) -> None:
+    def _check(self, reader: bytes, opened: float = 0.0) -> None:
         if self.ended is not None:
             raise self.ended
-        if reader in self.removed:
+        if self.removed.get(reader, 0) > opened:
             raise ChatRelayError(Reason.NOT_MEMBER, "removed from this group by its owners or moderators")
 
     def holds(self, seq: int) -> bool:

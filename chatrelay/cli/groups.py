@@ -162,18 +162,19 @@ def profile_set(name, description, join_policy, direct_messages, slow_mode, max_
         fail("nothing to change: give --name, --description, --join, --direct-messages, --slow-mode, "
              "--max-post or --links")
     try:
-        slow_mode_s = None if slow_mode is None else 0 if slow_mode.strip() == "0" else parse_duration(slow_mode)
+        slow_mode_s = None if slow_mode is None else parse_duration(slow_mode, "--slow-mode", zero=True)
     except ChatRelayError as exc:
-        fail(str(exc).replace("--expires", "--slow-mode"))
+        fail(str(exc))
     from chatrelay import client
     from chatrelay.group import JoinPolicy
 
     def on(flag):
         return None if flag is None else flag == "on"
-    owned, version = owned_command(which, state_path, lambda owned: client.set_profile(
+    owned, published = owned_command(which, state_path, lambda owned: client.set_profile(
         owned, name=name, description=description, join=None if join_policy is None else JoinPolicy(join_policy),
         direct_messages=on(direct_messages), slow_mode_s=slow_mode_s, max_post_bytes=max_post, links=on(links)))
-    echo(f"profile v{version}: {owned.name}")
+    echo(f"profile v{published.version}: {owned.name}")
+    report_skipped(published)
 
 
 @main.command()
@@ -294,12 +295,12 @@ def invite() -> None:
     """Invite codes, made offline by an owner."""
 
 
-def parse_duration(text: str) -> int:
-    """`90`, `90s`, `30m`, `12h`, `7d` -> seconds."""
+def parse_duration(text: str, option: str = "--expires", zero: bool = False) -> int:
+    """`90`, `90s`, `30m`, `12h`, `7d` -> seconds (with `zero`, `0` too)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
-    if not number.isdigit() or int(number) <= 0:
-        raise ChatRelayError(Reason.MALFORMED, f"--expires must look like 90s, 30m, 12h or 7d, got {text!r}")
+    if not number.isascii() or not number.isdigit() or (int(number) == 0 and not zero):
+        raise ChatRelayError(Reason.MALFORMED, f"{option} must look like 90s, 30m, 12h or 7d, got {text!r}")
     return int(number) * units[unit]
 
 

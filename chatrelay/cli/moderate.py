@@ -37,8 +37,9 @@ def role(member, role, which, state_path) -> None:
     member again. MEMBER is named """ + MEMBER_HELP + "."
     from chatrelay import moderators
 
-    _, fingerprint = owned_command(which, state_path, lambda owned: moderators.set_role(owned, member, role))
-    echo(f"{fingerprint} is a {role}")
+    _, done = owned_command(which, state_path, lambda owned: moderators.set_role(owned, member, role))
+    echo(f"{done[0]} is a {role}")
+    report_skipped(done)
 
 
 def _as_moderator(which, state_path, action):
@@ -46,6 +47,7 @@ def _as_moderator(which, state_path, action):
     and every member will check)."""
     _, answers = owned_command(which, state_path, action, save=False, find="find_membership")
     report_skipped(answers)  # a relay that refused or was down while another applied it
+    return answers
 
 
 @main.command()
@@ -76,8 +78,8 @@ def delete(seq, reason, which, state_path) -> None:
     hide it and say who deleted it."""
     from chatrelay import moderators
 
-    _as_moderator(which, state_path, lambda who: moderators.delete_post(who, seq, reason))
-    echo(f"deleted #{seq}")
+    answers = _as_moderator(which, state_path, lambda who: moderators.delete_post(who, seq, reason))
+    echo(f"deleted #{seq} by {moderators.describe_post(answers.post)}")
 
 
 @main.command("report")

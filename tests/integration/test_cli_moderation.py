@@ -68,7 +68,8 @@ async def test_moderation_from_the_cli(relay, tmp_path):
     # A moderator deletes a member's post: the relay serves it no more, members hide it and say who.
     seq = int((await ok("post", "spam", "--state", ben)).strip().removeprefix("posted #"))
     await ok("post", "kept", "--state", cat)
-    assert (await ok("delete", str(seq), "--reason", "spam", "--state", ann)).strip() == f"deleted #{seq}"
+    assert (await ok("delete", str(seq), "--reason", "spam", "--state", ann)).strip() == (
+        f"deleted #{seq} by {fingerprint(keys['Ben'])}: spam")
     lines = [json.loads(line) for line in (await ok("read", "--json", "--state", cat)).splitlines()]
     texts = [line["text"] for line in lines if "text" in line]
     said = [line["moderation"] for line in lines if "moderation" in line]

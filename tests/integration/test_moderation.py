@@ -15,9 +15,9 @@ from chatrelay import client, codec, group, members, moderation, moderators
 from chatrelay import envelope as env
 from chatrelay.direct import fingerprint
 from chatrelay.errors import ChatRelayError, Reason
-from chatrelay.group import GroupKind
+from chatrelay.group import GroupKind, JoinPolicy
 from chatrelay.members import MemberIdentity
-from chatrelay.reader import join_relay, reader_key
+from chatrelay.reader import join_relay, reader_key, relay_name, shown_members
 from chatrelay.state import unb64
 from chatrelay.v1 import core_pb2, relay_pb2
 
@@ -56,7 +56,8 @@ async def club(relay):
 async def test_a_moderator_deletes_a_members_post_everywhere_and_members_hide_it(club):
     owned, people = club
     ann, ben, cat = people["Ann"], people["Ben"], people["Cat"]
-    assert await moderators.set_role(owned, "Ann", "moderator") == fingerprint(key_of(ann))
+    named = await moderators.set_role(owned, "Ann", "moderator")
+    assert (named, named.skipped) == ([fingerprint(key_of(ann))], [])
     [welcome] = await client.post(owned, "welcome")
     [ack] = await client.post(ben, "spam")
     await client.read_all(ann)  # Ann learns she is a moderator (the profile in the stream)
@@ -122,7 +123,7 @@ async def test_a_removed_and_banned_member_s_stream_ends_it_cannot_join_again_an
 async def test_the_rules_are_held_by_the_relay_with_their_reasons(club):
     owned, people = club
     cat = people["Cat"]
-    assert await client.set_profile(owned, slow_mode_s=60, max_post_bytes=20, links=False) == 3
+    assert await client.set_profile(owned, slow_mode_s=60, max_post_bytes=20, links=False) == client.Published(3, [])
     assert await refused(client.post(cat, "x" * 21)) == (Reason.TOO_LARGE, "post is 21 bytes; the group's rules allow at most 20")
     for text in ("at https://a.io", "www.a.io", "see a.io/x"):
         assert await refused(client.post(cat, text)) == (Reason.NOT_ALLOWED, "the group's rules allow no links in posts")
@@ -326,3 +327,92 @@ def copy_with(who, entry):
 async def _drain_into(stream, into: list) -> None:
     async for p in stream:
         into.append(p.text)
+
+
+async def test_a_moderators_deletion_of_an_owners_post_hides_nothing_whichever_relay_serves_it(club, hostile):
+    """A moderator may delete members' posts only. One that signs a deletion of an owner's
+    post, applied by a hostile relay read first, hides nothing: the post comes from
+    another relay, and the reader checks the deletion against its author then."""
+    owned, people = club
+    ann, cat = people["Ann"], people["Cat"]
+    await moderators.set_role(owned, "Ann", "moderator")
+    [word] = await client.post(owned, "the owners' word")
+    await client.read_all(cat)  # Cat holds the version naming Ann a moderator
+    deletion = moderation.sign(reader_key(ann), bytes.fromhex(owned.group_id), core_pb2.MODERATION_KIND_DELETE_POST,
+                               message_id=word.message_id)
+    hostile.deliveries = [relay_pb2.Delivery(seq=1, post=deletion, message_id=members.item_id(deletion), relay_ts=1)]
+    read = await client.read_all(hostile.beside(cat))
+    assert "the owners' word" in [p.text for p in read], (read.skipped, read.changes)
+
+
+async def test_a_removed_member_joins_again_as_a_new_one(relay):
+    """Removal is no ban: in an open group the member joins again with its keys and reads
+    on, its new stream not ended by the removal before; in a group that takes members by
+    approval, the approval it had admits it no more (the owners decide anew)."""
+    owned = await client.create_group([relay.link], "Again", GroupKind.GROUP)
+    ann = await client.join(owned.link, "Ann")
+    await client.post(owned, "hello")
+    kept, owner_sees = [], asyncio.create_task(_drain_into(client.follow(owned, max_reconnects=0), []))
+    ann_sees = asyncio.create_task(_drain_into(client.follow(ann, max_reconnects=0), kept))
+    for _ in range(200):  # bounded: the gateway's tail of the group is up, Ann's stream on it
+        if kept:
+            break
+        await asyncio.sleep(0.05)
+    await moderators.remove(owned, "Ann")
+    assert await refused(asyncio.wait_for(ann_sees, 60)) == (  # a bound on a hang, not a measure
+        Reason.NOT_MEMBER, "removed from this group by its owners or moderators")
+    assert await refused(client.read_all(ann)) == (Reason.NOT_MEMBER, "reader is not a member of this group")
+    again = await client.join(owned.link, "Ann", known=[ann])
+    assert (again.sign_seed, again.status) == (ann.sign_seed, "member")
+    await client.post(owned, "welcome back")
+    seen = []
+    stream = asyncio.create_task(_drain_into(client.follow(again, max_reconnects=0), seen))
+    for _ in range(200):  # bounded: until the stream delivered both posts
+        if len(seen) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert (seen, stream.done()) == (["hello", "welcome back"], False)  # the tail that ended her first stream
+    stream.cancel()
+    owner_sees.cancel()
+
+    closed = await client.create_group([relay.link], "Approved", GroupKind.GROUP, JoinPolicy.APPROVAL)
+    bob = await client.join(closed.link, "Bob")
+    [waiting] = await client.pending(closed)
+    await client.decide(closed, waiting.request_id.hex(), approve=True)
+    [shown] = await shown_members(reader_key(closed), closed.relays[0], member=key_of(bob))
+    await moderators.remove(closed, "Bob")
+    identity = MemberIdentity(sign_seed=unb64(bob.sign_seed), box_secret=unb64(bob.box_secret))
+    profile = profile_of(closed)
+    _, answer = await join_relay(identity, profile, profile.profile.relays[0], "Bob", approval=shown.approval)
+    assert answer.status == relay_pb2.JOIN_STATUS_PENDING_APPROVAL
+
+
+async def test_a_moderator_removed_from_the_group_moderates_no_more(club):
+    owned, people = club
+    ann, ben = people["Ann"], people["Ben"]
+    await moderators.set_role(owned, "Ann", "moderator")
+    [ack] = await client.post(ben, "a post")
+    await client.read_all(ann)
+    await moderators.remove(owned, "Ann")  # the owners remove her, without demoting her first
+    assert await refused(moderators.remove(ann, "Ben")) == (Reason.NOT_MEMBER, "reader is not a member of this group")
+    envelope = moderation.sign(reader_key(ann), bytes.fromhex(owned.group_id), core_pb2.MODERATION_KIND_DELETE_POST,
+                               message_id=ack.message_id)
+    entry = owned.relays[0]
+    async with client.RelayClient(entry.target) as c:
+        assert await refused(c.call("Moderate", relay_pb2.ModerateRequest(group_address=entry.address, envelope=envelope))) == (
+            Reason.NOT_ALLOWED, "a moderator that is no member of the group moderates no more")
+
+
+async def test_a_profile_change_a_relay_misses_is_kept_and_said(relay, ray_session, tmp_path):
+    """One relay down: the new version is the owner's once another took it, the one down
+    is named, and the next version reaches it."""
+    from chatrelay.cluster import up
+    from realparts import start_relay
+
+    second = await asyncio.to_thread(start_relay, tmp_path / "second")
+    owned = await client.create_group([relay.link, second.link], "Partly", GroupKind.CHANNEL)
+    await asyncio.to_thread(up.stop, second, ray_shutdown=False)
+    published = await client.set_profile(owned, name="Renamed")
+    assert published.version == 3 and profile_of(owned).profile.name == "Renamed"
+    assert sorted({(s.item, s.reason) for s in published.skipped}) == [
+        (f"relay {relay_name(owned.relays[1])}", Reason.UNAVAILABLE)]
