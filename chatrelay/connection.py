@@ -248,6 +248,7 @@ async def resolve_link(link: ShortLink) -> links.ResolvedLink:
 class RelayInfo:
     link: ShortLink
     relay_key: bytes
+    name: str = ""  # as the relay's link data gives it
 
     @property
     def target(self) -> str:
@@ -259,4 +260,4 @@ async def relay_info(relay_link: str) -> RelayInfo:
     if link.kind is not LinkKind.RELAY:
         raise ChatRelayError(Reason.LINK_KIND_MISMATCH, f"{relay_link} is not a relay link (kind r)")
     resolved = await resolve_link(link)
-    return RelayInfo(link=link, relay_key=resolved.fixed.root_key)
+    return RelayInfo(link=link, relay_key=resolved.fixed.root_key, name=resolved.mutable.relay.name)

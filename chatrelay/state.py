@@ -122,11 +122,32 @@ class Contact:
 
 
 @dataclass
+class ConfiguredRelay:
+    """A relay this identity chose to use (`chatrelay relays config add`): groups and
+    channels made without `--relay` are registered with these."""
+
+    link: str
+    name: str  # as the relay's own link data gives it
+    relay_key: str  # b64, the relay's identity key, as its link data gives it
+    pins: list[str] = field(default_factory=list)  # its TLS certificate's fingerprints, as the link carries them
+
+
+@dataclass
 class State:
     owned: list[OwnedGroup] = field(default_factory=list)
     memberships: list[Membership] = field(default_factory=list)
     addresses: list[Address] = field(default_factory=list)
     contacts: list[Contact] = field(default_factory=list)
+    relays: list[ConfiguredRelay] = field(default_factory=list)
+
+    def find_relay(self, which: str) -> ConfiguredRelay:
+        """A configured relay by its link or its name."""
+        for relay in self.relays:
+            if which in (relay.link, relay.name):
+                return relay
+        known = ", ".join(repr(r.name) for r in self.relays) or "none yet"
+        raise ChatRelayError(Reason.UNKNOWN_ADDRESS, f"no relay {which!r} in this state file's configuration "
+                                                     f"(configured: {known})")
 
     def find_contact(self, name: str) -> Contact:
         for c in self.contacts:
@@ -177,6 +198,7 @@ def load(path: pathlib.Path) -> State:
                          for m in raw["memberships"]],
             addresses=[Address(**a) for a in raw.get("addresses", [])],
             contacts=[Contact(**c) for c in raw.get("contacts", [])],
+            relays=[ConfiguredRelay(**r) for r in raw.get("relays", [])],
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ChatRelayError(Reason.MALFORMED, f"state file {path} is not a chatrelay state file: {exc}") from None

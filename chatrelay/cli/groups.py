@@ -22,7 +22,8 @@ def channel() -> None:
 
 
 @channel.command("create")
-@click.option("--relay", "relays", required=True, multiple=True, help="Relay link (repeat for several relays).")
+@click.option("--relay", "relays", multiple=True,
+              help="Relay link (repeat for several relays) [default: the relays of `chatrelay relays config`].")
 @click.option("--name", required=True, help="The channel's name.")
 @click.option("--description", default="", help="A line about the channel.")
 @state_option
@@ -32,7 +33,7 @@ def channel_create(relays, name, description, state_path) -> None:
     from chatrelay.group import GroupKind
 
     st = load_state(state_path)
-    owned = run_async(client.create_group(list(relays), name, GroupKind.CHANNEL, description=description))
+    owned = run_async(client.create_group(_relays_for(st, relays), name, GroupKind.CHANNEL, description=description))
     st.owned.append(owned)
     save_state(state_path, st)
     echo(owned.link)
@@ -44,7 +45,8 @@ def group_cmd() -> None:
 
 
 @group_cmd.command("create")
-@click.option("--relay", "relays", required=True, multiple=True, help="Relay link (repeat for several relays).")
+@click.option("--relay", "relays", multiple=True,
+              help="Relay link (repeat for several relays) [default: the relays of `chatrelay relays config`].")
 @click.option("--name", required=True, help="The group's name.")
 @click.option("--join", "join_policy", type=click.Choice(["open", "approval", "invite"]), default="open",
               show_default=True, help="Who may join.")
@@ -59,7 +61,7 @@ def group_create(relays, name, join_policy, description, direct_messages, state_
 
     st = load_state(state_path)
     owned = run_async(client.create_group(
-        list(relays), name, GroupKind.GROUP, JoinPolicy(join_policy), description, direct_messages
+        _relays_for(st, relays), name, GroupKind.GROUP, JoinPolicy(join_policy), description, direct_messages
     ))
     st.owned.append(owned)
     save_state(state_path, st)
@@ -115,12 +117,19 @@ def relay_remove(relay_link, which, state_path) -> None:
     echo(f"removed {relay_link}; {len(owned.relays)} relay(s) serve the group")
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @group_option
-@state_option
-def relays(which, state_path) -> None:
-    """One line per relay: relay link, group address, state, and the members and open read
-    streams (subscribers) the relay counts, or why it did not answer."""
+@click.option("--state", "state_path", default=None, type=click.Path(dir_okay=False),
+              help="This identity's state file; created if absent.")
+@click.pass_context
+def relays(ctx, which, state_path) -> None:
+    """The relays of a group or channel you own, one a line: relay link, group address,
+    state, and the members and open read streams (subscribers) the relay counts, or why
+    it did not answer. `chatrelay relays config …`: the relays you chose to use."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if state_path is None:
+        raise click.UsageError("Missing option '--state'.")
     from chatrelay import moderators
 
     _, counts = owned_command(which, state_path, lambda owned: _with_counts(owned, moderators), save=False)
@@ -132,6 +141,78 @@ def relays(which, state_path) -> None:
 
 async def _with_counts(owned, moderators):
     return list(zip(owned.relays, await moderators.relay_counts(owned)))
+
+
+@relays.group("config")
+def relays_config() -> None:
+    """The relays you chose to use, kept in the state file with each relay's key and TLS
+    fingerprint: `channel create` and `group create` without --relay use them."""
+
+
+@relays_config.command("add")
+@click.argument("relay_link", metavar="RELAY_LINK")
+@state_option
+def relays_config_add(relay_link, state_path) -> None:
+    """Check a relay (its link data, signed by its key, over TLS pinned to the link's
+    fingerprint) and keep it. Adding it again changes nothing."""
+    from chatrelay import relay_config
+
+    st = load_state(state_path)
+    entry, new = run_async(relay_config.add(st, relay_link))
+    if new:
+        save_state(state_path, st)
+    echo(f"{'added' if new else 'already configured'}: {entry.name} {entry.link}")
+
+
+@relays_config.command("list")
+@state_option
+def relays_config_list(state_path) -> None:
+    """The configured relays, one a line: name, link, TLS fingerprint."""
+    for entry in load_state(state_path).relays:
+        echo(f"{entry.name} {entry.link} {','.join(entry.pins) or '(no fingerprint: checked by host name)'}")
+
+
+@relays_config.command("remove")
+@click.argument("relay", metavar="RELAY_LINK_OR_NAME")
+@state_option
+def relays_config_remove(relay, state_path) -> None:
+    """Forget a configured relay (the groups made with it keep it)."""
+    from chatrelay import relay_config
+
+    st = load_state(state_path)
+    try:
+        entry = relay_config.remove(st, relay)
+    except ChatRelayError as exc:
+        fail(str(exc))
+    save_state(state_path, st)
+    echo(f"removed: {entry.name}")
+
+
+def _relays_for(st, given) -> list[str]:
+    from chatrelay import relay_config
+
+    try:
+        return relay_config.chosen(st, list(given))
+    except ChatRelayError as exc:
+        fail(str(exc))
+
+
+def refuse_relay_link(link_text: str, state_path: str, what: str) -> None:
+    """A relay link given where a group, channel or contact link is wanted: offered for the
+    relay configuration (asked on a terminal), and refused as what was asked for."""
+    from chatrelay import relay_config
+
+    link = relay_config.relay_link_of(link_text)
+    if link is None:
+        return
+    if sys.stdin.isatty() and click.confirm("This is a relay link. Add it to the relays you use?", err=True):
+        st = load_state(state_path)
+        entry, _ = run_async(relay_config.add(st, link_text))
+        save_state(state_path, st)
+        echo(f"added: {entry.name} {entry.link}")
+        sys.exit(0)
+    fail(str(ChatRelayError(Reason.LINK_KIND_MISMATCH, f"this is a relay link, not {what}: add it to the relays "
+                                                        f"you use with `chatrelay relays config add {link}`")))
 
 
 @main.group()
@@ -330,6 +411,7 @@ def join(link_text, name, state_path) -> None:
     """Resolve and verify a group or channel link (or an invite code), then join."""
     from chatrelay import client
 
+    refuse_relay_link(link_text, state_path, "a group or channel")
     st = load_state(state_path)
     membership = run_async(client.join(link_text, name, known=st.memberships))
     st.memberships = [m for m in st.memberships if m.group_id != membership.group_id] + [membership]
