@@ -171,8 +171,11 @@ def test_metrics_and_admin_views_follow_the_cli_scenario(tmp_path):
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         [first_busy] = follow_lines.take(1, 120)  # posting has begun
-        busy = top(data, "--window", "8")
-        weather, quiet = busy["groups"]
+        for _ in range(3):  # bounded: a window in which the posting process was starved of CPU shows none
+            busy = top(data, "--window", "8")
+            weather, quiet = busy["groups"]
+            if weather["posts_per_second"] > 0 or poster.poll() is not None:
+                break
         assert weather["posts_per_second"] > 0 and weather["deliveries_per_second"] > 0
         assert weather["subscribers"] == 1 and weather["posts_accepted"] >= 5
         assert (quiet["posts_per_second"], quiet["posts_accepted"], quiet["subscribers"]) == (0, 2, 0)
