@@ -10,8 +10,6 @@ from chatrelay.cli.base import (
 )
 from chatrelay.errors import ChatRelayError
 
-MEMBER_HELP = "as `chatrelay members` shows it: NAME, NAME#FINGERPRINT, or the member's key"
-
 
 @main.command()
 @group_option
@@ -34,7 +32,8 @@ def members(which, state_path) -> None:
 @state_option
 def role(member, role, which, state_path) -> None:
     """Make MEMBER a moderator (it may delete members' posts and remove members), or a
-    member again. MEMBER is named """ + MEMBER_HELP + "."
+    member again. MEMBER is named as `chatrelay members` shows it: NAME,
+    NAME#FINGERPRINT, or the member's key."""
     from chatrelay import moderators
 
     _, done = owned_command(which, state_path, lambda owned: moderators.set_role(owned, member, role))
@@ -59,7 +58,8 @@ def _as_moderator(which, state_path, action):
 @state_option
 def remove(member, ban, delete_posts, reason, which, state_path) -> None:
     """Remove MEMBER from the group on every relay (an owner or a moderator): its open
-    streams end at once, and it reads and posts nothing more. MEMBER is named """ + MEMBER_HELP + "."
+    streams end at once, and it reads and posts nothing more. MEMBER is named as
+    `chatrelay members` shows it: NAME, NAME#FINGERPRINT, or the member's key."""
     from chatrelay import moderators
 
     _as_moderator(which, state_path, lambda who: moderators.remove(

@@ -128,3 +128,17 @@ def test_what_reaches_a_terminal_carries_no_control_sequence():
     assert shown("left \u202eright\u2066") == "left \\u202eright\\u2066"  # bidi overrides and isolates
     assert shown("lines\nand\ttabs stay") == "lines\nand\ttabs stay"
     assert shown("é ü 中文 👨\u200d👩\u200d👧") == "é ü 中文 👨\u200d👩\u200d👧"  # letters and emoji as they are
+
+
+def test_every_command_says_what_it_does():
+    """`chatrelay --help` lists each command with a line of help (a docstring built with
+    `+` is no docstring: the command showed none)."""
+    import click
+
+    def commands(group, path=()):
+        for name, command in group.commands.items():
+            yield (*path, name), command
+            if isinstance(command, click.Group):
+                yield from commands(command, (*path, name))
+    silent = [" ".join(path) for path, command in commands(main) if not (command.help or "").strip()]
+    assert silent == []
