@@ -2,8 +2,9 @@
 
 Requests that change the group go through its mailbox (`actors/mailbox.py`): serial
 inside the group, concurrent across groups. Posts are verified, appended durably (then
-acked) and announced to readers waiting on the group. Joins, owner commands and direct
-invitations are in modules of their own, one role each.
+acked) and announced to readers waiting on the group. Reading, joins, owner commands,
+moderation, reports, takedowns and direct invitations are in modules of their own, one
+role each.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from chatrelay import codec
 from chatrelay import envelope as env
 from chatrelay import group, members, moderation
 from chatrelay.actors import records
-from chatrelay.actors.calls import ReadPosts, TailRead, refusal
+from chatrelay.actors.calls import refusal
 from chatrelay.actors.direct_invitations import DirectInvitations
 from chatrelay.actors.figures import GroupFigures
 from chatrelay.actors.joins import Joins
@@ -28,8 +29,9 @@ from chatrelay.actors.mailbox import Mailbox
 from chatrelay.actors.member_store import MemberStore
 from chatrelay.actors.moderating import Moderating
 from chatrelay.actors.reports import REPORT_WINDOW_S, Reports
-from chatrelay.actors.message_log import READ_LIMIT, Fence, Fenced, MessageLog, fit
-from chatrelay.actors.owner_commands import CREDENTIAL_SKEW_S, OwnerCommands
+from chatrelay.actors.message_log import Fence, Fenced, MessageLog
+from chatrelay.actors.owner_commands import OwnerCommands
+from chatrelay.actors.reading import Reading
 from chatrelay.actors.rate_window import RateWindow
 from chatrelay.actors.takedowns import Takedowns
 from chatrelay.actors.policy import RelayLimits
@@ -55,7 +57,7 @@ class RelayContext:
         return bytes(self.identity.verify_key)
 
 
-class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns, Moderating, Reports):
+class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns, Moderating, Reports, Reading):
     def __init__(self, ctx: RelayContext, record: GroupRecord, mod_revision: int) -> None:
         self.ctx = ctx
         self.record = record
@@ -274,8 +276,9 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns, Moderating,
         self.posts_accepted += fresh
         self.ctx.tally["posts"] += fresh
         self.wake_readers()  # readers waiting for posts after their seq
-        self.slow_mode_last.update((e.signer, turn_times[e.signer]) for i, e in enumerate(envelopes)
-                                   if i in set(accepted) and e.signer in turn_times)
+        if turn_times:  # the slow mode is on: the accepted posts' authors' times are kept
+            self.slow_mode_last.update((envelopes[i].signer, turn_times[envelopes[i].signer]) for i in accepted
+                                       if envelopes[i].signer in turn_times)
         authorities = self.profile.authorities()
         for i, seq, duplicate in zip(accepted, appended.seqs, appended.duplicates):
             results[i] = relay_pb2.PostAck(seq=seq, message_id=ids[i])
@@ -312,48 +315,7 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns, Moderating,
         self.wake_readers()
         return appended.seqs[0]
 
-    # ---- reading --------------------------------------------------------------------
-
-    def serving(self) -> None:
-        """Readers are served until the group is removed from this relay (or while it is
-        taken down here)."""
-        if self.record.state is GroupState.REMOVED:
-            raise ChatRelayError(Reason.NOT_ACTIVE, "group is removed, not active")
-        self.check_not_taken_down()
-
-    def check_reader(self, credential: core_pb2.SignedEnvelope, now: float | None = None) -> bytes:
-        self.serving()
-        checked, body = env.verify_message(
-            credential, env.Domain.SUBSCRIBE, relay_pb2.SubscribeBody, "subscribe credential"
-        )
-        if body.group_address != self.address:
-            raise ChatRelayError(Reason.GROUP_MISMATCH, "credential is for another group address")
-        now = time.time() if now is None else now
-        if abs(now - body.timestamp) > CREDENTIAL_SKEW_S:
-            raise ChatRelayError(Reason.BAD_SIGNATURE, "credential is too old or from the future; check the clock")
-        if checked.signer in self.profile.authorities():
-            return checked.signer
-        status = self.members.get(checked.signer)
-        if status is MemberStatus.BANNED:
-            raise ChatRelayError(Reason.BANNED, "this key is banned from the group")
-        if status is MemberStatus.REJECTED:
-            raise ChatRelayError(Reason.NOT_MEMBER, "the owners rejected this key's join")
-        if status is not MemberStatus.MEMBER:
-            raise ChatRelayError(Reason.NOT_MEMBER, "reader is not a member of this group")
-        return checked.signer
-
-    def history_floor(self, reader: bytes) -> int:
-        limit = self.profile.profile.settings.history_limit
-        if not limit or reader in self.profile.authorities():
-            return 0
-        return max(0, self.last_seq - limit)
-
-    async def tail_read(self, call: ReadPosts) -> TailRead:
-        """A tail's read: the posts after its seq (waiting for one, or for a removal), and
-        the members removed since its count (all of this load's, for another load)."""
-        start = call.removed_after if call.loaded == self.loaded else 0
-        deliveries = await self.read(call.after_seq, call.limit, call.wait_s, removed_after=start)
-        return TailRead(deliveries, tuple(self.removals[start:]), len(self.removals), self.loaded)
+    # ---- members ----------------------------------------------------------------------
 
     def remove_member(self, key: bytes) -> None:
         """The member goes now: its open streams end (the tails learn of it at their next
@@ -373,50 +335,8 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns, Moderating,
         if record is not None:
             self.members[key] = MemberStatus.REMOVED
 
-    async def read(self, after_seq: int, limit: int = READ_LIMIT, wait_s: float = 0.0, *,
-                   removed_after: int | None = None) -> list[relay_pb2.Delivery]:
-        """Posts after `after_seq`; waits up to `wait_s` for the first one when none is there.
-        Once the group is removed from this relay, refused: the tails reading it end their
-        streams with that reason."""
-        self.serving()
-        if wait_s > 0 and not await self._wait_for_posts(after_seq, wait_s, removed_after):
-            self.serving()
-            return []
-        return _deliveries(fit(await self.ctx.log.read(self.stream, after_seq, min(limit, READ_LIMIT))))
-
-    async def _wait_for_posts(self, after_seq: int, wait_s: float, removed_after: int | None = None) -> bool:
-        """Whether a post after `after_seq` came within `wait_s` seconds (or, where
-        `removed_after` is given, a removal past it; or the group was removed)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_s
-        while (self.last_seq <= after_seq and self.record.state is not GroupState.REMOVED
-               and not self.record.taken_down
-               and (removed_after is None or len(self.removals) <= removed_after)):
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return False
-            if self._new_posts is None:
-                self._new_posts = asyncio.Event()
-            try:
-                await asyncio.wait_for(self._new_posts.wait(), remaining)
-            except asyncio.TimeoutError:
-                return self.last_seq > after_seq
-        return True
-
-    async def history(self, reader: bytes, before_seq: int, limit: int) -> list[relay_pb2.Delivery]:
-        floor = self.history_floor(reader)
-        rows = await self.ctx.log.read_before(self.stream, before_seq, min(max(limit, 1), READ_LIMIT))
-        return [d for d in _deliveries(fit(rows, newest=True)) if d.seq > floor]
-
     def stats(self) -> GroupFigures:
         return GroupFigures(
             address=self.address, state=self.record.state.value, last_seq=self.last_seq, members=self.member_count(),
             mailbox_depth=len(self.mailbox), posts_accepted=self.posts_accepted, held_refused=len(self.held_refused),
         )
-
-
-def _deliveries(rows) -> list[relay_pb2.Delivery]:
-    return [
-        relay_pb2.Delivery(seq=r.seq, post=env.decode(r.data), message_id=r.key or b"", relay_ts=r.ts)
-        for r in rows
-    ]

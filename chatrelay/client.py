@@ -15,7 +15,8 @@ from chatrelay.owner import (
     pending, register, remove_member, remove_relay, resume, service_log, set_profile, suspend,
 )
 from chatrelay.state import Membership, OwnedGroup, RelayEntry
-from chatrelay.reader import Moderated, PostChecker, ProfileChange, ReceivedPost, credential, follow, join, post, read_all, reader_key
+from chatrelay.checker import Moderated, PostChecker, ProfileChange, ReceivedPost, credential, reader_key
+from chatrelay.reader import follow, join, post, read_all
 
 __all__ = [
     "Membership", "Moderated", "OwnedGroup", "PendingJoin", "Published", "RelayEntry", "PostChecker", "ProfileChange", "ReceivedPost", "RelayClient", "RelayInfo", "add_relay", "call_retrying",

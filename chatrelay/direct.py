@@ -53,7 +53,7 @@ async def member_keys(who, member: str) -> core_pb2.MemberKeys:
     (chatrelay/admission.py). Every relay of the group is asked, so one that hides a
     member of the same name cannot make a name point at its own; where several admitted
     members have the name, none is picked: they are listed by fingerprint, to name one."""
-    from chatrelay import admission, reader
+    from chatrelay import admission, checker
 
     key, name, prefix = _asked(member)
     profile = _group_profile(who)
@@ -61,7 +61,7 @@ async def member_keys(who, member: str) -> core_pb2.MemberKeys:
     refusals: list[ChatRelayError] = []
     for entry in who.relays:
         try:
-            members = await reader.shown_members(reader.reader_key(who), entry, member=key, display_name=name)
+            members = await checker.shown_members(checker.reader_key(who), entry, member=key, display_name=name)
         except ChatRelayError as exc:
             refusals.append(exc)
             continue
@@ -90,7 +90,7 @@ async def send_direct_invitation(who, member: str, text: str) -> Address:
     the group address. No direct connection exists before this; the group must allow it."""
     from nacl.public import SealedBox
 
-    from chatrelay import reader
+    from chatrelay import checker
 
     if not _group_profile(who).profile.settings.direct_messages:
         raise ChatRelayError(Reason.NOT_ALLOWED, "direct messages are off in this group")
@@ -106,7 +106,7 @@ async def send_direct_invitation(who, member: str, text: str) -> Address:
         group_address=entry.address, to_member=keys.sign_key, sealed=bytes(sealed),
         nonce=os.urandom(16), timestamp=int(time.time()),
     )
-    envelope = env.sign_message(reader.reader_key(who), env.Domain.DIRECT_INVITATION, body)
+    envelope = env.sign_message(checker.reader_key(who), env.Domain.DIRECT_INVITATION, body)
     async with RelayClient(entry.target) as c:
         await c.call("SendDirectInvitation", relay_pb2.DirectInvitationRequest(envelope=envelope))
     return invitation
@@ -120,10 +120,10 @@ async def direct_invitations(membership) -> Checked:
     here: the link inside was chosen by the other member."""
     from nacl.public import SealedBox
 
-    from chatrelay import members, reader
+    from chatrelay import checker, members
 
     entry = membership.relays[0]
-    credential = reader.credential(reader.reader_key(membership), entry.address)
+    credential = checker.credential(checker.reader_key(membership), entry.address)
     received: list[relay_pb2.DirectInvitationDelivery] = []
     async with RelayClient(entry.target) as c:
         for _ in range(MAX_PAGES):  # pages are sized in bytes: read on until one comes empty
@@ -133,7 +133,7 @@ async def direct_invitations(membership) -> Checked:
                 break
             received.extend(page.invitations)
     allowed = _group_profile(membership).profile.settings.direct_messages
-    senders = reader.PostChecker(membership)  # who is a member, checked as for posts
+    senders = checker.PostChecker(membership)  # who is a member, checked as for posts
     relays = {r.target for r in membership.relays}
 
     async def check(item) -> DirectInvitation | None:

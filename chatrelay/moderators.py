@@ -19,7 +19,7 @@ from chatrelay.connection import MAX_PAGES, NONCE, RelayClient
 from chatrelay.errors import ChatRelayError, Reason, TooLargeError
 from chatrelay.items import Checked, Skipped, take
 from chatrelay.owner import _owner_read, current_profile, publish
-from chatrelay.reader import credential, reader_key, relay_name, shown_members
+from chatrelay.checker import credential, reader_key, relay_name, shown_members
 from chatrelay.state import Membership, OwnedGroup, unb64
 from chatrelay.v1 import core_pb2, relay_pb2
 

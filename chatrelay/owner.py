@@ -15,7 +15,7 @@ from chatrelay.connection import MAX_PAGES, NONCE, RETRY_S, RelayClient, RelayIn
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.items import Checked, Skipped, take
 from chatrelay.links import ShortLink
-from chatrelay.reader import relay_name
+from chatrelay.checker import relay_name
 from chatrelay.state import OwnedGroup, RelayEntry, b64, unb64
 from chatrelay.v1 import core_pb2, relay_pb2
 

@@ -46,7 +46,7 @@ _address_commands("invitation", True, "One-time invitations: links that lock on 
 def connect(link_text, name, message, state_path) -> None:
     """Ask to connect through a contact address or one-time invitation."""
     from chatrelay import contacts
-    from chatrelay.cli.groups import refuse_relay_link
+    from chatrelay.cli.relays import refuse_relay_link
 
     refuse_relay_link(link_text, state_path, "a contact address or invitation")
     st = load_state(state_path)
