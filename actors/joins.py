@@ -60,8 +60,8 @@ class Joins:
         if known is not None and known is not MemberStatus.REMOVED:  # a repeated join: same answer, nothing new stored
             existing = await self.ctx.members.get(self.address, sign_key)
             if existing is not None:
-                return relay_pb2.JoinResponse(status=JOIN_PB[existing.status], request_id=existing.request_id,
-                                              reason=existing.note)
+                stored = core_pb2.JoinBody.FromString(env.decode(existing.join).body) if existing.join else None
+                return self._answer(existing, stored)  # its join was checked when it came
         policy = self.profile.profile.settings.join
         status = MemberStatus.MEMBER
         if body.HasField("invite"):
@@ -79,7 +79,16 @@ class Joins:
         )
         await self.ctx.members.put(self.address, sign_key, record, fence)
         self.members[sign_key] = status
-        return relay_pb2.JoinResponse(status=JOIN_PB[status], request_id=record.request_id)
+        return self._answer(record, body)
+
+    def _answer(self, record: MemberRecord, body: core_pb2.JoinBody | None) -> relay_pb2.JoinResponse:
+        """A member admitted by an invite gets a receipt for the group's other relays."""
+        answer = relay_pb2.JoinResponse(status=JOIN_PB[record.status], request_id=record.request_id,
+                                        reason=record.note)
+        if record.status is MemberStatus.MEMBER and body is not None and body.HasField("invite"):
+            grant = core_pb2.InviteGrant.FromString(body.invite.grant.body)
+            answer.invite_receipt.CopyFrom(invites.receipt(self.ctx.identity, grant, body.keys.sign_key))
+        return answer
 
     def _approved_elsewhere(self, body: core_pb2.JoinBody) -> bool:
         """Whether the join carries the owners' approval of this member at a relay of the
@@ -128,9 +137,31 @@ class Joins:
         self.mailbox.schedule(self._drain_held)
 
     async def _consume_invite(self, body: core_pb2.JoinBody, sign_key: bytes, fence: Fence) -> None:
+        """Count a use of the invite against this relay's share of it, or admit the member
+        another relay of the group counted (its receipt); a revoked code admits nobody."""
         grant = invites.verify_invite(body.invite, self.profile, sign_key)
+        if any(u.revoked_ms for u in await self.ctx.members.invite_uses(self.address, grant.invite_key)):
+            raise ChatRelayError(Reason.REVOKED, "the owners revoked this invite")
+        if body.HasField("invite_receipt"):
+            invites.check_receipt(body.invite_receipt, grant, sign_key, self.profile)
+            return
+        share = invites.share_at(grant, self.ctx.relay_key)
+        if share == 0:
+            raise ChatRelayError(Reason.BAD_INVITE, "this invite's uses are at the group's other relays: join there")
         # Uses counted in the registry by an earlier version still count (they are no more).
         earlier = await self.ctx.registry.get(records.invite_key(self.address, grant.invite_key))
-        uses = grant.uses - (int(earlier.value) if earlier else 0)
+        uses = share - (int(earlier.value) if earlier else 0)
         if uses < 1 or not await self.ctx.members.use_invite(self.address, grant.invite_key, uses, fence):
-            raise ChatRelayError(Reason.BAD_INVITE, "this invite has been used up")
+            raise ChatRelayError(Reason.BAD_INVITE, "this invite has been used up" if share == grant.uses
+                                 else "this invite's uses at this relay are used up")
+
+    async def invite_uses(self) -> list[relay_pb2.InviteUses]:
+        """The uses of the group's invite codes counted here, for the owners."""
+        return [relay_pb2.InviteUses(invite_key=u.key, used=u.used, revoked_at=u.revoked_ms)
+                for u in await self.ctx.members.invite_uses(self.address)]
+
+    async def revoke_invite(self, invite_key: bytes, fence: Fence) -> str:
+        if len(invite_key) != env.KEY_SIZE:
+            raise ChatRelayError(Reason.MALFORMED, f"an invite key is {env.KEY_SIZE} bytes, got {len(invite_key)}")
+        await self.ctx.members.revoke_invite(self.address, invite_key, int(time.time() * 1000), fence)
+        return "invite revoked"

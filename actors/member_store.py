@@ -11,12 +11,18 @@ records (the signed join, the approval) are read when asked for.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from chatrelay.actors.message_log import Fence
 from chatrelay.actors.records import MemberRecord, MemberStatus
 
 FIND_LIMIT = 500  # records one `find` returns at most
+
+
+class InviteUse(NamedTuple):
+    key: bytes
+    used: int
+    revoked_ms: int  # 0: not revoked
 
 
 @runtime_checkable
@@ -42,7 +48,16 @@ class MemberStore(Protocol):
 
     async def use_invite(self, group: str, invite: bytes, uses: int, fence: Fence) -> bool:
         """Count one use of an invite code that may be used `uses` times: False (nothing
-        counted) when it is used up."""
+        counted) when it is used up or revoked."""
+        ...
+
+    async def revoke_invite(self, group: str, invite: bytes, at_ms: int, fence: Fence) -> None:
+        """Refuse every later use of the code (its count kept); revoked again, the first
+        time stays."""
+        ...
+
+    async def invite_uses(self, group: str, key: bytes | None = None, limit: int = FIND_LIMIT) -> list[InviteUse]:
+        """The group's codes used or revoked here (or the one with `key`), most used first."""
         ...
 
     async def close(self) -> None: ...

@@ -92,6 +92,8 @@ class OwnerCommands:
             outcome = f"group {self.record.state.value}"
         elif kind in (relay_pb2.OWNER_COMMAND_KIND_APPROVE_JOIN, relay_pb2.OWNER_COMMAND_KIND_REJECT_JOIN):
             outcome = await self._decide(body, envelope)
+        elif kind == relay_pb2.OWNER_COMMAND_KIND_REVOKE_INVITE:
+            outcome = await self.revoke_invite(body.invite_key, fence)
         elif kind == relay_pb2.OWNER_COMMAND_KIND_REMOVE_MEMBER:
             if not self.is_member(body.member):
                 raise ChatRelayError(Reason.NOT_MEMBER, "no member with this key in the group")

@@ -264,6 +264,11 @@ async def _list_reports(relay: GroupRelay, req: relay_pb2.ListReportsRequest):
     return relay_pb2.ListReportsResponse(reports=await relay.reports(body.since_seq))
 
 
+async def _list_invites(relay: GroupRelay, req: relay_pb2.ListInvitesRequest):
+    relay.check_owner_read(req.envelope)
+    return relay_pb2.ListInvitesResponse(invites=await relay.invite_uses())
+
+
 async def _leave(relay: GroupRelay, req: relay_pb2.LeaveRequest):
     return await relay.leave(req.envelope)
 
@@ -280,6 +285,7 @@ _GROUP_REQUESTS = {
     relay_pb2.DirectInvitationRequest: _direct_invitation, relay_pb2.DirectInboxRequest: _direct_inbox,
     relay_pb2.ModerateRequest: _moderate, relay_pb2.ListMembersRequest: _list_members,
     relay_pb2.ReportRequest: _report, relay_pb2.ListReportsRequest: _list_reports, relay_pb2.LeaveRequest: _leave,
+    relay_pb2.ListInvitesRequest: _list_invites,
 }
 
 _QUEUE_REQUESTS = {

@@ -29,6 +29,7 @@ class Domain(enum.StrEnum):
     LINK_STORE = "chatrelay/v1/link-store"
     INVITE_GRANT = "chatrelay/v1/invite-grant"
     INVITE_PROOF = "chatrelay/v1/invite-proof"
+    INVITE_RECEIPT = "chatrelay/v1/invite-receipt"
     KEY_ANNOUNCEMENT = "chatrelay/v1/key-announcement"
     JOIN = "chatrelay/v1/join"
     POST = "chatrelay/v1/post"

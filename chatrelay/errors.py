@@ -26,6 +26,7 @@ class Reason(enum.StrEnum):
     LINK_KIND_MISMATCH = "link_kind_mismatch"
     BAD_INVITE = "bad_invite"
     INVITE_EXPIRED = "invite_expired"
+    REVOKED = "revoked"  # the owners revoked the invite code
     BAD_POST = "bad_post"
     UNKNOWN_ADDRESS = "unknown_address"
     NOT_ALLOWED = "not_allowed"

@@ -1,8 +1,12 @@
 """Asynchronous invite codes (DESIGN.md section 6, seed: asynchronous user invites).
 
-An owner makes a keypair K offline and signs a grant {K.public, uses, expires}; the code
-hands K's private half, the grant and the group link to the invitee, who proves holding
-K in its join. The relay checks the grant against the profile's owners and counts uses.
+An owner makes a keypair K offline and signs a grant {K.public, uses, expires, shares};
+the code hands K's private half, the grant and the group link to the invitee, who proves
+holding K in its join. The relay checks the grant against the profile's owners and counts
+uses, at most its share of them: the uses are split between the group's relays, so the
+total is never exceeded though no relay asks another. The relay that counted a member's
+use signs it a receipt; the group's other relays admit that member with it, counting
+nothing, and only that member (the receipt names its key).
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ from nacl.signing import SigningKey, VerifyKey
 from chatrelay import codec
 from chatrelay import envelope as env
 from chatrelay.errors import ChatRelayError, MalformedError, Reason, TooLargeError
-from chatrelay.group import OwnerSecrets, VerifiedProfile
+from chatrelay.group import MAX_RELAYS, OwnerSecrets, VerifiedProfile
 from chatrelay.links import ShortLink
 from chatrelay.v1 import core_pb2
 
 PREFIX = "chatrelay-invite:"
 MAX_CODE = 4096
 MAX_USES = 1_000_000
+MAX_SHARES = MAX_RELAYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,18 +59,39 @@ def make_invite(
     *,
     uses: int = 1,
     expires_at: int = 0,
+    relays: list[bytes] = (),
 ) -> Invite:
-    """Made offline: nothing is sent anywhere until the invitee joins."""
+    """Made offline: nothing is sent anywhere until the invitee joins. `relays`: the
+    group's relays by key, in the profile's order, between which the uses are split."""
     if not 1 <= uses <= MAX_USES:
         raise ChatRelayError(Reason.BAD_INVITE, f"an invite has 1 to {MAX_USES} uses")
     if expires_at < 0:
         raise ChatRelayError(Reason.BAD_INVITE, "invite expiry must be a unix time")
     k = SigningKey.generate()
     grant = core_pb2.InviteGrant(
-        group_id=owner.group_id, invite_key=bytes(k.verify_key), uses=uses, expires_at=expires_at
+        group_id=owner.group_id, invite_key=bytes(k.verify_key), uses=uses, expires_at=expires_at,
+        shares=[core_pb2.InviteShare(relay_key=key, uses=n) for key, n in split(uses, relays)],
     )
     signed = env.sign_message(owner.owner_key, env.Domain.INVITE_GRANT, grant)
     return Invite(seed=bytes(k), grant_envelope=signed, grant=grant, group_link=group_link)
+
+
+def split(uses: int, relays: list[bytes]) -> list[tuple[bytes, int]]:
+    """`uses` spread over the relays as evenly as it goes, the first ones taking the odd
+    ones; a relay left with none is not named (a single use sits with the first relay)."""
+    relays = list(dict.fromkeys(relays))[:MAX_SHARES]
+    if not relays:
+        return []
+    base, odd = divmod(uses, len(relays))
+    shares = [(key, base + (i < odd)) for i, key in enumerate(relays)]
+    return [(key, n) for key, n in shares if n]
+
+
+def share_at(grant: core_pb2.InviteGrant, relay_key: bytes) -> int:
+    """How many uses of the grant the relay with this key may count."""
+    if not grant.shares:
+        return grant.uses  # made before shares: each relay counts them all
+    return next((s.uses for s in grant.shares if s.relay_key == relay_key), 0)
 
 
 def parse_invite(text: str) -> Invite:
@@ -120,6 +146,7 @@ def verify_invite(
         raise ChatRelayError(Reason.BAD_INVITE, "invite grant is for another group")
     if len(grant.invite_key) != env.KEY_SIZE or not 1 <= grant.uses <= MAX_USES:
         raise ChatRelayError(Reason.BAD_INVITE, "invite grant is malformed")
+    _check_shares(grant)
     now = time.time() if now is None else now
     if grant.expires_at and now >= grant.expires_at:
         raise ChatRelayError(Reason.INVITE_EXPIRED, "invite has expired")
@@ -130,3 +157,32 @@ def verify_invite(
     except (BadSignatureError, ValueError):
         raise ChatRelayError(Reason.BAD_INVITE, "joiner does not hold the invite key") from None
     return grant
+
+
+def _check_shares(grant: core_pb2.InviteGrant) -> None:
+    if not grant.shares:
+        return
+    keys = [s.relay_key for s in grant.shares]
+    if (len(keys) > MAX_SHARES or len(set(keys)) != len(keys) or any(len(k) != env.KEY_SIZE for k in keys)
+            or any(s.uses < 1 for s in grant.shares)):
+        raise ChatRelayError(Reason.BAD_INVITE, "invite grant's shares are malformed")
+    if sum(s.uses for s in grant.shares) != grant.uses:
+        raise ChatRelayError(Reason.BAD_INVITE, "invite grant's shares do not add up to its uses")
+
+
+def receipt(relay_identity: SigningKey, grant: core_pb2.InviteGrant, member_key: bytes) -> core_pb2.SignedEnvelope:
+    """What a relay that admitted a member by an invite gives it for the group's others."""
+    body = core_pb2.InviteReceipt(group_id=grant.group_id, invite_key=grant.invite_key, member_key=member_key)
+    return env.sign_message(relay_identity, env.Domain.INVITE_RECEIPT, body)
+
+
+def check_receipt(signed: core_pb2.SignedEnvelope, grant: core_pb2.InviteGrant, member_key: bytes,
+                  profile: VerifiedProfile) -> None:
+    """A relay's check of a receipt another relay of the group signed for this member."""
+    checked, body = env.verify_message(signed, env.Domain.INVITE_RECEIPT, core_pb2.InviteReceipt, "invite receipt")
+    if checked.signer not in {r.relay_key for r in profile.profile.relays}:
+        raise ChatRelayError(Reason.BAD_INVITE, "invite receipt is not signed by a relay of the group")
+    if (body.group_id, body.invite_key) != (grant.group_id, grant.invite_key):
+        raise ChatRelayError(Reason.BAD_INVITE, "invite receipt is for another invite")
+    if body.member_key != member_key:
+        raise ChatRelayError(Reason.BAD_INVITE, "invite receipt admits another member")

@@ -101,6 +101,7 @@ def join_request(
     display_name: str,
     invite: core_pb2.InviteProof | None = None,
     approval: core_pb2.SignedEnvelope | None = None,
+    receipt: core_pb2.SignedEnvelope | None = None,
 ) -> core_pb2.SignedEnvelope:
     _check_display_name(display_name)
     body = core_pb2.JoinBody(
@@ -116,6 +117,8 @@ def join_request(
         body.invite.CopyFrom(invite)
     if approval is not None:
         body.approval.CopyFrom(approval)
+    if receipt is not None:
+        body.invite_receipt.CopyFrom(receipt)
     return env.sign_message(member.signing_key, env.Domain.JOIN, body)
 
 

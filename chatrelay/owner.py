@@ -1,5 +1,5 @@
 """The owner's side of the SDK: make a group or channel and register it with relays,
-command it, decide on joins, add and remove relays, make invite codes offline."""
+command it, decide on joins, add and remove relays (invite codes: chatrelay/invite_codes.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from nacl.signing import SigningKey
 
-from chatrelay import group, invites, links, members
+from chatrelay import group, links, members
 from chatrelay import envelope as env
 from chatrelay.connection import MAX_PAGES, NONCE, RETRY_S, RelayClient, RelayInfo, relay_info
 from chatrelay.errors import ChatRelayError, Reason
@@ -44,10 +44,11 @@ async def register(
 async def owner_command(
     client: RelayClient, key: SigningKey, address: str, kind: int, *, profile=None,
     command_id: bytes | None = None, request_id: bytes = b"", member: bytes = b"", reason: str = "",
+    invite_key: bytes = b"",
 ) -> relay_pb2.OwnerCommandResponse:
     body = relay_pb2.OwnerCommandBody(
-        group_address=address, command_id=command_id or os.urandom(16), kind=kind,
-        request_id=request_id, member=member, reason=reason, nonce=os.urandom(NONCE), timestamp=int(time.time()),
+        group_address=address, command_id=command_id or os.urandom(16), kind=kind, request_id=request_id,
+        member=member, reason=reason, invite_key=invite_key, nonce=os.urandom(NONCE), timestamp=int(time.time()),
     )
     if profile is not None:
         body.profile.CopyFrom(profile)
@@ -349,10 +350,3 @@ async def remove_relay(owned: OwnedGroup, relay_link: str) -> None:
 async def delete_group(owned: OwnedGroup) -> None:
     """Every relay stops serving the group and drops its posts."""
     await _send_to_relays(owned, relay_pb2.OWNER_COMMAND_KIND_DELETE_GROUP)
-
-
-def make_invite(owned: OwnedGroup, uses: int = 1, expires_in_s: int = 0) -> str:
-    """Made offline: nothing is sent to any relay until the invitee joins."""
-    secrets = owned.secrets()
-    expires_at = int(time.time()) + expires_in_s if expires_in_s else 0
-    return invites.make_invite(secrets, ShortLink.parse(owned.link), uses=uses, expires_at=expires_at).render()

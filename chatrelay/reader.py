@@ -1,6 +1,6 @@
-"""The member's side of the SDK: join by a link or an invite code, post, and read what
-relays deliver, checking every item again (chatrelay/checker.py) and applying the
-owners' newer profile versions."""
+"""The member's side of the SDK: post, and read what relays deliver, checking every item
+again (chatrelay/checker.py) and applying the owners' newer profile versions (joining:
+chatrelay/joining.py)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from typing import AsyncIterator, Callable
 import grpc
 from nacl.signing import SigningKey
 
-from chatrelay import admission, group, invites, members
+from chatrelay import members
 from chatrelay import envelope as env
 from chatrelay.checker import (
-    Moderated, PostChecker, ProfileChange, ReceivedPost, credential, item_name, reader_key, relay_name, shown_members,
+    Moderated, PostChecker, ProfileChange, ReceivedPost, credential, item_name, reader_key, relay_name,
 )
-from chatrelay.connection import MAX_PAGES, RETRY_S, RelayClient, diagnose, resolve_link, target_of_link
+from chatrelay.connection import MAX_PAGES, RelayClient, diagnose, target_of_link
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.items import Checked, Skipped, take_async
-from chatrelay.links import LinkKind, ShortLink
-from chatrelay.members import MemberIdentity
+from chatrelay.joining import ensure_joined
+from chatrelay.links import ShortLink
 from chatrelay.retry import Backoff
 from chatrelay.state import Membership, OwnedGroup, RelayEntry, b64, unb64
 from chatrelay.status import from_rpc_error
@@ -57,73 +57,6 @@ async def post(owned: OwnedGroup | Membership, text: str, *, retry_for_s: float 
     return await POST_RETRIES.within(retry_for_s).run(
         to_every_relay, lambda exc: isinstance(exc, ChatRelayError) and exc.reason is Reason.UNAVAILABLE
     )
-
-
-async def join(link_text: str, display_name: str = "", *, known: list[Membership] = ()) -> Membership:
-    """Join by a group or channel link, or by an invite code (which carries the link and
-    passes INVITE_ONLY and APPROVAL gates while every owner is offline). A group of
-    `known` (memberships held already) is joined again with the same keys: the group
-    knows the member as it was (a banned key stays refused)."""
-    invite = None
-    if link_text.strip().startswith(invites.PREFIX):
-        invite = invites.parse_invite(link_text)
-        link = invite.group_link
-    else:
-        link = ShortLink.parse(link_text)
-    if link.kind not in (LinkKind.GROUP, LinkKind.CHANNEL):
-        raise ChatRelayError(Reason.LINK_KIND_MISMATCH, "only group (g) and channel (c) links can be joined")
-    resolved = await resolve_link(link)
-    profile = resolved.profile
-    if invite is not None and invite.grant.group_id != profile.group_id:
-        raise ChatRelayError(Reason.BAD_INVITE, "invite code is for another group than its link")
-    if not profile.profile.relays:
-        raise ChatRelayError(Reason.NOT_ACTIVE, "this group has no relays yet")
-    again = next((m for m in known if m.group_id == profile.group_id.hex()), None)
-    member = (MemberIdentity.generate() if again is None  # a new identity per group: groups stay unlinked
-              else MemberIdentity(sign_seed=unb64(again.sign_seed), box_secret=unb64(again.box_secret)))
-    entries = []
-    status = "member"
-    for ref in profile.profile.relays:
-        entry, response = await join_relay(member, profile, ref, display_name, invite)
-        if response.status == relay_pb2.JOIN_STATUS_PENDING_APPROVAL:
-            status = "pending"
-        elif response.status == relay_pb2.JOIN_STATUS_HELD and status == "member":
-            status = "held"
-        entries.append(entry)
-    return Membership(
-        group_id=profile.group_id.hex(),
-        kind="channel" if profile.profile.kind == core_pb2.GROUP_KIND_CHANNEL else "group",
-        name=profile.profile.name, link=str(link), sign_seed=b64(member.sign_seed),
-        box_secret=b64(member.box_secret), display_name=display_name,
-        profile=b64(env.encode(profile.envelope)), relays=entries, status=status,
-    )
-
-
-async def join_relay(member: MemberIdentity, profile: group.VerifiedProfile, ref: core_pb2.RelayRef,
-                     display_name: str, invite=None, *, proof: core_pb2.InviteProof | None = None,
-                     approval: core_pb2.SignedEnvelope | None = None) -> tuple[RelayEntry, relay_pb2.JoinResponse]:
-    """Join the group at one of its relays; the entry for the state file and the answer.
-    `invite`: the code joined with; `proof`, `approval`: what admitted this member at
-    another relay of the group, where it joined before this one was added."""
-    entry = RelayEntry(
-        relay_link=ref.relay_link, relay_key=b64(ref.relay_key), address=ref.group_address,
-        target=target_of_link(ShortLink.parse(ref.relay_link)),
-    )
-    if invite is not None:
-        proof = invites.prove(invite, member.public.sign_key)
-
-    def request() -> relay_pb2.JoinRequest:  # signed anew each try
-        return relay_pb2.JoinRequest(envelope=members.join_request(
-            member, profile.group_id, ref.group_address, profile.profile.intake_key, display_name, invite=proof,
-            approval=approval,
-        ))
-    async with RelayClient(entry.target) as client:  # a join is by member key: asking again is safe
-        response = await client.call("Join", request, retry_for_s=RETRY_S)
-    if response.status == relay_pb2.JOIN_STATUS_REJECTED:
-        raise ChatRelayError(Reason.REFUSED, f"the owners refused the join: {response.reason}" if response.reason
-                             else "the owners refused the join")
-    entry.state = "joined"
-    return entry, response
 
 
 async def _read_relay(who, entry: RelayEntry, key: SigningKey) -> list[relay_pb2.Delivery]:
@@ -167,48 +100,6 @@ def apply_change(who: OwnedGroup | Membership, change: ProfileChange) -> list[Re
         who.relays.append(entry)
         added.append(entry)
     return added
-
-
-async def ensure_joined(who: OwnedGroup | Membership, entry: RelayEntry) -> None:
-    """A member joins a relay the owners added since it joined, with the keys it joined
-    with, before it reads there."""
-    if not isinstance(who, Membership) or entry.state == "joined":
-        return
-    member = MemberIdentity(sign_seed=unb64(who.sign_seed), box_secret=unb64(who.box_secret))
-    profile = group.verify_profile(env.decode(unb64(who.profile)), group_id=bytes.fromhex(who.group_id))
-    ref = core_pb2.RelayRef(relay_key=unb64(entry.relay_key), relay_link=entry.relay_link, group_address=entry.address)
-    proof = approval = None
-    if profile.profile.settings.join != core_pb2.JOIN_POLICY_OPEN:  # what let it in elsewhere lets it in here
-        joined, shown = await _own_admission(who, profile)
-        if joined is not None:
-            proof = joined.invite if joined.HasField("invite") else None
-            approval = shown.approval if shown.HasField("approval") else None
-    _, response = await join_relay(member, profile, ref, who.display_name, proof=proof, approval=approval)
-    if response.status == relay_pb2.JOIN_STATUS_HELD:  # not active there yet: joined again on the next try
-        raise ChatRelayError(Reason.UNAVAILABLE, "the relay holds the join until the group is active there")
-    if response.status == relay_pb2.JOIN_STATUS_PENDING_APPROVAL:  # asked again on the next read
-        raise ChatRelayError(Reason.NOT_MEMBER, "the join waits for the owners' approval at this relay")
-    entry.state = "joined"
-
-
-async def _own_admission(who: Membership, profile: group.VerifiedProfile
-                         ) -> tuple[core_pb2.JoinBody | None, relay_pb2.MemberAdmission | None]:
-    """This member's join and approval, as a relay it joined before shows them, checked
-    (chatrelay/admission.py): a relay that shows something else is passed over."""
-    key = reader_key(who)
-    me = bytes(key.verify_key)
-    for other in who.relays:
-        if other.state != "joined":
-            continue
-        try:
-            shown = await shown_members(key, other, member=me)
-            found = next((m for m in shown if m.join.signer == me), None)
-            joined = admission.check(profile, me, found)
-        except ChatRelayError:
-            continue  # down, forgot it, or shows what does not check out: another may show it
-        if joined is not None:
-            return joined, found
-    return None, None
 
 
 async def read_all(who: OwnedGroup | Membership) -> Checked:

@@ -37,6 +37,20 @@ class RelayEntry:
 
 
 @dataclass
+class MadeInvite:
+    """An invite code this owner made: what `chatrelay invite list` follows and `invite
+    revoke` names. The code itself (its private key) is not kept."""
+
+    id: str  # the first 12 hex digits of the code's key
+    invite_key: str  # b64
+    uses: int
+    shares: dict[str, int] = field(default_factory=dict)  # relay key (b64) -> uses it counts
+    expires_at: int = 0  # unix seconds; 0 = never
+    made_at: int = 0
+    revoked: bool = False
+
+
+@dataclass
 class OwnedGroup:
     group_id: str  # hex
     kind: str
@@ -49,6 +63,7 @@ class OwnedGroup:
     profile: str  # b64 of the latest signed profile envelope
     relays: list[RelayEntry] = field(default_factory=list)
     link_secret: str = ""  # b64; "" for groups made before links had a secret
+    invites: list[MadeInvite] = field(default_factory=list)
 
     def secrets(self) -> OwnerSecrets:
         """What this owner holds for the group, as the protocol core takes it."""
@@ -84,6 +99,7 @@ class Membership:
     status: str = "member"
     direct_seq: int = 0  # direct invitations read so far
     invitations: list[DirectInvitation] = field(default_factory=list)  # waiting for my consent
+    invite_receipt: str = ""  # b64: the relay's receipt of the invite that admitted me, for the group's others
 
 
 @dataclass
@@ -192,7 +208,8 @@ def load(path: pathlib.Path) -> State:
         if raw.get("format") != FORMAT:
             raise ValueError(f"unknown format {raw.get('format')!r}")
         return State(
-            owned=[OwnedGroup(**{**g, "relays": [RelayEntry(**r) for r in g["relays"]]}) for g in raw["owned"]],
+            owned=[OwnedGroup(**{**g, "relays": [RelayEntry(**r) for r in g["relays"]],
+                                 "invites": [MadeInvite(**i) for i in g.get("invites", [])]}) for g in raw["owned"]],
             memberships=[Membership(**{**m, "relays": [RelayEntry(**r) for r in m["relays"]],
                                        "invitations": [DirectInvitation(**i) for i in m.get("invitations", [])]})
                          for m in raw["memberships"]],

@@ -4,7 +4,7 @@ fence checked inside it (`cluster/postgres.py`)."""
 
 from __future__ import annotations
 
-from chatrelay.actors.member_store import FIND_LIMIT
+from chatrelay.actors.member_store import FIND_LIMIT, InviteUse
 from chatrelay.actors.message_log import Fence
 from chatrelay.actors.records import MemberRecord, MemberStatus
 from chatrelay.cluster import postgres
@@ -67,9 +67,24 @@ class PostgresMemberStore:
         counted = await self._write(
             fence,
             "INSERT INTO invite_uses AS u (grp, key, used) VALUES ($1, $2, 1) "
-            "ON CONFLICT (grp, key) DO UPDATE SET used = u.used + 1 WHERE u.used < $3 RETURNING used",
+            "ON CONFLICT (grp, key) DO UPDATE SET used = u.used + 1 WHERE u.used < $3 AND u.revoked_ms = 0 "
+            "RETURNING used",
             group, invite, uses)
         return counted is not None and counted <= uses
+
+    async def revoke_invite(self, group: str, invite: bytes, at_ms: int, fence: Fence) -> None:
+        await self._write(
+            fence,
+            "INSERT INTO invite_uses AS u (grp, key, used, revoked_ms) VALUES ($1, $2, 0, $3) "
+            "ON CONFLICT (grp, key) DO UPDATE SET revoked_ms = excluded.revoked_ms WHERE u.revoked_ms = 0",
+            group, invite, at_ms)
+
+    @postgres.translated
+    async def invite_uses(self, group: str, key: bytes | None = None, limit: int = FIND_LIMIT) -> list[InviteUse]:
+        rows = await self.pool.fetch(
+            "SELECT key, used, revoked_ms FROM invite_uses WHERE grp = $1 AND ($2::bytea IS NULL OR key = $2) "
+            "ORDER BY used DESC, key LIMIT $3", group, key, limit)
+        return [InviteUse(bytes(r["key"]), r["used"], r["revoked_ms"]) for r in rows]
 
     async def close(self) -> None:
         await self.pool.close()

@@ -9,7 +9,7 @@ import concurrent.futures
 import pathlib
 import sqlite3
 
-from chatrelay.actors.member_store import FIND_LIMIT
+from chatrelay.actors.member_store import FIND_LIMIT, InviteUse
 from chatrelay.actors.message_log import Fence
 from chatrelay.actors.records import MemberRecord, MemberStatus
 from chatrelay.cluster.message_log_sqlite import check_fence, schema
@@ -77,13 +77,25 @@ class SqliteMemberStore:
         if uses < 1:
             return False
         def count(conn) -> bool:
-            row = conn.execute("SELECT used FROM invite_uses WHERE grp=? AND key=?", (group, invite)).fetchone()
-            used = row[0] if row else 0
-            if used >= uses:
+            row = conn.execute("SELECT used, revoked_ms FROM invite_uses WHERE grp=? AND key=?",
+                               (group, invite)).fetchone()
+            used, revoked = row if row else (0, 0)
+            if used >= uses or revoked:
                 return False
-            conn.execute("INSERT OR REPLACE INTO invite_uses (grp, key, used) VALUES (?, ?, ?)", (group, invite, used + 1))
+            conn.execute("INSERT OR REPLACE INTO invite_uses (grp, key, used, revoked_ms) VALUES (?, ?, ?, 0)",
+                         (group, invite, used + 1))
             return True
         return await self._write(fence, count)
+
+    async def revoke_invite(self, group: str, invite: bytes, at_ms: int, fence: Fence) -> None:
+        await self._write(fence, lambda conn: conn.execute(
+            "INSERT INTO invite_uses (grp, key, used, revoked_ms) VALUES (?, ?, 0, ?) ON CONFLICT (grp, key) "
+            "DO UPDATE SET revoked_ms = excluded.revoked_ms WHERE revoked_ms = 0", (group, invite, at_ms)))
+
+    async def invite_uses(self, group: str, key: bytes | None = None, limit: int = FIND_LIMIT) -> list[InviteUse]:
+        rows = await self._query("SELECT key, used, revoked_ms FROM invite_uses WHERE grp=? AND (? IS NULL OR key=?) "
+                                 "ORDER BY used DESC, key LIMIT ?", (group, key, key, limit))
+        return [InviteUse(bytes(key), used, revoked) for key, used, revoked in rows]
 
     async def close(self) -> None:
         if self._closed:

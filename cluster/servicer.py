@@ -58,6 +58,7 @@ ROUTES = {
     relay_pb2.SubscribeRequest: ("credential", relay_pb2.SubscribeBody, env.Domain.SUBSCRIBE, "credential"),
     relay_pb2.ListMembersRequest: ("envelope", relay_pb2.OwnerReadBody, env.Domain.OWNER_READ, "owner read"),
     relay_pb2.ListReportsRequest: ("envelope", relay_pb2.OwnerReadBody, env.Domain.OWNER_READ, "owner read"),
+    relay_pb2.ListInvitesRequest: ("envelope", relay_pb2.OwnerReadBody, env.Domain.OWNER_READ, "owner read"),
     relay_pb2.ReportRequest: ("envelope", relay_pb2.ReportBody, env.Domain.REPORT, "report"),
     relay_pb2.LeaveRequest: ("envelope", relay_pb2.LeaveBody, env.Domain.LEAVE, "leave request"),
 }
@@ -202,7 +203,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
                 what, envelope, body.timestamp, lambda: self.router.call_address(body.group_address, call))
         return await guard(context, run())
 
-    History = ReadServiceLog = ListPending = MemberKeys = DirectInbox = ListReports = _routed
+    History = ReadServiceLog = ListPending = MemberKeys = DirectInbox = ListReports = ListInvites = _routed
     OwnerCommand = Join = SendDirectInvitation = Report = Leave = _routed_once
 
     async def Moderate(self, request, context):

@@ -5,7 +5,8 @@ relays that start together apply each step once; a store at a newer version than
 relay knows is refused (`SchemaTooNew`), before anything is read or written.
 
 Version 1 is the message log (records, stream heads, keys of trimmed records); version 2
-adds the member store (members, invite uses) and the groups' fencing epochs.
+adds the member store (members, invite uses) and the groups' fencing epochs; version 3
+the revocation of invite codes.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ SQLITE = (
     CREATE TABLE invite_uses (grp TEXT NOT NULL, key BLOB NOT NULL, used INTEGER NOT NULL, PRIMARY KEY (grp, key))
         WITHOUT ROWID
     """,
+    """
+    ALTER TABLE invite_uses ADD COLUMN revoked_ms INTEGER NOT NULL DEFAULT 0
+    """,
 )
 
 POSTGRES = (
@@ -73,6 +77,9 @@ POSTGRES = (
     CREATE INDEX members_request ON members (grp, request_id);
     CREATE INDEX members_waiting ON members (grp, status, joined_ms);
     CREATE TABLE invite_uses (grp text NOT NULL, key bytea NOT NULL, used bigint NOT NULL, PRIMARY KEY (grp, key))
+    """,
+    """
+    ALTER TABLE invite_uses ADD COLUMN revoked_ms bigint NOT NULL DEFAULT 0
     """,
 )
 assert len(SQLITE) == len(POSTGRES), "each version in both dialects"

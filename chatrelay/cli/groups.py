@@ -245,11 +245,6 @@ def post(text, which, state_path) -> None:
     report_skipped(acks)  # a relay that refused it while another took it
 
 
-@main.group()
-def invite() -> None:
-    """Invite codes, made offline by an owner."""
-
-
 def parse_duration(text: str, option: str = "--expires", zero: bool = False) -> int:
     """`90`, `90s`, `30m`, `12h`, `7d` -> seconds (with `zero`, `0` too)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -257,24 +252,6 @@ def parse_duration(text: str, option: str = "--expires", zero: bool = False) -> 
     if not number.isascii() or not number.isdigit() or (int(number) == 0 and not zero):
         raise ChatRelayError(Reason.MALFORMED, f"{option} must look like 90s, 30m, 12h or 7d, got {text!r}")
     return int(number) * units[unit]
-
-
-@invite.command("create")
-@click.option("--uses", default=1, show_default=True, type=int, help="How many joins the code allows.")
-@click.option("--expires", default=None, help="Valid for this long: 90s, 30m, 12h, 7d (default: no expiry).")
-@group_option
-@state_option
-def invite_create(uses, expires, which, state_path) -> None:
-    """Print an invite code for a group you own; made offline, consumed by the relay."""
-    from chatrelay import client
-
-    st = load_state(state_path)
-    try:
-        owned = st.find_owned(which)
-        code = client.make_invite(owned, uses=uses, expires_in_s=parse_duration(expires) if expires else 0)
-    except ChatRelayError as exc:
-        fail(str(exc))
-    echo(code)
 
 
 @main.command()

@@ -180,16 +180,36 @@ class LinkData(_message.Message):
     def __init__(self, fixed: _Optional[bytes] = ..., mutable: _Optional[_Union[SignedEnvelope, _Mapping]] = ...) -> None: ...
 
 class InviteGrant(_message.Message):
-    __slots__ = ("group_id", "invite_key", "uses", "expires_at")
+    __slots__ = ("group_id", "invite_key", "uses", "expires_at", "shares")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     INVITE_KEY_FIELD_NUMBER: _ClassVar[int]
     USES_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    SHARES_FIELD_NUMBER: _ClassVar[int]
     group_id: bytes
     invite_key: bytes
     uses: int
     expires_at: int
-    def __init__(self, group_id: _Optional[bytes] = ..., invite_key: _Optional[bytes] = ..., uses: _Optional[int] = ..., expires_at: _Optional[int] = ...) -> None: ...
+    shares: _containers.RepeatedCompositeFieldContainer[InviteShare]
+    def __init__(self, group_id: _Optional[bytes] = ..., invite_key: _Optional[bytes] = ..., uses: _Optional[int] = ..., expires_at: _Optional[int] = ..., shares: _Optional[_Iterable[_Union[InviteShare, _Mapping]]] = ...) -> None: ...
+
+class InviteShare(_message.Message):
+    __slots__ = ("relay_key", "uses")
+    RELAY_KEY_FIELD_NUMBER: _ClassVar[int]
+    USES_FIELD_NUMBER: _ClassVar[int]
+    relay_key: bytes
+    uses: int
+    def __init__(self, relay_key: _Optional[bytes] = ..., uses: _Optional[int] = ...) -> None: ...
+
+class InviteReceipt(_message.Message):
+    __slots__ = ("group_id", "invite_key", "member_key")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    INVITE_KEY_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_KEY_FIELD_NUMBER: _ClassVar[int]
+    group_id: bytes
+    invite_key: bytes
+    member_key: bytes
+    def __init__(self, group_id: _Optional[bytes] = ..., invite_key: _Optional[bytes] = ..., member_key: _Optional[bytes] = ...) -> None: ...
 
 class InviteCode(_message.Message):
     __slots__ = ("invite_seed", "grant", "group_link")
@@ -234,7 +254,7 @@ class KeyAnnouncement(_message.Message):
     def __init__(self, group_id: _Optional[bytes] = ..., keys: _Optional[_Union[MemberKeys, _Mapping]] = ..., profile: _Optional[_Union[MemberProfile, _Mapping]] = ...) -> None: ...
 
 class JoinBody(_message.Message):
-    __slots__ = ("group_id", "group_address", "keys", "profile", "sealed_announcement", "invite", "nonce", "timestamp", "approval")
+    __slots__ = ("group_id", "group_address", "keys", "profile", "sealed_announcement", "invite", "nonce", "timestamp", "approval", "invite_receipt")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
@@ -244,6 +264,7 @@ class JoinBody(_message.Message):
     NONCE_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     APPROVAL_FIELD_NUMBER: _ClassVar[int]
+    INVITE_RECEIPT_FIELD_NUMBER: _ClassVar[int]
     group_id: bytes
     group_address: str
     keys: MemberKeys
@@ -253,7 +274,8 @@ class JoinBody(_message.Message):
     nonce: bytes
     timestamp: int
     approval: SignedEnvelope
-    def __init__(self, group_id: _Optional[bytes] = ..., group_address: _Optional[str] = ..., keys: _Optional[_Union[MemberKeys, _Mapping]] = ..., profile: _Optional[_Union[MemberProfile, _Mapping]] = ..., sealed_announcement: _Optional[bytes] = ..., invite: _Optional[_Union[InviteProof, _Mapping]] = ..., nonce: _Optional[bytes] = ..., timestamp: _Optional[int] = ..., approval: _Optional[_Union[SignedEnvelope, _Mapping]] = ...) -> None: ...
+    invite_receipt: SignedEnvelope
+    def __init__(self, group_id: _Optional[bytes] = ..., group_address: _Optional[str] = ..., keys: _Optional[_Union[MemberKeys, _Mapping]] = ..., profile: _Optional[_Union[MemberProfile, _Mapping]] = ..., sealed_announcement: _Optional[bytes] = ..., invite: _Optional[_Union[InviteProof, _Mapping]] = ..., nonce: _Optional[bytes] = ..., timestamp: _Optional[int] = ..., approval: _Optional[_Union[SignedEnvelope, _Mapping]] = ..., invite_receipt: _Optional[_Union[SignedEnvelope, _Mapping]] = ...) -> None: ...
 
 class PostBody(_message.Message):
     __slots__ = ("group_id", "body", "client_ts", "nonce")

@@ -27,6 +27,7 @@ class OwnerCommandKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OWNER_COMMAND_KIND_APPROVE_JOIN: _ClassVar[OwnerCommandKind]
     OWNER_COMMAND_KIND_REJECT_JOIN: _ClassVar[OwnerCommandKind]
     OWNER_COMMAND_KIND_REMOVE_MEMBER: _ClassVar[OwnerCommandKind]
+    OWNER_COMMAND_KIND_REVOKE_INVITE: _ClassVar[OwnerCommandKind]
 
 class JoinStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -49,6 +50,7 @@ OWNER_COMMAND_KIND_DELETE_GROUP: OwnerCommandKind
 OWNER_COMMAND_KIND_APPROVE_JOIN: OwnerCommandKind
 OWNER_COMMAND_KIND_REJECT_JOIN: OwnerCommandKind
 OWNER_COMMAND_KIND_REMOVE_MEMBER: OwnerCommandKind
+OWNER_COMMAND_KIND_REVOKE_INVITE: OwnerCommandKind
 JOIN_STATUS_UNSPECIFIED: JoinStatus
 JOIN_STATUS_ACCEPTED: JoinStatus
 JOIN_STATUS_PENDING_APPROVAL: JoinStatus
@@ -132,7 +134,7 @@ class RegisterGroupResponse(_message.Message):
     def __init__(self, address: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ..., state: _Optional[_Union[GroupState, str]] = ...) -> None: ...
 
 class OwnerCommandBody(_message.Message):
-    __slots__ = ("group_address", "command_id", "kind", "profile", "request_id", "reason", "nonce", "timestamp", "member")
+    __slots__ = ("group_address", "command_id", "kind", "profile", "request_id", "reason", "nonce", "timestamp", "member", "invite_key")
     GROUP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -142,6 +144,7 @@ class OwnerCommandBody(_message.Message):
     NONCE_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     MEMBER_FIELD_NUMBER: _ClassVar[int]
+    INVITE_KEY_FIELD_NUMBER: _ClassVar[int]
     group_address: str
     command_id: bytes
     kind: OwnerCommandKind
@@ -151,7 +154,8 @@ class OwnerCommandBody(_message.Message):
     nonce: bytes
     timestamp: int
     member: bytes
-    def __init__(self, group_address: _Optional[str] = ..., command_id: _Optional[bytes] = ..., kind: _Optional[_Union[OwnerCommandKind, str]] = ..., profile: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ..., request_id: _Optional[bytes] = ..., reason: _Optional[str] = ..., nonce: _Optional[bytes] = ..., timestamp: _Optional[int] = ..., member: _Optional[bytes] = ...) -> None: ...
+    invite_key: bytes
+    def __init__(self, group_address: _Optional[str] = ..., command_id: _Optional[bytes] = ..., kind: _Optional[_Union[OwnerCommandKind, str]] = ..., profile: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ..., request_id: _Optional[bytes] = ..., reason: _Optional[str] = ..., nonce: _Optional[bytes] = ..., timestamp: _Optional[int] = ..., member: _Optional[bytes] = ..., invite_key: _Optional[bytes] = ...) -> None: ...
 
 class OwnerCommandRequest(_message.Message):
     __slots__ = ("envelope",)
@@ -244,14 +248,16 @@ class JoinRequest(_message.Message):
     def __init__(self, envelope: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
 
 class JoinResponse(_message.Message):
-    __slots__ = ("status", "request_id", "reason")
+    __slots__ = ("status", "request_id", "reason", "invite_receipt")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    INVITE_RECEIPT_FIELD_NUMBER: _ClassVar[int]
     status: JoinStatus
     request_id: bytes
     reason: str
-    def __init__(self, status: _Optional[_Union[JoinStatus, str]] = ..., request_id: _Optional[bytes] = ..., reason: _Optional[str] = ...) -> None: ...
+    invite_receipt: _core_pb2.SignedEnvelope
+    def __init__(self, status: _Optional[_Union[JoinStatus, str]] = ..., request_id: _Optional[bytes] = ..., reason: _Optional[str] = ..., invite_receipt: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
 
 class PostRequest(_message.Message):
     __slots__ = ("group_address", "envelope")
@@ -438,6 +444,28 @@ class ReportResponse(_message.Message):
     SEQ_FIELD_NUMBER: _ClassVar[int]
     seq: int
     def __init__(self, seq: _Optional[int] = ...) -> None: ...
+
+class ListInvitesRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _core_pb2.SignedEnvelope
+    def __init__(self, envelope: _Optional[_Union[_core_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
+
+class InviteUses(_message.Message):
+    __slots__ = ("invite_key", "used", "revoked_at")
+    INVITE_KEY_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    invite_key: bytes
+    used: int
+    revoked_at: int
+    def __init__(self, invite_key: _Optional[bytes] = ..., used: _Optional[int] = ..., revoked_at: _Optional[int] = ...) -> None: ...
+
+class ListInvitesResponse(_message.Message):
+    __slots__ = ("invites",)
+    INVITES_FIELD_NUMBER: _ClassVar[int]
+    invites: _containers.RepeatedCompositeFieldContainer[InviteUses]
+    def __init__(self, invites: _Optional[_Iterable[_Union[InviteUses, _Mapping]]] = ...) -> None: ...
 
 class ListReportsRequest(_message.Message):
     __slots__ = ("envelope",)

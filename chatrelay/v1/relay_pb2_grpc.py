@@ -119,6 +119,11 @@ class RelayServiceStub:
                 request_serializer=chatrelay_dot_v1_dot_relay__pb2.ListReportsRequest.SerializeToString,
                 response_deserializer=chatrelay_dot_v1_dot_relay__pb2.ListReportsResponse.FromString,
                 _registered_method=True)
+        self.ListInvites = channel.unary_unary(
+                '/chatrelay.v1.RelayService/ListInvites',
+                request_serializer=chatrelay_dot_v1_dot_relay__pb2.ListInvitesRequest.SerializeToString,
+                response_deserializer=chatrelay_dot_v1_dot_relay__pb2.ListInvitesResponse.FromString,
+                _registered_method=True)
         self.Leave = channel.unary_unary(
                 '/chatrelay.v1.RelayService/Leave',
                 request_serializer=chatrelay_dot_v1_dot_relay__pb2.LeaveRequest.SerializeToString,
@@ -251,6 +256,12 @@ class RelayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListInvites(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Leave(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -368,6 +379,11 @@ def add_RelayServiceServicer_to_server(servicer, server):
                     servicer.ListReports,
                     request_deserializer=chatrelay_dot_v1_dot_relay__pb2.ListReportsRequest.FromString,
                     response_serializer=chatrelay_dot_v1_dot_relay__pb2.ListReportsResponse.SerializeToString,
+            ),
+            'ListInvites': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInvites,
+                    request_deserializer=chatrelay_dot_v1_dot_relay__pb2.ListInvitesRequest.FromString,
+                    response_serializer=chatrelay_dot_v1_dot_relay__pb2.ListInvitesResponse.SerializeToString,
             ),
             'Leave': grpc.unary_unary_rpc_method_handler(
                     servicer.Leave,
@@ -854,6 +870,33 @@ class RelayService:
             '/chatrelay.v1.RelayService/ListReports',
             chatrelay_dot_v1_dot_relay__pb2.ListReportsRequest.SerializeToString,
             chatrelay_dot_v1_dot_relay__pb2.ListReportsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInvites(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatrelay.v1.RelayService/ListInvites',
+            chatrelay_dot_v1_dot_relay__pb2.ListInvitesRequest.SerializeToString,
+            chatrelay_dot_v1_dot_relay__pb2.ListInvitesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,6 +68,26 @@ async def test_an_invite_is_used_as_often_as_granted_and_no_more(store):
     assert await members.use_invite("other", b"inv", 1, await claimed(log, "other")) is True  # per group
 
 
+async def test_a_revoked_invite_counts_no_more_uses_and_keeps_its_count(store):
+    log, members = store
+    fence = await claimed(log, "g")
+    assert await members.use_invite("g", b"inv", 5, fence) is True
+    await members.revoke_invite("g", b"inv", 1000, fence)
+    await members.revoke_invite("g", b"inv", 2000, fence)  # again: the first time stays
+    await members.revoke_invite("g", b"unused", 3000, fence)  # never used: revoked all the same
+    assert await members.use_invite("g", b"inv", 5, fence) is False
+    assert await members.use_invite("g", b"unused", 5, fence) is False
+    assert await members.use_invite("g", b"other", 5, fence) is True
+    assert await members.invite_uses("g") == [(b"inv", 1, 1000), (b"other", 1, 0), (b"unused", 0, 3000)]
+    assert await members.invite_uses("elsewhere") == []
+    assert await members.invite_uses("g", b"unused") == [(b"unused", 0, 3000)]
+    assert await members.invite_uses("g", b"never") == []
+    await claimed(log, "g")  # another shard loads the group: this fence is old
+    with pytest.raises(Fenced):
+        await members.revoke_invite("g", b"other", 4000, fence)
+    assert [u.revoked_ms for u in await members.invite_uses("g")] == [1000, 0, 3000]
+
+
 async def test_concurrent_uses_of_a_single_use_invite_let_one_through(store):
     log, members = store
     fence = await claimed(log, "g")

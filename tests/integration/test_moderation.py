@@ -17,7 +17,8 @@ from chatrelay.direct import fingerprint
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind, JoinPolicy
 from chatrelay.members import MemberIdentity
-from chatrelay.reader import join_relay, reader_key, relay_name, shown_members
+from chatrelay.checker import reader_key, relay_name, shown_members
+from chatrelay.joining import join_relay
 from chatrelay.state import unb64
 from chatrelay.v1 import core_pb2, relay_pb2
 

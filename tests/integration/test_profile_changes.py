@@ -14,7 +14,7 @@ from chatrelay import client, group
 from chatrelay import envelope as env
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind, JoinPolicy
-from chatrelay.reader import relay_name, shown_members
+from chatrelay.checker import relay_name, shown_members
 from chatrelay.state import unb64
 from chatrelay.v1 import relay_pb2
 

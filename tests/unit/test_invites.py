@@ -111,3 +111,82 @@ def test_no_random_code_crashes_the_parser(raw):
         invites.parse_invite(invites.PREFIX + codec.b64url(raw))
     except ChatRelayError:
         pass
+
+
+# ---- uses split between relays, and the receipts that carry a member to the others ----
+
+RELAYS = [SigningKey.generate() for _ in range(3)]
+
+
+@pytest.fixture
+def with_relays(setup):
+    secrets, profile, link = setup
+    refs = [core_pb2.RelayRef(relay_key=bytes(r.verify_key), relay_link=f"https://r{i}/r#x", group_address=f"a{i}")
+            for i, r in enumerate(RELAYS)]
+    signed = group.next_version(SigningKey(secrets.owner_seed), profile, relays=refs)
+    return secrets, group.verify_profile(signed), link
+
+
+@pytest.mark.parametrize("uses, expected", [(1, [1]), (2, [1, 1]), (3, [1, 1, 1]), (7, [3, 2, 2]), (9, [3, 3, 3])])
+def test_uses_are_split_between_relays_and_never_exceed_the_total(with_relays, uses, expected):
+    secrets, profile, link = with_relays
+    keys = [r.relay_key for r in profile.profile.relays]
+    invite = invites.make_invite(secrets, link, uses=uses, relays=keys)
+    assert [s.uses for s in invite.grant.shares] == expected
+    assert [s.relay_key for s in invite.grant.shares] == keys[: len(expected)]
+    assert [invites.share_at(invite.grant, k) for k in keys] == expected + [0] * (3 - len(expected))
+    member = bytes(32)
+    assert invites.verify_invite(invites.prove(invite, member), profile, member).uses == uses
+
+
+def test_a_grant_without_shares_is_counted_whole_at_each_relay(with_relays):
+    secrets, profile, link = with_relays
+    invite = invites.make_invite(secrets, link, uses=4)
+    assert (list(invite.grant.shares), invites.share_at(invite.grant, bytes(RELAYS[0].verify_key))) == ([], 4)
+
+
+def _forged_shares(secrets, link, shares, uses):
+    grant = core_pb2.InviteGrant(group_id=secrets.group_id, invite_key=bytes(SigningKey.generate().verify_key),
+                                 uses=uses, shares=[core_pb2.InviteShare(relay_key=k, uses=n) for k, n in shares])
+    k = SigningKey.generate()
+    grant.invite_key = bytes(k.verify_key)
+    signed = invites.env.sign_message(SigningKey(secrets.owner_seed), invites.env.Domain.INVITE_GRANT, grant)
+    return invites.Invite(seed=bytes(k), grant_envelope=signed, grant=grant, group_link=link)
+
+
+@pytest.mark.parametrize("shares, uses, said", [
+    ([(b"a" * 32, 1), (b"b" * 32, 1)], 3, "invite grant's shares do not add up to its uses"),
+    ([(b"a" * 32, 1), (b"a" * 32, 1)], 2, "invite grant's shares are malformed"),  # one relay named twice
+    ([(b"a" * 31, 1)], 1, "invite grant's shares are malformed"),
+    ([(b"a" * 32, 0), (b"b" * 32, 1)], 1, "invite grant's shares are malformed"),
+    ([(bytes([i]) * 32, 1) for i in range(17)], 17, "invite grant's shares are malformed"),
+])
+def test_malformed_shares_are_refused(with_relays, shares, uses, said):
+    secrets, profile, link = with_relays
+    invite = _forged_shares(secrets, link, shares, uses)
+    err = refused(Reason.BAD_INVITE, invites.verify_invite, invites.prove(invite, bytes(32)), profile, bytes(32))
+    assert err.message == said
+
+
+def test_a_receipt_of_a_relay_of_the_group_admits_the_member_it_names_and_nobody_else(with_relays):
+    secrets, profile, link = with_relays
+    invite = invites.make_invite(secrets, link, relays=[r.relay_key for r in profile.profile.relays])
+    member, other = b"\x01" * 32, b"\x02" * 32
+    receipt = invites.receipt(RELAYS[0], invite.grant, member)
+    invites.check_receipt(receipt, invite.grant, member, profile)  # passes
+    another = invites.make_invite(secrets, link)
+    for signed, grant, who, said in (
+        (receipt, invite.grant, other, "invite receipt admits another member"),
+        (receipt, another.grant, member, "invite receipt is for another invite"),
+        (invites.receipt(SigningKey.generate(), invite.grant, member), invite.grant, member,
+         "invite receipt is not signed by a relay of the group"),
+    ):
+        err = refused(Reason.BAD_INVITE, invites.check_receipt, signed, grant, who, profile)
+        assert err.message == said
+    forged = core_pb2.SignedEnvelope()
+    forged.CopyFrom(receipt)
+    forged.domain = invites.env.Domain.INVITE_PROOF.value  # a signature for another purpose
+    refused(Reason.WRONG_DOMAIN, invites.check_receipt, forged, invite.grant, member, profile)
+    forged.CopyFrom(receipt)
+    forged.body = forged.body[:-1] + bytes([forged.body[-1] ^ 1])
+    refused(Reason.BAD_SIGNATURE, invites.check_receipt, forged, invite.grant, member, profile)

@@ -31,7 +31,7 @@ def test_every_service_rpc_is_in_the_contract():
     assert {m.name for m in relay.methods} == {
         "StoreLink", "ResolveLink", "RegisterGroup", "OwnerCommand", "ReadServiceLog",
         "ListPending", "Join", "Post", "Subscribe", "History", "SendDirectInvitation",
-        "MemberKeys", "DirectInbox", "Moderate", "ListMembers", "Report", "ListReports", "Leave",
+        "MemberKeys", "DirectInbox", "Moderate", "ListMembers", "Report", "ListReports", "ListInvites", "Leave",
         "CreateQueue", "RequestConnection", "ReadQueue", "SendQueue",
     }
     admin = relay_pb2.DESCRIPTOR.services_by_name["AdminService"]

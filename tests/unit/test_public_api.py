@@ -16,7 +16,7 @@ def test_reasons_are_stable_strings():
         "malformed", "too_large", "wrong_domain", "bad_signature", "unknown_signer",
         "bad_owner_chain", "group_mismatch", "stale_profile_version", "bad_profile", "bad_link",
         "unknown_link_kind", "link_hash_mismatch", "link_decrypt_failed", "link_kind_mismatch",
-        "bad_invite", "invite_expired", "bad_post", "unknown_address", "not_allowed",
+        "bad_invite", "invite_expired", "revoked", "bad_post", "unknown_address", "not_allowed",
         "not_a_member", "not_active", "refused", "busy", "behind", "rate_limited", "stale", "unavailable",
             "relay_identity_mismatch", "tls_mismatch", "quota_exceeded", "replayed", "taken_down", "banned", "not_found",
     }
