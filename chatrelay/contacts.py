@@ -1,14 +1,18 @@
 """1:1 connections through a relay (seed: open connections), client side.
 
 - An owner makes a contact address (`a`, multi-use) or a one-time invitation (`i`): a
-  queue on the relay and a short link whose fixed data holds the queue id and an X25519
-  key.
-- A joiner creates its own reply queue and sends a request (CONF) boxed to that key:
-  its name, its reply queue, its X25519 key and a first message. It waits on the relay,
-  however long the owner is offline.
+  queue with one id on each of its relays and one short link naming every relay's hosts,
+  whose fixed data holds the queue id and an X25519 key.
+- A joiner creates its own reply queue and sends a request (CONF) boxed to that key to
+  every relay of the link it reaches: its name, its reply queue, its X25519 key, a first
+  message and a request id of its own, by which the owner takes it once whichever relays
+  carried it. It waits on the relays, however long the owner is offline, and one relay
+  down loses nothing.
 - The owner accepts (a queue of its own for this contact, CON sent to the reply queue)
-  or rejects. From then on both sides send NaCl Box messages to each other's queue;
-  the relay stores only ciphertext.
+  or rejects. A one-time invitation is used up by its first accepted request: each relay
+  takes one request on it, so several people may reach it through different relays, and
+  the owner's client refuses every later one (REJ, boxed like CON). From then on both
+  sides send NaCl Box messages to each other's queue; the relay stores only ciphertext.
 
 Members of a group reach each other the same way, on demand: chatrelay/direct.py.
 """
@@ -25,14 +29,16 @@ from nacl.signing import SigningKey
 
 from chatrelay import codec, links
 from chatrelay import envelope as env
-from chatrelay.connection import RelayClient, relay_info, resolve_link, target_of_link
+from chatrelay.connection import RelayClient, relay_info, resolve_link, target_of
 from chatrelay.errors import ChatRelayError, MalformedError, Reason
-from chatrelay.items import Checked, take
+from chatrelay.items import Checked, Skipped, take
 from chatrelay.links import LinkKind, ShortLink
+from chatrelay.tls import split_target
 from chatrelay.state import Address, Contact, b64, unb64
 from chatrelay.v1 import core_pb2, relay_pb2
 
 MAX_TEXT = 16 * 1024
+USED_UP = "this one-time invitation was used already"
 
 
 def _box_open(secret: bytes, sender_key: bytes, boxed: bytes, what: str = "a message") -> dict:
@@ -61,32 +67,44 @@ def _box(secret: bytes, recipient_key: bytes, payload: dict) -> bytes:
     return bytes(Box(PrivateKey(secret), PublicKey(recipient_key)).encrypt(json.dumps(payload).encode()))
 
 
-async def _create_queue(client: RelayClient, owner: SigningKey, kind: int) -> str:
-    body = relay_pb2.CreateQueueBody(kind=kind, queue_id=os.urandom(16), nonce=os.urandom(16), timestamp=int(time.time()))
+async def _create_queue(client: RelayClient, owner: SigningKey, kind: int, queue_id: bytes | None = None) -> str:
+    body = relay_pb2.CreateQueueBody(kind=kind, queue_id=queue_id or os.urandom(16), nonce=os.urandom(16),
+                                     timestamp=int(time.time()))
     envelope = env.sign_message(owner, env.Domain.QUEUE_CREATE, body)
     response = await client.call("CreateQueue", relay_pb2.CreateQueueRequest(envelope=envelope))
     return response.queue_address
 
 
-async def create_address(relay_link: str, display_name: str, one_time: bool = False) -> Address:
-    relay = await relay_info(relay_link)
+async def create_address(relay_links: list[str] | str, display_name: str, one_time: bool = False) -> Address:
+    """A queue with one id and one owner key on each relay, and one link naming every
+    relay's hosts (with their pins), stored on each: a request reaches the owner through
+    whichever relay is up."""
+    if isinstance(relay_links, str):
+        relay_links = [relay_links]
+    if not relay_links:
+        raise ChatRelayError(Reason.MALFORMED, "an address needs at least one relay")
+    relays = [await relay_info(r) for r in dict.fromkeys(relay_links)]
     owner, e2e = SigningKey.generate(), PrivateKey.generate()
     kind = LinkKind.INVITATION if one_time else LinkKind.CONTACT
-    async with RelayClient(relay.target) as client:
-        queue = await _create_queue(client, owner, kind.pb)
-        bundle = links.contact_link(
-            kind, owner, codec.unb64url(queue, "queue address"), bytes(e2e.public_key), display_name, relay.link.hosts,
-            pins=relay.link.pins,
-        )
-        await client.store_link(owner, bundle)
+    queue_id = os.urandom(16)
+    endpoints = [e for relay in relays for e in relay.link.endpoints()]
+    pins = [pin or b"" for _, pin in endpoints]
+    bundle = links.contact_link(kind, owner, queue_id, bytes(e2e.public_key), display_name,
+                                [host for host, _ in endpoints], pins=pins if any(pins) else ())
+    for relay in relays:
+        async with RelayClient(relay.target) as client:
+            queue = await _create_queue(client, owner, kind.pb, queue_id)
+            await client.store_link(owner, bundle)
     return Address(
-        kind=kind.value, link=str(bundle.link), queue=queue, target=relay.target,
+        kind=kind.value, link=str(bundle.link), queue=queue, target=relays[0].target,
         owner_seed=b64(bytes(owner)), e2e_secret=b64(bytes(e2e)), display_name=display_name,
+        others={relay.target: 0 for relay in relays[1:]},
     )
 
 
 async def connect(link_text: str, display_name: str, message: str = "") -> Contact:
-    """Send a connection request to an address or one-time invitation."""
+    """Send a connection request to an address or one-time invitation: the same request
+    (one id of its own, one box) through every host of the link that takes it."""
     if len(message.encode()) > MAX_TEXT:
         raise ChatRelayError(Reason.TOO_LARGE, f"first message is over {MAX_TEXT} bytes")
     link = ShortLink.parse(link_text)
@@ -94,18 +112,28 @@ async def connect(link_text: str, display_name: str, message: str = "") -> Conta
         raise ChatRelayError(Reason.LINK_KIND_MISMATCH, "connect takes a contact address (a) or invitation (i) link")
     resolved = await resolve_link(link)
     their_queue = codec.b64url(resolved.fixed.entity_id)
-    target = target_of_link(link)
     mine, box_key = SigningKey.generate(), PrivateKey.generate()
-    async with RelayClient(target) as client:
-        reply_queue = await _create_queue(client, mine, core_pb2.LINK_KIND_CONTACT)
-        payload = {"type": "conf", "name": display_name, "queue": reply_queue, "target": target, "message": message}
-        body = relay_pb2.ConnectionRequestBody(
-            queue_address=their_queue, sender_key=bytes(box_key.public_key),
-            boxed=_box(bytes(box_key), resolved.fixed.e2e_key, payload), nonce=os.urandom(16),
-        )
-        await client.call("RequestConnection", relay_pb2.ConnectionRequest(body=body))
+    body, reply_queue, reply_target, sent, errors = None, "", "", 0, []
+    for host, pin in link.endpoints():
+        target = target_of(host, pin)
+        try:
+            async with RelayClient(target) as client:
+                if body is None:  # my reply queue, on the first relay that answers
+                    reply_queue, reply_target = await _create_queue(client, mine, core_pb2.LINK_KIND_CONTACT), target
+                    payload = {"type": "conf", "name": display_name, "queue": reply_queue, "target": target,
+                               "message": message, "rid": os.urandom(16).hex()}
+                    body = relay_pb2.ConnectionRequestBody(
+                        queue_address=their_queue, sender_key=bytes(box_key.public_key),
+                        boxed=_box(bytes(box_key), resolved.fixed.e2e_key, payload), nonce=os.urandom(16),
+                    )
+                await client.call("RequestConnection", relay_pb2.ConnectionRequest(body=body))
+            sent += 1
+        except ChatRelayError as exc:
+            errors.append(exc)
+    if not sent:  # a relay's refusal says more than one that was down
+        raise next((e for e in errors if e.reason is not Reason.UNAVAILABLE), errors[0])
     return Contact(
-        name=resolved.mutable.contact.display_name or "contact", my_queue=reply_queue, my_target=target,
+        name=resolved.mutable.contact.display_name or "contact", my_queue=reply_queue, my_target=reply_target,
         my_seed=b64(bytes(mine)), my_box_secret=b64(bytes(box_key)),
         first_box_key=b64(resolved.fixed.e2e_key),
     )
@@ -132,27 +160,67 @@ async def _read(target: str, owner: SigningKey, queue: str, since: int) -> list[
 
 
 async def requests(address: Address) -> Checked:
-    """Connection requests waiting at an address for me to decide, decrypted: those read
-    before (kept in `address.waiting`, as the relay deletes what I have read) and the new
+    """Connection requests waiting at an address for me to decide, decrypted, each once
+    however many of its relays carried it (by the id the joiner put in it): those read
+    before (kept in `address.waiting`, as the relays delete what I have read) and the new
     ones. One that does not open, or is not a request, is skipped with its reason
-    (`.skipped`), once. The state holding `address` must be saved after: the next read
-    tells the relay to delete what this one read."""
-    def check(message) -> None:
-        address.read_seq = max(address.read_seq, message.seq)
-        request_id = message.request_id.hex()  # hex: safe as a command-line argument
-        if not message.request_id or request_id in address.handled or request_id in address.waiting:
+    (`.skipped`), once; so is a relay that did not answer. On a one-time invitation used
+    already, a new request is refused: its sender is told so. The state holding `address`
+    must be saved after: the next read tells the relays to delete what this one read."""
+    owner = SigningKey(unb64(address.owner_seed))
+    skipped, refused = [], []
+    for target, since in address.targets():
+        def check(message, target=target) -> None:
+            address.mark_read(target, message.seq)
+            if not message.request_id:
+                return None
+            payload = _box_open(unb64(address.e2e_secret), message.sender_key, message.boxed, "a connection request")
+            _object(payload, "a connection request", ("name", "message", "rid"), required=("queue", "target"))
+            request_id = _request_id(payload, message)
+            if request_id in address.handled or request_id in address.waiting:
+                return None  # carried by another relay too, or asked again
+            address.waiting[request_id] = {
+                "name": payload.get("name", ""), "message": payload.get("message", ""), "payload": payload,
+                "sender_key": b64(message.sender_key),
+            }
+            if address.used_up():
+                refused.append(request_id)
             return None
-        payload = _box_open(unb64(address.e2e_secret), message.sender_key, message.boxed, "a connection request")
-        _object(payload, "a connection request", ("name", "message"), required=("queue", "target"))
-        address.waiting[request_id] = {
-            "name": payload.get("name", ""), "message": payload.get("message", ""), "payload": payload,
-            "sender_key": b64(message.sender_key),
-        }
-        return None
-    messages = await _read(address.target, SigningKey(unb64(address.owner_seed)), address.queue, address.read_seq)
-    taken = take(messages, check, lambda message: f"request {message.request_id.hex()}")
+        try:
+            messages = await _read(target, owner, address.queue, since)
+        except ChatRelayError as exc:
+            skipped.append(Skipped(f"relay {split_target(target)[1]}", exc.reason, exc.message))
+            continue
+        skipped.extend(take(messages, check, lambda message: f"request {message.request_id.hex()}").skipped)
+    for request_id in refused:
+        skipped.extend(await _refuse(address, request_id, USED_UP))
     return Checked(({"id": request_id, "status": "waiting", **request} for request_id, request in address.waiting.items()),
-                   taken.skipped)
+                   skipped)
+
+
+def _request_id(payload: dict, message) -> str:
+    """The id the joiner put in its request (hex: safe as a command-line argument), or
+    the relay's for a request without one."""
+    rid = payload.get("rid", "")
+    if len(rid) == 32 and all(c in "0123456789abcdef" for c in rid):
+        return rid
+    return message.request_id.hex()
+
+
+async def _refuse(address: Address, request_id: str, reason: str) -> list[Skipped]:
+    """Tell a request's sender it is refused (REJ, boxed from the address key), and drop
+    it; a sender that cannot be reached is said, and dropped all the same."""
+    request = address.waiting.pop(request_id)
+    address.handled[request_id] = "refused"
+    payload = request["payload"]
+    rej = {"type": "rej", "reason": reason}
+    contact = Contact(name="", my_queue="", my_target="", my_seed=b64(bytes(SigningKey.generate())), my_box_secret="",
+                      their_queue=payload["queue"], their_target=payload["target"])
+    try:
+        await _send(contact, _box(unb64(address.e2e_secret), unb64(request["sender_key"]), rej))
+    except ChatRelayError as exc:
+        return [Skipped(f"refusal of request {request_id}", exc.reason, exc.message)]
+    return []
 
 
 async def accept(address: Address, request_id: str) -> Contact:
@@ -164,20 +232,31 @@ async def accept(address: Address, request_id: str) -> Contact:
         raise ChatRelayError(Reason.UNKNOWN_ADDRESS, f"no connection request {request_id} at this address")
     payload = request["payload"]
     mine, box_key = SigningKey.generate(), PrivateKey.generate()
-    async with RelayClient(address.target) as client:
-        my_queue = await _create_queue(client, mine, core_pb2.LINK_KIND_CONTACT)
+    my_queue, my_target, errors = "", "", []
+    for target, _ in address.targets():  # my queue for this contact, on the first relay that answers
+        try:
+            async with RelayClient(target) as client:
+                my_queue, my_target = await _create_queue(client, mine, core_pb2.LINK_KIND_CONTACT), target
+            break
+        except ChatRelayError as exc:
+            errors.append(exc)
+    if not my_queue:
+        raise errors[0]
     contact = Contact(
-        name=payload.get("name") or "contact", my_queue=my_queue, my_target=address.target,
+        name=payload.get("name") or "contact", my_queue=my_queue, my_target=my_target,
         my_seed=b64(bytes(mine)), my_box_secret=b64(bytes(box_key)),
         their_queue=payload["queue"], their_target=payload["target"],
         their_box_key=request["sender_key"], status="connected",
     )
     # CON, boxed from the address key the joiner knows from the link.
-    con = {"type": "con", "name": address.display_name, "queue": my_queue, "target": address.target,
+    con = {"type": "con", "name": address.display_name, "queue": my_queue, "target": my_target,
            "box_key": b64(bytes(box_key.public_key))}
     await _send(contact, _box(unb64(address.e2e_secret), unb64(request["sender_key"]), con))
     address.handled[request_id] = "accepted"
     del address.waiting[request_id]
+    if address.used_up():  # the others who reached it through another relay are told
+        for other in list(address.waiting):
+            await _refuse(address, other, USED_UP)
     return contact
 
 
@@ -196,6 +275,8 @@ async def _send(contact: Contact, boxed: bytes) -> int:
 
 
 async def send(contact: Contact, text: str) -> int:
+    if contact.status == "refused":
+        raise ChatRelayError(Reason.REFUSED, f"{contact.name} refused the connection")
     if contact.status != "connected":
         raise ChatRelayError(Reason.NOT_ACTIVE, f"{contact.name} has not accepted the connection yet")
     if len(text.encode()) > MAX_TEXT:
@@ -217,6 +298,11 @@ async def inbox(contact: Contact) -> Checked:
                 contact.their_box_key, contact.status = payload["box_key"], "connected"
                 contact.name = payload.get("name") or contact.name
                 return f"{contact.name} accepted the connection"
+            if payload.get("type") == "rej":
+                _object(payload, "a refusal", ("reason",))
+                contact.status = "refused"
+                said = payload.get("reason", "")[:200]
+                return f"{contact.name} refused the connection" + (f": {said}" if said else "")
             return None
         payload = _box_open(unb64(contact.my_box_secret), unb64(contact.their_box_key), message.boxed)
         if payload.get("type") == "msg":

@@ -117,6 +117,21 @@ class Address:
     handled: dict[str, str] = field(default_factory=dict)  # request id -> accepted/rejected
     waiting: dict[str, dict] = field(default_factory=dict)  # request id -> the request, until decided
     auto_accept: str = ""  # for a direct invitation: the member (key, b64) it was sent to
+    others: dict[str, int] = field(default_factory=dict)  # the queue on further relays: target -> read so far
+
+    def targets(self) -> list[tuple[str, int]]:
+        """Each relay holding the queue, and the requests read there so far."""
+        return [(self.target, self.read_seq), *self.others.items()]
+
+    def mark_read(self, target: str, seq: int) -> None:
+        if target == self.target:
+            self.read_seq = max(self.read_seq, seq)
+        else:
+            self.others[target] = max(self.others.get(target, 0), seq)
+
+    def used_up(self) -> bool:
+        """A one-time invitation whose first request I accepted."""
+        return self.kind == "i" and "accepted" in self.handled.values()
 
 
 @dataclass
@@ -133,7 +148,7 @@ class Contact:
     their_box_key: str = ""  # X25519 public
     first_box_key: str = ""  # the address key the acceptance comes boxed from
     read_seq: int = 0
-    status: str = "waiting"  # waiting, connected
+    status: str = "waiting"  # waiting, connected, refused
     member: str = ""  # for a direct connection made in a group: the other member's key (b64)
 
 

@@ -19,14 +19,17 @@ def _address_commands(name: str, one_time: bool, about: str, holds: str, shown: 
         pass
 
     @kind.command("create", help=made)
-    @click.option("--relay", "relay_link", required=True, help=f"The relay that holds the {holds}.")
+    @click.option("--relay", "relay_links", multiple=True,
+                  help=f"A relay that holds the {holds} (repeat for several: a request reaches you through any) "
+                       "[default: the relays of `chatrelay relays config`].")
     @click.option("--name", default="", help=shown)
     @state_option
-    def create(relay_link, name, state_path) -> None:
+    def create(relay_links, name, state_path) -> None:
         from chatrelay import contacts
+        from chatrelay.cli.relays import relays_for
 
         st = load_state(state_path)
-        address = run_async(contacts.create_address(relay_link, name, one_time=one_time))
+        address = run_async(contacts.create_address(relays_for(st, relay_links), name, one_time=one_time))
         st.addresses.append(address)
         save_state(state_path, st)
         echo(address.link)
