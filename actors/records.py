@@ -181,17 +181,20 @@ class GroupRecord:
 
 @dataclass(frozen=True, slots=True)
 class LinkRecord:
-    """Link data as the relay keeps it: the ciphertext, the key that stored it (only that
-    key may replace it), and the version its owner signed (only a newer or equal one may
-    replace it; 0 for records kept before versions)."""
+    """Link data as the relay keeps it: the ciphertext, the key that stored it first and
+    the writers its last store named (only those may replace it), and the version its
+    owner signed (only a newer or equal one may replace it; 0 for records kept before
+    versions)."""
 
     owner: bytes
     data: bytes
     version: int = 0
+    writers: tuple[bytes, ...] = ()
 
     def dumps(self) -> bytes:
         return json.dumps(
-            {"owner": codec.b64url(self.owner), "data": codec.b64url(self.data), "version": self.version}
+            {"owner": codec.b64url(self.owner), "data": codec.b64url(self.data), "version": self.version,
+             "writers": [codec.b64url(w) for w in self.writers]}
         ).encode()
 
     @classmethod
@@ -200,6 +203,7 @@ class LinkRecord:
         return cls(
             owner=codec.unb64url(d["owner"], "stored link owner"), data=codec.unb64url(d["data"], "stored link data"),
             version=int(d.get("version", 0)),
+            writers=tuple(codec.unb64url(w, "stored link writer") for w in d.get("writers", [])),
         )
 
 

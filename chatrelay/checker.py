@@ -194,6 +194,7 @@ class PostChecker:
         new = group.verify_profile(delivery.post, group_id=self.group_id)
         if new.version <= self.profile.version:
             return None
+        group.check_removals(self.profile, new)
         old, self.profile = self.profile, new
         self.channel = new.profile.kind == core_pb2.GROUP_KIND_CHANNEL
         self.admitted |= new.authorities()

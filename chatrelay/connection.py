@@ -209,10 +209,12 @@ class RelayClient:
         )
         return links.resolve(link, response.ciphertext)
 
-    async def store_link(self, signer: SigningKey, bundle: links.LinkBundle) -> bool:
+    async def store_link(self, signer: SigningKey, bundle: links.LinkBundle, writers: list[bytes] = ()) -> bool:
+        """`writers`: the keys that may replace the data after this (a group's owners)."""
         body = relay_pb2.StoreLinkBody(
             lookup_id=bundle.lookup_id, ciphertext=bundle.ciphertext,
             nonce=os.urandom(NONCE), timestamp=int(time.time()), version=bundle.version,
+            writers=[w for w in writers if w != bytes(signer.verify_key)],
         )
         envelope = env.sign_message(signer, env.Domain.LINK_STORE, body)
         response = await self.call("StoreLink", relay_pb2.StoreLinkRequest(envelope=envelope))

@@ -102,9 +102,11 @@ async def create_address(relay_links: list[str] | str, display_name: str, one_ti
     )
 
 
-async def connect(link_text: str, display_name: str, message: str = "") -> Contact:
+async def connect(link_text: str, display_name: str, message: str = "", extra: dict | None = None) -> Contact:
     """Send a connection request to an address or one-time invitation: the same request
-    (one id of its own, one box) through every host of the link that takes it."""
+    (one id of its own, one box) through every host of the link that takes it. `extra`:
+    more fields for the request, boxed with it (an owner's key for the group it joins as
+    an owner: chatrelay/co_owners.py)."""
     if len(message.encode()) > MAX_TEXT:
         raise ChatRelayError(Reason.TOO_LARGE, f"first message is over {MAX_TEXT} bytes")
     link = ShortLink.parse(link_text)
@@ -121,7 +123,7 @@ async def connect(link_text: str, display_name: str, message: str = "") -> Conta
                 if body is None:  # my reply queue, on the first relay that answers
                     reply_queue, reply_target = await _create_queue(client, mine, core_pb2.LINK_KIND_CONTACT), target
                     payload = {"type": "conf", "name": display_name, "queue": reply_queue, "target": target,
-                               "message": message, "rid": os.urandom(16).hex()}
+                               "message": message, "rid": os.urandom(16).hex(), **(extra or {})}
                     body = relay_pb2.ConnectionRequestBody(
                         queue_address=their_queue, sender_key=bytes(box_key.public_key),
                         boxed=_box(bytes(box_key), resolved.fixed.e2e_key, payload), nonce=os.urandom(16),
@@ -274,6 +276,12 @@ async def _send(contact: Contact, boxed: bytes) -> int:
     return response.seq
 
 
+async def send_data(contact: Contact, payload: dict) -> int:
+    """Structured data to a contact, boxed end to end like a message (an owner's handover
+    of a group: chatrelay/co_owners.py)."""
+    return await _send(contact, _box(unb64(contact.my_box_secret), unb64(contact.their_box_key), payload))
+
+
 async def send(contact: Contact, text: str) -> int:
     if contact.status == "refused":
         raise ChatRelayError(Reason.REFUSED, f"{contact.name} refused the connection")
@@ -307,6 +315,10 @@ async def inbox(contact: Contact) -> Checked:
         payload = _box_open(unb64(contact.my_box_secret), unb64(contact.their_box_key), message.boxed)
         if payload.get("type") == "msg":
             return str(payload.get("text", ""))
+        if payload.get("type") == "owner" and contact.owner_seed and not contact.handover:
+            _object(payload, "an owner's handover", required=("group_id",))
+            contact.handover = payload  # taken up by chatrelay/co_owners.py, checked there
+            return f"{contact.name} made you an owner of {str(payload.get('name', ''))[:100]!r}"
         return None
     messages = await _read(contact.my_target, SigningKey(unb64(contact.my_seed)), contact.my_queue, contact.read_seq)
     return take(messages, check, lambda message: f"message #{message.seq} from {contact.name}")

@@ -183,7 +183,8 @@ def _check_fields(profile: core_pb2.Profile) -> None:
 
 
 def check_update(current: VerifiedProfile, new: VerifiedProfile) -> None:
-    """A relay or member accepts `new` over `current` only for the same group, newer."""
+    """A relay or member accepts `new` over `current` only for the same group, newer, and
+    removing only owners its signer may remove (`check_removals`)."""
     if new.group_id != current.group_id or new.profile.root_key != current.profile.root_key:
         raise ChatRelayError(Reason.GROUP_MISMATCH, "profile update is for another group")
     if new.version <= current.version:
@@ -191,6 +192,43 @@ def check_update(current: VerifiedProfile, new: VerifiedProfile) -> None:
             Reason.STALE_PROFILE_VERSION,
             f"profile version {new.version} is not newer than {current.version}",
         )
+    check_removals(current, new)
+
+
+def owner_parents(profile: core_pb2.Profile) -> dict[bytes, bytes]:
+    """{owner key: the key that signed it in} for a chain `verify_owner_chain` passed: the
+    root or an earlier owner."""
+    trusted, parents = [profile.root_key], {}
+    for auth in profile.owners:
+        message = owner_auth_message(profile.group_id, auth.owner_id, auth.owner_key)
+        parents[auth.owner_key] = next(key for key in trusted if _valid(key, message, auth.signature))
+        trusted.append(auth.owner_key)
+    return parents
+
+
+def may_remove(profile: core_pb2.Profile, signer: bytes, owner: bytes) -> bool:
+    """An owner is removed by the root, or by an owner it descends from in the chain (who
+    signed it in, or signed in one who did)."""
+    if signer == profile.root_key:
+        return True
+    parents = owner_parents(profile)
+    key = parents.get(owner)
+    for _ in range(MAX_OWNERS + 1):  # bounded: a chain has at most MAX_OWNERS links
+        if key is None or key == profile.root_key:
+            return False
+        if key == signer:
+            return True
+        key = parents.get(key)
+    return False
+
+
+def check_removals(current: VerifiedProfile, new: VerifiedProfile) -> None:
+    """Refuse a version that drops an owner its signer had no right to remove."""
+    for owner in current.owners:
+        if owner not in new.owners and not may_remove(current.profile, new.signer, owner):
+            raise ChatRelayError(Reason.BAD_OWNER_CHAIN, (
+                f"owner {current.owners[owner].hex()} is removed by a key that is neither the root "
+                "nor an owner before it in the chain"))
 
 
 LINK_SECRET_SIZE = 32

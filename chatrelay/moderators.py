@@ -18,7 +18,7 @@ from chatrelay import envelope as env
 from chatrelay.connection import MAX_PAGES, NONCE, RelayClient
 from chatrelay.errors import ChatRelayError, Reason, TooLargeError
 from chatrelay.items import Checked, Skipped, take
-from chatrelay.owner import _owner_read, current_profile, publish
+from chatrelay.owner import _owner_read, current_profile, latest_profile, publish
 from chatrelay.checker import credential, reader_key, relay_name, shown_members
 from chatrelay.state import Membership, OwnedGroup, unb64
 from chatrelay.v1 import core_pb2, relay_pb2
@@ -102,7 +102,7 @@ async def set_role(owned: OwnedGroup, member: str, role: str) -> Checked:
     The member is named as `chatrelay members` shows it (NAME, NAME#FINGERPRINT or key).
     Its fingerprint, and the relays that did not take the version in `.skipped`."""
     keys = await direct.member_keys(owned, member)
-    profile = current_profile(owned)
+    profile = await latest_profile(owned)
     moderators = [k for k in profile.profile.moderators if k != keys.sign_key]
     if role == moderation.MODERATOR:
         moderators.append(keys.sign_key)

@@ -11,7 +11,9 @@ from nacl.signing import SigningKey
 
 from chatrelay import group, links, members
 from chatrelay import envelope as env
-from chatrelay.connection import MAX_PAGES, NONCE, RETRY_S, RelayClient, RelayInfo, relay_info
+from chatrelay.connection import (
+    MAX_PAGES, NONCE, RETRY_S, RelayClient, RelayInfo, relay_info, resolve_link, target_of_link,
+)
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.items import Checked, Skipped, take
 from chatrelay.links import ShortLink
@@ -230,7 +232,7 @@ async def add_relay(owned: OwnedGroup, relay_link: str) -> RelayEntry:
     again changes nothing: the relay answers with the same address."""
     relay = await relay_info(relay_link)
     secrets_key = SigningKey(unb64(owned.owner_seed))
-    current = current_profile(owned)
+    current = await latest_profile(owned)
     async with RelayClient(relay.target) as client:
         address, _ = await register(client, relay, current.envelope, current.group_id)
     for entry in owned.relays:
@@ -254,10 +256,11 @@ async def publish(owned: OwnedGroup, updated: core_pb2.SignedEnvelope, first: Re
     secrets = owned.secrets()
     link = ShortLink.parse(owned.link)
     bundle = links.group_link(secrets, updated, link.hosts, pins=link.pins)
+    writers = list(group.verify_profile(updated).owners)  # the group's owners may each replace it
     for entry in owned.relays:
         try:
             async with RelayClient(entry.target) as client:
-                await client.store_link(secrets.owner_key, bundle)
+                await client.store_link(secrets.owner_key, bundle, writers)
         except ChatRelayError as exc:
             sent.skipped.append(Skipped(f"relay {relay_name(entry)}", exc.reason, exc.message))
     return sent
@@ -267,6 +270,28 @@ def current_profile(owned: OwnedGroup) -> group.VerifiedProfile:
     return group.verify_profile(env.decode(unb64(owned.profile)), group_id=bytes.fromhex(owned.group_id))
 
 
+async def latest_profile(owned: OwnedGroup) -> group.VerifiedProfile:
+    """The group's profile, taking a newer version another owner published (the link
+    data holds it, checked against the group's root key and the update rule) before a
+    new one is signed on top of it; the link unreachable, the one held."""
+    held = current_profile(owned)
+    try:
+        found = (await resolve_link(ShortLink.parse(owned.link))).profile
+    except ChatRelayError as exc:
+        if exc.reason is not Reason.UNAVAILABLE:
+            raise
+        return held
+    if found is None or found.version <= held.version:
+        return held
+    group.check_update(held, found)
+    owned.profile, owned.name = b64(env.encode(found.envelope)), found.profile.name
+    known = {(e.relay_key, e.address): e for e in owned.relays}
+    owned.relays = [known.get((b64(r.relay_key), r.group_address)) or RelayEntry(
+        relay_link=r.relay_link, relay_key=b64(r.relay_key), address=r.group_address,
+        target=target_of_link(ShortLink.parse(r.relay_link)), state="active") for r in found.profile.relays]
+    return found
+
+
 async def set_profile(owned: OwnedGroup, *, name: str | None = None, description: str | None = None,
                       join: group.JoinPolicy | None = None, direct_messages: bool | None = None,
                       slow_mode_s: int | None = None, max_post_bytes: int | None = None,
@@ -274,7 +299,7 @@ async def set_profile(owned: OwnedGroup, *, name: str | None = None, description
     """Change the name, description, settings or rules for members' posts (slow mode,
     largest post, links allowed): a new profile version, published (`Published`);
     nothing is sent when nothing changes."""
-    current = current_profile(owned)
+    current = await latest_profile(owned)
     changes: dict = {}
     if name is not None and name != current.profile.name:
         changes["name"] = name
@@ -335,7 +360,7 @@ async def remove_relay(owned: OwnedGroup, relay_link: str) -> None:
     if len(gone) == len(owned.relays):
         raise ChatRelayError(Reason.NOT_ALLOWED, "a group keeps at least one relay; delete the group instead")
     key = SigningKey(unb64(owned.owner_seed))
-    current = current_profile(owned)
+    current = await latest_profile(owned)
     removed = {e.address for e in gone}
     refs = [r for r in current.profile.relays if r.group_address not in removed]
     updated = group.next_version(key, current, relays=refs)

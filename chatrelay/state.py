@@ -118,6 +118,7 @@ class Address:
     waiting: dict[str, dict] = field(default_factory=dict)  # request id -> the request, until decided
     auto_accept: str = ""  # for a direct invitation: the member (key, b64) it was sent to
     others: dict[str, int] = field(default_factory=dict)  # the queue on further relays: target -> read so far
+    owner_for: str = ""  # an owner invitation (`owner add`): the group (id, hex) whose owner it makes
 
     def targets(self) -> list[tuple[str, int]]:
         """Each relay holding the queue, and the requests read there so far."""
@@ -150,6 +151,8 @@ class Contact:
     read_seq: int = 0
     status: str = "waiting"  # waiting, connected, refused
     member: str = ""  # for a direct connection made in a group: the other member's key (b64)
+    owner_seed: str = ""  # asked to become an owner (`owner accept`): my owner key for that group (b64)
+    handover: dict = field(default_factory=dict)  # what the owner who added me sent: taken up by `chatrelay owners`
 
 
 @dataclass
@@ -179,6 +182,13 @@ class State:
         known = ", ".join(repr(r.name) for r in self.relays) or "none yet"
         raise ChatRelayError(Reason.UNKNOWN_ADDRESS, f"no relay {which!r} in this state file's configuration "
                                                      f"(configured: {known})")
+
+    def unique_contact_name(self, name: str) -> str:
+        """`name`, or `name 2`, `name 3`… where a contact has it already."""
+        taken = {c.name for c in self.contacts}
+        if name not in taken:
+            return name
+        return next((f"{name} {i}" for i in range(2, 10_000) if f"{name} {i}" not in taken), name)
 
     def find_contact(self, name: str) -> Contact:
         for c in self.contacts:

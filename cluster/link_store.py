@@ -1,5 +1,6 @@
 """Short links' data (DESIGN.md section 4): the relay keeps ciphertext under a lookup id
-it cannot derive a link from. Only the key that stored it may replace it, only with a
+it cannot derive a link from. Only the key that stored it (or a writer its last store
+named: a group's other owners) may replace it, only with a
 version as new or newer, and only with a request signed within the freshness window: a
 captured store replayed later can neither roll the data back nor come back after it."""
 
@@ -15,6 +16,9 @@ from chatrelay.actors.registry import Get, Put, Registry, absent, unchanged_sinc
 from chatrelay.errors import ChatRelayError, MalformedError, Reason
 from chatrelay.settings import DEFAULTS
 from chatrelay.v1 import core_pb2, relay_pb2
+
+
+MAX_WRITERS = 32  # a group's owners at most (chatrelay/group.py MAX_OWNERS)
 
 
 class LinkStore:
@@ -33,7 +37,10 @@ class LinkStore:
             raise MalformedError("link store request", f"lookup id must be {links.LOOKUP_ID_SIZE} bytes")
         if len(body.ciphertext) > links.MAX_CIPHERTEXT:
             raise ChatRelayError(Reason.TOO_LARGE, f"link data is over {links.MAX_CIPHERTEXT} bytes")
-        return await self.put(body.lookup_id, LinkRecord(owner=checked.signer, data=body.ciphertext, version=body.version))
+        if len(body.writers) > MAX_WRITERS or any(len(w) != env.KEY_SIZE for w in body.writers):
+            raise MalformedError("link store request", f"at most {MAX_WRITERS} writers, each a 32-byte key")
+        return await self.put(body.lookup_id, LinkRecord(owner=checked.signer, data=body.ciphertext, version=body.version,
+                                                          writers=tuple(dict.fromkeys(body.writers))))
 
     async def put(self, lookup_id: bytes, record: LinkRecord) -> bool:
         key = records.link_key(lookup_id)
@@ -44,8 +51,9 @@ class LinkStore:
                 return True
             entry = result.gets[0]
         stored = LinkRecord.loads(entry.value)
-        if stored.owner != record.owner:
+        if record.owner != stored.owner and record.owner not in stored.writers:
             raise ChatRelayError(Reason.NOT_ALLOWED, "this link's data belongs to another key")
+        record = LinkRecord(owner=stored.owner, data=record.data, version=record.version, writers=record.writers)
         if record.version < stored.version:
             raise ChatRelayError(Reason.STALE, (
                 f"link data version {record.version} is older than the stored version {stored.version}"))

@@ -54,7 +54,7 @@ def connect(link_text, name, message, state_path) -> None:
     refuse_relay_link(link_text, state_path, "a contact address or invitation")
     st = load_state(state_path)
     contact = run_async(contacts.connect(link_text, name, message))
-    contact.name = _unique_name(st, contact.name)
+    contact.name = st.unique_contact_name(contact.name)
     st.contacts.append(contact)
     save_state(state_path, st)
     echo(f"request sent to {contact.name}; it waits on the relay until they accept")
@@ -95,7 +95,7 @@ def accept_cmd(request_id, state_path) -> None:
     st = load_state(state_path)
     addr = _find_request(st, request_id)
     contact = run_async(contacts.accept(addr, request_id))
-    contact.name = _unique_name(st, contact.name)
+    contact.name = st.unique_contact_name(contact.name)
     st.contacts.append(contact)
     save_state(state_path, st)
     echo(f"connected: {contact.name}")
@@ -174,7 +174,7 @@ def _accept_invitation(st, invitation_id: str, state_path) -> None:
     for membership in st.memberships:
         if any(i.id == invitation_id for i in membership.invitations):
             contact = run_async(direct.accept_invitation(membership, invitation_id))
-            contact.name = _unique_name(st, contact.name)
+            contact.name = st.unique_contact_name(contact.name)
             st.contacts.append(contact)
             save_state(state_path, st)
             echo(f"connecting to {contact.name}; what they send arrives in `chatrelay inbox`")
@@ -236,7 +236,7 @@ def _inbox_items(st) -> list[tuple[str, Callable[[], None]]]:
 
     def accepted(addr) -> None:
         for contact in run_async(direct.accept_direct(addr)):
-            contact.name = _unique_name(st, contact.name)
+            contact.name = st.unique_contact_name(contact.name)
             st.contacts.append(contact)
             echo(f"{contact.name} connected directly")
 
@@ -253,17 +253,3 @@ def _inbox_items(st) -> list[tuple[str, Callable[[], None]]]:
         *((f"address {a.queue}", functools.partial(accepted, a)) for a in st.addresses if a.auto_accept),
         *((f"contact {c.my_queue}", functools.partial(messages, c)) for c in st.contacts),
     ]
-
-
-# ---- operators ----------------------------------------------------------------------------
-
-
-def _unique_name(st, name: str) -> str:
-    taken = {c.name for c in st.contacts}
-    if name not in taken:
-        return name
-    for i in range(2, 10_000):
-        if f"{name} {i}" not in taken:
-            return f"{name} {i}"
-    return name
-

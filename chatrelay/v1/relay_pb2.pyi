@@ -58,18 +58,20 @@ JOIN_STATUS_HELD: JoinStatus
 JOIN_STATUS_REJECTED: JoinStatus
 
 class StoreLinkBody(_message.Message):
-    __slots__ = ("lookup_id", "ciphertext", "nonce", "timestamp", "version")
+    __slots__ = ("lookup_id", "ciphertext", "nonce", "timestamp", "version", "writers")
     LOOKUP_ID_FIELD_NUMBER: _ClassVar[int]
     CIPHERTEXT_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    WRITERS_FIELD_NUMBER: _ClassVar[int]
     lookup_id: bytes
     ciphertext: bytes
     nonce: bytes
     timestamp: int
     version: int
-    def __init__(self, lookup_id: _Optional[bytes] = ..., ciphertext: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., timestamp: _Optional[int] = ..., version: _Optional[int] = ...) -> None: ...
+    writers: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, lookup_id: _Optional[bytes] = ..., ciphertext: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., timestamp: _Optional[int] = ..., version: _Optional[int] = ..., writers: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class StoreLinkRequest(_message.Message):
     __slots__ = ("envelope",)

@@ -86,3 +86,8 @@ class HostileRelay(relay_pb2_grpc.RelayServiceServicer):
 
 def _name(admission: relay_pb2.MemberAdmission) -> str:
     return core_pb2.JoinBody.FromString(admission.join.body).profile.display_name
+
+
+def delivery(seq: int, envelope: core_pb2.SignedEnvelope) -> relay_pb2.Delivery:
+    """An item as a relay delivers it: what a hostile relay serves."""
+    return relay_pb2.Delivery(seq=seq, post=envelope, message_id=b"\0" * 32, relay_ts=1)

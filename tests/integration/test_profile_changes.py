@@ -18,7 +18,7 @@ from chatrelay.checker import relay_name, shown_members
 from chatrelay.state import unb64
 from chatrelay.v1 import relay_pb2
 
-from hostile import HostileRelay
+from hostile import HostileRelay, delivery
 from realparts import start_relay
 
 
@@ -105,10 +105,6 @@ async def hostile():
     await relay.stop()
 
 
-def _delivery(seq: int, envelope) -> relay_pb2.Delivery:
-    return relay_pb2.Delivery(seq=seq, post=envelope, message_id=b"\0" * 32, relay_ts=1)
-
-
 async def test_a_profile_a_relay_made_or_replayed_is_refused_by_members(relay, hostile):
     """A relay cannot change a group: a profile it signed itself, one whose owner chain it
     rewrote, or an older version it replays, changes nothing for a member; the first two
@@ -125,7 +121,7 @@ async def test_a_profile_a_relay_made_or_replayed_is_refused_by_members(relay, h
     rewritten.version, rewritten.name = chain.version + 1, "Rewritten"
     rewritten.owners[0].owner_key = bytes(own_key.verify_key)  # its key where the owner's was
     forged_chain = group.sign_profile(own_key, rewritten)
-    hostile.deliveries = [_delivery(1, older), _delivery(2, by_relay), _delivery(3, forged_chain)]
+    hostile.deliveries = [delivery(1, older), delivery(2, by_relay), delivery(3, forged_chain)]
     through = hostile.serving(member)
     read = await client.read_all(through)
     assert (read.changes, through.name, through.profile) == ([], "Genuine", member.profile)

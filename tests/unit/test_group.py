@@ -139,3 +139,27 @@ def test_two_groups_of_one_owner_share_no_key():
     b = group.create_group(GroupKind.CHANNEL, "Same name")
     assert _all_keys(*a).isdisjoint(_all_keys(*b))
     assert a[1].signer != b[1].signer
+
+
+def _chain():
+    """Root signs Ann in; Ann signs Bob and Dan; Bob signs Carl."""
+    secrets, signed = group.create_group(group.GroupKind.GROUP, "Chain")
+    profile = group.verify_profile(signed).profile
+    ann = SigningKey(secrets.owner_seed)
+    keys = {"ann": ann, **{n: SigningKey.generate() for n in ("bob", "carl", "dan")}}
+    for name, by in (("bob", "ann"), ("carl", "bob"), ("dan", "ann")):
+        profile.owners.append(group.make_owner_auth(keys[by], profile.group_id, bytes([len(profile.owners)]) * 16,
+                                                    bytes(keys[name].verify_key)))
+    return profile, {n: bytes(k.verify_key) for n, k in keys.items()}
+
+
+@pytest.mark.parametrize("signer, owner, allowed", [
+    ("ann", "bob", True), ("ann", "carl", True), ("bob", "carl", True),  # who added it, or one before that
+    ("bob", "ann", False), ("carl", "bob", False), ("dan", "carl", False), ("dan", "bob", False),
+    ("bob", "bob", False),  # nobody removes itself: the version would be signed by no owner
+])
+def test_an_owner_is_removed_only_by_one_it_descends_from(signer, owner, allowed):
+    profile, keys = _chain()
+    assert group.may_remove(profile, keys[signer], keys[owner]) is allowed
+    assert group.may_remove(profile, profile.root_key, keys[owner]) is True
+    assert group.owner_parents(profile)[keys["carl"]] == keys["bob"]

@@ -27,10 +27,10 @@ async def store(tmp_path):
     await registry.close()
 
 
-def stored_request(key: SigningKey, bundle: links.LinkBundle, timestamp: float | None = None):
+def stored_request(key: SigningKey, bundle: links.LinkBundle, timestamp: float | None = None, writers=()):
     body = relay_pb2.StoreLinkBody(
         lookup_id=bundle.lookup_id, ciphertext=bundle.ciphertext, nonce=os.urandom(16),
-        timestamp=int(time.time() if timestamp is None else timestamp), version=bundle.version,
+        timestamp=int(time.time() if timestamp is None else timestamp), version=bundle.version, writers=writers,
     )
     return env.sign_message(key, env.Domain.LINK_STORE, body)
 
@@ -73,6 +73,27 @@ async def test_another_key_cannot_replace_the_data(store):
     await store.store(stored_request(key, v1))
     err = await _refused(store.store(stored_request(SigningKey.generate(), v2)))
     assert (err.reason, err.message) == (Reason.NOT_ALLOWED, "this link's data belongs to another key")
+
+
+async def test_a_writer_the_last_store_named_may_replace_the_data_until_a_store_names_it_no_more(store):
+    key, (v1, v2, v3) = versions()
+    other, stranger = SigningKey.generate(), SigningKey.generate()
+    await store.store(stored_request(key, v1, writers=[bytes(other.verify_key)]))  # a second owner
+    assert await store.store(stored_request(other, v2, writers=[bytes(other.verify_key)])) is False
+    assert links.decrypt(v2.link.link_key, await store.resolve(v2.lookup_id)).mutable == v2.data.mutable
+    err = await _refused(store.store(stored_request(stranger, v3)))
+    assert (err.reason, err.message) == (Reason.NOT_ALLOWED, "this link's data belongs to another key")
+    await store.store(stored_request(key, v3))  # the first key stays; this store names no writer
+    err = await _refused(store.store(stored_request(other, v3)))
+    assert (err.reason, err.message) == (Reason.NOT_ALLOWED, "this link's data belongs to another key")
+
+
+@pytest.mark.parametrize("writers", [[b"short"], [bytes(32)] * 33])
+async def test_malformed_writers_are_refused(store, writers):
+    key, (v1, _, _) = versions()
+    err = await _refused(store.store(stored_request(key, v1, writers=writers)))
+    assert (err.reason, err.message) == (Reason.MALFORMED, (
+        "link store request is malformed: at most 32 writers, each a 32-byte key"))
 
 
 async def _refused(coro):
