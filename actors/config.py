@@ -33,6 +33,11 @@ class ClusterConfig:
     insecure: bool = False  # plaintext gRPC (`up --insecure`); else TLS with the data dir's key
     etcd_tls: tuple[str | None, str | None, str | None] = (None, None, None)  # CA, cert, key: paths on each node
     store: str | None = None  # a postgresql:// URL for posts and members; else the data dir's SQLite
+    forward: str | None = None  # HOST:PORT each gateway forwards clients' connections on (cluster/forwarder.py)
+    forward_private: bool = False
+    forward_source: str | None = None
+    forward_per_minute: int = 60
+    access_log: bool = False  # every call, with its peer's address, to access.log in the data dir
 
     def __repr__(self) -> str:
         return f"ClusterConfig(data_dir={self.data_dir!r}, shards={self.shards}, etcd={self.etcd!r})"

@@ -4,6 +4,7 @@ sends again, by one retry policy, the calls that are safe to repeat."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import grpc
 from nacl.signing import SigningKey
 
 from chatrelay import envelope as env
-from chatrelay import links, tls
+from chatrelay import forwarding, links, tls
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.links import LinkKind, ShortLink
 from chatrelay.retry import Backoff
@@ -167,7 +168,17 @@ class RelayClient:
 
     async def open(self) -> "RelayClient":
         if self.channel is None:
-            self.channel = await open_channel(tls.turned(self.target, self.turn))
+            target = tls.turned(self.target, self.turn)
+            via = forwarding.current.get()
+            if via is not None:  # through a relay of one's own: this relay never sees the client
+                if _insecure:
+                    raise ChatRelayError(Reason.TLS_MISMATCH, "forwarding carries TLS only: it does not work with --insecure")
+                pin, address = tls.split_target(target)
+                if pin is None:
+                    raise ChatRelayError(Reason.TLS_MISMATCH, f"forwarding reaches a relay by the key its link pins; "
+                                                              f"the link of {address} names none")
+                target = tls.join_target(pin, await via.bridge(address))
+            self.channel = await open_channel(target)
             self.stub = self.make_stub(self.channel)
         return self
 
@@ -251,6 +262,7 @@ class RelayInfo:
     link: ShortLink
     relay_key: bytes
     name: str = ""  # as the relay's link data gives it
+    forward_hosts: tuple[str, ...] = ()  # where it forwards its clients' connections; none: it does not
 
     @property
     def target(self) -> str:
@@ -262,4 +274,23 @@ async def relay_info(relay_link: str) -> RelayInfo:
     if link.kind is not LinkKind.RELAY:
         raise ChatRelayError(Reason.LINK_KIND_MISMATCH, f"{relay_link} is not a relay link (kind r)")
     resolved = await resolve_link(link)
-    return RelayInfo(link=link, relay_key=resolved.fixed.root_key, name=resolved.mutable.relay.name)
+    return RelayInfo(link=link, relay_key=resolved.fixed.root_key, name=resolved.mutable.relay.name,
+                     forward_hosts=tuple(resolved.mutable.relay.forward_hosts))
+
+
+@contextlib.asynccontextmanager
+async def forwarded(relay_link: str | None):
+    """Every relay this task reaches, reached through the forwarding of `relay_link` (a
+    relay one uses: chatrelay/forwarding.py); None, directly."""
+    if not relay_link:
+        yield None
+        return
+    info = await relay_info(relay_link)  # one's own relay: reached directly
+    via = forwarding.via_of(relay_link, info.name, info.forward_hosts)
+    token = forwarding.current.set(via)
+    try:
+        yield via
+    finally:
+        forwarding.current.reset(token)
+        await via.close()
+

@@ -158,11 +158,13 @@ def group_link(
 
 def relay_link(
     identity: SigningKey, name: str, hosts: tuple[str, ...] | list[str], pin: bytes = b"",
+    forward_hosts: tuple[str, ...] | list[str] = (),
 ) -> LinkBundle:
     """The link of a relay: its identity key is in the fixed data, so in the link key;
-    `pin`, its TLS key's fingerprint, stands beside each host (one relay, one key)."""
+    `pin`, its TLS key's fingerprint, stands beside each host (one relay, one key);
+    `forward_hosts`, where it forwards its clients' connections (cluster/forwarder.py)."""
     fixed = core_pb2.FixedLinkData(kind=core_pb2.LINK_KIND_RELAY, root_key=bytes(identity.verify_key))
-    info = core_pb2.RelayInfo(name=name, hosts=list(hosts))
+    info = core_pb2.RelayInfo(name=name, hosts=list(hosts), forward_hosts=list(forward_hosts))
     return make_link(LinkKind.RELAY, fixed, identity, hosts, relay=info, pins=[pin] * len(hosts) if pin else ())
 
 

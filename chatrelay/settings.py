@@ -9,6 +9,7 @@ The flag wins over the variable, the variable over the default.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import pathlib
 import typing
@@ -88,6 +89,13 @@ class Settings:
     advertise: str | None = setting(None, "HOST:PORT[,…] clients reach the gateways at, for the relay link")
     traces: pathlib.Path | None = setting(None, "Write every relay process's trace spans to this folder")
     insecure: bool = setting(False, "Serve plaintext gRPC, for clients that pass --insecure too (never for a public relay)")
+    forward: str | None = setting(
+        None, "HOST:PORT to forward this relay's clients' connections to other relays on (TLS they cannot be read "
+              "through), so those relays never see the clients' addresses; off unless given")
+    forward_private: bool = setting(False, "Forward to loopback and private addresses too (a relay on one machine)")
+    forward_source: str | None = setting(None, "The local address forwarded connections leave from")
+    forward_per_minute: int = setting(60, "Tunnels one client address may open in a minute")
+    access_log: bool = setting(False, "Log every call (method, peer address, status) to access.log in the data dir")
 
     def __post_init__(self) -> None:
         if not isinstance(self.data_dir, pathlib.Path):
@@ -95,6 +103,17 @@ class Settings:
         check_host(_host_of(self.listen, "--listen", lowest_port=0))
         if self.metrics is not None:
             check_host(_host_of(self.metrics, "--metrics"))
+        if self.forward is not None:
+            check_host(_host_of(self.forward, "--forward", lowest_port=0))
+            if self.insecure:
+                raise ChatRelayError(Reason.MALFORMED, "--forward carries TLS only: it does not go with --insecure")
+        if self.forward_source is not None:
+            try:
+                ipaddress.ip_address(self.forward_source)
+            except ValueError:
+                raise ChatRelayError(Reason.MALFORMED, f"--forward-source must be an IP address, got "
+                                                       f"{self.forward_source!r}") from None
+        _bounded(self.forward_per_minute, 1, 1_000_000, "--forward-per-minute must be 1 to 1000000, got {}")
         if self.advertise is not None:
             hosts = self.advertise.split(",")
             if not 1 <= len(hosts) <= MAX_HOSTS:

@@ -100,6 +100,7 @@ class Membership:
     direct_seq: int = 0  # direct invitations read so far
     invitations: list[DirectInvitation] = field(default_factory=list)  # waiting for my consent
     invite_receipt: str = ""  # b64: the relay's receipt of the invite that admitted me, for the group's others
+    via: str = ""  # a relay link: the group's relays are reached through its forwarding (`join --via`)
 
 
 @dataclass
@@ -173,6 +174,7 @@ class State:
     addresses: list[Address] = field(default_factory=list)
     contacts: list[Contact] = field(default_factory=list)
     relays: list[ConfiguredRelay] = field(default_factory=list)
+    via: str = ""  # a configured relay's link: `join` goes through its forwarding unless told otherwise
 
     def find_relay(self, which: str) -> ConfiguredRelay:
         """A configured relay by its link or its name."""
@@ -241,6 +243,7 @@ def load(path: pathlib.Path) -> State:
             addresses=[Address(**a) for a in raw.get("addresses", [])],
             contacts=[Contact(**c) for c in raw.get("contacts", [])],
             relays=[ConfiguredRelay(**r) for r in raw.get("relays", [])],
+            via=raw.get("via", ""),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ChatRelayError(Reason.MALFORMED, f"state file {path} is not a chatrelay state file: {exc}") from None

@@ -28,11 +28,19 @@ class GatewayActor:
         self.shard_figures: dict[int, ShardStats] = {}
         self._figures_task: asyncio.Task | None = None
         self.port = 0
+        self.forwarder = None  # with --forward (cluster/forwarder.py)
+        self.forward_port = 0
         self.listen, self.metrics_listen = settings.gateway_addresses(config.listen, config.metrics)
 
     async def address(self) -> str:
         """HOST:PORT this gateway serves on (after `start`)."""
         return f"{self.listen.rpartition(':')[0]}:{self.port}"
+
+    async def forward_address(self) -> str | None:
+        """HOST:PORT this gateway forwards clients' connections on; None: it does not."""
+        if self.forwarder is None:
+            return None
+        return f"{self.config.forward.rpartition(':')[0]}:{self.forward_port}"
 
     async def start(self) -> int:
         """Start serving (once); returns the bound port."""
@@ -62,13 +70,27 @@ class GatewayActor:
             from chatrelay.cluster import identity
 
             tls = None if self.config.insecure else identity.load_tls(pathlib.Path(self.config.data_dir))
+            access = None
+            if self.config.access_log:
+                from chatrelay.cluster.access_log import open_log
+
+                access = open_log(self.config.data_dir)
             self.server, self.port, self.servicer = await serve(
                 registry, shards, self.listen, self.config.limits.subscriber_lag,
                 lambda i: ray.get_actor(shard_name(self.config, i), namespace=NAMESPACE),
                 metrics=self.metrics,
                 admin=lambda servicer: AdminServicer(self.config.operator_key, self._view(servicer)),
-                post_in_flight=self.config.limits.post_in_flight, registrar=registrar, tls=tls,
+                post_in_flight=self.config.limits.post_in_flight, registrar=registrar, tls=tls, access_log=access,
             )
+            if self.config.forward and self.forwarder is None:
+                from chatrelay.cluster.forwarder import Forwarder
+
+                data = pathlib.Path(self.config.data_dir)
+                self.forwarder = Forwarder(
+                    self.config.forward, (str(data / identity.TLS_KEY_FILE), str(data / identity.TLS_CERT_FILE)),
+                    allow_private=self.config.forward_private, source=self.config.forward_source or "",
+                    per_minute=self.config.forward_per_minute)
+                self.forward_port = await self.forwarder.start()
             if self.metrics is not None and self._figures_task is None:
                 self._figures_task = asyncio.create_task(self._read_shard_figures())
         return self.port

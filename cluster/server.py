@@ -13,6 +13,7 @@ from google.protobuf.message_factory import GetMessageClass
 from chatrelay.actors import tracing
 from chatrelay.actors.registration import Registrar
 from chatrelay.actors.registry import Registry
+from chatrelay.cluster.access_log import AccessLog
 from chatrelay.cluster.metrics import MetricsInterceptor
 from chatrelay.cluster.servicer import POST_IN_FLIGHT, RelayServicer, abort
 from chatrelay.cluster.tail import TAIL_WINDOW
@@ -30,7 +31,7 @@ KEEPALIVE_TIMEOUT_MS = 20_000  # a peer that does not answer a ping within this 
 async def serve(
     registry: Registry, shards: list, listen: str, subscriber_lag: int = TAIL_WINDOW, find_shard=None,
     metrics=None, admin=None, post_in_flight: int = POST_IN_FLIGHT, *, registrar: Registrar,
-    tls: tuple[bytes, bytes] | None,
+    tls: tuple[bytes, bytes] | None, access_log=None,
 ) -> tuple[grpc.aio.Server, int, RelayServicer]:
     """The gateway's gRPC server, over TLS with `tls` (key PEM, certificate PEM), else
     plaintext. `registrar` registers groups; `metrics` (a GatewayMetrics) times and
@@ -48,7 +49,8 @@ async def serve(
             ("grpc.keepalive_time_ms", int(limits.keepalive_s * 1000)), ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
             ("grpc.max_concurrent_streams", limits.streams_per_connection),
         ],
-        interceptors=[MetricsInterceptor(metrics)] if watched else None,
+        interceptors=[*([AccessLog(access_log)] if access_log is not None else []),
+                      *([MetricsInterceptor(metrics)] if watched else [])] or None,
     )
     servicer = RelayServicer(registry, shards, subscriber_lag, find_shard, metrics, post_in_flight, registrar=registrar)
     servicer.router.start_watch()

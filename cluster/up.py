@@ -171,6 +171,10 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
         # Pick the port now: a gateway restarted by Ray binds it again, so the relay link
         # (which names it) stays true.
         listen = f"{host}:{pick_port(host)}"
+    forward = settings.forward
+    if forward is not None and forward.endswith(":0"):
+        forward_host = forward.rpartition(":")[0]
+        forward = f"{forward_host}:{pick_port(forward_host)}"
     config = ClusterConfig(
         data_dir=str(pathlib.Path(settings.data_dir).resolve()),
         relay_key=bytes(key.verify_key),
@@ -185,6 +189,8 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
         etcd_tls=tuple(str(pathlib.Path(p).resolve()) if p else None
                        for p in (settings.etcd_ca, settings.etcd_cert, settings.etcd_key)),
         store=settings.store,
+        forward=forward, forward_private=settings.forward_private, forward_source=settings.forward_source,
+        forward_per_minute=settings.forward_per_minute, access_log=settings.access_log,
     )
     asyncio.run(_prepare_store(config))
     joined = False
@@ -208,7 +214,8 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
     ports = ray.get([g.start.remote() for g in gateways.values()])
     addresses = ray.get([g.address.remote() for g in gateways.values()])
     hosts = settings.advertise.split(",") if settings.advertise else sorted(set(addresses))[: links.MAX_HOSTS]
-    bundle = links.relay_link(key, settings.relay_name, hosts, pin=pin)
+    forwarding = sorted({a for a in ray.get([g.forward_address.remote() for g in gateways.values()]) if a})
+    bundle = links.relay_link(key, settings.relay_name, hosts, pin=pin, forward_hosts=forwarding[: links.MAX_HOSTS])
     asyncio.run(_store_relay_link(config, key, bundle))
     identity.write_private(pathlib.Path(settings.data_dir) / identity.LINK_FILE, f"{bundle.link}\n".encode())
     relay = RunningRelay(

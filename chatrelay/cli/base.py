@@ -68,11 +68,21 @@ def main(insecure: bool | None) -> None:
         connection.set_insecure(True)
 
 
-def run_async(coro):
+def run_async(coro, via: str | None = None):
+    """Run `coro`; with `via` (a relay link), every relay it reaches is reached through
+    that relay's forwarding (chatrelay/forwarding.py)."""
     import asyncio
 
+    async def forwarded():
+        from chatrelay.connection import forwarded as through
+
+        try:
+            async with through(via):
+                return await coro
+        finally:
+            coro.close()  # not started where the forwarding was refused
     try:
-        return asyncio.run(coro)
+        return asyncio.run(forwarded() if via else coro)
     except ChatRelayError as exc:
         fail(str(exc))
 

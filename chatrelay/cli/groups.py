@@ -240,7 +240,7 @@ def post(text, which, state_path) -> None:
         owned = st.find_membership(which)
     except ChatRelayError as exc:
         fail(str(exc))
-    acks = run_async(client.post(owned, text, retry_for_s=POST_RETRY_S))
+    acks = run_async(client.post(owned, text, retry_for_s=POST_RETRY_S), via=getattr(owned, "via", ""))
     echo(f"posted #{acks[0].seq}")
     report_skipped(acks)  # a relay that refused it while another took it
 
@@ -257,14 +257,19 @@ def parse_duration(text: str, option: str = "--expires", zero: bool = False) -> 
 @main.command()
 @click.argument("link_text", metavar="LINK_OR_CODE")
 @click.option("--name", default="", help="Your display name in this group.")
+@click.option("--via", default=None, metavar="RELAY_LINK",
+              help="Reach the group's relays through this relay's forwarding, for this and every later read and "
+                   "post, so they never see your address [default: `chatrelay relays config via`]; `--via none`: directly.")
 @state_option
-def join(link_text, name, state_path) -> None:
+def join(link_text, name, via, state_path) -> None:
     """Resolve and verify a group or channel link (or an invite code), then join."""
     from chatrelay import client
 
     refuse_relay_link(link_text, state_path, "a group or channel")
     st = load_state(state_path)
-    membership = run_async(client.join(link_text, name, known=st.memberships))
+    via = st.via if via is None else ("" if via == "none" else via)
+    membership = run_async(client.join(link_text, name, known=st.memberships), via=via)
+    membership.via = via
     st.memberships = [m for m in st.memberships if m.group_id != membership.group_id] + [membership]
     save_state(state_path, st)
     state = {
@@ -324,7 +329,7 @@ def read(which, follow, as_json, state_path) -> None:
                 skip(skipped)
 
     try:
-        run_async(run())
+        run_async(run(), via=getattr(who, "via", ""))
     except KeyboardInterrupt:
         pass
 

@@ -91,9 +91,40 @@ def relays_config_add(relay_link, state_path) -> None:
 @relays_config.command("list")
 @state_option
 def relays_config_list(state_path) -> None:
-    """The configured relays, one a line: name, link, TLS fingerprint."""
-    for entry in load_state(state_path).relays:
-        echo(f"{entry.name} {entry.link} {','.join(entry.pins) or '(no fingerprint: checked by host name)'}")
+    """The configured relays, one a line: name, link, TLS fingerprint (and `via` for the
+    one `join` goes through)."""
+    st = load_state(state_path)
+    for entry in st.relays:
+        echo(f"{entry.name} {entry.link} {','.join(entry.pins) or '(no fingerprint: checked by host name)'}"
+             + (" via" if entry.link == st.via else ""))
+
+
+@relays_config.command("via")
+@click.argument("relay", metavar="RELAY_LINK_OR_NAME")
+@state_option
+def relays_config_via(relay, state_path) -> None:
+    """Join groups through this configured relay's forwarding from now on (`none`:
+    directly): the groups' relays see its address, never yours."""
+    from chatrelay.connection import forwarded
+
+    st = load_state(state_path)
+    if relay == "none":
+        st.via = ""
+        save_state(state_path, st)
+        echo("joins go directly")
+        return
+    try:
+        entry = st.find_relay(relay)
+    except ChatRelayError as exc:
+        fail(str(exc))
+
+    async def check() -> None:
+        async with forwarded(entry.link):
+            pass  # a relay that does not forward is said so here
+    run_async(check())
+    st.via = entry.link
+    save_state(state_path, st)
+    echo(f"joins go through {entry.name}")
 
 
 @relays_config.command("remove")
@@ -108,6 +139,8 @@ def relays_config_remove(relay, state_path) -> None:
         entry = relay_config.remove(st, relay)
     except ChatRelayError as exc:
         fail(str(exc))
+    if st.via == entry.link:
+        st.via = ""  # joins go directly again
     save_state(state_path, st)
     echo(f"removed: {entry.name}")
 

@@ -24,21 +24,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63hatrelay/v1/core.proto\x12\x0c\x63hatrelay.v1\"Q\n\x0eSignedEnvelope\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x0e\n\x06signer\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"C\n\tOwnerAuth\x12\x10\n\x08owner_id\x18\x01 \x01(\x0c\x12\x11\n\towner_key\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"\xa6\x01\n\rGroupSettings\x12&\n\x04join\x18\x01 \x01(\x0e\x32\x18.chatrelay.v1.JoinPolicy\x12\x17\n\x0f\x64irect_messages\x18\x02 \x01(\x08\x12\x15\n\rhistory_limit\x18\x03 \x01(\r\x12\x13\n\x0bslow_mode_s\x18\x04 \x01(\r\x12\x16\n\x0emax_post_bytes\x18\x05 \x01(\r\x12\x10\n\x08no_links\x18\x06 \x01(\x08\"H\n\x08RelayRef\x12\x11\n\trelay_key\x18\x01 \x01(\x0c\x12\x12\n\nrelay_link\x18\x02 \x01(\t\x12\x15\n\rgroup_address\x18\x03 \x01(\t\"\xc3\x02\n\x07Profile\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12\x10\n\x08root_key\x18\x02 \x01(\x0c\x12%\n\x04kind\x18\x03 \x01(\x0e\x32\x17.chatrelay.v1.GroupKind\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\x04\x12\'\n\x06owners\x18\x07 \x03(\x0b\x32\x17.chatrelay.v1.OwnerAuth\x12&\n\x06relays\x18\x08 \x03(\x0b\x32\x16.chatrelay.v1.RelayRef\x12-\n\x08settings\x18\t \x01(\x0b\x32\x1b.chatrelay.v1.GroupSettings\x12\x12\n\nintake_key\x18\n \x01(\x0c\x12\x12\n\nmoderators\x18\x0b \x03(\x0c\x12\x11\n\tsigned_at\x18\x0c \x01(\x04\"{\n\rFixedLinkData\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.chatrelay.v1.LinkKind\x12\x10\n\x08root_key\x18\x02 \x01(\x0c\x12\x11\n\tentity_id\x18\x03 \x01(\x0c\x12\x0f\n\x07\x65\x32\x65_key\x18\x04 \x01(\x0c\x12\x0e\n\x06secret\x18\x05 \x01(\x0c\"(\n\tRelayInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05hosts\x18\x02 \x03(\t\"2\n\x0b\x43ontactInfo\x12\x14\n\x0c\x64isplay_name\x18\x01 \x01(\t\x12\r\n\x05hosts\x18\x02 \x03(\t\"\xca\x01\n\x0bLinkMutable\x12\x10\n\x08link_key\x18\x01 \x01(\x0c\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x35\n\rgroup_profile\x18\x03 \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelopeH\x00\x12(\n\x05relay\x18\x04 \x01(\x0b\x32\x17.chatrelay.v1.RelayInfoH\x00\x12,\n\x07\x63ontact\x18\x05 \x01(\x0b\x32\x19.chatrelay.v1.ContactInfoH\x00\x42\t\n\x07\x63ontent\"H\n\x08LinkData\x12\r\n\x05\x66ixed\x18\x01 \x01(\x0c\x12-\n\x07mutable\x18\x02 \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelope\"\x80\x01\n\x0bInviteGrant\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12\x12\n\ninvite_key\x18\x02 \x01(\x0c\x12\x0c\n\x04uses\x18\x03 \x01(\r\x12\x12\n\nexpires_at\x18\x04 \x01(\x04\x12)\n\x06shares\x18\x05 \x03(\x0b\x32\x19.chatrelay.v1.InviteShare\".\n\x0bInviteShare\x12\x11\n\trelay_key\x18\x01 \x01(\x0c\x12\x0c\n\x04uses\x18\x02 \x01(\r\"I\n\rInviteReceipt\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12\x12\n\ninvite_key\x18\x02 \x01(\x0c\x12\x12\n\nmember_key\x18\x03 \x01(\x0c\"b\n\nInviteCode\x12\x13\n\x0binvite_seed\x18\x01 \x01(\x0c\x12+\n\x05grant\x18\x02 \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelope\x12\x12\n\ngroup_link\x18\x03 \x01(\t\"M\n\x0bInviteProof\x12+\n\x05grant\x18\x01 \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelope\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"/\n\nMemberKeys\x12\x10\n\x08sign_key\x18\x01 \x01(\x0c\x12\x0f\n\x07\x62ox_key\x18\x02 \x01(\x0c\"%\n\rMemberProfile\x12\x14\n\x0c\x64isplay_name\x18\x01 \x01(\t\"y\n\x0fKeyAnnouncement\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12&\n\x04keys\x18\x02 \x01(\x0b\x32\x18.chatrelay.v1.MemberKeys\x12,\n\x07profile\x18\x03 \x01(\x0b\x32\x1b.chatrelay.v1.MemberProfile\"\xd9\x02\n\x08JoinBody\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12\x15\n\rgroup_address\x18\x02 \x01(\t\x12&\n\x04keys\x18\x03 \x01(\x0b\x32\x18.chatrelay.v1.MemberKeys\x12,\n\x07profile\x18\x04 \x01(\x0b\x32\x1b.chatrelay.v1.MemberProfile\x12\x1b\n\x13sealed_announcement\x18\x05 \x01(\x0c\x12)\n\x06invite\x18\x06 \x01(\x0b\x32\x19.chatrelay.v1.InviteProof\x12\r\n\x05nonce\x18\x07 \x01(\x0c\x12\x11\n\ttimestamp\x18\x08 \x01(\x04\x12.\n\x08\x61pproval\x18\t \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelope\x12\x34\n\x0einvite_receipt\x18\n \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelope\"L\n\x08PostBody\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x11\n\tclient_ts\x18\x03 \x01(\x04\x12\r\n\x05nonce\x18\x04 \x01(\x0c\"\xc7\x01\n\x0eModerationBody\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.chatrelay.v1.ModerationKind\x12\x12\n\nmessage_id\x18\x03 \x01(\x0c\x12\x0e\n\x06member\x18\x04 \x01(\x0c\x12\x0b\n\x03\x62\x61n\x18\x05 \x01(\x08\x12\x14\n\x0c\x64\x65lete_posts\x18\x06 \x01(\x08\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\r\n\x05nonce\x18\x08 \x01(\x0c\x12\x11\n\ttimestamp\x18\t \x01(\x04\"j\n\rReportContent\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12*\n\x04post\x18\x02 \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelope\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x0e\n\x06reason\x18\x04 \x01(\t*U\n\tGroupKind\x12\x1a\n\x16GROUP_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10GROUP_KIND_GROUP\x10\x01\x12\x16\n\x12GROUP_KIND_CHANNEL\x10\x02*v\n\nJoinPolicy\x12\x1b\n\x17JOIN_POLICY_UNSPECIFIED\x10\x00\x12\x14\n\x10JOIN_POLICY_OPEN\x10\x01\x12\x18\n\x14JOIN_POLICY_APPROVAL\x10\x02\x12\x1b\n\x17JOIN_POLICY_INVITE_ONLY\x10\x03*\x97\x01\n\x08LinkKind\x12\x19\n\x15LINK_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fLINK_KIND_RELAY\x10\x01\x12\x13\n\x0fLINK_KIND_GROUP\x10\x02\x12\x15\n\x11LINK_KIND_CHANNEL\x10\x03\x12\x15\n\x11LINK_KIND_CONTACT\x10\x04\x12\x18\n\x14LINK_KIND_INVITATION\x10\x05*u\n\x0eModerationKind\x12\x1f\n\x1bMODERATION_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bMODERATION_KIND_DELETE_POST\x10\x01\x12!\n\x1dMODERATION_KIND_REMOVE_MEMBER\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63hatrelay/v1/core.proto\x12\x0c\x63hatrelay.v1\"Q\n\x0eSignedEnvelope\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x0e\n\x06signer\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"C\n\tOwnerAuth\x12\x10\n\x08owner_id\x18\x01 \x01(\x0c\x12\x11\n\towner_key\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"\xa6\x01\n\rGroupSettings\x12&\n\x04join\x18\x01 \x01(\x0e\x32\x18.chatrelay.v1.JoinPolicy\x12\x17\n\x0f\x64irect_messages\x18\x02 \x01(\x08\x12\x15\n\rhistory_limit\x18\x03 \x01(\r\x12\x13\n\x0bslow_mode_s\x18\x04 \x01(\r\x12\x16\n\x0emax_post_bytes\x18\x05 \x01(\r\x12\x10\n\x08no_links\x18\x06 \x01(\x08\"H\n\x08RelayRef\x12\x11\n\trelay_key\x18\x01 \x01(\x0c\x12\x12\n\nrelay_link\x18\x02 \x01(\t\x12\x15\n\rgroup_address\x18\x03 \x01(\t\"\xc3\x02\n\x07Profile\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12\x10\n\x08root_key\x18\x02 \x01(\x0c\x12%\n\x04kind\x18\x03 \x01(\x0e\x32\x17.chatrelay.v1.GroupKind\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\x04\x12\'\n\x06owners\x18\x07 \x03(\x0b\x32\x17.chatrelay.v1.OwnerAuth\x12&\n\x06relays\x18\x08 \x03(\x0b\x32\x16.chatrelay.v1.RelayRef\x12-\n\x08settings\x18\t \x01(\x0b\x32\x1b.chatrelay.v1.GroupSettings\x12\x12\n\nintake_key\x18\n \x01(\x0c\x12\x12\n\nmoderators\x18\x0b \x03(\x0c\x12\x11\n\tsigned_at\x18\x0c \x01(\x04\"{\n\rFixedLinkData\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.chatrelay.v1.LinkKind\x12\x10\n\x08root_key\x18\x02 \x01(\x0c\x12\x11\n\tentity_id\x18\x03 \x01(\x0c\x12\x0f\n\x07\x65\x32\x65_key\x18\x04 \x01(\x0c\x12\x0e\n\x06secret\x18\x05 \x01(\x0c\"?\n\tRelayInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05hosts\x18\x02 \x03(\t\x12\x15\n\rforward_hosts\x18\x03 \x03(\t\"2\n\x0b\x43ontactInfo\x12\x14\n\x0c\x64isplay_name\x18\x01 \x01(\t\x12\r\n\x05hosts\x18\x02 \x03(\t\"\xca\x01\n\x0bLinkMutable\x12\x10\n\x08link_key\x18\x01 \x01(\x0c\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x35\n\rgroup_profile\x18\x03 \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelopeH\x00\x12(\n\x05relay\x18\x04 \x01(\x0b\x32\x17.chatrelay.v1.RelayInfoH\x00\x12,\n\x07\x63ontact\x18\x05 \x01(\x0b\x32\x19.chatrelay.v1.ContactInfoH\x00\x42\t\n\x07\x63ontent\"H\n\x08LinkData\x12\r\n\x05\x66ixed\x18\x01 \x01(\x0c\x12-\n\x07mutable\x18\x02 \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelope\"\x80\x01\n\x0bInviteGrant\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12\x12\n\ninvite_key\x18\x02 \x01(\x0c\x12\x0c\n\x04uses\x18\x03 \x01(\r\x12\x12\n\nexpires_at\x18\x04 \x01(\x04\x12)\n\x06shares\x18\x05 \x03(\x0b\x32\x19.chatrelay.v1.InviteShare\".\n\x0bInviteShare\x12\x11\n\trelay_key\x18\x01 \x01(\x0c\x12\x0c\n\x04uses\x18\x02 \x01(\r\"I\n\rInviteReceipt\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12\x12\n\ninvite_key\x18\x02 \x01(\x0c\x12\x12\n\nmember_key\x18\x03 \x01(\x0c\"b\n\nInviteCode\x12\x13\n\x0binvite_seed\x18\x01 \x01(\x0c\x12+\n\x05grant\x18\x02 \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelope\x12\x12\n\ngroup_link\x18\x03 \x01(\t\"M\n\x0bInviteProof\x12+\n\x05grant\x18\x01 \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelope\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"/\n\nMemberKeys\x12\x10\n\x08sign_key\x18\x01 \x01(\x0c\x12\x0f\n\x07\x62ox_key\x18\x02 \x01(\x0c\"%\n\rMemberProfile\x12\x14\n\x0c\x64isplay_name\x18\x01 \x01(\t\"y\n\x0fKeyAnnouncement\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12&\n\x04keys\x18\x02 \x01(\x0b\x32\x18.chatrelay.v1.MemberKeys\x12,\n\x07profile\x18\x03 \x01(\x0b\x32\x1b.chatrelay.v1.MemberProfile\"\xd9\x02\n\x08JoinBody\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12\x15\n\rgroup_address\x18\x02 \x01(\t\x12&\n\x04keys\x18\x03 \x01(\x0b\x32\x18.chatrelay.v1.MemberKeys\x12,\n\x07profile\x18\x04 \x01(\x0b\x32\x1b.chatrelay.v1.MemberProfile\x12\x1b\n\x13sealed_announcement\x18\x05 \x01(\x0c\x12)\n\x06invite\x18\x06 \x01(\x0b\x32\x19.chatrelay.v1.InviteProof\x12\r\n\x05nonce\x18\x07 \x01(\x0c\x12\x11\n\ttimestamp\x18\x08 \x01(\x04\x12.\n\x08\x61pproval\x18\t \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelope\x12\x34\n\x0einvite_receipt\x18\n \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelope\"L\n\x08PostBody\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x11\n\tclient_ts\x18\x03 \x01(\x04\x12\r\n\x05nonce\x18\x04 \x01(\x0c\"\xc7\x01\n\x0eModerationBody\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.chatrelay.v1.ModerationKind\x12\x12\n\nmessage_id\x18\x03 \x01(\x0c\x12\x0e\n\x06member\x18\x04 \x01(\x0c\x12\x0b\n\x03\x62\x61n\x18\x05 \x01(\x08\x12\x14\n\x0c\x64\x65lete_posts\x18\x06 \x01(\x08\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\r\n\x05nonce\x18\x08 \x01(\x0c\x12\x11\n\ttimestamp\x18\t \x01(\x04\"j\n\rReportContent\x12\x10\n\x08group_id\x18\x01 \x01(\x0c\x12*\n\x04post\x18\x02 \x01(\x0b\x32\x1c.chatrelay.v1.SignedEnvelope\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x0e\n\x06reason\x18\x04 \x01(\t*U\n\tGroupKind\x12\x1a\n\x16GROUP_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10GROUP_KIND_GROUP\x10\x01\x12\x16\n\x12GROUP_KIND_CHANNEL\x10\x02*v\n\nJoinPolicy\x12\x1b\n\x17JOIN_POLICY_UNSPECIFIED\x10\x00\x12\x14\n\x10JOIN_POLICY_OPEN\x10\x01\x12\x18\n\x14JOIN_POLICY_APPROVAL\x10\x02\x12\x1b\n\x17JOIN_POLICY_INVITE_ONLY\x10\x03*\x97\x01\n\x08LinkKind\x12\x19\n\x15LINK_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fLINK_KIND_RELAY\x10\x01\x12\x13\n\x0fLINK_KIND_GROUP\x10\x02\x12\x15\n\x11LINK_KIND_CHANNEL\x10\x03\x12\x15\n\x11LINK_KIND_CONTACT\x10\x04\x12\x18\n\x14LINK_KIND_INVITATION\x10\x05*u\n\x0eModerationKind\x12\x1f\n\x1bMODERATION_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bMODERATION_KIND_DELETE_POST\x10\x01\x12!\n\x1dMODERATION_KIND_REMOVE_MEMBER\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chatrelay.v1.core_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GROUPKIND']._serialized_start=2640
-  _globals['_GROUPKIND']._serialized_end=2725
-  _globals['_JOINPOLICY']._serialized_start=2727
-  _globals['_JOINPOLICY']._serialized_end=2845
-  _globals['_LINKKIND']._serialized_start=2848
-  _globals['_LINKKIND']._serialized_end=2999
-  _globals['_MODERATIONKIND']._serialized_start=3001
-  _globals['_MODERATIONKIND']._serialized_end=3118
+  _globals['_GROUPKIND']._serialized_start=2663
+  _globals['_GROUPKIND']._serialized_end=2748
+  _globals['_JOINPOLICY']._serialized_start=2750
+  _globals['_JOINPOLICY']._serialized_end=2868
+  _globals['_LINKKIND']._serialized_start=2871
+  _globals['_LINKKIND']._serialized_end=3022
+  _globals['_MODERATIONKIND']._serialized_start=3024
+  _globals['_MODERATIONKIND']._serialized_end=3141
   _globals['_SIGNEDENVELOPE']._serialized_start=41
   _globals['_SIGNEDENVELOPE']._serialized_end=122
   _globals['_OWNERAUTH']._serialized_start=124
@@ -52,35 +52,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FIXEDLINKDATA']._serialized_start=762
   _globals['_FIXEDLINKDATA']._serialized_end=885
   _globals['_RELAYINFO']._serialized_start=887
-  _globals['_RELAYINFO']._serialized_end=927
-  _globals['_CONTACTINFO']._serialized_start=929
-  _globals['_CONTACTINFO']._serialized_end=979
-  _globals['_LINKMUTABLE']._serialized_start=982
-  _globals['_LINKMUTABLE']._serialized_end=1184
-  _globals['_LINKDATA']._serialized_start=1186
-  _globals['_LINKDATA']._serialized_end=1258
-  _globals['_INVITEGRANT']._serialized_start=1261
-  _globals['_INVITEGRANT']._serialized_end=1389
-  _globals['_INVITESHARE']._serialized_start=1391
-  _globals['_INVITESHARE']._serialized_end=1437
-  _globals['_INVITERECEIPT']._serialized_start=1439
-  _globals['_INVITERECEIPT']._serialized_end=1512
-  _globals['_INVITECODE']._serialized_start=1514
-  _globals['_INVITECODE']._serialized_end=1612
-  _globals['_INVITEPROOF']._serialized_start=1614
-  _globals['_INVITEPROOF']._serialized_end=1691
-  _globals['_MEMBERKEYS']._serialized_start=1693
-  _globals['_MEMBERKEYS']._serialized_end=1740
-  _globals['_MEMBERPROFILE']._serialized_start=1742
-  _globals['_MEMBERPROFILE']._serialized_end=1779
-  _globals['_KEYANNOUNCEMENT']._serialized_start=1781
-  _globals['_KEYANNOUNCEMENT']._serialized_end=1902
-  _globals['_JOINBODY']._serialized_start=1905
-  _globals['_JOINBODY']._serialized_end=2250
-  _globals['_POSTBODY']._serialized_start=2252
-  _globals['_POSTBODY']._serialized_end=2328
-  _globals['_MODERATIONBODY']._serialized_start=2331
-  _globals['_MODERATIONBODY']._serialized_end=2530
-  _globals['_REPORTCONTENT']._serialized_start=2532
-  _globals['_REPORTCONTENT']._serialized_end=2638
+  _globals['_RELAYINFO']._serialized_end=950
+  _globals['_CONTACTINFO']._serialized_start=952
+  _globals['_CONTACTINFO']._serialized_end=1002
+  _globals['_LINKMUTABLE']._serialized_start=1005
+  _globals['_LINKMUTABLE']._serialized_end=1207
+  _globals['_LINKDATA']._serialized_start=1209
+  _globals['_LINKDATA']._serialized_end=1281
+  _globals['_INVITEGRANT']._serialized_start=1284
+  _globals['_INVITEGRANT']._serialized_end=1412
+  _globals['_INVITESHARE']._serialized_start=1414
+  _globals['_INVITESHARE']._serialized_end=1460
+  _globals['_INVITERECEIPT']._serialized_start=1462
+  _globals['_INVITERECEIPT']._serialized_end=1535
+  _globals['_INVITECODE']._serialized_start=1537
+  _globals['_INVITECODE']._serialized_end=1635
+  _globals['_INVITEPROOF']._serialized_start=1637
+  _globals['_INVITEPROOF']._serialized_end=1714
+  _globals['_MEMBERKEYS']._serialized_start=1716
+  _globals['_MEMBERKEYS']._serialized_end=1763
+  _globals['_MEMBERPROFILE']._serialized_start=1765
+  _globals['_MEMBERPROFILE']._serialized_end=1802
+  _globals['_KEYANNOUNCEMENT']._serialized_start=1804
+  _globals['_KEYANNOUNCEMENT']._serialized_end=1925
+  _globals['_JOINBODY']._serialized_start=1928
+  _globals['_JOINBODY']._serialized_end=2273
+  _globals['_POSTBODY']._serialized_start=2275
+  _globals['_POSTBODY']._serialized_end=2351
+  _globals['_MODERATIONBODY']._serialized_start=2354
+  _globals['_MODERATIONBODY']._serialized_end=2553
+  _globals['_REPORTCONTENT']._serialized_start=2555
+  _globals['_REPORTCONTENT']._serialized_end=2661
 # @@protoc_insertion_point(module_scope)

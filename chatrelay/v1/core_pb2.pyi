@@ -142,12 +142,14 @@ class FixedLinkData(_message.Message):
     def __init__(self, kind: _Optional[_Union[LinkKind, str]] = ..., root_key: _Optional[bytes] = ..., entity_id: _Optional[bytes] = ..., e2e_key: _Optional[bytes] = ..., secret: _Optional[bytes] = ...) -> None: ...
 
 class RelayInfo(_message.Message):
-    __slots__ = ("name", "hosts")
+    __slots__ = ("name", "hosts", "forward_hosts")
     NAME_FIELD_NUMBER: _ClassVar[int]
     HOSTS_FIELD_NUMBER: _ClassVar[int]
+    FORWARD_HOSTS_FIELD_NUMBER: _ClassVar[int]
     name: str
     hosts: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., hosts: _Optional[_Iterable[str]] = ...) -> None: ...
+    forward_hosts: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., hosts: _Optional[_Iterable[str]] = ..., forward_hosts: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ContactInfo(_message.Message):
     __slots__ = ("display_name", "hosts")

@@ -78,6 +78,10 @@ def test_a_second_owner_runs_the_group_while_the_first_is_offline(ray_session, t
                 bytes(SigningKey(unb64(bob_key.owner_seed)).verify_key)).decode().rstrip("="))]
         assert [i["profile"]["name"] for i in items if "profile" in i] == ["Club 2"]
         assert not [i for i in items if "skipped" in i]
+        ok("post", "admitted by Bob", "--state", m)  # her admission, Bob's approval, is checked by readers
+        seen = [json.loads(line) for line in ok("read", "--json", "--state", b).splitlines()]
+        assert [i["text"] for i in seen if "text" in i] == ["from the second owner", "admitted by Bob"]
+        assert not [i for i in seen if "skipped" in i]
 
         # The owners' exchange went over their 1:1 connection only: the relay holds the
         # intake key's public half (in the profile) and never its secret.
@@ -179,3 +183,33 @@ async def test_an_owner_is_removed_only_by_one_before_it_in_the_chain(relay):
     with pytest.raises(ChatRelayError) as info:  # Bob is no owner now: the relay refuses what he signs
         await client.set_profile(as_bob, name="Bob's")
     assert info.value.reason is Reason.UNKNOWN_SIGNER
+
+
+def test_owner_commands_refuse_bad_input_in_one_line(relay, tmp_path):
+    a, x = str(tmp_path / "ann.json"), str(tmp_path / "x.json")
+
+    def refused(*args) -> str:
+        done = cli(*args)
+        assert (done.returncode, done.stdout, len(done.stderr.splitlines())) == (2, "", 1), done
+        return done.stderr.strip()
+
+    assert refused("owners", "--state", x) == (
+        "chatrelay: this state file owns no group or channel; make one with `chatrelay channel create` (not_a_member)")
+    assert refused("owner", "add", "--state", x) == (
+        "chatrelay: this state file owns no group or channel; make one with `chatrelay channel create` (not_a_member)")
+    link = ok("channel", "create", "--relay", relay.link, "--name", "News", "--state", a).strip()
+    assert refused("owner", "accept", link, "--state", x) == (
+        "chatrelay: connect takes a contact address (a) or invitation (i) link (link_kind_mismatch)")
+    assert refused("owner", "remove", "feed", "--state", a) == (
+        "chatrelay: no owner 'feed' in the group; `chatrelay owners` lists them (unknown_address)")
+    [me] = ok("owners", "--state", a).splitlines()
+    assert refused("owner", "remove", me.split()[0], "--state", a) == (
+        "chatrelay: you cannot remove yourself: an owner before you in the chain can (not_allowed)")
+
+    # Someone connects to an owner invitation without an owner key: refused, said, nothing signed.
+    invitation = ok("owner", "add", "--state", a).strip()
+    ok("connect", invitation, "--name", "Mallory", "--state", x)
+    done = cli("owners", "--state", a)
+    assert done.returncode == 0 and done.stdout.splitlines() == [me]
+    assert done.stderr.startswith("chatrelay: skipped request ") and done.stderr.endswith(
+        ": an owner request is malformed: it carries no 32-byte owner key (malformed)\n"), done.stderr

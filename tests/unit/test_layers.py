@@ -13,7 +13,7 @@ PACKAGES = {"chatrelay": REPO / "chatrelay", "chatrelay.actors": REPO / "actors"
 CORE = {"admission", "codec", "envelope", "errors", "group", "links", "invites", "members", "moderation", "items", "retry",
         "short_links", "tls", "v1"}
 SHARED = {"status", "settings"}  # gRPC status mapping and settings: used by the SDK and the relay
-SDK = {"client", "connection", "owner", "reader", "contacts", "direct", "checker", "moderators", "relay_config", "state", "invite_codes", "joining", "co_owners",
+SDK = {"client", "connection", "owner", "reader", "contacts", "direct", "checker", "moderators", "relay_config", "state", "invite_codes", "joining", "co_owners", "forwarding",
        "admin_client"}
 RANK = {"core": 0, "shared": 1, "sdk": 2, "actors": 2, "cluster": 3, "cli": 4}
 

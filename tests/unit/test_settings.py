@@ -43,6 +43,10 @@ def test_environment_then_flags_override():
         ({"advertise": "Relay.example.org:7223"}, "--advertise: link host 'Relay.example.org:7223' is not a valid host name"),
         ({"advertise": ",".join(["a:1"] * 9)}, "--advertise names 1 to 8 HOST:PORT, got '" + ",".join(["a:1"] * 9) + "'"),
         ({"ray_address": " "}, "--ray-address must be HOST:PORT or auto"),
+        ({"forward": "7224"}, "--forward must be HOST:PORT, got '7224'"),
+        ({"forward": "127.0.0.1:0", "insecure": True}, "--forward carries TLS only: it does not go with --insecure"),
+        ({"forward_source": "relay.example.org"}, "--forward-source must be an IP address, got 'relay.example.org'"),
+        ({"forward_per_minute": 0}, "--forward-per-minute must be 1 to 1000000, got 0"),
     ],
 )
 def test_bad_settings_are_refused(overrides, message):
