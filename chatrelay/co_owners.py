@@ -13,18 +13,21 @@ one removing it, so the chain holds.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
+from nacl.exceptions import BadSignatureError
 from nacl.public import PrivateKey
-from nacl.signing import SigningKey
+from nacl.signing import SigningKey, VerifyKey
 
 from chatrelay import contacts, group, links, members
 from chatrelay import envelope as env
 from chatrelay.errors import ChatRelayError, MalformedError, Reason
 from chatrelay.items import Checked, Skipped
+from chatrelay.connection import target_of_link
 from chatrelay.links import LinkKind, ShortLink
 from chatrelay.owner import current_profile, latest_profile, publish
 from chatrelay.state import Address, Contact, OwnedGroup, RelayEntry, State, b64, unb64
+from chatrelay.v1 import core_pb2
 
 
 async def invite(owned: OwnedGroup, relay_links: list[str], name: str = "") -> Address:
@@ -39,7 +42,9 @@ async def ask(link_text: str, display_name: str = "") -> Contact:
     """Ask to become an owner through an owner invitation: an owner key made for this
     group only travels in the request."""
     key = SigningKey.generate()
-    contact = await contacts.connect(link_text, display_name, extra={"owner_key": b64(bytes(key.verify_key))})
+    proof = key.sign(_request_message(ShortLink.parse(link_text))).signature  # it holds the key it offers
+    contact = await contacts.connect(link_text, display_name,
+                                     extra={"owner_key": b64(bytes(key.verify_key)), "owner_proof": b64(proof)})
     contact.owner_seed = b64(bytes(key))
     return contact
 
@@ -54,16 +59,24 @@ async def complete(st: State) -> Checked:
         owned = next((g for g in st.owned if g.group_id == address.owner_for), None)
         if owned is None:
             continue  # the group is gone
-        found = await contacts.requests(address)
+        try:
+            found = await contacts.requests(address)
+        except ChatRelayError as exc:
+            done.skipped.append(Skipped(f"owner invitation for {owned.name}", exc.reason, exc.message))
+            continue
         done.skipped.extend(found.skipped)
         for request in found:
             try:
-                key = _owner_key(request["payload"])
+                key = _owner_key(request["payload"], ShortLink.parse(address.link), owned)
             except ChatRelayError as exc:
                 done.skipped.append(Skipped(f"request {request['id']}", exc.reason, exc.message))
                 contacts.reject(address, request["id"])
                 continue
-            contact = await contacts.accept(address, request["id"])
+            try:
+                contact = await contacts.accept(address, request["id"])
+            except ChatRelayError as exc:  # its relay down: asked again on the next run
+                done.skipped.append(Skipped(f"request {request['id']}", exc.reason, exc.message))
+                continue
             contact.name = st.unique_contact_name(contact.name)
             st.contacts.append(contact)
             owner_id, published = await add(owned, key)
@@ -74,14 +87,26 @@ async def complete(st: State) -> Checked:
     return done
 
 
-def _owner_key(payload: dict) -> bytes:
-    text = payload.get("owner_key")
+def _request_message(invitation: ShortLink) -> bytes:
+    return env.signed_message(env.Domain.OWNER_REQUEST.value, invitation.link_key)
+
+
+def _owner_key(payload: dict, invitation: ShortLink, owned: OwnedGroup) -> bytes:
+    """The key an owner request offers, once it shows it holds it (a signature over the
+    invitation's link key) and it is no owner yet (the handover is for a new owner)."""
+    texts = payload.get("owner_key"), payload.get("owner_proof")
     try:
-        key = unb64(text) if isinstance(text, str) else b""
+        key, proof = (unb64(t) if isinstance(t, str) else b"" for t in texts)
     except ValueError:
-        key = b""
+        key, proof = b"", b""
     if len(key) != env.KEY_SIZE:
         raise MalformedError("an owner request", "it carries no 32-byte owner key")
+    try:
+        VerifyKey(key).verify(_request_message(invitation), proof)
+    except (BadSignatureError, ValueError):
+        raise ChatRelayError(Reason.BAD_SIGNATURE, "an owner request's key is not shown held by the asker") from None
+    if key in current_profile(owned).owners:
+        raise ChatRelayError(Reason.REFUSED, "an owner request offers the key of an owner already")
     return key
 
 
@@ -103,7 +128,6 @@ def _handover(owned: OwnedGroup, owner_id: bytes) -> dict:
         "type": "owner", "group_id": owned.group_id, "kind": owned.kind, "name": owned.name, "link": owned.link,
         "owner_id": b64(owner_id), "intake_secret": owned.intake_secret, "link_secret": owned.link_secret,
         "profile": owned.profile,
-        "relays": [asdict(e) for e in owned.relays if e.state != "removed"],
     }
 
 
@@ -114,7 +138,11 @@ async def take_up(st: State) -> Checked:
     own. What was done, one line each; a handover that does not check out in `.skipped`."""
     done = Checked()
     for contact in [c for c in st.contacts if c.owner_seed]:
-        lines = await contacts.inbox(contact)
+        try:
+            lines = await contacts.inbox(contact)
+        except ChatRelayError as exc:  # its relay down: read again on the next run
+            done.skipped.append(Skipped(f"the connection with {contact.name}", exc.reason, exc.message))
+            continue
         done.extend(lines)
         done.skipped.extend(lines.skipped)
         if not contact.handover:
@@ -122,12 +150,14 @@ async def take_up(st: State) -> Checked:
         handover, contact.handover = contact.handover, {}
         try:
             owned = _owned_from(handover, unb64(contact.owner_seed))
-        except (ChatRelayError, KeyError, TypeError, ValueError) as exc:
+            if any(g.group_id == owned.group_id for g in st.owned):
+                raise ChatRelayError(Reason.REFUSED, f"you own {owned.name!r} already: its keys stay as they are")
+        except (ChatRelayError, KeyError, TypeError, ValueError, AttributeError) as exc:
             reason = exc.reason if isinstance(exc, ChatRelayError) else Reason.MALFORMED
             done.skipped.append(Skipped(f"the handover from {contact.name}", reason, getattr(exc, "message", str(exc))))
             continue
         contact.owner_seed = ""  # done: the key lives on in the group I own
-        st.owned = [g for g in st.owned if g.group_id != owned.group_id] + [owned]
+        st.owned.append(owned)
     return done
 
 
@@ -147,13 +177,14 @@ def _owned_from(handover: dict, owner_seed: bytes) -> OwnedGroup:
     if link.kind not in (LinkKind.GROUP, LinkKind.CHANNEL) or \
             links.group_link(secrets, profile.envelope, link.hosts).link.link_key != link.link_key:
         raise ChatRelayError(Reason.LINK_HASH_MISMATCH, "the handover's link is not the group's")
-    listed = {(b64(r.relay_key), r.group_address) for r in profile.profile.relays}
-    relays = [RelayEntry(**r) for r in handover["relays"]]
+    relays = [RelayEntry(relay_link=r.relay_link, relay_key=b64(r.relay_key), address=r.group_address,
+                         target=target_of_link(ShortLink.parse(r.relay_link)), state="active")
+              for r in profile.profile.relays]  # as the profile says, not as the handover does
     return OwnedGroup(
-        group_id=group_id.hex(), kind=str(handover["kind"]), name=profile.profile.name, link=str(link),
-        owner_seed=b64(owner_seed), owner_id=b64(owner_id), intake_secret=b64(intake_secret), root_seed=None,
-        profile=handover["profile"], relays=[e for e in relays if (e.relay_key, e.address) in listed],
-        link_secret=handover["link_secret"],
+        group_id=group_id.hex(), kind="channel" if profile.profile.kind == core_pb2.GROUP_KIND_CHANNEL else "group",
+        name=profile.profile.name, link=str(link), owner_seed=b64(owner_seed), owner_id=b64(owner_id),
+        intake_secret=b64(intake_secret), root_seed=None, profile=handover["profile"], relays=relays,
+        link_secret=b64(secrets.link_secret),
     )
 
 

@@ -122,7 +122,11 @@ async def open_channel(target: str, options=CHANNEL_OPTIONS) -> grpc.aio.Channel
 async def diagnose(target: str) -> ChatRelayError | None:
     """Why a relay that looks unreachable may in truth be refused: in insecure mode, it
     speaks TLS; pinned, another key now answers on its address (a certificate checked
-    earlier in this process is checked again). None where it is just unreachable."""
+    earlier in this process is checked again). None where it is just unreachable, and
+    while reaching relays through a forwarding relay (a look of its own would reach the
+    relay directly, and show it the client's address)."""
+    if forwarding.current.get() is not None:
+        return None
     pin, address = tls.split_target(target)
     if _insecure:
         if await tls.speaks_tls(address):

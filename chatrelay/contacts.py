@@ -27,7 +27,7 @@ from nacl.exceptions import CryptoError
 from nacl.public import Box, PrivateKey, PublicKey
 from nacl.signing import SigningKey
 
-from chatrelay import codec, links
+from chatrelay import codec, links, tls
 from chatrelay import envelope as env
 from chatrelay.connection import RelayClient, relay_info, resolve_link, target_of
 from chatrelay.errors import ChatRelayError, MalformedError, Reason
@@ -178,6 +178,7 @@ async def requests(address: Address) -> Checked:
                 return None
             payload = _box_open(unb64(address.e2e_secret), message.sender_key, message.boxed, "a connection request")
             _object(payload, "a connection request", ("name", "message", "rid"), required=("queue", "target"))
+            tls.check_target(payload["target"], "a connection request")
             request_id = _request_id(payload, message)
             if request_id in address.handled or request_id in address.waiting:
                 return None  # carried by another relay too, or asked again
@@ -302,6 +303,7 @@ async def inbox(contact: Contact) -> Checked:
             payload = _box_open(unb64(contact.my_box_secret), unb64(contact.first_box_key), message.boxed)
             if payload.get("type") == "con":
                 _object(payload, "an acceptance", ("name",), required=("queue", "target", "box_key"))
+                tls.check_target(payload["target"], "an acceptance")
                 contact.their_queue, contact.their_target = payload["queue"], payload["target"]
                 contact.their_box_key, contact.status = payload["box_key"], "connected"
                 contact.name = payload.get("name") or contact.name

@@ -30,6 +30,7 @@ class Domain(enum.StrEnum):
     INVITE_GRANT = "chatrelay/v1/invite-grant"
     INVITE_PROOF = "chatrelay/v1/invite-proof"
     INVITE_RECEIPT = "chatrelay/v1/invite-receipt"
+    OWNER_REQUEST = "chatrelay/v1/owner-request"  # over the owner invitation's link key: the key is the asker's
     KEY_ANNOUNCEMENT = "chatrelay/v1/key-announcement"
     JOIN = "chatrelay/v1/join"
     POST = "chatrelay/v1/post"

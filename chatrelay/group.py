@@ -206,12 +206,14 @@ def owner_parents(profile: core_pb2.Profile) -> dict[bytes, bytes]:
     return parents
 
 
-def may_remove(profile: core_pb2.Profile, signer: bytes, owner: bytes) -> bool:
-    """An owner is removed by the root, or by an owner it descends from in the chain (who
-    signed it in, or signed in one who did)."""
+def may_remove(profile: core_pb2.Profile, signer: bytes, owner: bytes,
+               parents: dict[bytes, bytes] | None = None) -> bool:
+    """An owner is removed (or signed in anew) by the root, or by an owner it descends
+    from in the chain (who signed it in, or signed in one who did). `parents`: the
+    profile's `owner_parents`, where the caller has them."""
     if signer == profile.root_key:
         return True
-    parents = owner_parents(profile)
+    parents = owner_parents(profile) if parents is None else parents
     key = parents.get(owner)
     for _ in range(MAX_OWNERS + 1):  # bounded: a chain has at most MAX_OWNERS links
         if key is None or key == profile.root_key:
@@ -223,11 +225,21 @@ def may_remove(profile: core_pb2.Profile, signer: bytes, owner: bytes) -> bool:
 
 
 def check_removals(current: VerifiedProfile, new: VerifiedProfile) -> None:
-    """Refuse a version that drops an owner its signer had no right to remove."""
-    for owner in current.owners:
-        if owner not in new.owners and not may_remove(current.profile, new.signer, owner):
+    """Refuse a version that drops an owner its signer had no right to remove, or keeps
+    one signed in anew by another (which would make the signer its parent, and let it
+    remove that owner next)."""
+    before, after = owner_parents(current.profile), None
+    for owner, owner_id in current.owners.items():
+        if owner not in new.owners:
+            changed = "is removed"
+        else:
+            after = owner_parents(new.profile) if after is None else after
+            if after[owner] == before[owner] and new.owners[owner] == owner_id:
+                continue
+            changed = "is signed in anew"
+        if not may_remove(current.profile, new.signer, owner, before):
             raise ChatRelayError(Reason.BAD_OWNER_CHAIN, (
-                f"owner {current.owners[owner].hex()} is removed by a key that is neither the root "
+                f"owner {owner_id.hex()} {changed} by a key that is neither the root "
                 "nor an owner before it in the chain"))
 
 

@@ -182,6 +182,8 @@ def check_receipt(signed: core_pb2.SignedEnvelope, grant: core_pb2.InviteGrant, 
     checked, body = env.verify_message(signed, env.Domain.INVITE_RECEIPT, core_pb2.InviteReceipt, "invite receipt")
     if checked.signer not in {r.relay_key for r in profile.profile.relays}:
         raise ChatRelayError(Reason.BAD_INVITE, "invite receipt is not signed by a relay of the group")
+    if grant.shares and share_at(grant, checked.signer) == 0:  # it counted nothing: its word admits nobody
+        raise ChatRelayError(Reason.BAD_INVITE, "invite receipt is signed by a relay that holds no share of the invite")
     if (body.group_id, body.invite_key) != (grant.group_id, grant.invite_key):
         raise ChatRelayError(Reason.BAD_INVITE, "invite receipt is for another invite")
     if body.member_key != member_key:

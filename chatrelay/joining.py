@@ -55,7 +55,8 @@ async def join(link_text: str, display_name: str = "", *, known: list[Membership
             status = "pending"
         elif response.status == relay_pb2.JOIN_STATUS_HELD and status == "member":
             status = "held"
-        if receipt is None and response.HasField("invite_receipt"):
+        if receipt is None and response.HasField("invite_receipt") and _receipt_holds(response.invite_receipt,
+                                                                                       invite, member, profile):
             receipt = response.invite_receipt
         entries[ref.relay_key] = entry
     if refusal is not None and receipt is None and status == "member":
@@ -69,6 +70,17 @@ async def join(link_text: str, display_name: str = "", *, known: list[Membership
         relays=[entries[r.relay_key] for r in profile.profile.relays if r.relay_key in entries],
         invite_receipt=b64(env.encode(receipt)) if receipt is not None else "",
     )
+
+
+def _receipt_holds(receipt: core_pb2.SignedEnvelope, invite, member: MemberIdentity,
+                   profile: group.VerifiedProfile) -> bool:
+    """Whether the receipt a relay gave would admit this member at the others (one that
+    would not is not kept: the next relay holding a share gives one)."""
+    try:
+        invites.check_receipt(receipt, invite.grant, member.public.sign_key, profile)
+    except ChatRelayError:
+        return False
+    return True
 
 
 def _invite_order(profile: group.VerifiedProfile, invite) -> list[core_pb2.RelayRef]:

@@ -243,6 +243,11 @@ async def add_relay(owned: OwnedGroup, relay_link: str) -> RelayEntry:
     updated = group.next_version(secrets_key, current, relays=refs)
     owned.relays.append(entry)
     await publish(owned, updated, first=entry)  # active there before members hear of it
+    key = SigningKey(unb64(owned.owner_seed))
+    async with RelayClient(entry.target) as client:  # what the owners revoked stays revoked there too
+        for made in [m for m in owned.invites if m.revoked]:
+            await owner_command(client, key, address, relay_pb2.OWNER_COMMAND_KIND_REVOKE_INVITE,
+                                invite_key=unb64(made.invite_key))
     return entry
 
 
@@ -273,17 +278,17 @@ def current_profile(owned: OwnedGroup) -> group.VerifiedProfile:
 async def latest_profile(owned: OwnedGroup) -> group.VerifiedProfile:
     """The group's profile, taking a newer version another owner published (the link
     data holds it, checked against the group's root key and the update rule) before a
-    new one is signed on top of it; the link unreachable, the one held."""
+    new one is signed on top of it. The link unreachable, or holding what does not check
+    out (a relay's garbage, a version no owner could sign over the one held): the one
+    held, so no relay can stop the owners from signing the next."""
     held = current_profile(owned)
     try:
         found = (await resolve_link(ShortLink.parse(owned.link))).profile
-    except ChatRelayError as exc:
-        if exc.reason is not Reason.UNAVAILABLE:
-            raise
+        if found is None or found.version <= held.version:
+            return held
+        group.check_update(held, found)
+    except ChatRelayError:
         return held
-    if found is None or found.version <= held.version:
-        return held
-    group.check_update(held, found)
     owned.profile, owned.name = b64(env.encode(found.envelope)), found.profile.name
     known = {(e.relay_key, e.address): e for e in owned.relays}
     owned.relays = [known.get((b64(r.relay_key), r.group_address)) or RelayEntry(

@@ -109,6 +109,23 @@ def split_target(target: str) -> tuple[bytes | None, str]:
     return (parse_pin(pin_text) if sep else None), address
 
 
+def check_target(text: object, what: str) -> str:
+    """`[PIN@]HOST:PORT` as another party gave it (a contact's reply queue), or MALFORMED:
+    what the client will dial, checked before it is kept."""
+    try:
+        if not isinstance(text, str) or len(text) > 300:
+            raise ValueError
+        _, address = split_target(text)
+        scheme, _, rest = address.partition(":")
+        for one in rest.split(",") if scheme in ("ipv4", "ipv6") else [address]:  # one relay's gateways
+            host, sep, port = one.rpartition(":")
+            if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError
+    except (ValueError, ChatRelayError):
+        raise ChatRelayError(Reason.MALFORMED, f"{what} names no relay to reach ([PIN@]HOST:PORT)") from None
+    return text
+
+
 def join_target(pin: bytes | None, address: str) -> str:
     return f"{render_pin(pin)}@{address}" if pin else address
 

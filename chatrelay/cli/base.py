@@ -125,7 +125,7 @@ def owned_command(which, state_path, action, save=True, find="find_owned"):
         owned = getattr(st, find)(which)
     except ChatRelayError as exc:
         fail(str(exc))
-    result = run_async(action(owned))
+    result = run_async(action(owned), via=getattr(owned, "via", ""))  # a membership joined --via keeps to it
     if save:
         save_state(state_path, st)
     return owned, result

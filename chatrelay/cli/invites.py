@@ -58,7 +58,10 @@ def invite_list(which, state_path) -> None:
     statuses = run_async(client.list_invites(owned))
     for status in statuses:
         made = status.made
-        state = "revoked" if made.revoked or any(r.revoked for r in status.relays) else _expiry(made.expires_at)
+        revoked = [r.revoked for r in status.relays]
+        state = ("revoked" if revoked and all(revoked) else
+                 "revoked at some relays: revoke it again once the others are back" if made.revoked or any(revoked)
+                 else _expiry(made.expires_at))
         echo(f"{made.id}  {status.used}/{made.uses} used  {state}")
         for r in status.relays:
             used = "?" if r.used is None else str(r.used)

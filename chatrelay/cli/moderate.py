@@ -125,7 +125,7 @@ def leave(which, state_path) -> None:
         who = st.find_joined(which)
     except ChatRelayError as exc:
         fail(str(exc))
-    report_skipped(run_async(moderators.leave(who)))
+    report_skipped(run_async(moderators.leave(who), via=who.via))
     st.memberships.remove(who)
     save_state(state_path, st)
     echo(f"left: {who.name}")

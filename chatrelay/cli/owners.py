@@ -66,6 +66,7 @@ def owners(which, state_path) -> None:
 
     st = load_state(state_path)
     done = run_async(co_owners.complete(st))
+    save_state(state_path, st)  # what was signed and handed over is kept before anything else is tried
     taken = run_async(co_owners.take_up(st))
     save_state(state_path, st)
     for line in [*done, *taken]:

@@ -213,3 +213,18 @@ def test_owner_commands_refuse_bad_input_in_one_line(relay, tmp_path):
     assert done.returncode == 0 and done.stdout.splitlines() == [me]
     assert done.stderr.startswith("chatrelay: skipped request ") and done.stderr.endswith(
         ": an owner request is malformed: it carries no 32-byte owner key (malformed)\n"), done.stderr
+
+    # An owner's own key offered by someone who does not hold it (the handover would give
+    # them the group's secrets with no change to the chain): refused.
+    import asyncio
+
+    from chatrelay import contacts
+    from chatrelay.state import b64
+
+    invitation = ok("owner", "add", "--state", a).strip()
+    ann = load(pathlib.Path(a)).owned[0]
+    ann_key = bytes(SigningKey(unb64(ann.owner_seed)).verify_key)
+    asyncio.run(contacts.connect(invitation, "Eve", extra={"owner_key": b64(ann_key), "owner_proof": b64(bytes(64))}))
+    done = cli("owners", "--state", a)
+    assert done.returncode == 0 and done.stdout.splitlines() == [me]
+    assert done.stderr.endswith(": an owner request's key is not shown held by the asker (bad_signature)\n"), done.stderr

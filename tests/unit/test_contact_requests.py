@@ -39,3 +39,21 @@ def test_an_address_reads_each_relay_from_where_it_left_off():
     assert address.used_up()
     address.kind = "a"  # a contact address is never used up
     assert not address.used_up()
+
+
+@pytest.mark.parametrize("target, ok", [
+    ("127.0.0.1:7223", True), ("relay.example:443", True), ("ipv4:127.0.0.1:1,127.0.0.1:2", True),
+    ("x", False), ("relay.example:99999", False), (":7223", False), ("ipv4:1.2.3.4:5,bad", False),
+    (5, False), (None, False), ("a" * 300 + ":1", False), ("zz@127.0.0.1:1", False),
+])
+def test_a_target_another_party_names_is_checked_before_it_is_dialled(target, ok):
+    from chatrelay import tls
+    from chatrelay.errors import ChatRelayError, Reason
+
+    if ok:
+        assert tls.check_target(target, "a request") == target
+        return
+    with pytest.raises(ChatRelayError) as info:
+        tls.check_target(target, "a request")
+    assert (info.value.reason, info.value.message) == (
+        Reason.MALFORMED, "a request names no relay to reach ([PIN@]HOST:PORT)")

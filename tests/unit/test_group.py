@@ -141,12 +141,16 @@ def test_two_groups_of_one_owner_share_no_key():
     assert a[1].signer != b[1].signer
 
 
+_KEYS: list[SigningKey] = []  # the signing keys of the last chain made
+
+
 def _chain():
     """Root signs Ann in; Ann signs Bob and Dan; Bob signs Carl."""
     secrets, signed = group.create_group(group.GroupKind.GROUP, "Chain")
     profile = group.verify_profile(signed).profile
     ann = SigningKey(secrets.owner_seed)
     keys = {"ann": ann, **{n: SigningKey.generate() for n in ("bob", "carl", "dan")}}
+    _KEYS[:] = keys.values()
     for name, by in (("bob", "ann"), ("carl", "bob"), ("dan", "ann")):
         profile.owners.append(group.make_owner_auth(keys[by], profile.group_id, bytes([len(profile.owners)]) * 16,
                                                     bytes(keys[name].verify_key)))
@@ -163,3 +167,31 @@ def test_an_owner_is_removed_only_by_one_it_descends_from(signer, owner, allowed
     assert group.may_remove(profile, keys[signer], keys[owner]) is allowed
     assert group.may_remove(profile, profile.root_key, keys[owner]) is True
     assert group.owner_parents(profile)[keys["carl"]] == keys["bob"]
+
+
+def _verified(profile, signer: bytes):
+    signed = group.sign_profile(SigningKey(bytes(32)), profile)  # only the chain matters here
+    return group.VerifiedProfile(profile=profile, envelope=signed, signer=signer,
+                                 owners={a.owner_key: a.owner_id for a in profile.owners})
+
+
+@pytest.mark.parametrize("by, owner, allowed", [("bob", "dan", False), ("ann", "carl", True), ("carl", "dan", False)])
+def test_an_owner_signed_in_anew_by_another_is_refused_as_its_removal_would_be(by, owner, allowed):
+    """Bob re-signing Dan (whom Ann added) would make himself Dan's parent, free to
+    remove him next: refused, as removing Dan would be; Ann re-signing Carl is hers to do."""
+    profile, keys = _chain()
+    signers = {bytes(k.verify_key): k for k in _KEYS}
+    changed = core_pb2.Profile()
+    changed.CopyFrom(profile)
+    for auth in changed.owners:
+        if auth.owner_key == keys[owner]:
+            auth.signature = group.make_owner_auth(signers[keys[by]], profile.group_id, auth.owner_id,
+                                                   auth.owner_key).signature
+    assert group.verify_owner_chain(changed)  # the chain itself holds
+    current, new = _verified(profile, keys["ann"]), _verified(changed, keys[by])
+    if allowed:
+        group.check_removals(current, new)
+        return
+    err = refused(Reason.BAD_OWNER_CHAIN, group.check_removals, current, new)
+    assert err.message == (f"owner {current.owners[keys[owner]].hex()} is signed in anew by a key that is neither "
+                           "the root nor an owner before it in the chain")

@@ -180,6 +180,8 @@ def test_a_receipt_of_a_relay_of_the_group_admits_the_member_it_names_and_nobody
         (receipt, another.grant, member, "invite receipt is for another invite"),
         (invites.receipt(SigningKey.generate(), invite.grant, member), invite.grant, member,
          "invite receipt is not signed by a relay of the group"),
+        (invites.receipt(RELAYS[1], invite.grant, member), invite.grant, member,  # one use: the first relay's
+         "invite receipt is signed by a relay that holds no share of the invite"),
     ):
         err = refused(Reason.BAD_INVITE, invites.check_receipt, signed, grant, who, profile)
         assert err.message == said
