@@ -37,6 +37,7 @@ class Via:
         self.forward_target = forward_target
         self.relay_link = relay_link
         self._bridges: dict[str, tuple[asyncio.base_events.Server, str]] = {}
+        self._writers: set[asyncio.StreamWriter] = set()  # the connections through the bridges
 
     def __str__(self) -> str:
         return f"via {self.relay_link or self.forward_target}"
@@ -84,20 +85,34 @@ class Via:
         writer.close()
 
         async def carry(local_reader, local_writer) -> None:
+            ends = [local_writer]
+            self._writers.add(local_writer)
             try:
                 reader, writer = await self.tunnel(address)
-            except ChatRelayError:
-                local_writer.close()
-                return
-            await asyncio.gather(_pipe(local_reader, writer), _pipe(reader, local_writer))
+                ends.append(writer)
+                self._writers.add(writer)
+                await asyncio.gather(_pipe(local_reader, writer), _pipe(reader, local_writer))
+            except (ChatRelayError, asyncio.CancelledError):
+                pass  # refused, or the command ends: its connections close here
+            finally:
+                for end in ends:
+                    self._writers.discard(end)
+                    end.close()
         server = await asyncio.start_server(carry, "127.0.0.1", 0)
         local = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
         self._bridges[address] = (server, local)
         return local
 
     async def close(self) -> None:
+        """The bridges and every connection through them closed."""
         for server, _ in self._bridges.values():
             server.close()
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
+        for server, _ in self._bridges.values():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
         self._bridges.clear()
 
 
