@@ -1,13 +1,13 @@
-"""helm/chatrelay, checked without a cluster: values against values.schema.json, YAML
-lint, every manifest the chart can produce against the Kubernetes schemas
-(kubernetes-validate), and the dashboard against the metrics the gateway exports.
-
-The chart is rendered by scripts/render_chart.py (no helm binary can be installed from
-the package registries this project reaches; see helm/chatrelay/README.md)."""
+"""helm/chatrelay, checked without a cluster: `helm lint --strict` and `helm template`
+for every value set (helm itself: tests/unit/helm_chart.py), values against
+values.schema.json, YAML lint, every manifest the chart can produce against the
+Kubernetes schemas (kubernetes-validate) and its custom resources against their own CRDs
+(KubeRay's RayCluster, prometheus-operator's PodMonitor: tests/unit/crds/), and the
+dashboard against the metrics the gateway exports."""
 
 from __future__ import annotations
 
-import importlib.util
+import functools
 import json
 import pathlib
 import re
@@ -19,14 +19,13 @@ import yaml
 from yamllint import linter
 from yamllint.config import YamlLintConfig
 
+import helm_chart
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "chatrelay"
 K8S_VERSION = "1.30.0"
 LINT = YamlLintConfig("extends: default\nrules:\n  line-length: {max: 200}\n  document-start: disable\n")
 
-_spec = importlib.util.spec_from_file_location("render_chart", ROOT / "scripts" / "render_chart.py")
-render_chart = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(render_chart)
 
 # Every branch of the templates, by the values that take it.
 VARIANTS = {
@@ -52,11 +51,11 @@ VARIANTS = {
 
 
 def values(overrides: dict) -> dict:
-    return render_chart.merge(yaml.safe_load((CHART / "values.yaml").read_text()), overrides)
+    return helm_chart.merge(yaml.safe_load((CHART / "values.yaml").read_text()), overrides)
 
 
 def manifests(overrides: dict) -> list[dict]:
-    return render_chart.render(CHART, overrides)
+    return helm_chart.render(CHART, overrides)
 
 
 def pod_templates(doc: dict) -> list[dict]:
@@ -99,7 +98,7 @@ def test_chart_files_pass_yamllint():
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_every_manifest_is_valid_kubernetes(name):
-    for template, text in render_chart.render_text(CHART, VARIANTS[name]).items():
+    for template, text in helm_chart.render_text(CHART, VARIANTS[name]).items():
         problems = list(linter.run(text, LINT))
         assert problems == [], f"{template}: {problems}"
     docs = manifests(VARIANTS[name])
@@ -117,6 +116,69 @@ def test_every_manifest_is_valid_kubernetes(name):
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
 
+@pytest.mark.parametrize("name", VARIANTS)
+def test_helm_lint_strict_passes(name):
+    done = helm_chart.lint(CHART, VARIANTS[name])
+    assert done.returncode == 0 and "0 chart(s) failed" in done.stdout, done.stdout + done.stderr
+
+
+def test_helm_lint_holds_values_to_the_schema():
+    done = helm_chart.lint(CHART, {"relay": {"shards": 0}})
+    assert done.returncode != 0 and "shards: Must be greater than or equal to 1" in done.stdout, done.stdout
+
+
+CRDS = pathlib.Path(__file__).resolve().parent / "crds"
+
+
+def strict(schema: dict) -> dict:
+    """A CRD's schema as `kubectl --validate=strict` holds an object to it: a field it does
+    not know is an error (the API server would drop it silently)."""
+    if isinstance(schema, dict):
+        if ("properties" in schema and "additionalProperties" not in schema
+                and not schema.get("x-kubernetes-preserve-unknown-fields")):
+            schema["additionalProperties"] = False
+        for key in ("properties", "patternProperties"):
+            for sub in schema.get(key, {}).values():
+                strict(sub)
+        for key in ("items", "additionalProperties"):
+            if isinstance(schema.get(key), dict):
+                strict(schema[key])
+        for key in ("allOf", "anyOf", "oneOf"):
+            for sub in schema.get(key, []):
+                strict(sub)
+    return schema
+
+
+@functools.cache
+def crd_schema(file: str, version: str) -> dict:
+    crd = yaml.safe_load((CRDS / file).read_text())
+    [served] = [v for v in crd["spec"]["versions"] if v["name"] == version]
+    return strict(served["schema"]["openAPIV3Schema"])
+
+
+CUSTOM = {"RayCluster": ("ray.io_rayclusters.yaml", "v1"),
+          "PodMonitor": ("monitoring.coreos.com_podmonitors.yaml", "v1")}
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_custom_resources_fit_their_own_crds(name):
+    checked = []
+    for doc in manifests(VARIANTS[name]):
+        if doc["kind"] in CUSTOM:
+            assert doc["apiVersion"].endswith("/" + CUSTOM[doc["kind"]][1])
+            jsonschema.validate(doc, crd_schema(*CUSTOM[doc["kind"]]))
+            checked.append(doc["kind"])
+    assert "RayCluster" in checked
+
+
+def test_a_field_the_crd_does_not_know_is_caught():
+    [ray] = [d for d in manifests({}) if d["kind"] == "RayCluster"]
+    ray["spec"]["headGroupSpec"]["replicas"] = 1  # workers have replicas; the head has none
+    with pytest.raises(jsonschema.ValidationError) as caught:
+        jsonschema.validate(ray, crd_schema(*CUSTOM["RayCluster"]))
+    assert "'replicas' was unexpected" in caught.value.message
+
+
 def test_the_variants_render_what_they_say():
     by_kind = lambda docs: sorted(d["kind"] for d in docs)  # noqa: E731
     assert by_kind(manifests({})) == [
@@ -131,7 +193,7 @@ def test_the_variants_render_what_they_say():
     assert "--etcd=http://etcd.example.svc:2379" in controller["args"]
     assert "PodMonitor" not in by_kind(manifests(VARIANTS["no metrics, no dashboard"]))
     assert "ConfigMap" not in by_kind(manifests(VARIANTS["no metrics, no dashboard"]))
-    with pytest.raises(render_chart.Fail) as caught:
+    with pytest.raises(helm_chart.Fail) as caught:
         manifests({"etcd": {"enabled": False}})
     assert str(caught.value) == "set etcd.enabled or externalEtcd.endpoints: a relay cluster needs etcd"
 
