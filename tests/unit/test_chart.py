@@ -76,6 +76,7 @@ def test_values_fit_the_schema(name):
     ({"relay": {"shards": 0}}, "0 is less than the minimum of 1"),
     ({"relay": {"advertise": "relay.example.org"}}, "'relay.example.org' does not match"),
     ({"etcd": {"replicas": 2}}, "2 is not one of [1, 3, 5, 7]"),
+    ({"etcd": {"antiAffinity": "always"}}, "'always' is not one of ['soft', 'hard']"),
     ({"externalEtcd": {"endpoints": ["etcd:2379"]}}, "'etcd:2379' does not match"),
     ({"relay": {"shardz": 3}}, "Additional properties are not allowed ('shardz' was unexpected)"),
     ({"relay": {"keysSecret": ""}}, "'' should be non-empty"),
@@ -182,12 +183,12 @@ def test_a_field_the_crd_does_not_know_is_caught():
 def test_the_variants_render_what_they_say():
     by_kind = lambda docs: sorted(d["kind"] for d in docs)  # noqa: E731
     assert by_kind(manifests({})) == [
-        "Cluster", "ConfigMap", "PersistentVolumeClaim", "PodMonitor", "RayCluster", "Service", "Service", "Service",
-        "StatefulSet",
+        "Cluster", "ConfigMap", "PersistentVolumeClaim", "PodDisruptionBudget", "PodDisruptionBudget", "PodMonitor",
+        "RayCluster", "Service", "Service", "Service", "StatefulSet",
     ]
     assert "Cluster" not in by_kind(manifests(VARIANTS["external store"]))
     external = manifests(VARIANTS["external etcd"])
-    assert "StatefulSet" not in by_kind(external)
+    assert "StatefulSet" not in by_kind(external) and by_kind(external).count("PodDisruptionBudget") == 1
     [ray] = [d for d in external if d["kind"] == "RayCluster"]
     controller = ray["spec"]["headGroupSpec"]["template"]["spec"]["containers"][1]
     assert "--etcd=http://etcd.example.svc:2379" in controller["args"]
@@ -327,6 +328,40 @@ def test_etcd_over_tls_asks_every_client_for_a_certificate_and_the_relay_has_one
     plain = manifests({})
     [etcd] = [d for d in plain if d["kind"] == "StatefulSet"]
     assert "--client-cert-auth" not in etcd["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_etcd_is_probed_by_its_own_livez_and_readyz_and_spread_over_nodes():
+    """/livez checks only the member itself: losing quorum restarts no member (the old
+    /health did, every member at once); members prefer nodes of their own, or require
+    them with etcd.antiAffinity=hard."""
+    [etcd] = [d for d in manifests({}) if d["kind"] == "StatefulSet"]
+    pod = etcd["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    probes = {kind: container[kind]["httpGet"] for kind in ("startupProbe", "readinessProbe", "livenessProbe")}
+    assert probes == {"startupProbe": {"path": "/readyz", "port": "health"},
+                      "readinessProbe": {"path": "/readyz", "port": "health"},
+                      "livenessProbe": {"path": "/livez", "port": "health"}}
+    [soft] = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    term = soft["podAffinityTerm"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"].items() <= etcd["spec"]["template"]["metadata"]["labels"].items()
+    [etcd] = [d for d in manifests({"etcd": {"antiAffinity": "hard"}}) if d["kind"] == "StatefulSet"]
+    [hard] = etcd["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert hard["labelSelector"] == term["labelSelector"]
+
+
+def test_disruption_budgets_take_one_relay_worker_and_one_etcd_member_at_a_time():
+    docs = manifests({})
+    budgets = {d["metadata"]["name"].rsplit("-", 1)[1]: d["spec"] for d in docs if d["kind"] == "PodDisruptionBudget"}
+    assert {name: spec["maxUnavailable"] for name, spec in budgets.items()} == {"relays": 1, "etcd": 1}
+    [ray] = [d for d in docs if d["kind"] == "RayCluster"]
+    [workers] = ray["spec"]["workerGroupSpecs"]
+    worker_labels = workers["template"]["metadata"]["labels"]
+    head_labels = ray["spec"]["headGroupSpec"]["template"]["metadata"]["labels"]
+    relays = budgets["relays"]["selector"]["matchLabels"]
+    assert relays.items() <= worker_labels.items() and not relays.items() <= head_labels.items()
+    [etcd] = [d for d in docs if d["kind"] == "StatefulSet"]
+    assert budgets["etcd"]["selector"]["matchLabels"].items() <= etcd["spec"]["template"]["metadata"]["labels"].items()
 
 
 def env_of(container: dict) -> dict:
