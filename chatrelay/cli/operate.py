@@ -121,6 +121,10 @@ def _admin_client(data_dir, relay_link, key_path):
 
     try:
         folder = settings_mod.one("data_dir", data_dir)
+        if key_path is None and not (folder / identity.OPERATOR_KEY_FILE).exists():
+            # Looked for where `up` keeps it by default: most likely run from another folder.
+            fail(f"no relay data dir at {folder} (no {identity.OPERATOR_KEY_FILE} there): pass --data-dir, the one "
+                 "`chatrelay up` used (or set CHATRELAY_DATA_DIR), or --operator-key FILE and --relay LINK (malformed)")
         key = identity.load_key(pathlib.Path(key_path) if key_path else folder / identity.OPERATOR_KEY_FILE)
         if relay_link is None:
             path = folder / identity.LINK_FILE

@@ -142,3 +142,14 @@ def test_every_command_says_what_it_does():
                 yield from commands(command, (*path, name))
     silent = [" ".join(path) for path, command in commands(main) if not (command.help or "").strip()]
     assert silent == []
+
+
+@pytest.mark.parametrize("command", ["status", "top"])
+def test_admin_commands_away_from_the_data_dir_say_which_flag_is_missing(command, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no chatrelay-data here: `up` was run elsewhere
+    monkeypatch.delenv("CHATRELAY_DATA_DIR", raising=False)
+    for args, folder in (([], "chatrelay-data"), (["--data-dir", "elsewhere"], "elsewhere")):
+        result = run(command, *args)
+        assert (result.exit_code, result.output) == (2, (
+            f"chatrelay: no relay data dir at {folder} (no operator.key there): pass --data-dir, the one "
+            "`chatrelay up` used (or set CHATRELAY_DATA_DIR), or --operator-key FILE and --relay LINK (malformed)\n"))
