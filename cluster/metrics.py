@@ -1,13 +1,15 @@
 """A gateway's metrics: OpenTelemetry instruments, read by Prometheus at `--metrics`.
 
-Names follow the OpenTelemetry conventions: `rpc.server.call.duration` for every unary
-call, `messaging.process.duration` for the relay's own operations (post, join,
+Names follow the OpenTelemetry conventions: `rpc.server.call.duration` for every call,
+unary or a stream (from its start to its end), refused and undecodable ones too, by
+status; `messaging.process.duration` for the relay's own operations (post, join,
 register), and counters under `chatrelay.`. No label names a group, a member or an
 address: per-group figures come from the admin API (`chatrelay top`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 
@@ -33,7 +35,8 @@ class GatewayMetrics:
         from opentelemetry.metrics import Observation
 
         self.rpc_duration = meter.create_histogram(
-            "rpc.server.call.duration", unit="s", description="Unary gRPC calls served, by method and status",
+            "rpc.server.call.duration", unit="s",
+            description="gRPC calls served (a stream from its start to its end), by method and status",
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
         )
         self.process_duration = meter.create_histogram(
@@ -50,6 +53,12 @@ class GatewayMetrics:
             "chatrelay.subscribers.cut_off", unit="{stream}",
             description="Subscriber streams cut off for falling behind (they resume from the log)",
         )
+        # Each counter from zero at the start, so a panel shows 0 before its first event
+        # (and a rate over it is defined), not an empty graph.
+        for operation, counter in self.counters.items():
+            counter.add(0, {"messaging.system": "chatrelay", "messaging.operation.name": operation, "outcome": "OK"})
+        self.deliveries.add(0)
+        self.cut_off.add(0)
         meter.create_observable_up_down_counter(
             "chatrelay.subscribers", unit="{stream}", description="Open subscriber streams on this gateway",
             callbacks=[lambda _options: [Observation(subscribers())]],
@@ -85,16 +94,20 @@ class GatewayMetrics:
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Times every unary call and counts it by status (with `metrics`), and opens a
-    SERVER span for it (when tracing); streams are counted where they deliver
-    (`chatrelay.deliveries`)."""
+    """Times every call and counts it by status (with `metrics`): a unary one with a
+    SERVER span for it (when tracing), a stream from its start to its end; what streams
+    carry is counted where they deliver (`chatrelay.deliveries`)."""
 
     def __init__(self, metrics: GatewayMetrics | None) -> None:
         self.metrics = metrics
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
-        if handler is None or not handler.unary_unary:
+        if handler is None:
+            return None
+        if handler.unary_stream:
+            return self._stream(handler, details.method)
+        if not handler.unary_unary:
             return handler
         inner, method, metrics = handler.unary_unary, details.method, self.metrics
 
@@ -118,6 +131,34 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(
             timed, request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
+        )
+
+
+    def _stream(self, handler, method: str):
+        """A server stream timed from its start to its end and counted by how it ended
+        (OK, refused, cut off, or the client gone: CANCELLED)."""
+        inner, metrics = handler.unary_stream, self.metrics
+
+        async def timed(request, context):
+            start = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                async for item in inner(request, context):
+                    yield item
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except BaseException:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            finally:
+                if code is grpc.StatusCode.OK and context.code() not in (None, grpc.StatusCode.OK):
+                    code = context.code()
+                if metrics is not None:
+                    metrics.finished(method, time.perf_counter() - start, code)
+
+        return grpc.unary_stream_rpc_method_handler(
+            timed, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer,
         )
 
 

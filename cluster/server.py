@@ -73,7 +73,8 @@ async def serve(
         raise ChatRelayError(Reason.UNAVAILABLE, f"cannot listen on {listen}")
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    await health_servicer.set(names[0], health_pb2.HealthCheckResponse.SERVING)
+    for name in (names[0], *names[3:]):  # the relay's services: RelayService, and AdminService where served
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return server, port, servicer
 
 

@@ -24,8 +24,9 @@ from realparts import follow_into
 async def test_health_and_reflection_are_served(relay):
     async with await connection.open_channel(relay.target, options=[]) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        response = await health.Check(health_pb2.HealthCheckRequest(service="chatrelay.v1.RelayService"), timeout=10)
-        assert response.status == health_pb2.HealthCheckResponse.SERVING
+        for service in ("chatrelay.v1.RelayService", "chatrelay.v1.AdminService"):  # each the relay serves
+            response = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+            assert response.status == health_pb2.HealthCheckResponse.SERVING, service
         from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)

@@ -80,8 +80,8 @@ def assert_posts_traced_to_shard_and_delivery(folder: pathlib.Path, count: int) 
                   for p in complete) == list(range(1, count + 1))
 
 
-def garbage_post(relay_link: str) -> None:
-    """A Post whose bytes are no PostRequest, as a stranger may send."""
+def garbage_post(relay_link: str, method: str = "Post") -> None:
+    """A call (Post, or the stream Subscribe) whose bytes are no request, as a stranger may send."""
     import grpc
 
     from chatrelay.client import target_of_link
@@ -93,13 +93,19 @@ def garbage_post(relay_link: str) -> None:
 
     address, credentials, options = asyncio.run(channel_args(target_of_link(ShortLink.parse(relay_link))))
     with grpc.secure_channel(address, credentials, options=options) as channel:
-        post = channel.unary_unary("/chatrelay.v1.RelayService/Post", request_serializer=bytes, response_deserializer=bytes)
+        path = f"/chatrelay.v1.RelayService/{method}"
+        if method == "Subscribe":
+            call = channel.unary_stream(path, request_serializer=bytes, response_deserializer=bytes)
+            send = lambda: list(call(b"\xff\xff not a request", timeout=10))  # noqa: E731
+        else:
+            call = channel.unary_unary(path, request_serializer=bytes, response_deserializer=bytes)
+            send = lambda: call(b"\xff\xff not a request", timeout=10)  # noqa: E731
         try:
-            post(b"\xff\xff not a post", timeout=10)
+            send()
         except grpc.RpcError as exc:
             assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT
         else:
-            raise AssertionError("a garbage post was accepted")
+            raise AssertionError(f"a garbage {method} was accepted")
 
 
 def test_metrics_and_admin_views_follow_the_cli_scenario(tmp_path):
@@ -110,6 +116,11 @@ def test_metrics_and_admin_views_follow_the_cli_scenario(tmp_path):
     follower = poster = None
     try:
         before = scrape(metrics_port)
+        # Every counter is there from the start, at zero: a panel shows 0 before its first event.
+        names = {n for n, _ in before}
+        for name in ("chatrelay_posts_total", "chatrelay_joins_total", "chatrelay_registrations_total",
+                     "chatrelay_deliveries_total", "chatrelay_subscribers_cut_off_total"):
+            assert name in names and total(before, name) == 0, name
         link = ok("channel", "create", "--relay", up.link, "--name", "Weather", "--state", owner).strip()
         ok("join", link, "--state", bob, "--name", "Bob")
         follower = subprocess.Popen(["chatrelay", "read", "--state", bob, "--follow", "--json"],
@@ -153,6 +164,13 @@ def test_metrics_and_admin_views_follow_the_cli_scenario(tmp_path):
         while refused_posts() < 1 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert refused_posts() == 1
+        garbage_post(up.link, "Subscribe")  # an undecodable stream: refused, and counted by its status too
+        bad_stream = {"rpc_method": "Subscribe", "rpc_grpc_status_code": "INVALID_ARGUMENT"}
+        deadline = time.monotonic() + 10
+        while (total(scrape(metrics_port), "rpc_server_call_duration_seconds_count", **bad_stream) < 1
+               and time.monotonic() < deadline):
+            time.sleep(0.1)
+        assert total(scrape(metrics_port), "rpc_server_call_duration_seconds_count", **bad_stream) == 1
 
         # status --json: the groups, the streams and the posts of this run.
         seen = status(data, "--window", "0.5")
