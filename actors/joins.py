@@ -140,20 +140,25 @@ class Joins:
         """Count a use of the invite against this relay's share of it, or admit the member
         another relay of the group counted (its receipt); a revoked code admits nobody."""
         grant = invites.verify_invite(body.invite, self.profile, sign_key)
-        if any(u.revoked_ms for u in await self.ctx.members.invite_uses(self.address, grant.invite_key)):
-            raise ChatRelayError(Reason.REVOKED, "the owners revoked this invite")
         if body.HasField("invite_receipt"):
+            await self._refuse_revoked(grant)
             invites.check_receipt(body.invite_receipt, grant, sign_key, self.profile)
             return
         share = invites.share_at(grant, self.ctx.relay_key)
         if share == 0:
+            await self._refuse_revoked(grant)
             raise ChatRelayError(Reason.BAD_INVITE, "this invite's uses are at the group's other relays: join there")
         # Uses counted in the registry by an earlier version still count (they are no more).
         earlier = await self.ctx.registry.get(records.invite_key(self.address, grant.invite_key))
         uses = share - (int(earlier.value) if earlier else 0)
         if uses < 1 or not await self.ctx.members.use_invite(self.address, grant.invite_key, uses, fence):
+            await self._refuse_revoked(grant)  # a revoked code counts no use either: said as revoked
             raise ChatRelayError(Reason.BAD_INVITE, "this invite has been used up" if share == grant.uses
                                  else "this invite's uses at this relay are used up")
+
+    async def _refuse_revoked(self, grant: core_pb2.InviteGrant) -> None:
+        if any(u.revoked_ms for u in await self.ctx.members.invite_uses(self.address, grant.invite_key)):
+            raise ChatRelayError(Reason.REVOKED, "the owners revoked this invite")
 
     async def invite_uses(self) -> list[relay_pb2.InviteUses]:
         """The uses of the group's invite codes counted here, for the owners."""

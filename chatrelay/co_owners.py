@@ -223,24 +223,15 @@ async def remove(owned: OwnedGroup, which: str) -> Checked:
     me = SigningKey(unb64(owned.owner_seed))
     if target == bytes(me.verify_key):
         raise ChatRelayError(Reason.NOT_ALLOWED, "you cannot remove yourself: an owner before you in the chain can")
-    if not group.may_remove(current.profile, bytes(me.verify_key), target):
+    parents = group.owner_parents(current.profile)
+    if not group.may_remove(current.profile, bytes(me.verify_key), target, parents):
         raise ChatRelayError(Reason.NOT_ALLOWED, "only the owner who added that owner, or one before it in the chain, "
                                                  "may remove it")
-    parents = group.owner_parents(current.profile)
-
-    def descends(key: bytes) -> bool:
-        for _ in range(group.MAX_OWNERS + 1):
-            key = parents.get(key)
-            if key is None or key == current.profile.root_key:
-                return False
-            if key == target:
-                return True
-        return False
     kept = []
     for auth in current.profile.owners:
         if auth.owner_key == target:
             continue
-        if descends(auth.owner_key):
+        if group.may_remove(current.profile, target, auth.owner_key, parents):  # it descends from the one removed
             auth = group.make_owner_auth(me, current.group_id, auth.owner_id, auth.owner_key)
         kept.append(auth)
     updated = group.next_version(me, current, owners=kept)

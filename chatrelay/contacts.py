@@ -217,10 +217,9 @@ async def _refuse(address: Address, request_id: str, reason: str) -> list[Skippe
     address.handled[request_id] = "refused"
     payload = request["payload"]
     rej = {"type": "rej", "reason": reason}
-    contact = Contact(name="", my_queue="", my_target="", my_seed=b64(bytes(SigningKey.generate())), my_box_secret="",
-                      their_queue=payload["queue"], their_target=payload["target"])
-    try:
-        await _send(contact, _box(unb64(address.e2e_secret), unb64(request["sender_key"]), rej))
+    try:  # signed by a key made for it: the refusal is the address's, boxed from its key
+        await _deliver(payload["queue"], payload["target"], SigningKey.generate(),
+                       _box(unb64(address.e2e_secret), unb64(request["sender_key"]), rej))
     except ChatRelayError as exc:
         return [Skipped(f"refusal of request {request_id}", exc.reason, exc.message)]
     return []
@@ -269,10 +268,14 @@ def reject(address: Address, request_id: str) -> None:
 
 
 async def _send(contact: Contact, boxed: bytes) -> int:
-    body = relay_pb2.QueueSendBody(queue_address=contact.their_queue, boxed=boxed, nonce=os.urandom(16),
-                                   timestamp=int(time.time()))
-    envelope = env.sign_message(SigningKey(unb64(contact.my_seed)), env.Domain.QUEUE_SEND, body)
-    async with RelayClient(contact.their_target) as client:
+    return await _deliver(contact.their_queue, contact.their_target, SigningKey(unb64(contact.my_seed)), boxed)
+
+
+async def _deliver(queue: str, target: str, signer: SigningKey, boxed: bytes) -> int:
+    """`boxed` into the queue at `target`, signed by `signer`; its place there."""
+    body = relay_pb2.QueueSendBody(queue_address=queue, boxed=boxed, nonce=os.urandom(16), timestamp=int(time.time()))
+    envelope = env.sign_message(signer, env.Domain.QUEUE_SEND, body)
+    async with RelayClient(target) as client:
         response = await client.call("SendQueue", relay_pb2.SendQueueRequest(envelope=envelope))
     return response.seq
 

@@ -243,11 +243,12 @@ async def add_relay(owned: OwnedGroup, relay_link: str) -> RelayEntry:
     updated = group.next_version(secrets_key, current, relays=refs)
     owned.relays.append(entry)
     await publish(owned, updated, first=entry)  # active there before members hear of it
-    key = SigningKey(unb64(owned.owner_seed))
-    async with RelayClient(entry.target) as client:  # what the owners revoked stays revoked there too
-        for made in [m for m in owned.invites if m.revoked]:
-            await owner_command(client, key, address, relay_pb2.OWNER_COMMAND_KIND_REVOKE_INVITE,
-                                invite_key=unb64(made.invite_key))
+    revoked = [m for m in owned.invites if m.revoked]
+    if revoked:  # what the owners revoked stays revoked there too
+        async with RelayClient(entry.target) as client:
+            for made in revoked:
+                await owner_command(client, secrets_key, address, relay_pb2.OWNER_COMMAND_KIND_REVOKE_INVITE,
+                                    invite_key=unb64(made.invite_key))
     return entry
 
 

@@ -25,13 +25,12 @@ def owner_add(relay_links, name, which, state_path) -> None:
     """Print a one-time owner invitation for a group you own. The invited person runs
     `chatrelay owner accept LINK`; your next `chatrelay owners` signs them in and hands the
     group over, end to end encrypted, never through the group's relays."""
-    from chatrelay import co_owners, relay_config
+    from chatrelay import co_owners
 
     st = load_state(state_path)
     try:
         owned = st.find_owned(which)
         relays = list(relay_links) or [r.link for r in st.relays] or [e.relay_link for e in owned.relays]
-        relays = relay_config.chosen(st, relays)
     except ChatRelayError as exc:
         fail(str(exc))
     address = run_async(co_owners.invite(owned, relays, name))
