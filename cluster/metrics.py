@@ -53,12 +53,19 @@ class GatewayMetrics:
             "chatrelay.subscribers.cut_off", unit="{stream}",
             description="Subscriber streams cut off for falling behind (they resume from the log)",
         )
+        self.errors = meter.create_counter(
+            "chatrelay.rpc.errors", unit="{call}",
+            description="gRPC calls (streams too) that ended with a status other than OK, by status",
+        )
         # Each counter from zero at the start, so a panel shows 0 before its first event
         # (and a rate over it is defined), not an empty graph.
         for operation, counter in self.counters.items():
             counter.add(0, {"messaging.system": "chatrelay", "messaging.operation.name": operation, "outcome": "OK"})
         self.deliveries.add(0)
         self.cut_off.add(0)
+        for code in grpc.StatusCode:  # a status's first error is a rise from 0, which a rate sees
+            if code is not grpc.StatusCode.OK:
+                self.errors.add(0, {"rpc.grpc.status_code": code.name})
         meter.create_observable_up_down_counter(
             "chatrelay.subscribers", unit="{stream}", description="Open subscriber streams on this gateway",
             callbacks=[lambda _options: [Observation(subscribers())]],
@@ -86,6 +93,8 @@ class GatewayMetrics:
         self.rpc_duration.record(seconds, {
             "rpc.system": "grpc", "rpc.service": service, "rpc.method": name, "rpc.grpc.status_code": status,
         })
+        if code is not grpc.StatusCode.OK:
+            self.errors.add(1, {"rpc.grpc.status_code": status})
         operation = OPERATIONS.get(name) if service == "chatrelay.v1.RelayService" else None
         if operation is not None:
             attributes = {"messaging.system": "chatrelay", "messaging.operation.name": operation, "outcome": status}

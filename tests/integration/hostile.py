@@ -1,7 +1,7 @@
 """A hostile relay, built in the test: a real gRPC server on a loopback port, with a TLS
 key pinned as any relay's is, that answers a reader's calls (History, Subscribe,
 MemberKeys) with whatever the test gives it: genuine items taken from a real relay,
-and forged ones."""
+and forged ones. And a stranger's call whose bytes are no request."""
 
 from __future__ import annotations
 
@@ -91,3 +91,26 @@ def _name(admission: relay_pb2.MemberAdmission) -> str:
 def delivery(seq: int, envelope: core_pb2.SignedEnvelope) -> relay_pb2.Delivery:
     """An item as a relay delivers it: what a hostile relay serves."""
     return relay_pb2.Delivery(seq=seq, post=envelope, message_id=b"\0" * 32, relay_ts=1)
+
+
+def garbage_post(relay_link: str, method: str = "Post") -> None:
+    """A call (Post, or the stream Subscribe) whose bytes are no request, as a stranger may send."""
+    from chatrelay.client import target_of_link
+    from chatrelay.connection import channel_args
+    from chatrelay.links import ShortLink
+
+    address, credentials, options = asyncio.run(channel_args(target_of_link(ShortLink.parse(relay_link))))
+    with grpc.secure_channel(address, credentials, options=options) as channel:
+        path = f"/chatrelay.v1.RelayService/{method}"
+        if method == "Subscribe":
+            call = channel.unary_stream(path, request_serializer=bytes, response_deserializer=bytes)
+            send = lambda: list(call(b"\xff\xff not a request", timeout=10))  # noqa: E731
+        else:
+            call = channel.unary_unary(path, request_serializer=bytes, response_deserializer=bytes)
+            send = lambda: call(b"\xff\xff not a request", timeout=10)  # noqa: E731
+        try:
+            send()
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT
+        else:
+            raise AssertionError(f"a garbage {method} was accepted")

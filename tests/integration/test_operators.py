@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from chatrelay import admin_client
 from chatrelay.errors import ChatRelayError, Reason
 
+from hostile import garbage_post
 from realparts import Lines, Up, cli, free_port, ok
 
 
@@ -78,34 +79,6 @@ def assert_posts_traced_to_shard_and_delivery(folder: pathlib.Path, count: int) 
         assert deliver["attributes"]["chatrelay.subscribers"] == 1
     assert sorted(children[("chatrelay.deliver", p["context"]["span_id"])]["attributes"]["chatrelay.seq"]
                   for p in complete) == list(range(1, count + 1))
-
-
-def garbage_post(relay_link: str, method: str = "Post") -> None:
-    """A call (Post, or the stream Subscribe) whose bytes are no request, as a stranger may send."""
-    import grpc
-
-    from chatrelay.client import target_of_link
-    from chatrelay.links import ShortLink
-
-    import asyncio
-
-    from chatrelay.connection import channel_args
-
-    address, credentials, options = asyncio.run(channel_args(target_of_link(ShortLink.parse(relay_link))))
-    with grpc.secure_channel(address, credentials, options=options) as channel:
-        path = f"/chatrelay.v1.RelayService/{method}"
-        if method == "Subscribe":
-            call = channel.unary_stream(path, request_serializer=bytes, response_deserializer=bytes)
-            send = lambda: list(call(b"\xff\xff not a request", timeout=10))  # noqa: E731
-        else:
-            call = channel.unary_unary(path, request_serializer=bytes, response_deserializer=bytes)
-            send = lambda: call(b"\xff\xff not a request", timeout=10)  # noqa: E731
-        try:
-            send()
-        except grpc.RpcError as exc:
-            assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT
-        else:
-            raise AssertionError(f"a garbage {method} was accepted")
 
 
 def test_metrics_and_admin_views_follow_the_cli_scenario(tmp_path):
