@@ -29,7 +29,7 @@ class ClusterConfig:
     limits: RelayLimits
     operator_key: bytes | None  # the public key admin requests must be signed by
     metrics: str | None  # HOST:PORT of the gateway's Prometheus endpoint
-    traces: str | None  # the folder every relay process writes its spans to
+    traces: str | None  # the folder every relay process writes its spans to, or otlp://HOST:PORT
     insecure: bool = False  # plaintext gRPC (`up --insecure`); else TLS with the data dir's key
     etcd_tls: tuple[str | None, str | None, str | None] = (None, None, None)  # CA, cert, key: paths on each node
     store: str | None = None  # a postgresql:// URL for posts and members; else the data dir's SQLite

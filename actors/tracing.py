@@ -3,6 +3,9 @@
 `chatrelay up --traces DIR` gives every relay process (gateway, shards) an OpenTelemetry
 tracer that writes its finished spans to `DIR/<role>-<pid>.jsonl`, one JSON object a
 line, as the SDK's console exporter formats them: no collector is needed to read them.
+`--traces otlp://HOST:PORT` exports them instead to an OpenTelemetry collector there
+(OTLP over gRPC, plaintext: a collector beside the relay, as in a cluster), each process
+as service `chatrelay-<role>`.
 The gateway opens a SERVER span per call; a post's context crosses the Ray call to its
 shard, whose span is a child of it; when the gateway's tail of the group receives the
 post for its subscribers, a `chatrelay.deliver` span, a child of the same post span,
@@ -17,27 +20,37 @@ import pathlib
 
 from opentelemetry import propagate, trace
 
+from chatrelay.settings import OTLP_SCHEME
+
 _provider = None
 
 
-def setup(directory: str | None, role: str) -> None:
-    """Write this process's spans under `directory` (once; nothing without one)."""
+def setup(where: str | None, role: str) -> None:
+    """Send this process's spans to `where`, a folder or otlp://HOST:PORT (once; nothing
+    without one)."""
     global _provider
-    if not directory or _provider is not None:
+    if not where or _provider is not None:
         return
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    folder = pathlib.Path(directory)
+    provider = TracerProvider(resource=Resource.create({"service.name": f"chatrelay-{role}"}))
+    provider.add_span_processor(BatchSpanProcessor(_exporter(where, role), schedule_delay_millis=200))
+    _provider = provider
+
+
+def _exporter(where: str, role: str):
+    if where.startswith(OTLP_SCHEME):
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(endpoint=where[len(OTLP_SCHEME):], insecure=True)
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+    folder = pathlib.Path(where)
     folder.mkdir(parents=True, exist_ok=True)
     out = open(folder / f"{role}-{os.getpid()}.jsonl", "a", buffering=1)
-    provider = TracerProvider(resource=Resource.create({"service.name": f"chatrelay-{role}"}))
-    provider.add_span_processor(BatchSpanProcessor(
-        ConsoleSpanExporter(out=out, formatter=lambda span: span.to_json(indent=None) + "\n"),
-        schedule_delay_millis=200,
-    ))
-    _provider = provider
+    return ConsoleSpanExporter(out=out, formatter=lambda span: span.to_json(indent=None) + "\n")
 
 
 def enabled() -> bool:

@@ -87,7 +87,9 @@ class Settings:
     metrics: str | None = setting(None, "HOST:PORT to serve Prometheus metrics on")
     ray_address: str | None = setting(None, "Join this Ray cluster (HOST:PORT or auto) instead of starting a local one")
     advertise: str | None = setting(None, "HOST:PORT[,…] clients reach the gateways at, for the relay link")
-    traces: pathlib.Path | None = setting(None, "Write every relay process's trace spans to this folder")
+    traces: str | None = setting(
+        None, "Every relay process's trace spans: a folder to write them to (JSON lines), or otlp://HOST:PORT "
+              "of an OpenTelemetry collector to export them to (OTLP over gRPC, plaintext)")
     insecure: bool = setting(False, "Serve plaintext gRPC, for clients that pass --insecure too (never for a public relay)")
     forward: str | None = setting(
         None, "HOST:PORT to forward this relay's clients' connections to other relays on (TLS they cannot be read "
@@ -103,6 +105,8 @@ class Settings:
         check_host(_host_of(self.listen, "--listen", lowest_port=0))
         if self.metrics is not None:
             check_host(_host_of(self.metrics, "--metrics"))
+        if self.traces is not None:
+            _check_traces(self.traces)
         if self.forward is not None:
             check_host(_host_of(self.forward, "--forward", lowest_port=0))
             if self.insecure:
@@ -182,6 +186,21 @@ def redact(url: str) -> str:
         return url
     return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
+
+
+OTLP_SCHEME = "otlp://"
+
+
+def _check_traces(traces: str) -> None:
+    """A folder, or otlp://HOST:PORT; another scheme is refused, not taken for a folder."""
+    refusal = ChatRelayError(Reason.MALFORMED, f"--traces must be a folder or otlp://HOST:PORT, got {traces!r}")
+    if traces.startswith(OTLP_SCHEME):
+        try:
+            check_host(_host_of(traces[len(OTLP_SCHEME):], "--traces"))
+        except ChatRelayError:
+            raise refusal from None
+    elif "://" in traces or not traces.strip():
+        raise refusal
 
 
 def _bounded(value, low, high, message: str) -> None:

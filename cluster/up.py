@@ -13,7 +13,7 @@ from nacl.signing import SigningKey
 
 from chatrelay import links, tls
 from chatrelay.actors.policy import RelayLimits
-from chatrelay.settings import Settings, redact
+from chatrelay.settings import OTLP_SCHEME, Settings, redact
 from chatrelay.actors import records
 from chatrelay.actors.records import LinkRecord
 from chatrelay.cluster import identity
@@ -156,6 +156,14 @@ def policy_of(settings: Settings):
     return RelayPolicy(max_groups=settings.max_groups, deny_names=settings.deny_names, denied_groups=denied)
 
 
+def _traces(traces: str | None) -> str | None:
+    """Where every relay process sends its spans: an OTLP collector's URL as given, or the
+    folder as an absolute path (the processes run in other working directories)."""
+    if not traces or traces.startswith(OTLP_SCHEME):
+        return traces
+    return str(pathlib.Path(traces).resolve())
+
+
 def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
     import ray
 
@@ -184,7 +192,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
         limits=RelayLimits.of(settings, policy_of(settings)),
         operator_key=bytes(operator.verify_key),
         metrics=settings.metrics,
-        traces=str(pathlib.Path(settings.traces).resolve()) if settings.traces else None,
+        traces=_traces(settings.traces),
         insecure=settings.insecure,
         etcd_tls=tuple(str(pathlib.Path(p).resolve()) if p else None
                        for p in (settings.etcd_ca, settings.etcd_cert, settings.etcd_key)),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import pathlib
 import subprocess
 import time
 import urllib.request
@@ -18,6 +17,7 @@ from chatrelay.errors import ChatRelayError, Reason
 
 from hostile import garbage_post
 from realparts import Lines, Up, cli, free_port, ok
+from traced import assert_posts_traced_to_shard_and_delivery, spans_in
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:
@@ -45,42 +45,6 @@ def top(data_dir, *args) -> dict:
     return json.loads(ok("top", "--data-dir", str(data_dir), "--json", *args))
 
 
-def spans(folder: pathlib.Path) -> list[dict]:
-    found = []
-    for path in sorted(folder.glob("*.jsonl")):
-        found += [json.loads(line) | {"file": path.name} for line in path.read_text().splitlines() if line.strip()]
-    return found
-
-
-def assert_posts_traced_to_shard_and_delivery(folder: pathlib.Path, count: int) -> None:
-    """Each post's trace: the gateway's SERVER span, its shard's span and the gateway's
-    delivery span, children of it (the processes write their spans within a second)."""
-    deadline = time.monotonic() + 30
-    while True:
-        seen = spans(folder)
-        posts = [s for s in seen if s["name"] == "chatrelay.v1.RelayService/Post"]
-        children = {(s["name"], s["parent_id"]): s for s in seen if s.get("parent_id")}
-        complete = [
-            p for p in posts
-            if ("chatrelay.shard.post", p["context"]["span_id"]) in children
-            and ("chatrelay.deliver", p["context"]["span_id"]) in children
-        ]
-        if len(complete) >= count or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert len(posts) == count and len(complete) == count, (len(posts), len(complete))
-    for post in complete:
-        assert post["kind"] == "SpanKind.SERVER" and post["file"].startswith("gateway-")
-        assert post["attributes"]["rpc.grpc.status_code"] == 0
-        shard = children[("chatrelay.shard.post", post["context"]["span_id"])]
-        deliver = children[("chatrelay.deliver", post["context"]["span_id"])]
-        assert shard["file"].startswith("shard-") and shard["context"]["trace_id"] == post["context"]["trace_id"]
-        assert deliver["context"]["trace_id"] == post["context"]["trace_id"]
-        assert deliver["attributes"]["chatrelay.subscribers"] == 1
-    assert sorted(children[("chatrelay.deliver", p["context"]["span_id"])]["attributes"]["chatrelay.seq"]
-                  for p in complete) == list(range(1, count + 1))
-
-
 def test_metrics_and_admin_views_follow_the_cli_scenario(tmp_path):
     data, metrics_port = tmp_path / "relay", free_port()
     owner, quiet_owner, bob = (str(tmp_path / f"{n}.json") for n in ("owner", "quiet", "bob"))
@@ -105,7 +69,7 @@ def test_metrics_and_admin_views_follow_the_cli_scenario(tmp_path):
         for i in range(5):
             ok("post", "--state", owner, f"post {i}")
         assert [json.loads(line)["seq"] for line in follow_lines.take(5, 60)] == [1, 2, 3, 4, 5]
-        assert_posts_traced_to_shard_and_delivery(traces, 5)
+        assert_posts_traced_to_shard_and_delivery(lambda: spans_in(traces), 5)
         ok("channel", "create", "--relay", up.link, "--name", "Quiet", "--state", quiet_owner)
         for i in range(2):
             ok("post", "--state", quiet_owner, f"quiet {i}")

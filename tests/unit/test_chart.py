@@ -39,6 +39,7 @@ VARIANTS = {
         "affinity": {"podAntiAffinity": {}},
     },
     "etcd over TLS": {"etcdTls": {"secret": "chatrelay-etcd-tls"}},
+    "traces to a collector": {"traces": {"otlp": "otel-collector.monitoring:4317"}},
     "one etcd, load balancer": {
         "etcd": {"replicas": 1}, "gateway": {"service": {"type": "LoadBalancer", "annotations": {"a": "b"}}},
         "metrics": {"podMonitor": {"enabled": False}},
@@ -81,6 +82,7 @@ def test_values_fit_the_schema(name):
     ({"relay": {"shardz": 3}}, "Additional properties are not allowed ('shardz' was unexpected)"),
     ({"relay": {"keysSecret": ""}}, "'' should be non-empty"),
     ({"ray": {"authTokenSecret": ""}}, "'' should be non-empty"),
+    ({"traces": {"otlp": "otlp://collector:4317"}}, "'otlp://collector:4317' does not match"),
     ({"store": {"mode": "sqlite"}}, "'sqlite' is not one of ['cloudnativepg', 'external']"),
     ({"store": {"mode": "external"}}, "'' should be non-empty"),
     ({"store": {"cloudnativepg": {"storage": {"size": "20GB"}}}}, "'20GB' does not match"),
@@ -210,6 +212,20 @@ def test_the_controller_runs_chatrelay_up_with_flags_it_knows():
     assert controller["command"] == ["chatrelay", "up"]
     flags = [arg.split("=", 1)[0] for arg in controller["args"]]
     assert set(flags) <= known, set(flags) - known
+
+
+def test_traces_go_to_the_collector_the_values_name():
+    from chatrelay import settings
+
+    def traces(overrides):
+        [ray] = [d for d in manifests(overrides) if d["kind"] == "RayCluster"]
+        args = ray["spec"]["headGroupSpec"]["template"]["spec"]["containers"][1]["args"]
+        return [a.split("=", 1)[1] for a in args if a.startswith("--traces")]
+
+    assert traces({}) == []  # no traces unless asked
+    [flag] = traces(VARIANTS["traces to a collector"])
+    assert flag == "otlp://otel-collector.monitoring:4317"
+    assert settings.load({"traces": flag}, environ={}).traces == flag  # as chatrelay up reads it
 
 
 def test_services_probes_and_monitor_point_at_named_ports():

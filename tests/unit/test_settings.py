@@ -47,6 +47,11 @@ def test_environment_then_flags_override():
         ({"forward": "127.0.0.1:0", "insecure": True}, "--forward carries TLS only: it does not go with --insecure"),
         ({"forward_source": "relay.example.org"}, "--forward-source must be an IP address, got 'relay.example.org'"),
         ({"forward_per_minute": 0}, "--forward-per-minute must be 1 to 1000000, got 0"),
+        ({"traces": "otlp://collector"}, "--traces must be a folder or otlp://HOST:PORT, got 'otlp://collector'"),
+        ({"traces": "otlp://127.0.0.1:0"}, "--traces must be a folder or otlp://HOST:PORT, got 'otlp://127.0.0.1:0'"),
+        ({"traces": "otlp://Collector:4317"}, "--traces must be a folder or otlp://HOST:PORT, got 'otlp://Collector:4317'"),
+        ({"traces": "http://collector:4318"}, "--traces must be a folder or otlp://HOST:PORT, got 'http://collector:4318'"),
+        ({"traces": " "}, "--traces must be a folder or otlp://HOST:PORT, got ' '"),
     ],
 )
 def test_bad_settings_are_refused(overrides, message):
@@ -57,6 +62,13 @@ def test_bad_settings_are_refused(overrides, message):
 def test_metrics_endpoint_from_the_environment():
     s = settings.load({}, environ={"CHATRELAY_METRICS": "127.0.0.1:9464"})
     assert s.metrics == "127.0.0.1:9464"
+
+
+def test_traces_go_to_a_folder_or_an_otlp_collector():
+    assert settings.load({"traces": "otlp://[::1]:4317"}, environ={}).traces == "otlp://[::1]:4317"
+    assert settings.load({}, environ={"CHATRELAY_TRACES": "otlp://otel-collector.monitoring:4317"}).traces \
+        == "otlp://otel-collector.monitoring:4317"
+    assert settings.load({"traces": "spans"}, environ={}).traces == "spans"
 
 
 def test_port_zero_is_allowed_for_tests():
