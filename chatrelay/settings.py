@@ -85,7 +85,9 @@ class Settings:
     hot_check_s: float = setting(
         5.0, "Seconds over which group rates are compared with --hot-posts", flag="--hot-check", unit="seconds")
     metrics: str | None = setting(None, "HOST:PORT to serve Prometheus metrics on")
-    ray_address: str | None = setting(None, "Join this Ray cluster (HOST:PORT or auto) instead of starting a local one")
+    ray_address: str | None = setting(
+        None, "Join this Ray cluster instead of starting a local one: HOST:PORT (or auto) on one of its nodes, "
+              "or ray://HOST:PORT (Ray Client, from anywhere)")
     advertise: str | None = setting(None, "HOST:PORT[,…] clients reach the gateways at, for the relay link")
     traces: str | None = setting(
         None, "Every relay process's trace spans: a folder to write them to (JSON lines), or otlp://HOST:PORT "
@@ -129,7 +131,7 @@ class Settings:
                 except ChatRelayError as exc:
                     raise ChatRelayError(Reason.MALFORMED, f"--advertise: {exc.message}") from None
         if self.ray_address is not None and not self.ray_address.strip():
-            raise ChatRelayError(Reason.MALFORMED, "--ray-address must be HOST:PORT or auto")
+            raise ChatRelayError(Reason.MALFORMED, "--ray-address must be HOST:PORT, auto or ray://HOST:PORT")
         if self.etcd is not None:
             urls = self.etcd.split(",")
             if not all(u.startswith(("http://", "https://")) for u in urls):

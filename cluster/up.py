@@ -13,6 +13,7 @@ from nacl.signing import SigningKey
 
 from chatrelay import links, tls
 from chatrelay.actors.policy import RelayLimits
+from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.settings import OTLP_SCHEME, Settings, redact
 from chatrelay.actors import records
 from chatrelay.actors.records import LinkRecord
@@ -86,13 +87,23 @@ def init_local_ray() -> None:
     )
 
 
+RAY_CLIENT = "ray://"
+RAYLET_WAIT_S = 10.0
+
+
 def join_ray(address: str) -> None:
-    """Join a running Ray cluster (the deploy/ scripts, KubeRay) as its driver."""
+    """Join a running Ray cluster (the deploy/ scripts, KubeRay) as its driver: with
+    HOST:PORT (or auto) on a node of it, through that node's raylet; with ray://HOST:PORT
+    through Ray Client from anywhere (the chart's controller, a container beside the head)."""
     import ray
 
     from chatrelay.actors import factory
 
     _ray_cluster_mode(True)  # a cluster of several nodes (see loopback_only)
+    if address.startswith(RAY_CLIENT):
+        ray.init(address=address, namespace=factory.NAMESPACE, log_to_driver=False)
+        return
+    _require_local_raylet(address)
     host = address.rpartition(":")[0]
     try:
         import ipaddress
@@ -104,6 +115,26 @@ def join_ray(address: str) -> None:
     # its loopback address; elsewhere Ray finds this machine's node by itself.
     extra = {"_node_ip_address": host} if loopback else {}
     ray.init(address=address, namespace=factory.NAMESPACE, log_to_driver=False, **extra)
+
+
+def _require_local_raylet(address: str) -> None:
+    """A driver attaches through a raylet it finds among this machine's processes (Ray
+    2.60 scans them, then uses its sockets under /tmp/ray). Where there is none to see (a
+    container of its own, another PID namespace), Ray would wait 60 s and say only that it
+    failed to connect: say at once what to do instead."""
+    import time
+
+    from ray._private import services
+
+    deadline = time.monotonic() + RAYLET_WAIT_S  # a node's raylet may be starting
+    while not services.find_node_ids():
+        if time.monotonic() > deadline:
+            raise ChatRelayError(
+                Reason.UNAVAILABLE,
+                f"cannot join Ray at {address}: no Ray node's processes are visible here (a driver needs a raylet "
+                f"in its PID namespace and its /tmp/ray); from another container or PID namespace, join through "
+                f"Ray Client: --ray-address ray://HEAD:10001")
+        time.sleep(0.5)
 
 
 PORT_SPAN = 8000  # how far below the kernel's ephemeral ports a picked port may be
@@ -141,7 +172,6 @@ def pick_port(host: str) -> int:
 
 def policy_of(settings: Settings):
     from chatrelay.actors.policy import RelayPolicy
-    from chatrelay.errors import ChatRelayError, Reason
 
     denied: frozenset[str] = frozenset()
     if settings.deny_groups is not None:
@@ -210,8 +240,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
             init_local_ray()
     nodes = factory.relay_nodes()
     if not nodes:
-        from chatrelay.errors import ChatRelayError, Reason
-
+    
         raise ChatRelayError(Reason.UNAVAILABLE, (
             f"no Ray node offers the {factory.RELAY_RESOURCE!r} resource: start the relay workers with "
             f"--resources='{{\"{factory.RELAY_RESOURCE}\": {factory.RELAY_RESOURCE_UNITS}}}'"
@@ -258,7 +287,6 @@ def _supervise(relay: RunningRelay) -> None:
 
 
 async def _prepare_store(config: ClusterConfig) -> None:
-    from chatrelay.errors import ChatRelayError, Reason
 
     failures: tuple = (OSError,)
     if config.store:

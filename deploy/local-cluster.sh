@@ -10,7 +10,10 @@
 # Then, with `source DIR/env`:
 #   chatrelay up --ray-address "$RAY_ADDRESS" --etcd "$ETCD_URL" --data-dir DIR/relay
 #
-# Addresses: etcd and the head on 127.0.0.2 (etcd 2379/2380, Ray 6390); worker N on
+# From another PID namespace or container (no raylet to see there, as for the chart's
+# controller): chatrelay up --ray-address "$RAY_CLIENT_ADDRESS" (Ray Client) …
+#
+# Addresses: etcd and the head on 127.0.0.2 (etcd 2379/2380, Ray 6390, Ray Client 10001); worker N on
 # 127.0.0.(10+N), its gateway on port 7223 and its metrics on 9464 there. Ray replaces
 # 127.0.0.1 with the machine's network address in multi-node clusters, so every node
 # gets another loopback address. Everything is stopped by pid: `ray stop` would also
@@ -19,6 +22,7 @@ set -euo pipefail
 
 HEAD_IP=127.0.0.2
 RAY_PORT=6390
+RAY_CLIENT_PORT=10001  # Ray Client, for a controller that is on no Ray node (as the chart's)
 ETCD_CLIENT=2379
 ETCD_PEER=2380
 GATEWAY_PORT=${CHATRELAY_GATEWAY_PORT:-7223}
@@ -109,12 +113,13 @@ case "$COMMAND" in
     ray_env
     # shellcheck disable=SC2046
     start_bg head ray start --block --head --node-ip-address="$HEAD_IP" --port="$RAY_PORT" --num-cpus=0 \
-      --include-dashboard=false --disable-usage-stats $(node_ports 0)
+      --ray-client-server-port="$RAY_CLIENT_PORT" --include-dashboard=false --disable-usage-stats $(node_ports 0)
     wait_for 60 "the Ray head" ray status --address="$HEAD_IP:$RAY_PORT"
     echo "ray head on $HEAD_IP:$RAY_PORT (no relay actors there)"
     for n in $(seq 1 "$WORKERS"); do start_worker "$n"; done
     cat >"$DIR/env" <<ENV
 export RAY_ADDRESS=$HEAD_IP:$RAY_PORT
+export RAY_CLIENT_ADDRESS=ray://$HEAD_IP:$RAY_CLIENT_PORT
 export RAY_AUTH_MODE=token
 export RAY_AUTH_TOKEN_PATH=$DIR/auth_token
 export ETCD_URL=http://$HEAD_IP:$ETCD_CLIENT

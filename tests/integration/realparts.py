@@ -110,8 +110,8 @@ class Lines:
 class Up:
     """`chatrelay up` as a child process."""
 
-    def __init__(self, data_dir, port, etcd=None, extra=(), link_host="127.0.0.1"):
-        args = ["chatrelay", "up", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}", "--shards", "2"]
+    def __init__(self, data_dir, port, etcd=None, extra=(), link_host="127.0.0.1", prefix=()):
+        args = [*prefix, "chatrelay", "up", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}", "--shards", "2"]
         if etcd:
             args += ["--etcd", etcd]
         args += list(extra)

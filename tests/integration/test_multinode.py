@@ -2,7 +2,9 @@
 head without relay actors, two relay worker nodes, all on loopback addresses) with its
 posts and members in PostgreSQL (`--store`): the CLI scenario with groups on both nodes,
 and serving on when the worker node that holds a group is stopped: its shard comes back
-on the other node, and a follower gets every acked post once, in order."""
+on the other node, and a follower gets every acked post once, in order. And the
+controller attaching from a PID namespace of its own, as the chart's does from a container
+beside the head's."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import ipaddress
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import time
 
@@ -148,4 +151,66 @@ def test_a_relay_on_two_worker_nodes_serves_on_when_one_stops(local_cluster, tmp
         if follower is not None:
             follower.kill()
             follower.wait(timeout=10)
+        up.stop()
+
+
+OWN_PID_NAMESPACE = ["unshare", "--pid", "--fork", "--mount-proc"]
+
+
+def child_of(pid: int) -> int:
+    """The one process whose parent is `pid` (unshare's child: the command it runs)."""
+    found = []
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    [child] = found
+    return child
+
+
+def running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_the_controller_attaches_from_a_pid_namespace_of_its_own(local_cluster, tmp_path, monkeypatch):
+    """No raylet is visible from there: through the head's address `chatrelay up` is
+    refused at once, saying what to do; through Ray Client it runs the relay."""
+    env = cluster_env(local_cluster)
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.setenv(name, env[name])
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    refused = subprocess.run(
+        [*OWN_PID_NAMESPACE, "chatrelay", "up", "--ray-address", env["RAY_ADDRESS"], "--etcd", env["ETCD_URL"],
+         "--data-dir", str(tmp_path / "refused")], capture_output=True, text=True, timeout=120)
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr.splitlines()[-1] == (
+        "chatrelay: cannot join Ray at 127.0.0.2:6390: no Ray node's processes are visible here (a driver needs "
+        "a raylet in its PID namespace and its /tmp/ray); from another container or PID namespace, join through "
+        "Ray Client: --ray-address ray://HEAD:10001 (unavailable)")
+
+    assert env["RAY_CLIENT_ADDRESS"] == "ray://127.0.0.2:10001"
+    up = Up(tmp_path / "relay", 7223, prefix=OWN_PID_NAMESPACE, link_host="127.0.0.11",
+            extra=["--ray-address", env["RAY_CLIENT_ADDRESS"], "--etcd", env["ETCD_URL"]])
+    controller = child_of(up.proc.pid)  # the CLI, unshare's child
+    try:
+        assert os.readlink(f"/proc/{controller}/ns/pid") != os.readlink("/proc/self/ns/pid")
+        owner, bob = str(tmp_path / "owner.json"), str(tmp_path / "bob.json")
+        link = ok("channel", "create", "--relay", up.link, "--name", "Attached", "--state", owner).strip()
+        ok("join", link, "--state", bob, "--name", "Bob")
+        ok("post", "--state", owner, "through Ray Client")
+        assert ok("read", "--state", bob).splitlines() == ["through Ray Client"]
+        seen = json.loads(ok("status", "--data-dir", str(tmp_path / "relay"), "--json", "--window", "0.2"))
+        assert seen["health"] == "serving" and seen["nodes"] == 3 and len(seen["gateways"]) == 2
+        os.kill(controller, signal.SIGINT)  # as a user stops it; unshare ends with it
+        assert up.proc.wait(timeout=90) == 0
+    finally:
+        if running(controller):
+            os.kill(controller, signal.SIGKILL)
         up.stop()

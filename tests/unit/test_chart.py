@@ -212,6 +212,11 @@ def test_the_controller_runs_chatrelay_up_with_flags_it_knows():
     assert controller["command"] == ["chatrelay", "up"]
     flags = [arg.split("=", 1)[0] for arg in controller["args"]]
     assert set(flags) <= known, set(flags) - known
+    # It joins through Ray Client on the head's `client` port: from a container of its
+    # own it sees no raylet (tests/integration/test_multinode.py shows both ways).
+    assert "--ray-address=ray://127.0.0.1:10001" in controller["args"]
+    head_ports = {p["name"]: p["containerPort"] for p in head["template"]["spec"]["containers"][0]["ports"]}
+    assert head_ports["client"] == 10001
 
 
 def test_traces_go_to_the_collector_the_values_name():

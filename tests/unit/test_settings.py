@@ -42,7 +42,7 @@ def test_environment_then_flags_override():
         ({"advertise": "relay.example.org"}, "--advertise must be HOST:PORT, got 'relay.example.org'"),
         ({"advertise": "Relay.example.org:7223"}, "--advertise: link host 'Relay.example.org:7223' is not a valid host name"),
         ({"advertise": ",".join(["a:1"] * 9)}, "--advertise names 1 to 8 HOST:PORT, got '" + ",".join(["a:1"] * 9) + "'"),
-        ({"ray_address": " "}, "--ray-address must be HOST:PORT or auto"),
+        ({"ray_address": " "}, "--ray-address must be HOST:PORT, auto or ray://HOST:PORT"),
         ({"forward": "7224"}, "--forward must be HOST:PORT, got '7224'"),
         ({"forward": "127.0.0.1:0", "insecure": True}, "--forward carries TLS only: it does not go with --insecure"),
         ({"forward_source": "relay.example.org"}, "--forward-source must be an IP address, got 'relay.example.org'"),
