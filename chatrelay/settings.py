@@ -130,8 +130,8 @@ class Settings:
                     check_host(one)
                 except ChatRelayError as exc:
                     raise ChatRelayError(Reason.MALFORMED, f"--advertise: {exc.message}") from None
-        if self.ray_address is not None and not self.ray_address.strip():
-            raise ChatRelayError(Reason.MALFORMED, "--ray-address must be HOST:PORT, auto or ray://HOST:PORT")
+        if self.ray_address is not None:
+            _check_ray_address(self.ray_address)
         if self.etcd is not None:
             urls = self.etcd.split(",")
             if not all(u.startswith(("http://", "https://")) for u in urls):
@@ -191,6 +191,17 @@ def redact(url: str) -> str:
 
 
 OTLP_SCHEME = "otlp://"
+RAY_CLIENT_SCHEME = "ray://"
+
+
+def _check_ray_address(address: str) -> None:
+    if address == "auto":
+        return
+    try:
+        check_host(_host_of(address.removeprefix(RAY_CLIENT_SCHEME), "--ray-address"))
+    except ChatRelayError:
+        raise ChatRelayError(Reason.MALFORMED, f"--ray-address must be HOST:PORT, auto or ray://HOST:PORT, "
+                                               f"got {address!r}") from None
 
 
 def _check_traces(traces: str) -> None:

@@ -35,9 +35,18 @@ def secure_data_dir(data_dir: pathlib.Path) -> None:
 
 def _tighten(path: str, mode: int) -> None:
     """Take away what group and others may do; a path that allows them nothing is left
-    as it is (keys mounted read-only from a Kubernetes Secret, 0400)."""
-    if os.stat(path).st_mode & 0o077:
+    as it is (keys mounted read-only from a Kubernetes Secret, 0400). A path of another
+    owner that cannot be changed is a mount of the operator's, left as it is: a Secret's
+    keys (root, group fsGroup, 0440) or the volume of the data dir (root, fsGroup, 2777)
+    as Kubernetes mounts them for a pod that runs as a user of its own."""
+    status = os.stat(path)
+    if not status.st_mode & 0o077:
+        return
+    try:
         os.chmod(path, mode)
+    except OSError:  # not ours to change (EPERM), or read-only (EROFS)
+        if status.st_uid == os.geteuid():
+            raise
 
 
 def write_private(path: pathlib.Path, data: bytes) -> None:

@@ -112,7 +112,9 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
-        if handler is None:
+        if handler is None:  # no such method: gRPC answers UNIMPLEMENTED; counted without its name
+            if self.metrics is not None:
+                self.metrics.errors.add(1, {"rpc.grpc.status_code": grpc.StatusCode.UNIMPLEMENTED.name})
             return None
         if handler.unary_stream:
             return self._stream(handler, details.method)

@@ -14,7 +14,7 @@ from nacl.signing import SigningKey
 from chatrelay import links, tls
 from chatrelay.actors.policy import RelayLimits
 from chatrelay.errors import ChatRelayError, Reason
-from chatrelay.settings import OTLP_SCHEME, Settings, redact
+from chatrelay.settings import OTLP_SCHEME, RAY_CLIENT_SCHEME, Settings, redact
 from chatrelay.actors import records
 from chatrelay.actors.records import LinkRecord
 from chatrelay.cluster import identity
@@ -36,6 +36,7 @@ class RunningRelay:
     addresses: list = field(default_factory=list)  # HOST:PORT of each gateway, as it listens
     stopping: threading.Event = field(default_factory=threading.Event)
     pin: bytes = b""  # the fingerprint of the gateways' TLS key (none with --insecure)
+    lost: str = ""  # why the relay stopped by itself: its Ray session is gone
 
     @property
     def address(self) -> str:
@@ -87,7 +88,6 @@ def init_local_ray() -> None:
     )
 
 
-RAY_CLIENT = "ray://"
 RAYLET_WAIT_S = 10.0
 
 
@@ -99,8 +99,12 @@ def join_ray(address: str) -> None:
 
     from chatrelay.actors import factory
 
+    import os
+
     _ray_cluster_mode(True)  # a cluster of several nodes (see loopback_only)
-    if address.startswith(RAY_CLIENT):
+    if address == "auto" and os.environ.get("RAY_ADDRESS", "").startswith(RAY_CLIENT_SCHEME):
+        address = os.environ["RAY_ADDRESS"]  # what Ray would take for auto
+    if address.startswith(RAY_CLIENT_SCHEME):
         ray.init(address=address, namespace=factory.NAMESPACE, log_to_driver=False)
         return
     _require_local_raylet(address)
@@ -240,7 +244,6 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
             init_local_ray()
     nodes = factory.relay_nodes()
     if not nodes:
-    
         raise ChatRelayError(Reason.UNAVAILABLE, (
             f"no Ray node offers the {factory.RELAY_RESOURCE!r} resource: start the relay workers with "
             f"--resources='{{\"{factory.RELAY_RESOURCE}\": {factory.RELAY_RESOURCE_UNITS}}}'"
@@ -269,12 +272,19 @@ SUPERVISE_S = 1.0
 def _supervise(relay: RunningRelay) -> None:
     """Every second until the relay stops: a relay node that joined gets its gateway; the
     gateway of a node that is gone is let go; and every gateway is asked to serve (Ray
-    restarts a gateway actor that died, but only `start` makes it serve again)."""
+    restarts a gateway actor that died, but only `start` makes it serve again). A Ray
+    session that is gone (a Ray Client one that did not reconnect) stops the relay, saying
+    why in `relay.lost`: its actors went with the session, and a restart starts them again."""
     import ray
 
     from chatrelay.actors import factory
 
     while not relay.stopping.wait(SUPERVISE_S):
+        if not ray.is_initialized():  # Ray Client gave up reconnecting: the session's actors are gone
+            relay.lost = ("its Ray session is gone (Ray Client did not reconnect in time), and the relay's "
+                          "shards and gateways with it")
+            relay.stopping.set()
+            return
         try:
             nodes = set(factory.relay_nodes())
             for node in nodes - set(relay.gateways):
@@ -287,7 +297,6 @@ def _supervise(relay: RunningRelay) -> None:
 
 
 async def _prepare_store(config: ClusterConfig) -> None:
-
     failures: tuple = (OSError,)
     if config.store:
         import asyncpg

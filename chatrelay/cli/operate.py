@@ -72,7 +72,8 @@ def up(**flags) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     while not stop.wait(1.0):
-        pass
+        if relay.lost:  # nothing is served any more: exit, for a supervisor to start it again
+            fail(f"stopped: {relay.lost}")
     echo("stopping", err=True)
     up_mod.stop(relay)
 

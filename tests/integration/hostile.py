@@ -93,8 +93,9 @@ def delivery(seq: int, envelope: core_pb2.SignedEnvelope) -> relay_pb2.Delivery:
     return relay_pb2.Delivery(seq=seq, post=envelope, message_id=b"\0" * 32, relay_ts=1)
 
 
-def garbage_post(relay_link: str, method: str = "Post") -> None:
-    """A call (Post, or the stream Subscribe) whose bytes are no request, as a stranger may send."""
+def garbage_post(relay_link: str, method: str = "Post", expect=grpc.StatusCode.INVALID_ARGUMENT) -> None:
+    """A call (Post, or the stream Subscribe, or a method that is not there) whose bytes
+    are no request, as a stranger may send; refused with `expect`."""
     from chatrelay.client import target_of_link
     from chatrelay.connection import channel_args
     from chatrelay.links import ShortLink
@@ -111,6 +112,6 @@ def garbage_post(relay_link: str, method: str = "Post") -> None:
         try:
             send()
         except grpc.RpcError as exc:
-            assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert exc.code() == expect
         else:
             raise AssertionError(f"a garbage {method} was accepted")

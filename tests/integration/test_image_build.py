@@ -6,6 +6,7 @@ scenario run from outside it until it is stopped."""
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
@@ -14,6 +15,8 @@ import subprocess
 
 import pytest
 import yaml
+
+from chatrelay.links import ShortLink
 
 from realparts import Lines, free_port, ok
 
@@ -92,26 +95,86 @@ def process_running(command_part: str) -> int:
     return pid
 
 
+class UpInImage:
+    """`chatrelay up` in a container of the image, on a loopback port; `mounts`, buildah
+    run's --mount values."""
+
+    def __init__(self, container: str, log_path: pathlib.Path, mounts=()) -> None:
+        self.listen = f"127.0.0.1:{free_port()}"
+        self.log_path = log_path
+        self.log = open(log_path, "w")
+        options = [a for m in mounts for a in ("--mount", m)]
+        command = ["buildah", "run", "--isolation", "chroot", *options, container, "--",
+                   "chatrelay", "up", "--listen", self.listen]
+        self.proc = subprocess.Popen(command, env=BUILDAH, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        lines = Lines(self.proc.stdout)
+        started = [line.strip() for line in lines.take(2, START_S)]
+        if len(started) < 2 or started[1] != "ready":
+            self.kill()
+            pytest.fail(f"chatrelay up in the image did not start: {started}; {log_path.read_text()[-3000:]}")
+        self.link = started[0]
+        assert self.link.startswith(f"https://{self.listen}/r#")
+
+    def stop(self) -> int:
+        """SIGINT, as a user stops it; its exit status."""
+        os.kill(process_running(f"chatrelay up --listen {self.listen}"), signal.SIGINT)
+        status = self.proc.wait(timeout=120)
+        self.log.close()
+        assert "stopping" in self.log_path.read_text().splitlines()
+        return status
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=60)
+        self.log.close()
+
+
 def test_chatrelay_up_in_the_image_serves_until_stopped(container, tmp_path):
-    port = free_port()
-    listen = f"127.0.0.1:{port}"
-    log = open(tmp_path / "up.log", "w")
-    proc = subprocess.Popen(in_container(container, "chatrelay", "up", "--listen", listen), env=BUILDAH,
-                            stdout=subprocess.PIPE, stderr=log, text=True)
+    up = UpInImage(container, tmp_path / "up.log")
     try:
-        lines = Lines(proc.stdout)
-        link, ready = (line.strip() for line in lines.take(2, START_S))
-        assert link.startswith(f"https://{listen}/r#") and ready == "ready", (tmp_path / "up.log").read_text()
         owner, bob = str(tmp_path / "owner.json"), str(tmp_path / "bob.json")
-        channel = ok("channel", "create", "--relay", link, "--name", "From the image", "--state", owner).strip()
+        channel = ok("channel", "create", "--relay", up.link, "--name", "From the image", "--state", owner).strip()
         ok("join", channel, "--state", bob, "--name", "Bob")
         ok("post", "--state", owner, "served from the image")
         assert ok("read", "--state", bob).splitlines() == ["served from the image"]
-        os.kill(process_running(f"chatrelay up --listen {listen}"), signal.SIGINT)  # as a user stops it
-        assert proc.wait(timeout=120) == 0
-        assert "stopping" in (tmp_path / "up.log").read_text().splitlines()
+        assert up.stop() == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=60)
-        log.close()
+        up.kill()
+
+
+KEY_FILES = ("relay-identity.key", "operator.key", "tls.key", "tls.crt")
+FS_GROUP = 1000  # the chart's podSecurityContext.fsGroup, the image's user's group
+
+
+def test_the_image_runs_on_volumes_as_the_chart_mounts_them(container, tmp_path):
+    """As Kubernetes mounts the chart's volumes for a pod running as the image's user,
+    with fsGroup: a data volume of root's (group fsGroup, 2777), and the keys of a Secret
+    read-only (root, group fsGroup, 0440) on top of it. The relay keeps its identity."""
+    volume, secret, again = tmp_path / "volume", tmp_path / "secret", tmp_path / "volume-again"
+    for folder in (volume, again):
+        folder.mkdir()
+        os.chown(folder, 0, FS_GROUP)
+        os.chmod(folder, 0o2777)
+    first = UpInImage(container, tmp_path / "first.log", [f"type=bind,src={volume},dst=/var/lib/chatrelay,rw"])
+    try:
+        assert first.stop() == 0  # it made its keys there, its own
+    finally:
+        first.kill()
+    secret.mkdir()
+    for name in KEY_FILES:
+        shutil.copy(volume / name, secret / name)
+        os.chown(secret / name, 0, FS_GROUP)
+        os.chmod(secret / name, 0o440)
+        (again / name).touch()  # the mount points, as the kubelet makes them for subPath mounts
+    keys = [f"type=bind,src={secret / name},dst=/var/lib/chatrelay/{name},ro" for name in KEY_FILES]
+    second = UpInImage(container, tmp_path / "second.log", [f"type=bind,src={again},dst=/var/lib/chatrelay,rw", *keys])
+    try:
+        # The Secret's TLS key (its pin in the link) and operator key (status is signed by it).
+        assert ShortLink.parse(second.link).pins == ShortLink.parse(first.link).pins
+        seen = json.loads(ok("status", "--relay", second.link, "--operator-key", str(secret / "operator.key"), "--json"))
+        assert seen["health"] == "serving"
+        assert second.stop() == 0
+    finally:
+        second.kill()
+    assert [oct(os.stat(secret / name).st_mode & 0o777) for name in KEY_FILES] == ["0o440"] * 4

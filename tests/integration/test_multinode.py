@@ -171,6 +171,17 @@ def child_of(pid: int) -> int:
     return child
 
 
+def cmdline(pid: int) -> str:
+    try:
+        return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:  # gone meanwhile
+        return ""
+
+
+def processes_with(text: str) -> list[int]:
+    return [int(p.name) for p in pathlib.Path("/proc").glob("[0-9]*") if text in cmdline(int(p.name))]
+
+
 def running(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -186,6 +197,7 @@ def test_the_controller_attaches_from_a_pid_namespace_of_its_own(local_cluster, 
     for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH"):
         monkeypatch.setenv(name, env[name])
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_CLIENT_RECONNECT_GRACE_PERIOD", "5")  # Ray's 30 s, shorter for the test
     refused = subprocess.run(
         [*OWN_PID_NAMESPACE, "chatrelay", "up", "--ray-address", env["RAY_ADDRESS"], "--etcd", env["ETCD_URL"],
          "--data-dir", str(tmp_path / "refused")], capture_output=True, text=True, timeout=120)
@@ -208,8 +220,18 @@ def test_the_controller_attaches_from_a_pid_namespace_of_its_own(local_cluster, 
         assert ok("read", "--state", bob).splitlines() == ["through Ray Client"]
         seen = json.loads(ok("status", "--data-dir", str(tmp_path / "relay"), "--json", "--window", "0.2"))
         assert seen["health"] == "serving" and seen["nodes"] == 3 and len(seen["gateways"]) == 2
-        os.kill(controller, signal.SIGINT)  # as a user stops it; unshare ends with it
-        assert up.proc.wait(timeout=90) == 0
+        # Its Ray Client session lost for good (the head's client server gone, as when
+        # the head's container restarts): the relay's actors went with it, and the
+        # controller exits, saying so, for its supervisor to start it again.
+        servers = [pid for pid in processes_with("ray.util.client.server") if "--address=127.0.0.2:6390" in cmdline(pid)]
+        assert servers
+        for pid in servers:
+            os.kill(pid, signal.SIGKILL)
+        assert up.proc.wait(timeout=120) == 2
+        up.log.flush()
+        assert pathlib.Path(up.log.name).read_text().splitlines()[-1] == (
+            "chatrelay: stopped: its Ray session is gone (Ray Client did not reconnect in time), and the relay's "
+            "shards and gateways with it")
     finally:
         if running(controller):
             os.kill(controller, signal.SIGKILL)

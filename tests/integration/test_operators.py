@@ -9,6 +9,8 @@ import subprocess
 import time
 import urllib.request
 
+import grpc
+
 from nacl.signing import SigningKey
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -108,6 +110,11 @@ def test_metrics_and_admin_views_follow_the_cli_scenario(tmp_path):
                and time.monotonic() < deadline):
             time.sleep(0.1)
         assert total(scrape(metrics_port), "rpc_server_call_duration_seconds_count", **bad_stream) == 1
+        # A method that is not there: counted by its status, its name nowhere (a stranger's
+        # names would be series without end).
+        garbage_post(up.link, "NoSuchMethod", expect=grpc.StatusCode.UNIMPLEMENTED)
+        unimplemented = total(scrape(metrics_port), "chatrelay_rpc_errors_total", rpc_grpc_status_code="UNIMPLEMENTED")
+        assert unimplemented == 1 and not any("NoSuchMethod" in str(k) for k in scrape(metrics_port))
 
         # status --json: the groups, the streams and the posts of this run.
         seen = status(data, "--window", "0.5")

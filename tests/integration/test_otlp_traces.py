@@ -5,6 +5,7 @@ from the gateway to its shard and on to its delivery there, as in the JSON files
 from __future__ import annotations
 
 import json
+import pathlib
 import subprocess
 import time
 import urllib.request
@@ -38,6 +39,7 @@ def test_posts_are_traced_to_an_otlp_collector(tmp_path):
             deadline = time.monotonic() + 60  # its stream open, so the posts reach it live
             while subscribers(metrics) < 1 and time.monotonic() < deadline:
                 time.sleep(0.2)
+            assert subscribers(metrics) == 1
             for i in range(4):
                 ok("post", "--state", owner, f"post {i}")
             assert [json.loads(line)["seq"] for line in lines.take(4, 60)] == [1, 2, 3, 4]
@@ -49,4 +51,6 @@ def test_posts_are_traced_to_an_otlp_collector(tmp_path):
             up.stop()
         services = {s["resource"]["service.name"] for s in collector.spans()}
         assert "chatrelay-gateway" in services and services <= {"chatrelay-gateway", "chatrelay-shard-0", "chatrelay-shard-1"}
-        assert not list((tmp_path / "relay").glob("**/*.jsonl"))  # nothing written to files
+        # Nothing written to files: not in the data dir, nor in a folder named after the
+        # URL where the relay ran (as a folder would be, relative to its working directory).
+        assert not list((tmp_path / "relay").glob("**/*.jsonl")) and not pathlib.Path("otlp:").exists()

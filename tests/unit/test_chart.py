@@ -20,52 +20,10 @@ from yamllint import linter
 from yamllint.config import YamlLintConfig
 
 import helm_chart
+from chart_variants import CHART, ROOT, VARIANTS, manifests, pod_templates, values
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-CHART = ROOT / "helm" / "chatrelay"
 K8S_VERSION = "1.30.0"
 LINT = YamlLintConfig("extends: default\nrules:\n  line-length: {max: 200}\n  document-start: disable\n")
-
-
-# Every branch of the templates, by the values that take it.
-VARIANTS = {
-    "defaults": {},
-    "external etcd": {"externalEtcd": {"endpoints": ["http://etcd.example.svc:2379"]}},
-    "no metrics, no dashboard": {"metrics": {"enabled": False}, "dashboard": {"enabled": False}},
-    "keys from a secret, no volume": {
-        "relay": {"keysSecret": "chatrelay-keys", "persistence": {"enabled": False}},
-        "imagePullSecrets": [{"name": "registry"}], "nodeSelector": {"pool": "relays"},
-        "tolerations": [{"key": "relays", "operator": "Exists", "effect": "NoSchedule"}],
-        "affinity": {"podAntiAffinity": {}},
-    },
-    "etcd over TLS": {"etcdTls": {"secret": "chatrelay-etcd-tls"}},
-    "traces to a collector": {"traces": {"otlp": "otel-collector.monitoring:4317"}},
-    "one etcd, load balancer": {
-        "etcd": {"replicas": 1}, "gateway": {"service": {"type": "LoadBalancer", "annotations": {"a": "b"}}},
-        "metrics": {"podMonitor": {"enabled": False}},
-    },
-    "external store": {"store": {"mode": "external", "external": {"secret": "chatrelay-store", "passwordKey": "password"}}},
-    "one store instance, its storage class": {
-        "store": {"cloudnativepg": {"instances": 1, "synchronousStandbys": 0, "storage": {"storageClassName": "fast"}}},
-    },
-}
-
-
-def values(overrides: dict) -> dict:
-    return helm_chart.merge(yaml.safe_load((CHART / "values.yaml").read_text()), overrides)
-
-
-def manifests(overrides: dict) -> list[dict]:
-    return helm_chart.render(CHART, overrides)
-
-
-def pod_templates(doc: dict) -> list[dict]:
-    if doc["kind"] == "RayCluster":
-        spec = doc["spec"]
-        return [spec["headGroupSpec"]["template"], *(g["template"] for g in spec["workerGroupSpecs"])]
-    if doc["kind"] == "StatefulSet":
-        return [doc["spec"]["template"]]
-    return []
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -83,6 +41,9 @@ def test_values_fit_the_schema(name):
     ({"relay": {"keysSecret": ""}}, "'' should be non-empty"),
     ({"ray": {"authTokenSecret": ""}}, "'' should be non-empty"),
     ({"traces": {"otlp": "otlp://collector:4317"}}, "'otlp://collector:4317' does not match"),
+    ({"traces": {"otlp": "collector:0"}}, "'collector:0' does not match"),
+    ({"traces": {"otlp": "collector:65536"}}, "'collector:65536' does not match"),
+    ({"traces": {"otlp": "collector:4317 --insecure"}}, "'collector:4317 --insecure' does not match"),
     ({"store": {"mode": "sqlite"}}, "'sqlite' is not one of ['cloudnativepg', 'external']"),
     ({"store": {"mode": "external"}}, "'' should be non-empty"),
     ({"store": {"cloudnativepg": {"storage": {"size": "20GB"}}}}, "'20GB' does not match"),
@@ -318,119 +279,14 @@ def test_every_relay_node_reads_the_keys_from_the_secret_and_ray_asks_for_its_to
     controller = head["containers"][1]
     for pod, container in ((head, controller), (worker, worker["containers"][0])):
         [keys] = [v for v in pod["volumes"] if v["name"] == "keys"]
-        assert keys["secret"] == {"secretName": "chatrelay-keys", "defaultMode": 0o400}
+        assert keys["secret"] == {"secretName": "chatrelay-keys", "defaultMode": 0o440}
+        # As the image's user, whose group the Secret's files (0440) and the data volume get.
+        user = re.search(r"^USER (\d+)$", (ROOT / "deploy" / "Containerfile").read_text(), re.MULTILINE).group(1)
+        assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": int(user), "runAsGroup": int(user),
+                                          "fsGroup": int(user)}
         mounted = {m["subPath"]: m["mountPath"] for m in container["volumeMounts"] if m["name"] == "keys"}
         assert mounted == {f: f"/var/lib/chatrelay/{f}" for f in KEY_FILES}
         assert all(m["readOnly"] for m in container["volumeMounts"] if m["name"] == "keys")
     token = {e["name"]: e for e in controller["env"]}
     assert token["RAY_AUTH_MODE"]["value"] == "token"
     assert token["RAY_AUTH_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "chatrelay-ray-token", "key": "auth_token"}}
-
-
-def test_etcd_over_tls_asks_every_client_for_a_certificate_and_the_relay_has_one_on_every_node():
-    docs = manifests(VARIANTS["etcd over TLS"])
-    [etcd] = [d for d in docs if d["kind"] == "StatefulSet"]
-    container = etcd["spec"]["template"]["spec"]["containers"][0]
-    args = container["args"]
-    assert "--client-cert-auth" in args and "--trusted-ca-file=/etc/etcd/tls/ca.crt" in args
-    assert "--listen-client-urls=https://0.0.0.0:2379" in args
-    assert container["readinessProbe"]["httpGet"]["port"] == "health"  # not the port that asks for a certificate
-    [ray] = [d for d in docs if d["kind"] == "RayCluster"]
-    controller = ray["spec"]["headGroupSpec"]["template"]["spec"]["containers"][1]
-    assert "--etcd=https://relay-chatrelay-etcd:2379" in controller["args"]
-    assert {a for a in controller["args"] if a.startswith("--etcd-")} == {
-        "--etcd-ca=/etc/chatrelay/etcd/ca.crt", "--etcd-cert=/etc/chatrelay/etcd/client.crt",
-        "--etcd-key=/etc/chatrelay/etcd/client.key"}
-    [workers] = ray["spec"]["workerGroupSpecs"]
-    head, worker = ray["spec"]["headGroupSpec"]["template"]["spec"], workers["template"]["spec"]
-    for pod, container in ((head, controller), (worker, worker["containers"][0])):
-        assert {"name": "etcd-tls", "mountPath": "/etc/chatrelay/etcd", "readOnly": True} in container["volumeMounts"]
-        assert {"name": "etcd-tls", "secret": {"secretName": "chatrelay-etcd-tls", "defaultMode": 0o400}} in pod["volumes"]
-    plain = manifests({})
-    [etcd] = [d for d in plain if d["kind"] == "StatefulSet"]
-    assert "--client-cert-auth" not in etcd["spec"]["template"]["spec"]["containers"][0]["args"]
-
-
-def test_etcd_is_probed_by_its_own_livez_and_readyz_and_spread_over_nodes():
-    """/livez checks only the member itself: losing quorum restarts no member (the old
-    /health did, every member at once); members prefer nodes of their own, or require
-    them with etcd.antiAffinity=hard."""
-    [etcd] = [d for d in manifests({}) if d["kind"] == "StatefulSet"]
-    pod = etcd["spec"]["template"]["spec"]
-    [container] = pod["containers"]
-    probes = {kind: container[kind]["httpGet"] for kind in ("startupProbe", "readinessProbe", "livenessProbe")}
-    assert probes == {"startupProbe": {"path": "/readyz", "port": "health"},
-                      "readinessProbe": {"path": "/readyz", "port": "health"},
-                      "livenessProbe": {"path": "/livez", "port": "health"}}
-    [soft] = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
-    term = soft["podAffinityTerm"]
-    assert term["topologyKey"] == "kubernetes.io/hostname"
-    assert term["labelSelector"]["matchLabels"].items() <= etcd["spec"]["template"]["metadata"]["labels"].items()
-    [etcd] = [d for d in manifests({"etcd": {"antiAffinity": "hard"}}) if d["kind"] == "StatefulSet"]
-    [hard] = etcd["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-    assert hard["labelSelector"] == term["labelSelector"]
-
-
-def test_disruption_budgets_take_one_relay_worker_and_one_etcd_member_at_a_time():
-    docs = manifests({})
-    budgets = {d["metadata"]["name"].rsplit("-", 1)[1]: d["spec"] for d in docs if d["kind"] == "PodDisruptionBudget"}
-    assert {name: spec["maxUnavailable"] for name, spec in budgets.items()} == {"relays": 1, "etcd": 1}
-    [ray] = [d for d in docs if d["kind"] == "RayCluster"]
-    [workers] = ray["spec"]["workerGroupSpecs"]
-    worker_labels = workers["template"]["metadata"]["labels"]
-    head_labels = ray["spec"]["headGroupSpec"]["template"]["metadata"]["labels"]
-    relays = budgets["relays"]["selector"]["matchLabels"]
-    assert relays.items() <= worker_labels.items() and not relays.items() <= head_labels.items()
-    [etcd] = [d for d in docs if d["kind"] == "StatefulSet"]
-    assert budgets["etcd"]["selector"]["matchLabels"].items() <= etcd["spec"]["template"]["metadata"]["labels"].items()
-
-
-def env_of(container: dict) -> dict:
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
-
-
-def test_the_store_is_the_cloudnativepg_cluster_with_synchronous_standbys():
-    """The CloudNativePG Cluster (a custom resource: its fields checked here against what
-    the operator documents for postgresql.cnpg.io/v1) and the relay's way to it: the URL
-    names the Cluster's read-write Service and the owner of its database, the password
-    comes from the Secret the operator makes, on the controller and on every relay node
-    (whose shards connect), never in the URL."""
-    docs = manifests({})
-    [cluster] = [d for d in docs if d["kind"] == "Cluster"]
-    name, spec = cluster["metadata"]["name"], cluster["spec"]
-    assert cluster["apiVersion"] == "postgresql.cnpg.io/v1" and name == "relay-chatrelay-store"
-    assert spec["instances"] == 3
-    assert spec["postgresql"]["synchronous"] == {"method": "any", "number": 1, "dataDurability": "required"}
-    assert spec["bootstrap"] == {"initdb": {"database": "chatrelay", "owner": "chatrelay"}}
-    assert spec["storage"] == {"size": "20Gi"}
-    assert set(spec) <= {"instances", "postgresql", "bootstrap", "storage", "resources"}
-    [ray] = [d for d in docs if d["kind"] == "RayCluster"]
-    controller = ray["spec"]["headGroupSpec"]["template"]["spec"]["containers"][1]
-    [workers] = ray["spec"]["workerGroupSpecs"]
-    worker = workers["template"]["spec"]["containers"][0]
-    password = {"secretKeyRef": {"name": f"{name}-app", "key": "password"}}
-    assert env_of(controller)["CHATRELAY_STORE"] == f"postgresql://chatrelay@{name}-rw:5432/chatrelay"
-    assert env_of(controller)["PGPASSWORD"] == password and env_of(worker) == {"PGPASSWORD": password}
-    from chatrelay import settings
-
-    assert settings.env_name(next(f for f in settings.fields() if f.name == "store")) == "CHATRELAY_STORE"
-    assert settings.load(environ={"CHATRELAY_STORE": env_of(controller)["CHATRELAY_STORE"]}).store.endswith("/chatrelay")
-    single = manifests(VARIANTS["one store instance, its storage class"])
-    [cluster] = [d for d in single if d["kind"] == "Cluster"]
-    assert "postgresql" not in cluster["spec"] and cluster["spec"]["instances"] == 1
-    assert cluster["spec"]["storage"] == {"size": "20Gi", "storageClass": "fast"}
-
-
-def test_an_external_store_comes_from_a_secret_and_worker_pods_keep_no_state():
-    docs = manifests(VARIANTS["external store"])
-    [ray] = [d for d in docs if d["kind"] == "RayCluster"]
-    controller = ray["spec"]["headGroupSpec"]["template"]["spec"]["containers"][1]
-    [workers] = ray["spec"]["workerGroupSpecs"]
-    pod = workers["template"]["spec"]
-    assert env_of(controller)["CHATRELAY_STORE"] == {"secretKeyRef": {"name": "chatrelay-store", "key": "url"}}
-    password = {"secretKeyRef": {"name": "chatrelay-store", "key": "password"}}
-    assert env_of(controller)["PGPASSWORD"] == password and env_of(pod["containers"][0]) == {"PGPASSWORD": password}
-    assert {"name": "data", "emptyDir": {}} in pod["volumes"]  # nothing on a worker outlives it
-    no_password = manifests({"store": {"mode": "external", "external": {"secret": "s"}}})
-    [ray] = [d for d in no_password if d["kind"] == "RayCluster"]
-    assert "env" not in ray["spec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]

@@ -42,7 +42,12 @@ def test_environment_then_flags_override():
         ({"advertise": "relay.example.org"}, "--advertise must be HOST:PORT, got 'relay.example.org'"),
         ({"advertise": "Relay.example.org:7223"}, "--advertise: link host 'Relay.example.org:7223' is not a valid host name"),
         ({"advertise": ",".join(["a:1"] * 9)}, "--advertise names 1 to 8 HOST:PORT, got '" + ",".join(["a:1"] * 9) + "'"),
-        ({"ray_address": " "}, "--ray-address must be HOST:PORT, auto or ray://HOST:PORT"),
+        ({"ray_address": " "}, "--ray-address must be HOST:PORT, auto or ray://HOST:PORT, got ' '"),
+        ({"ray_address": "ray://"}, "--ray-address must be HOST:PORT, auto or ray://HOST:PORT, got 'ray://'"),
+        ({"ray_address": "ray://head"}, "--ray-address must be HOST:PORT, auto or ray://HOST:PORT, got 'ray://head'"),
+        ({"ray_address": "RAY://head:10001"},
+         "--ray-address must be HOST:PORT, auto or ray://HOST:PORT, got 'RAY://head:10001'"),
+        ({"ray_address": "head:0"}, "--ray-address must be HOST:PORT, auto or ray://HOST:PORT, got 'head:0'"),
         ({"forward": "7224"}, "--forward must be HOST:PORT, got '7224'"),
         ({"forward": "127.0.0.1:0", "insecure": True}, "--forward carries TLS only: it does not go with --insecure"),
         ({"forward_source": "relay.example.org"}, "--forward-source must be an IP address, got 'relay.example.org'"),
@@ -69,6 +74,11 @@ def test_traces_go_to_a_folder_or_an_otlp_collector():
     assert settings.load({}, environ={"CHATRELAY_TRACES": "otlp://otel-collector.monitoring:4317"}).traces \
         == "otlp://otel-collector.monitoring:4317"
     assert settings.load({"traces": "spans"}, environ={}).traces == "spans"
+
+
+def test_ray_addresses():
+    for address in ("auto", "127.0.0.2:6390", "ray://127.0.0.1:10001", "ray://raycluster-head-svc.relays:10001"):
+        assert settings.load({"ray_address": address}, environ={}).ray_address == address
 
 
 def test_port_zero_is_allowed_for_tests():
