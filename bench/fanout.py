@@ -1,5 +1,7 @@
 """Fan-out: deliveries per second to N subscribers of one channel, against a bare
-grpc.aio server-streaming baseline run in the same invocation.
+grpc.aio server-streaming baseline and nats-server (bench/nats_peer.py: core pub/sub, N
+subscriptions over 10 nats-py connections, the same signed posts' bytes, the publisher
+paced by a round trip after each message) run in the same invocation.
 
 Both sides use the same client (N streams in one asyncio loop of this process), the
 same payloads (signed posts) and the same pacing (one poster awaiting each ack). The
@@ -32,6 +34,7 @@ from chatrelay.group import GroupKind
 from chatrelay.state import unb64
 from chatrelay.v1 import relay_pb2, relay_pb2_grpc
 from nacl.signing import SigningKey
+from nats_peer import core_fanout
 
 DEADLINE_S = 600
 WARMUP_EVERY_S = 2.0
@@ -223,13 +226,18 @@ def main() -> int:
     payload = os.urandom(args.payload // 2).hex().encode()[: args.payload]
 
     print(f"fan-out: {args.subscribers} subscribers, {args.posts} posts of {args.payload} bytes")
+    post_bytes = members.sign_post(SigningKey.generate(), bytes(32), payload).SerializeToString()
+    n_time, n_count = asyncio.run(core_fanout(args.subscribers, args.posts, post_bytes))
+    n_rate = n_count / n_time
+    print(f"  nats-server core (Go), nats-py subscribers: {n_count} deliveries in {n_time:.2f} s = {n_rate:,.0f} deliveries/s")
     b_time, b_count = asyncio.run(bench_baseline(args.subscribers, args.posts, payload))
     b_rate = b_count / b_time
     print(f"  bare grpc.aio streaming: {b_count} deliveries in {b_time:.2f} s = {b_rate:,.0f} deliveries/s")
     r_time, r_count = asyncio.run(bench_relay(args.subscribers, args.posts, payload))
     r_rate = r_count / r_time
     print(f"  chatrelay, plaintext:     {r_count} deliveries in {r_time:.2f} s = {r_rate:,.0f} deliveries/s")
-    print(f"  ratio chatrelay / baseline: {r_rate / b_rate:.2f}")
+    print(f"  ratio chatrelay / bare grpc.aio: {r_rate / b_rate:.2f}")
+    print(f"  ratio chatrelay / nats-server:   {r_rate / n_rate:.2f}")
     if args.tls:
         t_time, t_count = asyncio.run(bench_relay(args.subscribers, args.posts, payload, tls=True))
         t_rate = t_count / t_time

