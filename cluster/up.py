@@ -4,6 +4,7 @@ registry and message log (or etcd), and the relay's own link stored for resolvin
 from __future__ import annotations
 
 import asyncio
+import os
 import pathlib
 import socket
 import threading
@@ -61,8 +62,6 @@ def loopback_only() -> None:
 
 
 def _ray_cluster_mode(several_nodes: bool) -> None:
-    import os
-
     os.environ[LOOPBACK_ENV] = "1" if several_nodes else "0"
     try:
         from ray._private import ray_constants
@@ -98,8 +97,6 @@ def join_ray(address: str) -> None:
     import ray
 
     from chatrelay.actors import factory
-
-    import os
 
     _ray_cluster_mode(True)  # a cluster of several nodes (see loopback_only)
     if address == "auto" and os.environ.get("RAY_ADDRESS", "").startswith(RAY_CLIENT_SCHEME):
