@@ -91,7 +91,7 @@ def handlers(service_name: str, servicer) -> grpc.GenericRpcHandler:
     """A service's method handlers, made from its descriptor as the generated code makes
     them, except that a request that cannot be decoded is refused as malformed
     (INVALID_ARGUMENT, reason `malformed`) where gRPC would answer UNKNOWN with the
-    parser's exception."""
+    parser's exception, and that an answer may come encoded already (bytes)."""
     service = relay_pb2.DESCRIPTOR.services_by_name[service_name]
     out = {}
     for method in service.methods:
@@ -102,9 +102,15 @@ def handlers(service_name: str, servicer) -> grpc.GenericRpcHandler:
         wrap = _refusing_stream if method.server_streaming else _refusing
         out[method.name] = make(
             wrap(behavior), request_deserializer=_decoder(GetMessageClass(method.input_type)),
-            response_serializer=GetMessageClass(method.output_type).SerializeToString,
+            response_serializer=_encode,
         )
     return grpc.method_handlers_generic_handler(service.full_name, out)
+
+
+def _encode(response) -> bytes:
+    """An answer as it goes out: a message, or bytes a handler encoded already (a
+    stream's batch, encoded once for every stream that writes it)."""
+    return response if isinstance(response, bytes) else response.SerializeToString()
 
 
 def _decoder(cls):

@@ -39,10 +39,11 @@ class Streams:
         self.cut_off = 0
 
     async def follow(self, address: str, seq: int, last_seq: int, reader: bytes = b"",
-                     opened: float = 0.0) -> AsyncIterator[relay_pb2.DeliveryBatch]:
-        """The batches of a checked reader's stream, after `seq`; `last_seq`: the group's
-        newest post when the reader was checked (where a new tail starts). It ends with
-        `not_a_member` once the owners remove `reader`."""
+                     opened: float = 0.0) -> AsyncIterator[bytes]:
+        """The batches of a checked reader's stream, after `seq`, each an encoded
+        DeliveryBatch (one encoding for every stream at the same place in the window);
+        `last_seq`: the group's newest post when the reader was checked (where a new tail
+        starts). It ends with `not_a_member` once the owners remove `reader`."""
         tail = self.tails.get(address)
         if tail is None or tail.task.done():
             tail = self.tails[address] = GroupTail(self.router, address, last_seq, self.traced)
@@ -57,6 +58,7 @@ class Streams:
                     if self.metrics is not None:
                         self.metrics.cut_off.add(1)
                     raise CutOff(behind, seq)
+                from_window = tail.holds(seq)  # else from the log, each catching-up stream its own read
                 deliveries = await tail.after_seq(seq, TAIL_WAIT_S, reader, opened)
                 was_live = was_live or tail.holds(seq)
                 if not deliveries:
@@ -66,7 +68,8 @@ class Streams:
                 tail.delivered += len(deliveries)
                 if self.metrics is not None:
                     self.metrics.deliveries.add(len(deliveries))
-                yield relay_pb2.DeliveryBatch(deliveries=deliveries, last_seq=seq)
+                yield tail.encoded(deliveries) if from_window else relay_pb2.DeliveryBatch(
+                    deliveries=deliveries, last_seq=seq).SerializeToString()
         finally:
             self.subscribers -= 1
             tail.subscribers -= 1

@@ -30,6 +30,7 @@ BATCH = 200  # posts a poll or a catch-up read returns at most (200 posts of 16 
 # took it down (a stream opened after a restore reads from a new tail).
 ENDS = (Reason.NOT_ACTIVE, Reason.TAKEN_DOWN)
 TAIL_WINDOW = 4096  # newest posts of a group kept in a gateway for its subscribers
+ENCODED_KEPT = 64  # encoded batches a tail keeps for the streams behind the first
 
 
 class Traced:
@@ -77,6 +78,7 @@ class GroupTail:
         self.ended: ChatRelayError | None = None  # why its streams end, once they do
         self.removed: dict[bytes, float] = {}  # readers removed from the group: when learned (monotonic); their streams end
         self.loaded, self.removals = b"", 0  # the shard's count of removals this tail has seen
+        self._encoded: dict[tuple[int, int], bytes] = {}  # recent batches from the window, encoded once
         self.task = asyncio.create_task(self._run(), name=f"tail-{address}")
 
     async def _read(self, after: int, wait_s: float) -> list[relay_pb2.Delivery]:
@@ -152,6 +154,19 @@ class GroupTail:
                     return []
             self._check(reader, opened)
         return [d for d in self.buffer if d.seq > seq][:BATCH]
+
+    def encoded(self, deliveries: list[relay_pb2.Delivery]) -> bytes:
+        """The DeliveryBatch of `deliveries`, as its stream writes it. Streams at the same
+        place in the window get the same posts: the batch is encoded once for all of them
+        (a post's seq names it for good, so the first and last seq name the batch)."""
+        key = (deliveries[0].seq, deliveries[-1].seq)
+        data = self._encoded.get(key)
+        if data is None:
+            if len(self._encoded) >= ENCODED_KEPT:
+                self._encoded.clear()
+            data = self._encoded[key] = relay_pb2.DeliveryBatch(
+                deliveries=deliveries, last_seq=deliveries[-1].seq).SerializeToString()
+        return data
 
     def _check(self, reader: bytes, opened: float = 0.0) -> None:
         if self.ended is not None:
