@@ -132,8 +132,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                     code = context.code() or grpc.StatusCode.UNKNOWN
                     raise
                 finally:
-                    if code is grpc.StatusCode.OK and context.code() not in (None, grpc.StatusCode.OK):
-                        code = context.code()
+                    code = _ended(code, context)
                     if metrics is not None:
                         metrics.finished(method, time.perf_counter() - start, code)
                     if span is not None:
@@ -163,14 +162,21 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             finally:
-                if code is grpc.StatusCode.OK and context.code() not in (None, grpc.StatusCode.OK):
-                    code = context.code()
+                code = _ended(code, context)
                 if metrics is not None:
                     metrics.finished(method, time.perf_counter() - start, code)
 
         return grpc.unary_stream_rpc_method_handler(
             timed, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer,
         )
+
+
+def _ended(code: grpc.StatusCode, context) -> grpc.StatusCode:
+    """How a call ended: a status its handler set on the context without raising
+    counts as the call's own."""
+    if code is grpc.StatusCode.OK and context.code() not in (None, grpc.StatusCode.OK):
+        return context.code()
+    return code
 
 
 def _server_span(method: str):

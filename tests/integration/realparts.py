@@ -153,3 +153,29 @@ def ok(*args) -> str:
     result = cli(*args)
     assert result.returncode == 0, f"chatrelay {' '.join(args)}: {result.stderr}"
     return result.stdout
+
+
+def metric(port: int, name: str) -> float:
+    """The sum of every sample of `name` on the Prometheus endpoint at `port`."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples if sample.name == name)
+
+
+def live_follower(state: str, metrics_port: int) -> tuple[subprocess.Popen, Lines]:
+    """`chatrelay read --follow --json` for `state`, once the gateway counts its stream
+    open (so posts reach it live, not from the log); its process and its lines."""
+    follower = subprocess.Popen(["chatrelay", "read", "--state", state, "--follow", "--json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    lines = Lines(follower.stdout)
+    deadline = time.monotonic() + 60
+    while metric(metrics_port, "chatrelay_subscribers") < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert metric(metrics_port, "chatrelay_subscribers") == 1
+    return follower, lines
+

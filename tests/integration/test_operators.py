@@ -18,7 +18,7 @@ from chatrelay import admin_client
 from chatrelay.errors import ChatRelayError, Reason
 
 from hostile import garbage_post
-from realparts import Lines, Up, cli, free_port, ok
+from realparts import Up, cli, free_port, live_follower, ok
 from traced import assert_posts_traced_to_shard_and_delivery, spans_in
 
 
@@ -62,12 +62,7 @@ def test_metrics_and_admin_views_follow_the_cli_scenario(tmp_path):
             assert name in names and total(before, name) == 0, name
         link = ok("channel", "create", "--relay", up.link, "--name", "Weather", "--state", owner).strip()
         ok("join", link, "--state", bob, "--name", "Bob")
-        follower = subprocess.Popen(["chatrelay", "read", "--state", bob, "--follow", "--json"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        follow_lines = Lines(follower.stdout)
-        deadline = time.monotonic() + 60  # its stream open, so the posts reach it live
-        while total(scrape(metrics_port), "chatrelay_subscribers") < 1 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        follower, follow_lines = live_follower(bob, metrics_port)
         for i in range(5):
             ok("post", "--state", owner, f"post {i}")
         assert [json.loads(line)["seq"] for line in follow_lines.take(5, 60)] == [1, 2, 3, 4, 5]

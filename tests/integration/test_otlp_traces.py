@@ -6,21 +6,9 @@ from __future__ import annotations
 
 import json
 import pathlib
-import subprocess
-import time
-import urllib.request
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from realparts import Lines, Up, free_port, ok
+from realparts import Up, free_port, live_follower, ok
 from traced import OtlpCollector, assert_posts_traced_to_shard_and_delivery
-
-
-def subscribers(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return sum(sample.value for family in text_string_to_metric_families(text)
-               for sample in family.samples if sample.name == "chatrelay_subscribers")
 
 
 def test_posts_are_traced_to_an_otlp_collector(tmp_path):
@@ -33,13 +21,7 @@ def test_posts_are_traced_to_an_otlp_collector(tmp_path):
         try:
             link = ok("channel", "create", "--relay", up.link, "--name", "Traced", "--state", owner).strip()
             ok("join", link, "--state", bob, "--name", "Bob")
-            follower = subprocess.Popen(["chatrelay", "read", "--state", bob, "--follow", "--json"],
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-            lines = Lines(follower.stdout)
-            deadline = time.monotonic() + 60  # its stream open, so the posts reach it live
-            while subscribers(metrics) < 1 and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert subscribers(metrics) == 1
+            follower, lines = live_follower(bob, metrics)
             for i in range(4):
                 ok("post", "--state", owner, f"post {i}")
             assert [json.loads(line)["seq"] for line in lines.take(4, 60)] == [1, 2, 3, 4]
