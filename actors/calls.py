@@ -57,6 +57,15 @@ class PostBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class ShardPosts:
+    """Post batches of several groups on one shard, in one call (a gateway gathers the
+    batches its groups send to a shard in one turn of its loop): one Outcome a batch, in
+    order, each as `PostBatch` alone would have been answered."""
+
+    batches: tuple[PostBatch, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ReadPosts:
     """Posts after `after_seq`, for a gateway that checked its reader; waits up to
     `wait_s` for the first one when none is there."""
@@ -116,8 +125,8 @@ class TakeDown:
     reason: str | None
 
 
-ShardCall = Union[GroupCall, PostBatch, ReadPosts, CheckReader, QueueCall, MoveGroup, TakeDown]
-CALLS = (GroupCall, PostBatch, ReadPosts, CheckReader, QueueCall, MoveGroup, TakeDown)
+ShardCall = Union[GroupCall, PostBatch, ShardPosts, ReadPosts, CheckReader, QueueCall, MoveGroup, TakeDown]
+CALLS = (GroupCall, PostBatch, ShardPosts, ReadPosts, CheckReader, QueueCall, MoveGroup, TakeDown)
 
 
 def pack(call: ShardCall) -> bytes:

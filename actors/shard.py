@@ -17,7 +17,7 @@ from typing import Protocol
 from chatrelay.actors import records, tracing
 from chatrelay.actors.calls import (
     CheckReader, Done, GroupCall, MoveGroup, Outcome, PostBatch, QueueCall, ReaderInfo, ReadPosts,
-    Refused, ShardCall, TakeDown, guarded, unpack,
+    Refused, ShardCall, ShardPosts, TakeDown, guarded, unpack,
 )
 from chatrelay.actors.config import ClusterConfig, Storage
 from chatrelay.actors.group_relay import GroupRelay, RelayContext
@@ -30,6 +30,8 @@ from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import relay_pb2
 
 log = logging.getLogger(__name__)
+
+MAX_SHARD_BATCHES = 1024  # groups' batches in one ShardPosts call
 
 
 class ShardHost(Protocol):
@@ -60,7 +62,8 @@ class RelayShard:
         self.groups = ShardGroups(index, self._serving, self._confirm_lease)
         self._tasks: list[asyncio.Task] = []
         self._handlers = {
-            GroupCall: self._group_call, PostBatch: self._post_batch, ReadPosts: self._read,
+            GroupCall: self._group_call, PostBatch: self._post_batch, ShardPosts: self._shard_posts,
+            ReadPosts: self._read,
             CheckReader: self._check_reader, QueueCall: self._queue_call, MoveGroup: self._move,
             TakeDown: self._take_down,
         }
@@ -164,6 +167,14 @@ class RelayShard:
             outcome = Done([Refused.of(r) if isinstance(r, ChatRelayError) else Done(r) for r in outcome.value])
         tracing.end_spans(spans, outcome)
         return outcome
+
+    async def _shard_posts(self, call: ShardPosts) -> Outcome:
+        """Batches of several groups, each into its group's mailbox at once (so they meet in
+        the store's next commits): Done with one outcome a batch, in order."""
+        if not 0 < len(call.batches) <= MAX_SHARD_BATCHES or not all(
+                isinstance(b, PostBatch) for b in call.batches):
+            return Refused(Reason.MALFORMED, f"shard posts carry 1 to {MAX_SHARD_BATCHES} post batches")
+        return Done(tuple(await asyncio.gather(*(self._post_batch(b) for b in call.batches))))
 
     async def _read(self, call: ReadPosts) -> Outcome:
         async def run():

@@ -2,7 +2,8 @@
 
 The table comes from the registry's placement records, cached and kept fresh by a watch.
 A call rides out a shard restarting, and follows a group that moves between shards
-(the old shard answers Moved; the placement is read again).
+(the old shard answers Moved; the placement is read again). Groups' post batches bound
+for one shard in the same turn of the loop go in one call (`post`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import logging
 from ray.exceptions import ActorUnavailableError, RayActorError
 
 from chatrelay.actors import records
-from chatrelay.actors.calls import Moved, ShardCall, pack, unwrap
+from chatrelay.actors.calls import Done, Moved, MovedAway, PostBatch, ShardCall, ShardPosts, pack, unwrap
 from chatrelay.actors.placement import home_shard
 from chatrelay.actors.registry import EventKind, Registry
+from chatrelay.cluster.coalescer import Coalescer
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.retry import Backoff
 
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 SHARD_RESTARTS = Backoff(first_s=0.05, max_s=1.0, attempts=20)
 SHARD_GONE = (RayActorError, ActorUnavailableError)  # a shard restarting or stopped
 MOVES = Backoff(first_s=0.01, max_s=0.5, attempts=40)  # about 15 s of following a group that moves
+SHARD_POST_CALLS = 2  # calls carrying posts to one shard at a time: one is answered while the next goes
+SHARD_POST_BATCHES = 256  # groups' batches in one of them
 
 
 class ShardNotRunning(ChatRelayError):
@@ -41,6 +45,7 @@ class ShardRouter:
         self.extra: dict[int, object] = {}
         self.table: dict[str, int] = {}
         self._watch: asyncio.Task | None = None
+        self._posts = Coalescer(self._send_posts, in_flight=SHARD_POST_CALLS, batch=SHARD_POST_BATCHES, linger=True)
 
     def start_watch(self) -> None:
         """Keep the cached table fresh when groups are placed or moved."""
@@ -65,6 +70,7 @@ class ShardRouter:
     def close(self) -> None:
         if self._watch:
             self._watch.cancel()
+        self._posts.close()
 
     def queue_shard(self, address: str) -> int:
         """Queues of 1:1 connections are placed by their address's hash and never move."""
@@ -113,9 +119,21 @@ class ShardRouter:
     async def call_address(self, address: str, call: ShardCall):
         """Call the shard serving `address`; while the group moves between shards, read
         its placement again and follow it."""
+        return await self._following(address, lambda index: self.call(index, call))
+
+    async def post(self, batch: PostBatch) -> list:
+        """A group's post batch, in one call with the batches other groups send to the same
+        shard in this turn of the loop (following the group if it moves): its outcomes."""
+        return await self._following(batch.address, lambda index: self._posts(index, batch))
+
+    async def _send_posts(self, index: int, batches: list[PostBatch]) -> list:
+        outcomes = await self.call(index, ShardPosts(tuple(batches)))
+        return [_result(outcome) for outcome in outcomes]
+
+    async def _following(self, address: str, call_at):
         async def once():
             try:
-                return await self.call(await self.index(address), call)
+                return await call_at(await self.index(address))
             except (Moved, ShardNotRunning):  # moved, or gone home from a shard that stopped
                 self.table.pop(address, None)
                 raise
@@ -123,3 +141,12 @@ class ShardRouter:
             return await MOVES.run(once, retry_on=lambda exc: isinstance(exc, (Moved, ShardNotRunning)))
         except (Moved, ShardNotRunning):
             raise ChatRelayError(Reason.UNAVAILABLE, "the group is moving between relay shards; retry") from None
+
+
+def _result(outcome):
+    """One batch's outcome as a waiter takes it: the value, or the exception refusing it."""
+    if isinstance(outcome, Done):
+        return outcome.value
+    if isinstance(outcome, MovedAway):
+        return Moved()
+    return outcome.error()

@@ -181,7 +181,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         post's ack, or the refusal of it."""
         carried = tuple(c for _, c in items)
         batch = PostBatch(address, tuple(e for e, _ in items), carried if any(carried) else ())
-        outcomes = await self.router.call_address(address, batch)
+        outcomes = await self.router.post(batch)
         return [o.error() if isinstance(o, Refused) else o.value for o in outcomes]
 
     # ---- the other calls of a group: routed by the address in their signed body ----------
