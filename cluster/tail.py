@@ -9,6 +9,7 @@ window reads from the log instead.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import time
 import logging
@@ -31,6 +32,10 @@ BATCH = 200  # posts a poll or a catch-up read returns at most (200 posts of 16 
 ENDS = (Reason.NOT_ACTIVE, Reason.TAKEN_DOWN)
 TAIL_WINDOW = 4096  # newest posts of a group kept in a gateway for its subscribers
 ENCODED_KEPT = 64  # encoded batches a tail keeps for the streams behind the first
+
+
+def _seq(delivery: relay_pb2.Delivery) -> int:
+    return delivery.seq
 
 
 class Traced:
@@ -153,7 +158,15 @@ class GroupTail:
                 except asyncio.TimeoutError:
                     return []
             self._check(reader, opened)
-        return [d for d in self.buffer if d.seq > seq][:BATCH]
+        return self._window_after(seq)
+
+    def _window_after(self, seq: int) -> list[relay_pb2.Delivery]:
+        """At most BATCH posts of the window after `seq`: found by bisection (seqs rise
+        through the window), so a wake of every stream costs what it returns, not the
+        window's length."""
+        buffer = self.buffer
+        start = bisect.bisect_right(buffer, seq, key=_seq)
+        return [buffer[i] for i in range(start, min(len(buffer), start + BATCH))]
 
     def encoded(self, deliveries: list[relay_pb2.Delivery]) -> bytes:
         """The DeliveryBatch of `deliveries`, as its stream writes it. Streams at the same
