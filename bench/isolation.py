@@ -72,7 +72,7 @@ async def run(
         harness.start_relay, hot_posts_per_s=hot_posts, traces=traces, post_in_flight=post_in_flight,
         **harness.NO_QUOTAS,
     )
-    c = client.RelayClient(relay.target)
+    c = await client.RelayClient(relay.target).open()  # the streams use its stub from the start
     try:
         pending: dict[bytes, asyncio.Future] = {}
         quiet = []
@@ -86,7 +86,7 @@ async def run(
             quiet.append((owned, SigningKey(unb64(owned.owner_seed)), bytes.fromhex(owned.group_id),
                           owned.relays[0].address, c))
         hot = await client.create_group([relay.link], "hot", GroupKind.CHANNEL)
-        hot_key, hot_id, hot_address = SigningKey(unb64(hot.owner_seed)), bytes.fromhex(hot.group_id), hot.relays[0].address
+        hot_id, hot_address = bytes.fromhex(hot.group_id), hot.relays[0].address
         await asyncio.sleep(1.0)  # every stream is open
 
         calm_acks: list[float] = []
@@ -96,6 +96,7 @@ async def run(
         flood = FloodProcess(relay.target, hot.owner_seed, hot_id, hot_address, flooders, kind, relay.link)
         try:
             flood.start()
+            await flood.started()  # a spawned process takes seconds to import its client
             await asyncio.sleep(settle_s)
             started = time.perf_counter()
             before = flood.accepted()
@@ -150,6 +151,14 @@ class FloodProcess:
 
     def start(self) -> None:
         self.process.start()
+
+    async def started(self, within_s: float = 60.0) -> None:
+        """Once the flood's first request is answered."""
+        deadline = time.monotonic() + within_s
+        while self.counts[0] + self.counts[1] == 0:
+            if time.monotonic() > deadline or not self.process.is_alive():
+                raise RuntimeError(f"the flood process sent nothing within {within_s:g} s")
+            await asyncio.sleep(0.1)
 
     def accepted(self) -> int:
         return self.counts[0]
