@@ -69,6 +69,8 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns, Moderating,
         self.fenced = False  # another shard claimed the group since: this load is done
         self.mailbox = Mailbox(record.address, ctx.limits.mailbox_size, self._append_posts)
         self._new_posts: asyncio.Event | None = None  # made while someone waits for posts
+        self.waiting_readers = 0  # reads waiting for posts now
+        self.used = time.monotonic()  # its shard's last call for it
         self.loaded = os.urandom(8)  # this load of the group: tails count its removals
         self.removals: list[bytes] = []  # members removed since, in order
         self.posts_accepted = 0
@@ -334,6 +336,19 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns, Moderating,
         self.remove_member(key)
         if record is not None:
             self.members[key] = MemberStatus.REMOVED
+
+    def idle(self, clock: float, after_s: float) -> bool:
+        """Whether this load may be let go from memory (a load made later reads the same
+        from the registry and the store): no call for `after_s` seconds, nothing in its
+        mailbox, no reader waiting, and nothing held only here still in force: members'
+        posts and reports within their rate windows, or posts within the slow mode's gap
+        and the freshness window."""
+        if clock - self.used < after_s or not self.mailbox.idle or self.waiting_readers:
+            return False
+        if self.recent_posts.active(clock) or self.recent_reports.active(clock):
+            return False
+        held_s = self.profile.profile.settings.slow_mode_s + self.ctx.limits.freshness_s
+        return all(clock - at >= held_s for _, at in self.slow_mode_last.values())
 
     def stats(self) -> GroupFigures:
         return GroupFigures(

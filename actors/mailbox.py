@@ -45,6 +45,11 @@ class Mailbox:
     def __len__(self) -> int:
         return len(self.items or ())
 
+    @property
+    def idle(self) -> bool:
+        """Nothing waiting and nothing going on."""
+        return self.items is None and self._worker is None
+
     async def call(self, fn: Callable[..., Awaitable], *args):
         """fn(*args), serially with this group's other requests."""
         future = self._put(lambda f: (fn, args, f))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import zlib
 from typing import Awaitable, Callable
 
@@ -49,6 +50,7 @@ class ShardGroups:
         self._loading: dict[str, asyncio.Task] = {}
         self._moving: set[str] = set()
         self.moved_out = 0
+        self.unloaded = 0  # groups let go for being idle
 
     def __len__(self) -> int:
         return len(self.loaded)
@@ -67,6 +69,7 @@ class ShardGroups:
             if self.confirm is not None:
                 await self.confirm()
         if relay is not None:
+            relay.used = time.monotonic()
             return relay
         task = self._loading.get(address)
         if task is None:
@@ -95,6 +98,17 @@ class ShardGroups:
         await relay.start()
         self.loaded[address] = relay
         return relay
+
+    def unload_idle(self, after_s: float) -> int:
+        """Let go of the groups idle for `after_s` seconds (`GroupRelay.idle`); each loads
+        again on its next call. A request that holds one let go finds its mailbox closed
+        and is sent again (Moved), to the group loaded anew. How many were let go."""
+        clock = time.monotonic()
+        idle = [a for a, relay in self.loaded.items() if a not in self._moving and relay.idle(clock, after_s)]
+        for address in idle:
+            self.loaded.pop(address).mailbox.closing = True
+        self.unloaded += len(idle)
+        return len(idle)
 
     def let_go(self) -> None:
         """The shard may serve no more (its lease ran out): every group loads again later."""

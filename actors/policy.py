@@ -68,6 +68,7 @@ class RelayLimits:
     post_in_flight: int = DEFAULTS.post_in_flight
     hot_posts_per_s: float = DEFAULTS.hot_posts_per_s
     hot_check_s: float = DEFAULTS.hot_check_s
+    unload_idle_s: float = DEFAULTS.unload_idle_s
     policy: RelayPolicy = RelayPolicy()
 
     @classmethod

@@ -31,6 +31,10 @@ class RateWindow:
         times = self._times.get(key)
         return self.span_s - (now - times[0]) if times else None
 
+    def active(self, now: float) -> bool:
+        """Whether any key has an event within the window ending at `now`."""
+        return any(times and now - times[-1] < self.span_s for times in self._times.values())
+
     def add(self, key: Hashable, now: float) -> None:
         times = self._times.get(key)
         if times is None:

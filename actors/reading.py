@@ -82,10 +82,13 @@ class Reading:
                 return False
             if self._new_posts is None:
                 self._new_posts = asyncio.Event()
+            self.waiting_readers += 1  # a group with a reader waiting is not idle
             try:
                 await asyncio.wait_for(self._new_posts.wait(), remaining)
             except asyncio.TimeoutError:
                 return self.last_seq > after_seq
+            finally:
+                self.waiting_readers -= 1
         return True
 
     async def history(self, reader: bytes, before_seq: int, limit: int) -> list[relay_pb2.Delivery]:

@@ -84,6 +84,8 @@ class RelayShard:
             self.lease = ShardLease(self.ctx.registry, records.shard_key(self.index), self._lease_lost,
                                     take_over=self.host is not None and self.host.restarted())
             self.lease.start()
+            if self.config.limits.unload_idle_s > 0:
+                self._tasks.append(asyncio.create_task(self._unload_idle(), name="unload-idle"))
             if self.host is not None:
                 self._tasks.append(asyncio.create_task(self.host.report(self), name="shard-metrics"))
                 limits = self.config.limits
@@ -119,6 +121,14 @@ class RelayShard:
         if self.lease is not None:
             await self.lease.release()
         return True
+
+    async def _unload_idle(self) -> None:
+        """Every quarter of --unload-idle (1 s to 60 s), let go of the groups idle that long."""
+        after_s = self.config.limits.unload_idle_s
+        while True:
+            await asyncio.sleep(min(60.0, max(1.0, after_s / 4)))
+            if self.groups.unload_idle(after_s):
+                log.debug("relay shard %d let go of idle groups; %d loaded", self.index, len(self.groups))
 
     async def _stop(self) -> None:
         await self.release()

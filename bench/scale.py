@@ -5,14 +5,18 @@ cluster, and the time until every group is served again after a restart.
 2. N channels are registered, activated and given one post each, through the gateway.
 3. The relay is stopped (Ray too) and started again on the same data dir.
 4. The empty cluster's memory is read (shards and gateway; groups load on first use).
-5. Every channel gets a new post, retried while the relay comes back; the time from the
+5. A few channels never touched since the restart are called first, one after another:
+   the time from the relay being up to each one's first answer.
+6. Every channel gets a new post, retried while the relay comes back; the time from the
    start of step 3's `start` to the last ack is the recovery time.
-6. The memory is read again, with every group loaded and idle.
+7. The memory is read again, with every group loaded and idle.
+8. The shards let go of the idle groups (`--unload-idle`, short here so that the run is
+   short; 300 s by default), and the memory is read once more.
 
 The baseline, measured in the same run, is the empty cluster of step 4: the ratio
 printed is memory with N idle groups / memory of the empty cluster.
 
-    python bench/scale.py [--groups 10000] [--concurrency 64] [--etcd]
+    python bench/scale.py [--groups 10000] [--concurrency 64] [--etcd] [--unload-idle 10]
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import asyncio
 import contextlib
 import gc
 import os
+import random
 import sys
 import tempfile
 import time
@@ -37,6 +42,7 @@ from chatrelay.v1 import core_pb2, relay_pb2  # noqa: E402
 
 DEADLINE_S = 1800  # the whole run, however large
 PROGRESS_EVERY = 1000
+FIRST_CALLS = 20  # groups whose first call after the restart is timed
 
 
 async def bounded(n: int, concurrency: int, one, what: str) -> float:
@@ -106,14 +112,34 @@ async def settle(relay) -> tuple[int, list[int]]:
     return await asyncio.to_thread(relay_memory, relay)
 
 
-async def run(n: int, concurrency: int, etcd_url: str | None) -> dict:
+async def first_answers(rc, channels: Channels, sample: list[int], up_at: float) -> list[float]:
+    """Seconds from the relay being up to the first answer of each channel in `sample`,
+    called one after another (none touched since the restart)."""
+    waited = []
+    for i in sample:
+        await channels.post(rc, i, b"first after restart")
+        waited.append(time.perf_counter() - up_at)
+    return waited
+
+
+async def unloaded(relay, within_s: float) -> tuple[int, list[int]]:
+    """Memory once the shards have let go of every idle group (or `within_s` passed)."""
+    deadline = time.monotonic() + within_s
+    while sum((await asyncio.to_thread(relay_memory, relay))[1]) and time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+    return await settle(relay)
+
+
+async def run(n: int, concurrency: int, etcd_url: str | None, unload_idle_s: float) -> dict:
     from chatrelay.cluster import harness, up
 
     data_dir = tempfile.mkdtemp(prefix="chatrelay-scale-")
     print(f"  making {n} channels' keys", file=sys.stderr)
     channels = Channels(n)
-    relay = await asyncio.to_thread(harness.start_relay, data_dir, etcd=etcd_url, **harness.NO_QUOTAS)
+    options = dict(etcd=etcd_url, unload_idle_s=unload_idle_s, **harness.NO_QUOTAS)
+    relay = await asyncio.to_thread(harness.start_relay, data_dir, **options)
     try:
+        fresh = await settle(relay)  # nothing registered yet
         info = await client.relay_info(relay.link)
         async with client.RelayClient(info.target) as rc:
             made = await bounded(n, concurrency, lambda i: channels.create(rc, info, i), "registered and activated")
@@ -123,19 +149,24 @@ async def run(n: int, concurrency: int, etcd_url: str | None) -> dict:
         await asyncio.to_thread(up.stop, relay)
 
     started = time.perf_counter()
-    relay = await asyncio.to_thread(harness.start_relay, data_dir, etcd=etcd_url, **harness.NO_QUOTAS)
+    relay = await asyncio.to_thread(harness.start_relay, data_dir, **options)
     try:
-        up_s = time.perf_counter() - started
+        up_at = time.perf_counter()
+        up_s = up_at - started
         empty = await asyncio.to_thread(relay_memory, relay)
+        sample = random.Random(22).sample(range(n), min(n, FIRST_CALLS))
         async with client.RelayClient(relay.target) as rc:
+            first = await first_answers(rc, channels, sample, up_at)
             await bounded(n, concurrency, lambda i: channels.post(rc, i, b"after restart"), "served after restart")
         recovered_s = time.perf_counter() - started
         loaded = await settle(relay)
+        print(f"  waiting for the shards to let go of the idle groups (--unload-idle {unload_idle_s:g})", file=sys.stderr)
+        let_go = await unloaded(relay, unload_idle_s * 3 + 120)
     finally:
         await asyncio.to_thread(up.stop, relay)
     return {
-        "made_s": made, "up_s": up_s, "recovered_s": recovered_s,
-        "empty": empty, "loaded": loaded, "loaded_before": loaded_before,
+        "made_s": made, "up_s": up_s, "recovered_s": recovered_s, "first": first, "fresh": fresh,
+        "empty": empty, "loaded": loaded, "loaded_before": loaded_before, "let_go": let_go,
     }
 
 
@@ -144,9 +175,13 @@ def main() -> int:
     parser.add_argument("--groups", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--etcd", action="store_true", help="a throwaway etcd on loopback as the registry")
+    parser.add_argument("--unload-idle", type=float, default=10.0,
+                        help="seconds before a shard lets go of an idle group (chatrelay up's default: 300)")
     args = parser.parse_args()
     if not (1 <= args.groups <= 100_000 and 1 <= args.concurrency <= 1000):
         parser.error("--groups 1..100000, --concurrency 1..1000")
+    if not 1 <= args.unload_idle <= 600:
+        parser.error("--unload-idle 1..600")
     registry = "etcd on loopback" if args.etcd else "embedded registry"
     print(f"scale: {args.groups} channels on one node, {registry}, {args.concurrency} requests at a time")
     with contextlib.ExitStack() as stack:
@@ -155,18 +190,29 @@ def main() -> int:
             from chatrelay.cluster.harness import EtcdServer
 
             url = stack.enter_context(EtcdServer(name="bench")).url
-        r = asyncio.run(run(args.groups, args.concurrency, url))
+        r = asyncio.run(run(args.groups, args.concurrency, url, args.unload_idle))
     n = args.groups
     empty, counts = r["empty"]
     loaded, loaded_counts = r["loaded"]
     before, _ = r["loaded_before"]
     mib = 1024 * 1024
     print(f"  registered and activated: {n / r['made_s']:,.0f} channels/s ({r['made_s']:.1f} s)")
-    print(f"  empty cluster after restart (baseline): {empty / mib:,.1f} MiB in shards and gateway")
-    print(f"  with {sum(loaded_counts)} idle groups loaded ({loaded_counts} per shard): {loaded / mib:,.1f} MiB")
-    print(f"  memory per idle group: {(loaded - empty) / n / 1024:,.2f} KiB")
+    fresh, _ = r["fresh"]
+    let_go, let_go_counts = r["let_go"]
+    count = sum(loaded_counts)
+    print(f"  a new relay, nothing registered: {fresh / mib:,.1f} MiB in shards and gateway")
+    print(f"  after a restart, {n} groups registered, none loaded (baseline): {empty / mib:,.1f} MiB, "
+          f"{(empty - fresh) / n / 1024:,.2f} KiB per idle group")
+    print(f"  with {count} groups loaded and idle ({loaded_counts} per shard): {loaded / mib:,.1f} MiB, "
+          f"{(loaded - empty) / max(1, count) / 1024:,.2f} KiB per loaded group")
     print(f"  (before the restart, after registering them all: {(before - empty) / n / 1024:,.2f} KiB per group)")
-    print(f"  restart: relay up in {r['up_s']:.1f} s, every group served again {r['recovered_s']:.1f} s after start")
+    print(f"  after the shards let go of the idle groups ({sum(let_go_counts)} still loaded): {let_go / mib:,.1f} MiB, "
+          f"{(let_go - empty) / n / 1024:,.2f} KiB per group above the baseline (pages of the peak that the "
+          f"processes' allocators keep)")
+    first = sorted(r["first"])
+    print(f"  restart: relay up in {r['up_s']:.1f} s; first answers of {len(first)} groups untouched since, one "
+          f"after another, from the relay up: first {first[0]:.2f} s, last {first[-1]:.2f} s")
+    print(f"  every group served again {r['recovered_s']:.1f} s after start")
     print(f"  ratio memory with groups / empty cluster: {loaded / empty:.2f}")
     return 0
 

@@ -84,6 +84,9 @@ class Settings:
         unit="posts per second")
     hot_check_s: float = setting(
         5.0, "Seconds over which group rates are compared with --hot-posts", flag="--hot-check", unit="seconds")
+    unload_idle_s: float = setting(
+        300.0, "Seconds a loaded group may go without a call before its shard lets it go from memory (it loads "
+               "again on its next call), 0 = never", flag="--unload-idle", unit="seconds")
     metrics: str | None = setting(None, "HOST:PORT to serve Prometheus metrics on")
     ray_address: str | None = setting(
         None, "Join this Ray cluster instead of starting a local one: HOST:PORT (or auto) on one of its nodes, "
@@ -172,6 +175,7 @@ class Settings:
         _bounded(self.post_in_flight, 1, 1024, "--post-in-flight must be 1 to 1024 calls, got {}")
         _bounded(self.hot_posts_per_s, 0, None, "--hot-posts must be 0 (never) or more, got {:g}")
         _bounded(self.hot_check_s, 0.1, 3600, "--hot-check must be 0.1 to 3600 seconds, got {:g}")
+        _bounded(self.unload_idle_s, 0, 86400, "--unload-idle must be 0 (never) to 86400 seconds, got {:g}")
         _bounded(self.retention, 0, None, "--retention must be 0 (keep all) or more, got {}")
 
     def __str__(self) -> str:

@@ -12,27 +12,12 @@ from nacl.signing import SigningKey
 from chatrelay import envelope as env
 from chatrelay import group, members
 from chatrelay.actors import records
-from chatrelay.actors.group_relay import GroupRelay, RelayContext
+from chatrelay.actors.group_relay import GroupRelay
 from chatrelay.actors.policy import RelayLimits
 from chatrelay.actors.records import GroupRecord, GroupState
-from chatrelay.cluster.member_store_sqlite import SqliteMemberStore
-from chatrelay.cluster.message_log_sqlite import SqliteMessageLog
-from chatrelay.cluster.registry_sqlite import SqliteRegistry
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind
 from chatrelay.v1 import relay_pb2
-
-
-@pytest.fixture
-async def ctx(tmp_path):
-    registry = SqliteRegistry(tmp_path / "registry.db")
-    log = SqliteMessageLog(tmp_path / "messages.db")
-    store = SqliteMemberStore(tmp_path / "messages.db")
-    yield RelayContext(identity=SigningKey.generate(), registry=registry, log=log, members=store,
-                       limits=RelayLimits(mailbox_size=4))
-    await store.close()
-    await log.close()
-    await registry.close()
 
 
 async def active_group(ctx, name="g", kind=GroupKind.CHANNEL):
