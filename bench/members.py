@@ -57,21 +57,34 @@ async def join_to_first_delivery(owned, samples: int) -> list[float]:
 async def add_members(relay, owned, count: int, concurrency: int) -> float:
     """Joins/s of `count` new members through the Join call."""
     profile = group.verify_profile(members_profile(owned)).profile
-    gid, address = bytes.fromhex(owned.group_id), owned.relays[0].address
-    made = iter(range(count))
+    return await join_many(relay.target, bytes.fromhex(owned.group_id), owned.relays[0].address,
+                           profile.intake_key, count, concurrency)
+
+
+def join_requests(gid: bytes, address: str, intake_key: bytes, count: int) -> list:
+    """`count` join requests of new members, made and signed as `chatrelay join` does."""
+    return [members.join_request(MemberIdentity.generate(), gid, address, intake_key, f"m{i}") for i in range(count)]
+
+
+async def join_many(target: str, gid: bytes, address: str, intake_key: bytes, count: int, concurrency: int,
+                    made: list | None = None) -> float:
+    """Joins/s of `count` new members (each a new identity, its join request made and
+    signed as `chatrelay join` does, on the way or `made` before) sent through the Join
+    call to `target`, `concurrency` at a time over one connection."""
+    numbers = iter(range(count))
     done = 0
 
     async def joiner(c):
         nonlocal done
-        for i in made:
-            request = members.join_request(MemberIdentity.generate(), gid, address, profile.intake_key, f"m{i}")
+        for i in numbers:
+            request = made[i] if made else members.join_request(MemberIdentity.generate(), gid, address, intake_key, f"m{i}")
             answer = await c.call("Join", relay_pb2.JoinRequest(envelope=request), retry_for_s=60)
             assert answer.status == relay_pb2.JOIN_STATUS_ACCEPTED, answer
             done += 1
             if done % 10_000 == 0:
                 print(f"  {done} members", flush=True)
     began = time.perf_counter()
-    async with client.RelayClient(relay.target) as c:
+    async with client.RelayClient(target) as c:
         await asyncio.gather(*(joiner(c) for _ in range(concurrency)))
     return count / (time.perf_counter() - began)
 

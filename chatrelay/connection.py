@@ -4,6 +4,7 @@ sends again, by one retry policy, the calls that are safe to repeat."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
@@ -169,22 +170,30 @@ class RelayClient:
         self.channel: grpc.aio.Channel | None = None
         self.stub = None
         self.turn = 0  # gateways of the relay link gone away under this client: the next is tried first
+        self._opening: asyncio.Lock | None = None  # calls that find no channel open one, together
 
     async def open(self) -> "RelayClient":
         if self.channel is None:
-            target = tls.turned(self.target, self.turn)
-            via = forwarding.current.get()
-            if via is not None:  # through a relay of one's own: this relay never sees the client
-                if _insecure:
-                    raise ChatRelayError(Reason.TLS_MISMATCH, "forwarding carries TLS only: it does not work with --insecure")
-                pin, address = tls.split_target(target)
-                if pin is None:
-                    raise ChatRelayError(Reason.TLS_MISMATCH, f"forwarding reaches a relay by the key its link pins; "
-                                                              f"the link of {address} names none")
-                target = tls.join_target(pin, await via.bridge(address))
-            self.channel = await open_channel(target)
-            self.stub = self.make_stub(self.channel)
+            if self._opening is None:
+                self._opening = asyncio.Lock()
+            async with self._opening:  # the first calls at once: one channel, not one each
+                if self.channel is None:
+                    await self._open()
         return self
+
+    async def _open(self) -> None:
+        target = tls.turned(self.target, self.turn)
+        via = forwarding.current.get()
+        if via is not None:  # through a relay of one's own: this relay never sees the client
+            if _insecure:
+                raise ChatRelayError(Reason.TLS_MISMATCH, "forwarding carries TLS only: it does not work with --insecure")
+            pin, address = tls.split_target(target)
+            if pin is None:
+                raise ChatRelayError(Reason.TLS_MISMATCH, f"forwarding reaches a relay by the key its link pins; "
+                                                          f"the link of {address} names none")
+            target = tls.join_target(pin, await via.bridge(address))
+        self.channel = await open_channel(target)
+        self.stub = self.make_stub(self.channel)
 
     async def __aenter__(self) -> "RelayClient":
         return self
