@@ -128,6 +128,8 @@ class ShardRouter:
 
     async def _send_posts(self, index: int, batches: list[PostBatch]) -> list:
         outcomes = await self.call(index, ShardPosts(tuple(batches)))
+        if len(outcomes) != len(batches):  # never from a shard of this version: no waiter is left hanging
+            raise ChatRelayError(Reason.UNAVAILABLE, f"relay shard {index} answered {len(outcomes)} of {len(batches)} post batches")
         return [_result(outcome) for outcome in outcomes]
 
     async def _following(self, address: str, call_at):

@@ -77,6 +77,9 @@ class GroupTail:
         self.address = address
         self.after = start_after
         self.buffer: collections.deque[relay_pb2.Delivery] = collections.deque(maxlen=TAIL_WINDOW)
+        # Its lock wakes the streams one after another, so the later ones find the posts that came
+        # meanwhile and carry them in one message: an event waking them all at once made a write
+        # per post per stream (a fifth of the deliveries/s at 1,000 subscribers, README).
         self.changed = asyncio.Condition()
         self.subscribers = 0
         self.delivered = 0  # posts written to this gateway's streams of the group

@@ -124,3 +124,17 @@ async def test_a_group_with_no_placement_is_refused_and_sends_nothing():
         await router({}, zero).post(batch("nowhere"))
     assert (caught.value.reason, caught.value.message) == (Reason.UNKNOWN_ADDRESS, "no group at this address")
     assert zero.calls == []
+
+
+async def test_a_shard_answering_too_few_batches_fails_each_caller_and_leaves_none_waiting():
+    class Short(FakeShard):
+        def remote(self, packed: bytes):
+            async def answered():
+                return Done((ack(unpack(packed).batches[0]),))
+            return answered()
+    routed = router({"a": 0, "b": 0}, Short(ack))
+    answers = await asyncio.wait_for(
+        asyncio.gather(routed.post(batch("a")), routed.post(batch("b")), return_exceptions=True), 5)
+    for answer in answers:
+        assert isinstance(answer, ChatRelayError)
+        assert (answer.reason, answer.message) == (Reason.UNAVAILABLE, "relay shard 0 answered 1 of 2 post batches")
