@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import multiprocessing
 import os
 import sys
 import time
@@ -35,6 +34,7 @@ from chatrelay.state import unb64
 from chatrelay.v1 import relay_pb2, relay_pb2_grpc
 from nacl.signing import SigningKey
 from nats_peer import core_fanout
+from reference import spawned
 
 DEADLINE_S = 600
 WARMUP_EVERY_S = 2.0
@@ -190,12 +190,7 @@ async def bench_relay(n: int, posts: int, payload: bytes, tls: bool = False) -> 
 
 async def bench_baseline(n: int, posts: int, payload: bytes) -> tuple[float, int]:
     connection.set_insecure(True)
-    ctx = multiprocessing.get_context("spawn")
-    ports = ctx.Queue()
-    server = ctx.Process(target=run_baseline_server, args=(ports,), daemon=True)
-    server.start()
-    try:
-        port = await asyncio.to_thread(ports.get, True, 60)
+    async with spawned(run_baseline_server) as port:
         target = f"127.0.0.1:{port}"
         owner = SigningKey.generate()
         credential = env.sign_message(owner, env.Domain.SUBSCRIBE, relay_pb2.SubscribeBody(group_address="x"))
@@ -209,9 +204,6 @@ async def bench_baseline(n: int, posts: int, payload: bytes) -> tuple[float, int
             return await measure(target, [credential] * n, post, posts)
         finally:
             await channel.close()
-    finally:
-        server.terminate()
-        server.join(10)
 
 
 def main() -> int:

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import statistics
 import time
 
+from reference import spawned
 from members import add_members, join_many, join_requests, join_to_first_delivery, members_profile, percentile
 
 from chatrelay import client, group, members
@@ -54,17 +54,9 @@ def run_checking_server(port_queue) -> None:
 async def reference_rate(count: int, concurrency: int) -> float:
     secrets, signed = group.create_group(GroupKind.CHANNEL, "Reference")
     intake_key = group.verify_profile(signed).profile.intake_key
-    spawn = multiprocessing.get_context("spawn")
-    ports = spawn.Queue()
-    server = spawn.Process(target=run_checking_server, args=(ports,), daemon=True)
-    server.start()
-    try:
-        target = await asyncio.to_thread(ports.get, True, 60)
+    async with spawned(run_checking_server) as target:
         made = join_requests(secrets.group_id, "reference-address", intake_key, count)
         return await join_many(target, secrets.group_id, "reference-address", intake_key, count, concurrency, made)
-    finally:
-        server.terminate()
-        server.join(10)
 
 
 async def paced(owned, samples: int) -> list[float]:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import os
 import sys
 import time
 
 from chatrelay import client, group  # noqa: E402
 from chatrelay.cluster.harness import EtcdServer  # noqa: E402
+from reference import spawned  # noqa: E402
 from chatrelay.group import GroupKind  # noqa: E402
 
 
@@ -101,21 +101,13 @@ async def bare_grpc(n: int, concurrency: int) -> float:
     grant = relay_pb2.AddressGrant(group_id=secrets.group_id, group_address="a" * 22,
                                    relay_key=bytes(key.verify_key), registration_key=bytes(key.verify_key))
     answer = relay_pb2.RegisterGroupResponse(address=env.sign_message(key, env.Domain.ADDRESS, grant), state=1)
-    ports: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
-    server = multiprocessing.get_context("spawn").Process(
-        target=run_canned_server, args=(ports, answer.SerializeToString()), daemon=True
-    )
-    server.start()
-    try:
+    async with spawned(run_canned_server, answer.SerializeToString()) as target:
         from chatrelay.connection import open_channel
 
-        async with await open_channel(ports.get(timeout=60)) as channel:
+        async with await open_channel(target) as channel:
             stub = relay_pb2_grpc.RelayServiceStub(channel)
             await stub.RegisterGroup(request)  # connected before the clock
             return await bounded(n, concurrency, lambda i: stub.RegisterGroup(request))
-    finally:
-        server.terminate()
-        server.join(10)
 
 
 async def checked_no_storage(n: int, concurrency: int) -> float:
@@ -127,11 +119,8 @@ async def checked_no_storage(n: int, concurrency: int) -> float:
     seed = os.urandom(32)
     info = client.RelayInfo(link=None, relay_key=bytes(SigningKey(seed).verify_key))
     made = [group.create_group(GroupKind.GROUP, f"g{i}") for i in range(n + 1)]  # keys before the clock
-    ports: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
-    server = multiprocessing.get_context("spawn").Process(target=run_canned_server, args=(ports, b"", seed), daemon=True)
-    server.start()
-    try:
-        channel = client.RelayClient(ports.get(timeout=60))
+    async with spawned(run_canned_server, b"", seed) as target:
+        channel = client.RelayClient(target)
         try:
             async def one(i):
                 secrets, signed = made[i]
@@ -141,9 +130,6 @@ async def checked_no_storage(n: int, concurrency: int) -> float:
             return await bounded(n, concurrency, one)
         finally:
             await channel.close()
-    finally:
-        server.terminate()
-        server.join(10)
 
 
 async def relay_registrations(url: str, n: int, concurrency: int) -> float:

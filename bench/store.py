@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import os
 import time
 
@@ -32,6 +31,7 @@ import asyncpg
 
 from chatrelay import client, members
 from chatrelay.group import GroupKind
+from reference import spawned
 
 BATCH = 64
 
@@ -98,15 +98,8 @@ async def ceiling_rate(groups: int, posters: int, posts: int, size: int) -> floa
         secrets, _ = group.create_group(GroupKind.CHANNEL, f"Ceiling {i}")
         channels.append((secrets.owner_key, secrets.group_id, f"address-{i}"))
     work = signed_posts(channels, posters, max(2, posts // (groups * posters)), size)
-    spawn = multiprocessing.get_context("spawn")
-    ports = spawn.Queue()
-    server = spawn.Process(target=run_checking_server, args=(ports,), daemon=True)
-    server.start()
-    try:
-        return await post_all(ports.get(timeout=60), work)
-    finally:
-        server.terminate()
-        server.join(10)
+    async with spawned(run_checking_server) as target:
+        return await post_all(target, work)
 
 
 async def raw_rate(dsn: str, writers: int, rows: int, size: int, batch: int) -> float:
