@@ -10,7 +10,7 @@ import time
 from chatrelay import envelope as env
 from chatrelay import admission, invites, members
 from chatrelay.actors import records
-from chatrelay.actors.message_log import READ_LIMIT, Fence
+from chatrelay.actors.message_log import READ_LIMIT, Fence, Fenced
 from chatrelay.actors.records import GroupState, MemberRecord, MemberStatus
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
@@ -23,9 +23,57 @@ def request_id(envelope: core_pb2.SignedEnvelope) -> bytes:
     return hashlib.sha256(env.encode(envelope)).digest()[:16]
 
 
+class _Unwritten:
+    """A join admitted in a run whose member row is not written yet: its answer (or the
+    write's failure) once the run's rows are."""
+
+    __slots__ = ("record", "body", "outcome")
+
+    def __init__(self, record: MemberRecord, body: core_pb2.JoinBody) -> None:
+        self.record = record
+        self.body = body
+        self.outcome: relay_pb2.JoinResponse | Exception | None = None
+
+
 class Joins:
+    _unwritten: dict[bytes, _Unwritten] | None = None  # during a run of joins: its new members by key
+
     async def join(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.JoinResponse:
-        return await self.call(self._join, envelope)
+        """Joins waiting next to each other in the mailbox are taken as a run: each checked
+        in turn as if alone, the new members' rows written together in one transaction."""
+        try:
+            return await self.mailbox.batched(self._join_run, envelope)
+        except Fenced as exc:
+            raise self.let_go(exc)
+
+    async def _join_run(self, envelopes: list[core_pb2.SignedEnvelope]) -> list:
+        self._unwritten = {}
+        results: list = []
+        try:
+            for envelope in envelopes:
+                try:
+                    results.append(await self._join(envelope))
+                except Exception as exc:  # this join's refusal; the run goes on
+                    results.append(exc)
+            await self._write_members()
+        finally:
+            self._unwritten = None
+        return [r.outcome if isinstance(r, _Unwritten) else r for r in results]
+
+    async def _write_members(self) -> None:
+        """The run's new members so far, in one transaction: each admitted once it is in."""
+        rows, self._unwritten = self._unwritten, {}
+        if not rows:
+            return
+        try:
+            await self.ctx.members.put_many(self.address, [(k, u.record) for k, u in rows.items()], await self.fence())
+        except Exception as exc:  # nobody of them is in: each is answered so
+            for u in rows.values():
+                u.outcome = exc
+            return
+        for key, u in rows.items():
+            self.members[key] = u.record.status
+            u.outcome = self._answer(u.record, u.body)
 
     async def _join(self, envelope: core_pb2.SignedEnvelope) -> relay_pb2.JoinResponse:
         body = members.verify_join(envelope, self.record.group_id)
@@ -54,6 +102,8 @@ class Joins:
     async def _admit(self, envelope: core_pb2.SignedEnvelope, body: core_pb2.JoinBody) -> relay_pb2.JoinResponse:
         sign_key = body.keys.sign_key
         fence = await self.fence()
+        if self._unwritten and sign_key in self._unwritten:
+            await self._write_members()  # the same key twice in a run: the second sees the first
         known = self.members.get(sign_key)
         if known is MemberStatus.BANNED:
             raise ChatRelayError(Reason.BANNED, "this key is banned from the group")
@@ -77,6 +127,9 @@ class Joins:
             join=env.encode(envelope),  # owners decide on it; members fetch keys from it
             approval=env.encode(body.approval) if status is MemberStatus.MEMBER and body.HasField("approval") else b"",
         )
+        if self._unwritten is not None:  # in a run: written with the run's others
+            unwritten = self._unwritten[sign_key] = _Unwritten(record, body)
+            return unwritten
         await self.ctx.members.put(self.address, sign_key, record, fence)
         self.members[sign_key] = status
         return self._answer(record, body)

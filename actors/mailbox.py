@@ -2,9 +2,11 @@
 concurrent across groups. A full mailbox refuses that group's senders with BUSY and
 touches no other group.
 
-Two kinds of item: a call (a function run in turn) and a batch of posts. The worker
-takes up to MAX_TURN items a turn, runs the calls in order, then appends every post of
-the turn's batches together, and yields to other groups' workers. An idle mailbox holds
+Three kinds of item: a call (a function run in turn), a request of a kind taken several
+at a time (`batched`: a join) and a batch of posts. The worker takes up to MAX_TURN items
+a turn and runs the calls in order, each run of consecutive requests of one kind
+together, then appends every post of the turn's batches together, and yields to other
+groups' workers. An idle mailbox holds
 no queue and no worker: a shard holds many thousands of idle groups.
 """
 
@@ -27,6 +29,18 @@ class _Posts:
 
     def __init__(self, envelopes: list, future: asyncio.Future) -> None:
         self.envelopes = envelopes
+        self.future = future
+
+
+class _Batched:
+    """A request that `fn` takes with the others of its run: fn([arg, ...]) returns one
+    result each, a value or the exception refusing that one."""
+
+    __slots__ = ("fn", "arg", "future")
+
+    def __init__(self, fn: Callable[[list], Awaitable[list]], arg, future: asyncio.Future) -> None:
+        self.fn = fn
+        self.arg = arg
         self.future = future
 
 
@@ -54,6 +68,11 @@ class Mailbox:
         """fn(*args), serially with this group's other requests."""
         future = self._put(lambda f: (fn, args, f))
         return await future
+
+    async def batched(self, fn: Callable[[list], Awaitable[list]], arg):
+        """fn's result for `arg`, taken in turn with the requests of `fn` next to it in
+        the mailbox (in order, none of the group's other requests between them)."""
+        return await self._put(lambda f: _Batched(fn, arg, f))
 
     async def posts(self, envelopes: list) -> list:
         """Posts appended in the group's turn: one result each, in order."""
@@ -87,9 +106,19 @@ class Mailbox:
                 while self.items and len(turn) < MAX_TURN:
                     turn.append(self.items.popleft())
                 batches = [item for item in turn if isinstance(item, _Posts)]
+                run: list[_Batched] = []
                 for item in turn:
-                    if not isinstance(item, _Posts):
+                    if isinstance(item, _Posts):
+                        continue  # appended after the turn's calls
+                    if run and not (isinstance(item, _Batched) and item.fn == run[0].fn):
+                        await _run_batched(run)
+                        run = []
+                    if isinstance(item, _Batched):
+                        run.append(item)
+                    else:
                         await _run(*item)
+                if run:
+                    await _run_batched(run)
                 if batches:
                     await self._append(batches)
                 await asyncio.sleep(0)  # let other groups' workers run: fair turns
@@ -147,3 +176,19 @@ async def _run(fn, args, future: asyncio.Future) -> None:
     else:
         if not future.done():
             future.set_result(result)
+
+
+async def _run_batched(run: list[_Batched]) -> None:
+    try:
+        results = await run[0].fn([item.arg for item in run])
+        if len(results) != len(run):
+            raise RuntimeError(f"{len(results)} results for {len(run)} requests")
+    except Exception as exc:  # a bug must fail the requests, not the group's worker
+        results = [exc] * len(run)
+    for item, result in zip(run, results):
+        if item.future.done():
+            continue
+        if isinstance(result, Exception):
+            item.future.set_exception(_failure(result))
+        else:
+            item.future.set_result(result)

@@ -42,6 +42,10 @@ class MemberStore(Protocol):
         """Add or replace one member."""
         ...
 
+    async def put_many(self, group: str, rows: list[tuple[bytes, MemberRecord]], fence: Fence) -> None:
+        """Add or replace several members (key, record) in one transaction: all or none."""
+        ...
+
     async def delete(self, group: str, key: bytes, fence: Fence) -> bool:
         """Whether there was such a member."""
         ...

@@ -50,12 +50,19 @@ class PostgresMemberStore:
         return [(bytes(r["key"]), MemberRecord.loads(bytes(r["data"]))) for r in rows]
 
     async def put(self, group: str, key: bytes, record: MemberRecord, fence: Fence) -> None:
-        await self._write(
-            fence,
-            "INSERT INTO members (grp, key, status, name, request_id, joined_ms, data) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (grp, key) DO UPDATE SET status = excluded.status, "
-            "name = excluded.name, request_id = excluded.request_id, joined_ms = excluded.joined_ms, data = excluded.data",
-            group, key, str(record.status), record.display_name, record.request_id, record.joined_ms, record.dumps())
+        await self.put_many(group, [(key, record)], fence)
+
+    @postgres.translated
+    async def put_many(self, group: str, rows: list[tuple[bytes, MemberRecord]], fence: Fence) -> None:
+        values = [(group, key, str(r.status), r.display_name, r.request_id, r.joined_ms, r.dumps()) for key, r in rows]
+        async with (await self.pool.ready()).acquire() as conn:
+            async with conn.transaction():
+                await postgres.check_fence(conn, fence)
+                await conn.executemany(
+                    "INSERT INTO members (grp, key, status, name, request_id, joined_ms, data) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (grp, key) DO UPDATE SET status = excluded.status, "
+                    "name = excluded.name, request_id = excluded.request_id, joined_ms = excluded.joined_ms, "
+                    "data = excluded.data", values)
 
     async def delete(self, group: str, key: bytes, fence: Fence) -> bool:
         deleted = await self._write(fence, "DELETE FROM members WHERE grp = $1 AND key = $2 RETURNING 1", group, key)

@@ -64,10 +64,13 @@ class SqliteMemberStore:
         return [(bytes(key), MemberRecord.loads(data)) for key, data in rows]
 
     async def put(self, group: str, key: bytes, record: MemberRecord, fence: Fence) -> None:
-        await self._write(fence, lambda conn: conn.execute(
+        await self.put_many(group, [(key, record)], fence)
+
+    async def put_many(self, group: str, rows: list[tuple[bytes, MemberRecord]], fence: Fence) -> None:
+        values = [(group, key, str(r.status), r.display_name, r.request_id, r.joined_ms, r.dumps()) for key, r in rows]
+        await self._write(fence, lambda conn: conn.executemany(
             "INSERT OR REPLACE INTO members (grp, key, status, name, request_id, joined_ms, data) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (group, key, str(record.status), record.display_name, record.request_id, record.joined_ms, record.dumps())))
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", values))
 
     async def delete(self, group: str, key: bytes, fence: Fence) -> bool:
         return await self._write(fence, lambda conn: conn.execute(
