@@ -66,6 +66,16 @@ class ShardPosts:
 
 
 @dataclass(frozen=True, slots=True)
+class ShardCalls:
+    """Calls of several groups on one shard, in one Ray call (a gateway gathers the group
+    calls and reader checks bound for a shard in one turn of its loop): one Outcome a
+    call, in order, each as that call alone would have been answered. Only `GroupCall`
+    and `CheckReader`: what a shard answers for one group, in the group's own turn."""
+
+    calls: tuple  # of GroupCall | CheckReader
+
+
+@dataclass(frozen=True, slots=True)
 class ReadPosts:
     """Posts after `after_seq`, for a gateway that checked its reader; waits up to
     `wait_s` for the first one when none is there."""
@@ -125,8 +135,8 @@ class TakeDown:
     reason: str | None
 
 
-ShardCall = Union[GroupCall, PostBatch, ShardPosts, ReadPosts, CheckReader, QueueCall, MoveGroup, TakeDown]
-CALLS = (GroupCall, PostBatch, ShardPosts, ReadPosts, CheckReader, QueueCall, MoveGroup, TakeDown)
+ShardCall = Union[GroupCall, PostBatch, ShardPosts, ShardCalls, ReadPosts, CheckReader, QueueCall, MoveGroup, TakeDown]
+CALLS = (GroupCall, PostBatch, ShardPosts, ShardCalls, ReadPosts, CheckReader, QueueCall, MoveGroup, TakeDown)
 
 
 def pack(call: ShardCall) -> bytes:

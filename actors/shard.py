@@ -17,7 +17,7 @@ from typing import Protocol
 from chatrelay.actors import records, tracing
 from chatrelay.actors.calls import (
     CheckReader, Done, GroupCall, MoveGroup, Outcome, PostBatch, QueueCall, ReaderInfo, ReadPosts,
-    Refused, ShardCall, ShardPosts, TakeDown, guarded, unpack,
+    Refused, ShardCall, ShardCalls, ShardPosts, TakeDown, guarded, unpack,
 )
 from chatrelay.actors.config import ClusterConfig, Storage
 from chatrelay.actors.group_relay import GroupRelay, RelayContext
@@ -32,6 +32,7 @@ from chatrelay.v1 import relay_pb2
 log = logging.getLogger(__name__)
 
 MAX_SHARD_BATCHES = 1024  # groups' batches in one ShardPosts call
+MAX_SHARD_CALLS = 1024  # groups' calls in one ShardCalls call
 
 
 class ShardHost(Protocol):
@@ -63,6 +64,7 @@ class RelayShard:
         self._tasks: list[asyncio.Task] = []
         self._handlers = {
             GroupCall: self._group_call, PostBatch: self._post_batch, ShardPosts: self._shard_posts,
+            ShardCalls: self._shard_calls,
             ReadPosts: self._read,
             CheckReader: self._check_reader, QueueCall: self._queue_call, MoveGroup: self._move,
             TakeDown: self._take_down,
@@ -185,6 +187,14 @@ class RelayShard:
                 isinstance(b, PostBatch) for b in call.batches):
             return Refused(Reason.MALFORMED, f"shard posts carry 1 to {MAX_SHARD_BATCHES} post batches")
         return Done(tuple(await asyncio.gather(*(self._post_batch(b) for b in call.batches))))
+
+    async def _shard_calls(self, call: ShardCalls) -> Outcome:
+        """Calls of several groups, each handed on at once as if it came alone (a group's
+        joins meet in its mailbox, and go in as a run): Done with one outcome a call."""
+        if not 0 < len(call.calls) <= MAX_SHARD_CALLS or not all(
+                isinstance(c, (GroupCall, CheckReader)) for c in call.calls):
+            return Refused(Reason.MALFORMED, f"shard calls carry 1 to {MAX_SHARD_CALLS} group calls or reader checks")
+        return Done(tuple(await asyncio.gather(*(self._handlers[type(c)](c) for c in call.calls))))
 
     async def _read(self, call: ReadPosts) -> Outcome:
         async def run():

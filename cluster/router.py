@@ -3,7 +3,8 @@
 The table comes from the registry's placement records, cached and kept fresh by a watch.
 A call rides out a shard restarting, and follows a group that moves between shards
 (the old shard answers Moved; the placement is read again). Groups' post batches bound
-for one shard in the same turn of the loop go in one call (`post`).
+for one shard in the same turn of the loop go in one call (`post`), and so do their
+other calls and reader checks (`gathered`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import logging
 from ray.exceptions import ActorUnavailableError, RayActorError
 
 from chatrelay.actors import records
-from chatrelay.actors.calls import Done, Moved, MovedAway, PostBatch, ShardCall, ShardPosts, pack, unwrap
+from chatrelay.actors.calls import (
+    CheckReader, Done, GroupCall, Moved, MovedAway, PostBatch, ShardCall, ShardCalls, ShardPosts, pack, unwrap,
+)
 from chatrelay.actors.placement import home_shard
 from chatrelay.actors.registry import EventKind, Registry
 from chatrelay.cluster.coalescer import Coalescer
@@ -28,6 +31,8 @@ SHARD_GONE = (RayActorError, ActorUnavailableError)  # a shard restarting or sto
 MOVES = Backoff(first_s=0.01, max_s=0.5, attempts=40)  # about 15 s of following a group that moves
 SHARD_POST_CALLS = 2  # calls carrying posts to one shard at a time: one is answered while the next goes
 SHARD_POST_BATCHES = 256  # groups' batches in one of them
+SHARD_CALLS = 2  # calls carrying groups' other calls to one shard at a time
+SHARD_CALL_ITEMS = 256  # groups' calls in one of them
 
 
 class ShardNotRunning(ChatRelayError):
@@ -46,6 +51,7 @@ class ShardRouter:
         self.table: dict[str, int] = {}
         self._watch: asyncio.Task | None = None
         self._posts = Coalescer(self._send_posts, in_flight=SHARD_POST_CALLS, batch=SHARD_POST_BATCHES, linger=True)
+        self._calls = Coalescer(self._send_calls, in_flight=SHARD_CALLS, batch=SHARD_CALL_ITEMS, linger=True)
 
     def start_watch(self) -> None:
         """Keep the cached table fresh when groups are placed or moved."""
@@ -71,6 +77,7 @@ class ShardRouter:
         if self._watch:
             self._watch.cancel()
         self._posts.close()
+        self._calls.close()
 
     def queue_shard(self, address: str) -> int:
         """Queues of 1:1 connections are placed by their address's hash and never move."""
@@ -126,11 +133,16 @@ class ShardRouter:
         shard in this turn of the loop (following the group if it moves): its outcomes."""
         return await self._following(batch.address, lambda index: self._posts(index, batch))
 
+    async def gathered(self, address: str, call: GroupCall | CheckReader):
+        """A group call or reader check, in one call with those bound for the same shard in
+        this turn of the loop (following the group if it moves): its answer."""
+        return await self._following(address, lambda index: self._calls(index, call))
+
     async def _send_posts(self, index: int, batches: list[PostBatch]) -> list:
-        outcomes = await self.call(index, ShardPosts(tuple(batches)))
-        if len(outcomes) != len(batches):  # never from a shard of this version: no waiter is left hanging
-            raise ChatRelayError(Reason.UNAVAILABLE, f"relay shard {index} answered {len(outcomes)} of {len(batches)} post batches")
-        return [_result(outcome) for outcome in outcomes]
+        return _results(index, await self.call(index, ShardPosts(tuple(batches))), len(batches), "post batches")
+
+    async def _send_calls(self, index: int, calls: list) -> list:
+        return _results(index, await self.call(index, ShardCalls(tuple(calls))), len(calls), "calls")
 
     async def _following(self, address: str, call_at):
         async def once():
@@ -143,6 +155,12 @@ class ShardRouter:
             return await MOVES.run(once, retry_on=lambda exc: isinstance(exc, (Moved, ShardNotRunning)))
         except (Moved, ShardNotRunning):
             raise ChatRelayError(Reason.UNAVAILABLE, "the group is moving between relay shards; retry") from None
+
+
+def _results(index: int, outcomes: tuple, sent: int, what: str) -> list:
+    if len(outcomes) != sent:  # never from a shard of this version: no waiter is left hanging
+        raise ChatRelayError(Reason.UNAVAILABLE, f"relay shard {index} answered {len(outcomes)} of {sent} {what}")
+    return [_result(outcome) for outcome in outcomes]
 
 
 def _result(outcome):

@@ -189,7 +189,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     async def _routed(self, request, context):
         async def run():
             address = group_address(request)
-            return await self.router.call_address(address, GroupCall(address, request))
+            return await self.router.gathered(address, GroupCall(address, request))
         return await guard(context, run())
 
     async def _routed_once(self, request, context):
@@ -200,7 +200,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             body = peek(envelope, cls, domain, what)
             call = GroupCall(body.group_address, request)
             return await self._once(
-                what, envelope, body.timestamp, lambda: self.router.call_address(body.group_address, call))
+                what, envelope, body.timestamp, lambda: self.router.gathered(body.group_address, call))
         return await guard(context, run())
 
     History = ReadServiceLog = ListPending = MemberKeys = DirectInbox = ListReports = ListInvites = _routed
@@ -214,7 +214,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             call = GroupCall(request.group_address, request)
             return await self._once(
                 "moderation", request.envelope, body.timestamp,
-                lambda: self.router.call_address(request.group_address, call))
+                lambda: self.router.gathered(request.group_address, call))
         return await guard(context, run())
 
     async def ListMembers(self, request, context):
@@ -222,7 +222,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         gateway of the relay."""
         async def run():
             address = group_address(request)
-            response = await self.router.call_address(address, GroupCall(address, request))
+            response = await self.router.gathered(address, GroupCall(address, request))
             response.subscribers = await self.subscribers_of(address)
             return response
         return await guard(context, run())
@@ -235,7 +235,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         try:
             address = group_address(request)
             opened = time.monotonic()  # a removal the tail learns of after this ends the stream
-            info = await self.router.call_address(address, CheckReader(address, request.credential))
+            info = await self.router.gathered(address, CheckReader(address, request.credential))
             self.readers.open(info.reader)
         except ChatRelayError as exc:
             await abort(context, exc)

@@ -58,11 +58,13 @@ class Placements:
 
 
 class FakeShard:
-    """A shard handle: records the calls it is sent and answers each batch by `answer`."""
+    """A shard handle: records the calls it is sent and answers each of a call's `items`
+    (ShardPosts' batches, ShardCalls' calls) by `answer`."""
 
-    def __init__(self, answer) -> None:
-        self.calls: list[ShardPosts] = []
+    def __init__(self, answer, items: str = "batches") -> None:
+        self.calls: list = []
         self.answer = answer
+        self.items = items
         self.serve = self
 
     def remote(self, packed: bytes):
@@ -71,8 +73,13 @@ class FakeShard:
 
         async def answered():
             await asyncio.sleep(0)
-            return Done(tuple(self.answer(b) for b in call.batches))
+            items = getattr(call, self.items)
+            return Done(tuple(self.answer(b) for b in items)[: self.answered(len(items))])
         return answered()
+
+    def answered(self, n: int) -> int:
+        """How many of n items it answers (all, unless a test says otherwise)."""
+        return n
 
 
 def router(placed: dict[str, int], *shards: FakeShard) -> ShardRouter:
