@@ -87,6 +87,7 @@ class GroupTail:
         self.removed: dict[bytes, float] = {}  # readers removed from the group: when learned (monotonic); their streams end
         self.loaded, self.removals = b"", 0  # the shard's count of removals this tail has seen
         self._encoded: dict[tuple[int, int], bytes] = {}  # recent batches from the window, encoded once
+        self._catching_up: dict[int, asyncio.Future] = {}  # reads from the log under way, by the seq they read after
         self.task = asyncio.create_task(self._run(), name=f"tail-{address}")
 
     async def _read(self, after: int, wait_s: float) -> list[relay_pb2.Delivery]:
@@ -152,7 +153,7 @@ class GroupTail:
         removed before, and admitted again, reads on)."""
         self._check(reader, opened)
         if not self.holds(seq):  # fell behind the window: catch up from the log
-            return await self._read(seq, 0.0)
+            return await self._catch_up(seq)
         if self.after <= seq:
             async with self.changed:
                 try:
@@ -162,6 +163,22 @@ class GroupTail:
                     return []
             self._check(reader, opened)
         return self._window_after(seq)
+
+    async def _catch_up(self, seq: int) -> list[relay_pb2.Delivery]:
+        """The posts after `seq` from the log, in one read for every stream that asks for
+        them while it is under way (a channel's new subscribers all start from its first
+        post; a stream that goes away leaves the read to the others)."""
+        read = self._catching_up.get(seq)
+        if read is None:
+            read = self._catching_up[seq] = asyncio.ensure_future(self._read(seq, 0.0))
+            read.add_done_callback(lambda done: self._read_done(seq, done))
+        return await asyncio.shield(read)
+
+    def _read_done(self, seq: int, read: asyncio.Future) -> None:
+        if self._catching_up.get(seq) is read:
+            del self._catching_up[seq]
+        if not read.cancelled():
+            read.exception()  # retrieved here: every waiter may have gone
 
     def _window_after(self, seq: int) -> list[relay_pb2.Delivery]:
         """At most BATCH posts of the window after `seq`: found by bisection (seqs rise
@@ -197,3 +214,5 @@ class GroupTail:
 
     def close(self) -> None:
         self.task.cancel()
+        for read in self._catching_up.values():
+            read.cancel()
