@@ -34,54 +34,12 @@ from chatrelay.state import unb64
 from chatrelay.v1 import relay_pb2, relay_pb2_grpc
 from nacl.signing import SigningKey
 from nats_peer import core_fanout
-from reference import spawned
+from reference import run_bare_server, spawned
 
 DEADLINE_S = 600
 WARMUP_EVERY_S = 2.0
 OPEN_BATCH = 200
 STREAM_ATTEMPTS = 20
-
-
-# ---- baseline: bare grpc.aio server streaming -------------------------------------------
-
-
-class BareStreamer(relay_pb2_grpc.RelayServiceServicer):
-    """The usual shape: a queue per stream, the post handler puts into every queue."""
-
-    def __init__(self) -> None:
-        self.seq = 0
-        self.queues: set[asyncio.Queue] = set()
-
-    async def Post(self, request, context):
-        self.seq += 1
-        delivery = relay_pb2.Delivery(seq=self.seq, post=request.envelope)
-        for q in self.queues:
-            q.put_nowait(delivery)
-        return relay_pb2.PostAck(seq=self.seq)
-
-    async def Subscribe(self, request, context):
-        q: asyncio.Queue = asyncio.Queue()
-        self.queues.add(q)
-        try:
-            while True:
-                batch = [await q.get()]
-                while not q.empty():
-                    batch.append(q.get_nowait())
-                yield relay_pb2.DeliveryBatch(deliveries=batch, last_seq=batch[-1].seq)
-        finally:
-            self.queues.discard(q)
-
-
-def run_baseline_server(port_queue) -> None:
-    async def main():
-        server = grpc.aio.server()
-        relay_pb2_grpc.add_RelayServiceServicer_to_server(BareStreamer(), server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        port_queue.put(port)
-        await server.wait_for_termination()
-
-    asyncio.run(main())
 
 
 # ---- the measurement, the same for both --------------------------------------------------
@@ -190,7 +148,7 @@ async def bench_relay(n: int, posts: int, payload: bytes, tls: bool = False) -> 
 
 async def bench_baseline(n: int, posts: int, payload: bytes) -> tuple[float, int]:
     connection.set_insecure(True)
-    async with spawned(run_baseline_server) as port:
+    async with spawned(run_bare_server, 0, 1) as port:
         target = f"127.0.0.1:{port}"
         owner = SigningKey.generate()
         credential = env.sign_message(owner, env.Domain.SUBSCRIBE, relay_pb2.SubscribeBody(group_address="x"))
