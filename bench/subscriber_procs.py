@@ -2,8 +2,8 @@
 
 `run_subscribers` holds its subscribers' streams, several hundred to a connection. Each
 stream resumes after its last post when it fails, as the SDK's `follow` does
-(chatrelay/reader.py: its reconnect backoff, a new credential each time, at once when
-cut off for reading slowly); for each subscriber it counts the posts received, lost (a
+(chatrelay/reader.py: its reconnect backoff or the relay's hint, a new credential each
+time, at once when cut off for reading slowly); for each subscriber it counts the posts received, lost (a
 seq skipped) and repeated. The parent sends ("until", seq) and gets back ("reached",
 when, figures) once every stream has had that seq (`time.monotonic()`, the same clock in
 every process here), or ("late", ...) at the deadline; ("stop",) ends the process.
@@ -23,7 +23,7 @@ from nacl.signing import SigningKey
 from chatrelay import connection
 from chatrelay.checker import credential
 from chatrelay.errors import Reason
-from chatrelay.reader import RECONNECTS
+from chatrelay.reader import RECONNECTS, reconnect_wait
 from chatrelay.status import from_rpc_error
 from chatrelay.v1 import relay_pb2, relay_pb2_grpc
 
@@ -101,8 +101,11 @@ async def follow(sub: Subscriber, stub, address: str, state: Slice) -> None:
                 state.advanced(before, sub.last)
         except grpc.aio.AioRpcError as exc:
             state.failures[f"{exc.code().name}: {exc.details()}"[:120]] += 1
-            if from_rpc_error(exc).reason is Reason.BEHIND:
+            error = from_rpc_error(exc)
+            if error.reason is Reason.BEHIND:
                 continue  # cut off for reading slowly: resume at once
+            await asyncio.sleep(reconnect_wait(waits, error))  # as the SDK waits: its backoff, or the relay's hint
+            continue
         await asyncio.sleep(next(waits))
     state.gave_up += 1
 
@@ -143,5 +146,9 @@ async def _serve(conn, target: str, address: str, seeds: list[bytes], per_channe
             await ch.close()
 
 
-def run_subscribers(conn, target: str, address: str, seeds: list[bytes], per_channel: int, insecure: bool) -> None:
+def run_subscribers(conn, target: str, address: str, seeds: list[bytes], per_channel: int, insecure: bool,
+                    nice: int) -> None:
+    """`nice`: this process's niceness, set by the caller below the server's (clients on
+    other machines take none of its CPU; Ray runs the relay's processes at 15)."""
+    os.nice(nice - os.nice(0))
     asyncio.run(_serve(conn, target, address, seeds, per_channel, insecure))

@@ -19,6 +19,9 @@ The baseline is a grpc.aio server keeping the posts in a list (no checks, nothin
 stored), the storm its process killed and started again on the same port. Each client
 stream behaves as the SDK's `follow` (its reconnect backoff, a new credential each time);
 the SDK opens a connection per stream, these share one per `--per-connection` streams.
+The client processes run CLIENT_NICE steps of niceness below the server they measure
+(real subscribers are on other machines; here they share two cores with it, and Ray runs
+the relay's processes at 15: clients at 0 starved the gateway they measured).
 
     python bench/subscribers.py [--subscribers 100000] [--processes 4] [--posts 20]
 """
@@ -52,6 +55,7 @@ from reference import run_bare_server, spawned  # noqa: E402
 from subscriber_procs import run_subscribers  # noqa: E402
 
 COMING_BACK = Backoff(first_s=0.05, max_s=0.5, within_s=120.0)
+CLIENT_NICE = 4  # the client processes' niceness above the server's
 STOP_S = 30
 
 
@@ -64,14 +68,15 @@ def free_port() -> int:
 class Subscribers:
     """The client processes, each with its slice of the subscribers' keys."""
 
-    def __init__(self, target: str, address: str, seeds: list[bytes], processes: int, per_connection: int) -> None:
+    def __init__(self, target: str, address: str, seeds: list[bytes], processes: int, per_connection: int,
+                 nice: int) -> None:
         spawn = multiprocessing.get_context("spawn")
         self.pipes, self.procs = [], []
         share = -(-len(seeds) // processes)
         for p in range(processes):
             ours, theirs = spawn.Pipe()
             proc = spawn.Process(target=run_subscribers, daemon=True,
-                                 args=(theirs, target, address, seeds[p * share:(p + 1) * share], per_connection, True))
+                                 args=(theirs, target, address, seeds[p * share:(p + 1) * share], per_connection, True, nice))
             proc.start()
             self.pipes.append(ours)
             self.procs.append(proc)
@@ -104,14 +109,15 @@ class Subscribers:
 
 
 async def measure(name: str, poster, restart, target: str, address: str, seeds: list[bytes], args,
-                  memory=None) -> dict:
+                  nice: int, memory=None) -> dict:
     """Steps 2 to 4 against one server; `poster(i)` posts and returns the seq acked,
-    `restart()` kills the server (it comes back by itself or is started again)."""
+    `restart()` kills the server (it comes back by itself or is started again); the
+    client processes run at niceness `nice`."""
     n = len(seeds)
     out: dict = {}
     before = await memory() if memory else 0
     began = time.monotonic()
-    subs = Subscribers(target, address, seeds, args.processes, args.per_connection)
+    subs = Subscribers(target, address, seeds, args.processes, args.per_connection, nice)
     try:
         opened_at, _ = await subs.until(1)
         out["open_s"] = opened_at - began
@@ -173,8 +179,10 @@ async def relay_figures(args, payload: bytes) -> dict:
             async def restart():
                 await asyncio.to_thread(ray.kill, relay.gateway, no_restart=False)
 
-            return await measure("chatrelay", poster, restart, relay.target, address,
-                                 [m.sign_seed for m in identities], args, lambda: gateway_memory(relay))
+            gateway = await asyncio.to_thread(ray.get, relay.gateway.stats.remote())
+            return await measure("chatrelay", poster, restart, relay.target, address, [m.sign_seed for m in identities],
+                                 args, min(19, os.getpriority(os.PRIO_PROCESS, gateway.process.pid) + CLIENT_NICE),
+                                 lambda: gateway_memory(relay))
     finally:
         await asyncio.to_thread(up.stop, relay, ray_shutdown=False)
 
@@ -203,7 +211,7 @@ async def bare_figures(args, payload: bytes) -> dict:
     try:
         await poster(0)  # seq 1
         seeds = [bytes(SigningKey.generate()) for _ in range(args.subscribers)]
-        return await measure("bare grpc.aio", poster, restart, target, "x", seeds, args)
+        return await measure("bare grpc.aio", poster, restart, target, "x", seeds, args, min(19, os.nice(0) + CLIENT_NICE))
     finally:
         await channel.close()
         await servers.aclose()

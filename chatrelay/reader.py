@@ -5,6 +5,7 @@ chatrelay/joining.py)."""
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import AsyncIterator, Callable
 
 import grpc
@@ -224,6 +225,7 @@ async def _follow_relay(who, entry: RelayEntry, since_seq: int, max_reconnects, 
     reconnects = 0
     while True:
         client = RelayClient(entry.target)
+        error = None  # why the stream ended, where it failed
         try:
             await ensure_joined(who, entry)
             await client.open()
@@ -239,7 +241,7 @@ async def _follow_relay(who, entry: RelayEntry, since_seq: int, max_reconnects, 
             error = exc if isinstance(exc, ChatRelayError) else from_rpc_error(exc)
             if error.reason is Reason.BEHIND:  # cut off for reading slowly: resume at once
                 continue
-            if error.reason is Reason.UNAVAILABLE:
+            if error.reason is Reason.UNAVAILABLE and not getattr(error, "retry_after_ms", 0):
                 error = await diagnose(entry.target) or error  # another key on the address: give up
             if error.reason is not Reason.UNAVAILABLE:
                 await queue.put((entry, error))
@@ -250,4 +252,12 @@ async def _follow_relay(who, entry: RelayEntry, since_seq: int, max_reconnects, 
         if max_reconnects is not None and reconnects > max_reconnects:
             await queue.put((entry, ChatRelayError(Reason.UNAVAILABLE, f"relay {entry.target} unreachable; gave up reconnecting")))
             return
-        await asyncio.sleep(next(waits))
+        await asyncio.sleep(reconnect_wait(waits, error))
+
+
+def reconnect_wait(waits, error: ChatRelayError | None) -> float:
+    """Seconds before a stream's next try: the next of its backoff, or, where the relay
+    said when to come back (a gateway opening many streams at once), that, spread over
+    half as long again so that a crowd told the same does not come back at once."""
+    hint_s = getattr(error, "retry_after_ms", 0) / 1000
+    return max(next(waits), hint_s * random.uniform(1.0, 1.5))

@@ -3,7 +3,8 @@
 (registrations); how many follow streams one reader key may have open. Past a
 connection's bound only that connection is refused, with RESOURCE_EXHAUSTED, reason
 `rate_limited` (or `quota_exceeded` for streams), and a retry hint; every other
-connection, and every other reader, goes on."""
+connection, and every other reader, goes on. And how many streams a gateway opens at
+once (`OpeningStreams`): past that, a storm of subscribers is told when to come back."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from chatrelay.errors import ChatRelayError, Reason
 WINDOW_S = 60.0
 PEERS = 100_000  # connections remembered at most; the longest quiet are let go first
 STREAM_RETRY_MS = 5_000  # a reader at its bound of streams: try again after this
+OPENING = 1_000  # streams a gateway opens at once (each waiting for its reader's check)
+OPEN_WAIT_S = (0.5, 30.0)  # the retry hint of a stream refused for that, at least and at most
 
 
 class QuotaExceeded(ChatRelayError):
@@ -86,3 +89,35 @@ class ReaderStreams:
             self._open[reader] = held
         else:
             self._open.pop(reader, None)
+
+
+class OpeningStreams:
+    """Streams being opened on this gateway at once, at most `limit`. Past it a new one is
+    refused at once, UNAVAILABLE, with a hint to come back once those waiting before it
+    are likely open: (opening + refused in the last second) / streams opened in the last
+    second. Every subscriber of a gateway that restarted comes back at once; without the
+    bound they pile up in gRPC's queue, which cancels them, and they come back again and
+    again, each time spending the CPU the gateway needs to open them."""
+
+    def __init__(self, limit: int = OPENING) -> None:
+        self.limit = limit
+        self.opening = 0
+        self.refused = 0
+        self._last_s = RateWindow(1.0)
+
+    def enter(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if self.opening >= self.limit:
+            self.refused += 1
+            self._last_s.add("refused", now)
+            waiting = self.opening + self._last_s.count("refused", now)
+            rate = max(1, self._last_s.count("opened", now))
+            error = ChatRelayError(Reason.UNAVAILABLE, f"this gateway is opening {self.opening} streams; come back later")
+            error.retry_after_ms = int(1000 * min(OPEN_WAIT_S[1], max(OPEN_WAIT_S[0], waiting / rate)))
+            raise error
+        self.opening += 1
+
+    def leave(self, now: float | None = None) -> None:
+        """The stream's reader was checked (or refused): it is open, or gone."""
+        self.opening -= 1
+        self._last_s.add("opened", time.monotonic() if now is None else now)

@@ -26,7 +26,7 @@ from chatrelay.actors.registration import Registrar
 from chatrelay.actors.registry import Registry
 from chatrelay.cluster.coalescer import Coalescer
 from chatrelay.cluster.link_store import LinkStore
-from chatrelay.cluster.quotas import ConnectionQuotas, ReaderStreams
+from chatrelay.cluster.quotas import ConnectionQuotas, OpeningStreams, ReaderStreams
 from chatrelay.cluster.replay import ReplayGuard
 from chatrelay.cluster.router import ShardRouter
 from chatrelay.cluster.stream import Streams
@@ -109,6 +109,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             "queues": limits.queues_per_minute,
         }, per_second={"registrations": limits.registrations_per_second})
         self.readers = ReaderStreams(limits.streams_per_reader)
+        self.opening = OpeningStreams()
         self.replays = ReplayGuard(limits.freshness_s)
         self.registrar = registrar
         self.registrations = Coalescer(self._register_many, batch=REGISTER_BATCH, linger=True)
@@ -235,7 +236,11 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         try:
             address = group_address(request)
             opened = time.monotonic()  # a removal the tail learns of after this ends the stream
-            info = await self.router.gathered(address, CheckReader(address, request.credential))
+            self.opening.enter(opened)
+            try:
+                info = await self.router.gathered(address, CheckReader(address, request.credential))
+            finally:
+                self.opening.leave()
             self.readers.open(info.reader)
         except ChatRelayError as exc:
             await abort(context, exc)

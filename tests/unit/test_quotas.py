@@ -64,3 +64,47 @@ def test_a_reader_past_its_streams_is_refused_until_one_closes():
     unbounded = ReaderStreams(0)
     for _ in range(100):
         unbounded.open(b"alice")
+
+
+def test_past_the_streams_a_gateway_opens_at_once_new_ones_are_told_when_to_come_back():
+    from chatrelay.cluster.quotas import OpeningStreams
+
+    opening = OpeningStreams(limit=2)
+    opening.enter(now=0.0)
+    opening.enter(now=0.0)
+    for _ in range(4):  # opened in the last second: none yet, so the hint is its longest
+        with pytest.raises(Exception) as caught:
+            opening.enter(now=0.1)
+    assert (caught.value.reason, caught.value.message, caught.value.retry_after_ms) == (
+        Reason.UNAVAILABLE, "this gateway is opening 2 streams; come back later", 6000)  # (2 + 4) / 1 a second
+    opening.leave(now=0.2)  # one checked: room for one more
+    opening.enter(now=0.2)
+    for i in range(10):  # ten open in the last second: the crowd waiting is spread over what they take
+        opening.leave(now=0.3)
+        opening.enter(now=0.3)
+    with pytest.raises(Exception) as caught:
+        opening.enter(now=0.4)
+    assert caught.value.retry_after_ms == 636  # (2 opening + 5 refused) / 11 opened = 0.636 s
+    with pytest.raises(Exception) as caught:
+        opening.enter(now=5.0)  # a quiet second since: counted afresh, none opened (taken as 1)
+    assert caught.value.retry_after_ms == 3000  # (2 + 1) / 1
+    assert opening.refused == 6
+
+
+def test_the_hint_is_at_least_half_a_second_and_at_most_thirty():
+    from chatrelay.cluster.quotas import OpeningStreams
+
+    few = OpeningStreams(limit=1)
+    few.enter(now=0.0)
+    for _ in range(50):
+        few.leave(now=0.0)
+        few.enter(now=0.0)
+    with pytest.raises(Exception) as caught:
+        few.enter(now=0.0)
+    assert caught.value.retry_after_ms == 500  # 2 / 50 a second is less
+    crowd = OpeningStreams(limit=1)
+    crowd.enter(now=0.0)
+    for _ in range(40):
+        with pytest.raises(Exception) as caught:
+            crowd.enter(now=0.0)
+    assert caught.value.retry_after_ms == 30_000  # 41 / 1 a second is more

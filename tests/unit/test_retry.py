@@ -102,3 +102,20 @@ def test_an_item_gone_is_polled_no_more_and_a_new_one_gets_a_phase():
     spread.next(["b", "c"], 0.0)
     assert set(spread.due) == {"b", "c"} and 0.0 <= spread.due["c"] <= 1.0
     assert spread.next([], 5.0) == (None, 1.0)
+
+
+def test_a_stream_comes_back_after_the_relays_hint_spread_or_its_own_backoff():
+    import random
+
+    from chatrelay.errors import ChatRelayError, Reason
+    from chatrelay.reader import RECONNECTS, reconnect_wait
+
+    busy = ChatRelayError(Reason.UNAVAILABLE, "this gateway is opening 1000 streams; come back later")
+    busy.retry_after_ms = 4000
+    random.seed(7)
+    waits = [reconnect_wait(RECONNECTS.waits(), busy) for _ in range(200)]
+    assert 4.0 <= min(waits) < 4.2 and 5.8 < max(waits) <= 6.0  # spread over half as long again
+    plain = ChatRelayError(Reason.UNAVAILABLE, "relay shard unavailable")
+    backoff = RECONNECTS.waits()
+    assert [reconnect_wait(backoff, plain) for _ in range(3)] == [0.2, 0.4, 0.8]
+    assert reconnect_wait(RECONNECTS.waits(), None) == 0.2  # the stream ended without an error
