@@ -208,8 +208,19 @@ def test_the_controller_attaches_from_a_pid_namespace_of_its_own(local_cluster, 
         "Ray Client: --ray-address ray://HEAD:10001 (unavailable)")
 
     assert env["RAY_CLIENT_ADDRESS"] == "ray://127.0.0.2:10001"
-    up = Up(tmp_path / "relay", 7223, prefix=OWN_PID_NAMESPACE, link_host="127.0.0.11",
-            extra=["--ray-address", env["RAY_CLIENT_ADDRESS"], "--etcd", env["ETCD_URL"]])
+    for attempt in range(2):
+        data = tmp_path / f"relay{attempt}"
+        try:
+            up = Up(data, 7223, prefix=OWN_PID_NAMESPACE, link_host="127.0.0.11",
+                    extra=["--ray-address", env["RAY_CLIENT_ADDRESS"], "--etcd", env["ETCD_URL"]])
+            break
+        except pytest.fail.Exception:
+            # Ray Client's proxier now and then fails to start its server for a new client
+            # in time on a loaded machine ("Starting Ray client server failed", Ray's own
+            # timeout): that, and only that, is tried once more.
+            logs = list(data.glob("up-*.log"))
+            if attempt or not any("Starting Ray client server failed" in f.read_text() for f in logs):
+                raise
     controller = child_of(up.proc.pid)  # the CLI, unshare's child
     try:
         assert os.readlink(f"/proc/{controller}/ns/pid") != os.readlink("/proc/self/ns/pid")
@@ -218,7 +229,7 @@ def test_the_controller_attaches_from_a_pid_namespace_of_its_own(local_cluster, 
         ok("join", link, "--state", bob, "--name", "Bob")
         ok("post", "--state", owner, "through Ray Client")
         assert ok("read", "--state", bob).splitlines() == ["through Ray Client"]
-        seen = json.loads(ok("status", "--data-dir", str(tmp_path / "relay"), "--json", "--window", "0.2"))
+        seen = json.loads(ok("status", "--data-dir", str(data), "--json", "--window", "0.2"))
         assert seen["health"] == "serving" and seen["nodes"] == 3 and len(seen["gateways"]) == 2
         # Its Ray Client session lost for good (the head's client server gone, as when
         # the head's container restarts): the relay's actors went with it, and the
