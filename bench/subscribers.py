@@ -57,6 +57,7 @@ from subscriber_procs import run_subscribers  # noqa: E402
 COMING_BACK = Backoff(first_s=0.05, max_s=0.5, within_s=120.0)
 CLIENT_NICE = 4  # the client processes' niceness above the server's
 STOP_S = 30
+IDLE_S = 10.0  # how long the server's CPU is watched while every stream is open and no post comes
 
 
 def free_port() -> int:
@@ -109,10 +110,11 @@ class Subscribers:
 
 
 async def measure(name: str, poster, restart, target: str, address: str, seeds: list[bytes], args,
-                  nice: int, memory=None) -> dict:
+                  nice: int, memory=None, cpu=None) -> dict:
     """Steps 2 to 4 against one server; `poster(i)` posts and returns the seq acked,
     `restart()` kills the server (it comes back by itself or is started again); the
-    client processes run at niceness `nice`."""
+    client processes run at niceness `nice`; `memory()` the server's resident bytes and
+    `cpu()` its CPU seconds so far, where known."""
     n = len(seeds)
     out: dict = {}
     before = await memory() if memory else 0
@@ -124,6 +126,10 @@ async def measure(name: str, poster, restart, target: str, address: str, seeds: 
         print(f"    {name}: {n} streams open in {out['open_s']:.1f} s", file=sys.stderr)
         if memory:
             out["per_stream"] = (await memory() - before) / n
+        if cpu:
+            used, began_idle = cpu(), time.monotonic()
+            await asyncio.sleep(IDLE_S)
+            out["idle_cpu"] = (cpu() - used) / (time.monotonic() - began_idle)
         start = time.monotonic()
         for i in range(args.posts):
             seq = await poster(i)
@@ -143,6 +149,13 @@ async def measure(name: str, poster, restart, target: str, address: str, seeds: 
     finally:
         await asyncio.to_thread(subs.stop)
     return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time a process used so far (user and system, from /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def gateway_memory(relay) -> int:
@@ -182,7 +195,7 @@ async def relay_figures(args, payload: bytes) -> dict:
             gateway = await asyncio.to_thread(ray.get, relay.gateway.stats.remote())
             return await measure("chatrelay", poster, restart, relay.target, address, [m.sign_seed for m in identities],
                                  args, min(19, os.getpriority(os.PRIO_PROCESS, gateway.process.pid) + CLIENT_NICE),
-                                 lambda: gateway_memory(relay))
+                                 lambda: gateway_memory(relay), lambda: cpu_seconds(gateway.process.pid))
     finally:
         await asyncio.to_thread(up.stop, relay, ray_shutdown=False)
 
@@ -237,6 +250,7 @@ async def main(args) -> int:
     relay = await relay_figures(args, payload)
     show("chatrelay", relay)
     print(f"  memory per open stream (the gateway's resident bytes): {relay['per_stream'] / 1024:.1f} KiB")
+    print(f"  the gateway's CPU while every stream is open and idle: {relay['idle_cpu']:.2f} s a second")
     print(f"  ratio chatrelay / bare grpc.aio, deliveries/s: {relay['rate'] / bare['rate']:.2f}")
     print(f"  ratio chatrelay / bare grpc.aio, every stream back: {relay['back_s'] / bare['back_s']:.2f}")
     expected = args.subscribers * relay["last_seq"]

@@ -9,7 +9,7 @@ from typing import AsyncIterator
 
 from chatrelay.actors.figures import GatewayStats, ProcessInfo, StreamFigures
 from chatrelay.cluster.router import ShardRouter
-from chatrelay.cluster.tail import TAIL_WAIT_S, TAIL_WINDOW, GroupTail, Traced
+from chatrelay.cluster.tail import TAIL_WINDOW, GroupTail, Traced
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import relay_pb2
 
@@ -59,7 +59,7 @@ class Streams:
                         self.metrics.cut_off.add(1)
                     raise CutOff(behind, seq)
                 from_window = tail.holds(seq)  # else from the log, each catching-up stream its own read
-                deliveries = await tail.after_seq(seq, TAIL_WAIT_S, reader, opened)
+                deliveries = await tail.after_seq(seq, reader, opened)
                 was_live = was_live or tail.holds(seq)
                 if not deliveries:
                     continue

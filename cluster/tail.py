@@ -20,6 +20,7 @@ from chatrelay import envelope as env
 from chatrelay.actors import tracing
 from chatrelay.actors.calls import ReadPosts, TailRead
 from chatrelay.cluster.router import ShardRouter
+from chatrelay.cluster.waiters import Waiters
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
 
@@ -77,10 +78,7 @@ class GroupTail:
         self.address = address
         self.after = start_after
         self.buffer: collections.deque[relay_pb2.Delivery] = collections.deque(maxlen=TAIL_WINDOW)
-        # Its lock wakes the streams one after another, so the later ones find the posts that came
-        # meanwhile and carry them in one message: an event waking them all at once made a write
-        # per post per stream (a fifth of the deliveries/s at 1,000 subscribers, README).
-        self.changed = asyncio.Condition()
+        self.changed = Waiters()  # the streams waiting for the next post
         self.subscribers = 0
         self.delivered = 0  # posts written to this gateway's streams of the group
         self.ended: ChatRelayError | None = None  # why its streams end, once they do
@@ -94,12 +92,11 @@ class GroupTail:
         read: TailRead = await self.router.call_address(
             self.address, ReadPosts(self.address, after, BATCH, wait_s, self.loaded, self.removals))
         if read.removed or read.loaded != self.loaded:
-            async with self.changed:  # streams of removed readers end now
-                now = time.monotonic()
-                for key in read.removed:
-                    self.removed[key] = now
-                self.loaded, self.removals = read.loaded, read.removals
-                self.changed.notify_all()
+            now = time.monotonic()  # streams of removed readers end now
+            for key in read.removed:
+                self.removed[key] = now
+            self.loaded, self.removals = read.loaded, read.removals
+            self.changed.notify_all()
         return read.deliveries
 
     async def _run(self) -> None:
@@ -110,9 +107,8 @@ class GroupTail:
                 raise
             except Exception as exc:  # whatever else broke, the subscribers wait on this loop
                 if isinstance(exc, ChatRelayError) and exc.reason in ENDS:
-                    async with self.changed:  # every stream of the group here ends, with the reason
-                        self.ended = exc
-                        self.changed.notify_all()
+                    self.ended = exc  # every stream of the group here ends, with the reason
+                    self.changed.notify_all()
                     return
                 log.warning("tail of a group failed, retrying: %s", exc)
                 await asyncio.sleep(0.5)
@@ -120,11 +116,10 @@ class GroupTail:
             if deliveries:
                 if self.traced is not None and tracing.enabled():
                     self.traced.delivered(deliveries, self.subscribers)
-                async with self.changed:
-                    self.buffer.extend(deliveries)
-                    self._forget_deleted(deliveries)
-                    self.after = deliveries[-1].seq
-                    self.changed.notify_all()
+                self.buffer.extend(deliveries)
+                self._forget_deleted(deliveries)
+                self.after = deliveries[-1].seq
+                self.changed.notify_all()
 
     def _forget_deleted(self, deliveries: list[relay_pb2.Delivery]) -> None:
         """Posts a moderation in `deliveries` deleted (the shard checked and applied it
@@ -146,23 +141,33 @@ class GroupTail:
                 d.message_id in posts or d.post.signer in authors))]
             self.buffer = collections.deque(kept, maxlen=TAIL_WINDOW)
 
-    async def after_seq(self, seq: int, wait_s: float, reader: bytes = b"", opened: float = 0.0) -> list[relay_pb2.Delivery]:
+    async def after_seq(self, seq: int, reader: bytes = b"", opened: float = 0.0,
+                        wait_s: float | None = None) -> list[relay_pb2.Delivery]:
         """Posts after `seq`, for `reader`: from memory when recent, from the shard's log
-        when older. Refused once the group is gone from the relay, or the reader from it
-        since `opened` (monotonic: when its shard was asked whether it is a member; one
-        removed before, and admitted again, reads on)."""
+        when older; when there are none yet, waits for the next (at most `wait_s`, then
+        none). Refused once the group is gone from the relay, or the reader from it since
+        `opened` (monotonic: when its shard was asked whether it is a member; one removed
+        before, and admitted again, reads on).
+
+        A live stream waits without a timer: it is woken by a post, a removal or the end
+        of the group. A timeout each wait made the streams' idle cost grow with their
+        number: 100,000 streams idle, re-waiting every 5 s, kept more than a core busy
+        (README, the reconnect storm)."""
         self._check(reader, opened)
         if not self.holds(seq):  # fell behind the window: catch up from the log
             return await self._catch_up(seq)
         if self.after <= seq:
-            async with self.changed:
-                try:
-                    await asyncio.wait_for(self.changed.wait_for(
-                        lambda: self.after > seq or self.ended or self.removed.get(reader, 0) > opened), wait_s)
-                except asyncio.TimeoutError:
-                    return []
+            woken = self._until(lambda: self.after > seq or self.ended or self.removed.get(reader, 0) > opened)
+            try:
+                await (woken if wait_s is None else asyncio.wait_for(woken, wait_s))
+            except asyncio.TimeoutError:
+                return []
             self._check(reader, opened)
         return self._window_after(seq)
+
+    async def _until(self, predicate) -> None:
+        while not predicate():
+            await self.changed.wait()
 
     async def _catch_up(self, seq: int) -> list[relay_pb2.Delivery]:
         """The posts after `seq` from the log, in one read for every stream that asks for

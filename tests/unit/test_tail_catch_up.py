@@ -37,8 +37,8 @@ class LogRouter:
 async def test_streams_catching_up_from_the_same_seq_share_one_read():
     router = LogRouter(last=3)
     tail = GroupTail(router, "g", start_after=3)
-    waiting = [asyncio.create_task(tail.after_seq(0, 1.0)) for _ in range(50)]
-    behind = asyncio.create_task(tail.after_seq(1, 1.0))  # from elsewhere: a read of its own
+    waiting = [asyncio.create_task(tail.after_seq(0, wait_s=1.0)) for _ in range(50)]
+    behind = asyncio.create_task(tail.after_seq(1, wait_s=1.0))  # from elsewhere: a read of its own
     await asyncio.sleep(0.01)
     router.gate.set()
     answers = await asyncio.gather(*waiting)
@@ -52,8 +52,8 @@ async def test_streams_catching_up_from_the_same_seq_share_one_read():
 async def test_a_stream_that_goes_away_leaves_the_read_to_the_others():
     router = LogRouter(last=2)
     tail = GroupTail(router, "g", start_after=2)
-    leaving = asyncio.create_task(tail.after_seq(0, 1.0))
-    staying = asyncio.create_task(tail.after_seq(0, 1.0))
+    leaving = asyncio.create_task(tail.after_seq(0, wait_s=1.0))
+    staying = asyncio.create_task(tail.after_seq(0, wait_s=1.0))
     await asyncio.sleep(0.01)
     leaving.cancel()
     router.gate.set()
@@ -68,14 +68,14 @@ async def test_a_failed_read_fails_each_stream_waiting_and_the_next_reads_again(
     router = LogRouter(last=2)
     router.failure = ChatRelayError(Reason.UNAVAILABLE, "relay shard unavailable: restarting")
     tail = GroupTail(router, "g", start_after=2)
-    waiting = [asyncio.create_task(tail.after_seq(0, 1.0)) for _ in range(3)]
+    waiting = [asyncio.create_task(tail.after_seq(0, wait_s=1.0)) for _ in range(3)]
     await asyncio.sleep(0.01)
     router.gate.set()
     failed = await asyncio.gather(*waiting, return_exceptions=True)
     assert [(f.reason, f.message) for f in failed] == [
         (Reason.UNAVAILABLE, "relay shard unavailable: restarting")] * 3
     router.failure = None
-    assert [d.seq for d in await tail.after_seq(0, 1.0)] == [1, 2]
+    assert [d.seq for d in await tail.after_seq(0, wait_s=1.0)] == [1, 2]
     assert router.reads == [0, 0]
     tail.close()
 
@@ -83,7 +83,7 @@ async def test_a_failed_read_fails_each_stream_waiting_and_the_next_reads_again(
 async def test_closing_the_tail_ends_the_reads_under_way():
     router = LogRouter(last=2)
     tail = GroupTail(router, "g", start_after=2)
-    waiting = asyncio.create_task(tail.after_seq(0, 1.0))
+    waiting = asyncio.create_task(tail.after_seq(0, wait_s=1.0))
     await asyncio.sleep(0.01)
     tail.close()
     with pytest.raises(asyncio.CancelledError):
