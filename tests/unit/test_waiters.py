@@ -13,7 +13,7 @@ from chatrelay.cluster.waiters import Waiters
 
 async def test_the_waiters_are_woken_in_order_each_after_the_one_before_it_ran():
     waiters = Waiters()
-    resumed: list[tuple[int, int]] = []  # (who, waiters not yet woken when it ran: all but the next)
+    resumed: list[tuple[int, int]] = []  # (who, waiters not yet woken when it ran: all after it)
 
     async def waiter(i):
         await waiters.wait()
@@ -24,7 +24,7 @@ async def test_the_waiters_are_woken_in_order_each_after_the_one_before_it_ran()
     assert len(waiters) == 4
     waiters.notify_all()
     await asyncio.wait_for(asyncio.gather(*tasks), 5.0)
-    assert resumed == [(0, 2), (1, 1), (2, 0), (3, 0)]
+    assert resumed == [(0, 3), (1, 2), (2, 1), (3, 0)]
 
 
 async def test_waiters_that_go_away_before_their_turn_are_passed_over():
