@@ -17,8 +17,9 @@ process of its own, whose Join checks each request as the relay does (its signat
 joining key, the group) and answers it accepted, storing nothing.
 
 Latency: a new member resolves the channel's link, joins and opens its stream, until the
-channel's post arrives (`client.join`, `client.follow`), `--samples` times: paced at 10
-joins/s with nothing else going on, then during the full-rate joins.
+channel's post arrives (`client.join`, `client.follow`, over one connection in
+`client.one_member`, as a client app that streams what it joined), `--samples` times:
+paced at 10 joins/s with nothing else going on, then during the full-rate joins.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ reading).
 """
 
 from chatrelay.connection import (
-    RelayClient, RelayInfo, call_retrying, relay_info, resolve_link, target_of, target_of_link,
+    RelayClient, RelayInfo, call_retrying, one_member, relay_info, resolve_link, target_of, target_of_link,
 )
 from chatrelay.owner import (
     PendingJoin, Published, add_relay, create_group, decide, delete_group, owner_command, parse_request_id,
@@ -23,7 +23,7 @@ from chatrelay.reader import follow, post, read_all
 __all__ = [
     "Membership", "Moderated", "OwnedGroup", "PendingJoin", "Published", "RelayEntry", "PostChecker", "ProfileChange", "ReceivedPost", "RelayClient", "RelayInfo", "add_relay", "call_retrying",
     "create_group", "credential", "decide", "delete_group", "find_invite", "follow", "join", "list_invites",
-    "make_invite", "owner_command", "revoke_invite",
+    "make_invite", "one_member", "owner_command", "revoke_invite",
     "parse_request_id", "pending", "post", "read_all", "reader_key", "register", "relay_info", "remove_member", "remove_relay",
     "resolve_link", "resume", "service_log", "set_profile", "suspend", "target_of", "target_of_link",
 ]

@@ -1,16 +1,19 @@
 """Connections to relays: a RelayClient owns its gRPC channel (never one TCP connection
-shared with another client: no group can be tied to another by its connection) and
-sends again, by one retry policy, the calls that are safe to repeat."""
+shared with another client: no group can be tied to another by its connection), except
+the clients of one member of one group inside `one_member`, and sends again, by one
+retry policy, the calls that are safe to repeat."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import time
 from dataclasses import dataclass
 
 import grpc
+from grpc_status import rpc_status
 from nacl.signing import SigningKey
 
 from chatrelay import envelope as env
@@ -32,6 +35,47 @@ RETRIES = Backoff(first_s=0.2, max_s=2.0)  # a relay restarting: UNAVAILABLE or 
 # Each channel its own subchannels: gRPC's global pool would share one TCP connection
 # between two clients of one target.
 CHANNEL_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]
+
+
+class _Channels:
+    """The channels the RelayClients inside one `one_member` share, one per target."""
+
+    def __init__(self) -> None:
+        self.open: dict[tuple, grpc.aio.Channel] = {}
+        self.retired: list[grpc.aio.Channel] = []  # broken ones: closed at the end, not under a call
+
+    def retire(self, key: tuple, channel: grpc.aio.Channel) -> None:
+        if self.open.get(key) is channel:
+            del self.open[key]
+            self.retired.append(channel)
+
+    async def close(self) -> None:
+        for channel in [*self.open.values(), *self.retired]:
+            await channel.close()
+        self.open.clear()
+        self.retired.clear()
+
+
+_shared: contextvars.ContextVar[_Channels | None] = contextvars.ContextVar("shared_channels", default=None)
+
+
+@contextlib.asynccontextmanager
+async def one_member():
+    """Inside: the calls of ONE member of ONE group (resolving its link, joining, then
+    following or posting) share one connection per relay, instead of a TLS handshake
+    each; closed at the end. A relay learns nothing it did not know: the calls are of
+    one member of one group. Never wrap two groups or two members in one: their shared
+    connection would tie them together. Nested, the outer one holds."""
+    if _shared.get() is not None:
+        yield
+        return
+    channels = _Channels()
+    token = _shared.set(channels)
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+        await channels.close()
 
 
 def target_of(host: str, pin: bytes | None = None) -> str:
@@ -159,6 +203,12 @@ async def diagnosed(target: str, call):
         raise
 
 
+def dropped(exc: grpc.aio.AioRpcError) -> bool:
+    """Whether a call failed for want of a connection (UNAVAILABLE with no reason of the
+    relay's: a relay that refuses says why)."""
+    return exc.code() is grpc.StatusCode.UNAVAILABLE and rpc_status.from_call(exc) is None
+
+
 class RelayClient:
     """One relay's gateway over gRPC, at `[PIN@]HOST:PORT` (see `open_channel`); the
     channel opens at the first call."""
@@ -171,6 +221,7 @@ class RelayClient:
         self.stub = None
         self.turn = 0  # gateways of the relay link gone away under this client: the next is tried first
         self._opening: asyncio.Lock | None = None  # calls that find no channel open one, together
+        self._shared: tuple | None = None  # (pool, key) of a channel of `one_member`'s, which this client does not close
 
     async def open(self) -> "RelayClient":
         if self.channel is None:
@@ -184,6 +235,12 @@ class RelayClient:
     async def _open(self) -> None:
         target = tls.turned(self.target, self.turn)
         via = forwarding.current.get()
+        pool = _shared.get()
+        key = (target, id(via))
+        if pool is not None and key in pool.open:
+            self.channel, self._shared = pool.open[key], (pool, key)
+            self.stub = self.make_stub(self.channel)
+            return
         if via is not None:  # through a relay of one's own: this relay never sees the client
             if _insecure:
                 raise ChatRelayError(Reason.TLS_MISMATCH, "forwarding carries TLS only: it does not work with --insecure")
@@ -194,6 +251,13 @@ class RelayClient:
             target = tls.join_target(pin, await via.bridge(address))
         self.channel = await open_channel(target)
         self.stub = self.make_stub(self.channel)
+        if pool is not None:
+            if key in pool.open:  # another client opened one meanwhile: it is kept, this one ends
+                await self.channel.close()
+                self.channel = pool.open[key]
+                self.stub = self.make_stub(self.channel)
+            pool.open[key] = self.channel
+            self._shared = (pool, key)
 
     async def __aenter__(self) -> "RelayClient":
         return self
@@ -201,10 +265,16 @@ class RelayClient:
     async def __aexit__(self, *exc) -> None:
         await self.close()
 
-    async def close(self) -> None:
+    async def close(self, broken: bool = False) -> None:
+        """`broken`: the relay was unreachable on it; a channel shared in `one_member`
+        is then left for a new one (and closed at the end of it), not kept for the next
+        client."""
         if self.channel is not None:
-            await self.channel.close()
-            self.channel = self.stub = None
+            if self._shared is None:
+                await self.channel.close()
+            elif broken:
+                self._shared[0].retire(self._shared[1], self.channel)
+            self.channel = self.stub = self._shared = None
 
     async def call(self, method: str, request, timeout: float = CALL_TIMEOUT_S, retry_for_s: float | None = None):
         """One call; an idempotent one may pass `retry_for_s` (see `call_retrying`), and
@@ -220,9 +290,9 @@ class RelayClient:
                 message = message()
             try:
                 return await diagnosed(self.target, getattr(self.stub, method)(message, timeout=timeout))
-            except ChatRelayError as exc:
-                if exc.reason is Reason.UNAVAILABLE:  # the next try opens anew, from the next gateway
-                    await self.close()
+            except grpc.aio.AioRpcError as exc:
+                if dropped(exc):  # the next try opens anew, from the next gateway
+                    await self.close(broken=True)
                     self.turn += 1
                 raise
         return await call_retrying(rpc, request, timeout, retry_for_s, self.retries)

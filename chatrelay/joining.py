@@ -8,7 +8,7 @@ from __future__ import annotations
 from chatrelay import admission, group, invites, members
 from chatrelay import envelope as env
 from chatrelay.checker import reader_key, shown_members
-from chatrelay.connection import RETRY_S, RelayClient, resolve_link, target_of_link
+from chatrelay.connection import RETRY_S, RelayClient, one_member, resolve_link, target_of_link
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.links import LinkKind, ShortLink
 from chatrelay.members import MemberIdentity
@@ -20,7 +20,13 @@ async def join(link_text: str, display_name: str = "", *, known: list[Membership
     """Join by a group or channel link, or by an invite code (which carries the link and
     passes INVITE_ONLY and APPROVAL gates while every owner is offline). A group of
     `known` (memberships held already) is joined again with the same keys: the group
-    knows the member as it was (a banned key stays refused)."""
+    knows the member as it was (a banned key stays refused). The link's resolution and
+    the joins share one connection per relay (`one_member`)."""
+    async with one_member():
+        return await _join(link_text, display_name, known)
+
+
+async def _join(link_text: str, display_name: str, known: list[Membership]) -> Membership:
     invite = None
     if link_text.strip().startswith(invites.PREFIX):
         invite = invites.parse_invite(link_text)

@@ -247,7 +247,7 @@ async def _follow_relay(who, entry: RelayEntry, since_seq: int, max_reconnects, 
                 await queue.put((entry, error))
                 return
         finally:
-            await client.close()
+            await client.close(broken=error is not None and error.reason is Reason.UNAVAILABLE)
         reconnects += 1
         if max_reconnects is not None and reconnects > max_reconnects:
             await queue.put((entry, ChatRelayError(Reason.UNAVAILABLE, f"relay {entry.target} unreachable; gave up reconnecting")))
