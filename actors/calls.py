@@ -101,17 +101,25 @@ class TailRead:
 
 @dataclass(frozen=True, slots=True)
 class CheckReader:
+    """Check a reader's credential; with `page_limit`, also read its first page: up to
+    that many posts after `since_seq` (and its floor), so that a gateway with no tail of
+    the group yet starts the stream without another call."""
+
     address: str
     credential: core_pb2.SignedEnvelope
+    since_seq: int = 0
+    page_limit: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class ReaderInfo:
-    """A checked reader: its key, the oldest seq it may read after, the group's newest."""
+    """A checked reader: its key, the oldest seq it may read after, the group's newest,
+    and the first page it asked for (the posts after its seq and floor)."""
 
     reader: bytes
     floor: int
     last_seq: int
+    page: tuple = ()
 
 
 @dataclass(frozen=True, slots=True)

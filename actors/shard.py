@@ -205,7 +205,10 @@ class RelayShard:
         async def run():
             relay = await self.groups.get(call.address)
             reader = relay.check_reader(call.credential)
-            return ReaderInfo(reader=reader, floor=relay.history_floor(reader), last_seq=relay.last_seq)
+            floor, last_seq = relay.history_floor(reader), relay.last_seq
+            after = max(call.since_seq, floor)
+            page = tuple(await relay.read(after, call.page_limit)) if call.page_limit > 0 and after < last_seq else ()
+            return ReaderInfo(reader=reader, floor=floor, last_seq=last_seq, page=page)
         return await guarded(run())
 
     async def _take_down(self, call: TakeDown) -> Outcome:

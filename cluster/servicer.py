@@ -30,7 +30,7 @@ from chatrelay.cluster.quotas import ConnectionQuotas, OpeningStreams, ReaderStr
 from chatrelay.cluster.replay import ReplayGuard
 from chatrelay.cluster.router import ShardRouter
 from chatrelay.cluster.stream import Streams
-from chatrelay.cluster.tail import TAIL_WINDOW, Traced
+from chatrelay.cluster.tail import BATCH, TAIL_WINDOW, Traced
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.status import to_status
 from chatrelay.v1 import core_pb2, relay_pb2, relay_pb2_grpc
@@ -237,17 +237,22 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             address = group_address(request)
             opened = time.monotonic()  # a removal the tail learns of after this ends the stream
             self.opening.enter(opened)
+            page = self.streams.page_wanted(address)  # the first stream of the group here: its page with the check
             try:
-                info = await self.router.gathered(address, CheckReader(address, request.credential))
+                info = await self.router.gathered(address, CheckReader(
+                    address, request.credential, request.since_seq, BATCH if page else 0))
             finally:
                 self.opening.leave()
+                if page:
+                    self.streams.page_asked(address)
             self.readers.open(info.reader)
         except ChatRelayError as exc:
             await abort(context, exc)
             return
         try:
             async with contextlib.aclosing(
-                self.streams.follow(address, max(request.since_seq, info.floor), info.last_seq, info.reader, opened)
+                self.streams.follow(address, max(request.since_seq, info.floor), info.last_seq, info.reader, opened,
+                                    info.page)
             ) as batches:
                 async for batch in batches:
                     yield batch

@@ -34,16 +34,31 @@ class Streams:
         self.metrics = metrics  # a GatewayMetrics, or None
         self.traced = traced
         self.tails: dict[str, GroupTail] = {}
+        self.paging: set[str] = set()  # groups with no tail here whose first stream's check brings its page
         self.subscribers = 0
         self.deliveries = 0
         self.cut_off = 0
 
+    def page_wanted(self, address: str) -> bool:
+        """Whether a stream of the group opening now should bring its first page with its
+        reader's check: the group has no tail here and no other opening stream asks
+        already (a crowd of new streams catches up together, from the log, as before).
+        The one answered True says `page_asked` once its check is back."""
+        if address in self.tails or address in self.paging:
+            return False
+        self.paging.add(address)
+        return True
+
+    def page_asked(self, address: str) -> None:
+        self.paging.discard(address)
+
     async def follow(self, address: str, seq: int, last_seq: int, reader: bytes = b"",
-                     opened: float = 0.0) -> AsyncIterator[bytes]:
+                     opened: float = 0.0, first: tuple = ()) -> AsyncIterator[bytes]:
         """The batches of a checked reader's stream, after `seq`, each an encoded
         DeliveryBatch (one encoding for every stream at the same place in the window);
         `last_seq`: the group's newest post when the reader was checked (where a new tail
-        starts). It ends with `not_a_member` once the owners remove `reader`."""
+        starts); `first`: the posts after `seq` read with that check, sent first. It ends
+        with `not_a_member` once the owners remove `reader`."""
         tail = self.tails.get(address)
         if tail is None or tail.task.done():
             tail = self.tails[address] = GroupTail(self.router, address, last_seq, self.traced)
@@ -51,6 +66,10 @@ class Streams:
         self.subscribers += 1
         was_live = False
         try:
+            if first:
+                seq = first[-1].seq
+                self._delivered(tail, len(first))
+                yield relay_pb2.DeliveryBatch(deliveries=first, last_seq=seq).SerializeToString()
             while True:
                 behind = tail.after - seq
                 if was_live and behind > self.subscriber_lag:
@@ -64,10 +83,7 @@ class Streams:
                 if not deliveries:
                     continue
                 seq = deliveries[-1].seq
-                self.deliveries += len(deliveries)
-                tail.delivered += len(deliveries)
-                if self.metrics is not None:
-                    self.metrics.deliveries.add(len(deliveries))
+                self._delivered(tail, len(deliveries))
                 yield tail.encoded(deliveries) if from_window else relay_pb2.DeliveryBatch(
                     deliveries=deliveries, last_seq=seq).SerializeToString()
         finally:
@@ -76,6 +92,12 @@ class Streams:
             if tail.subscribers == 0 and self.tails.get(address) is tail:
                 tail.close()
                 del self.tails[address]
+
+    def _delivered(self, tail: GroupTail, count: int) -> None:
+        self.deliveries += count
+        tail.delivered += count
+        if self.metrics is not None:
+            self.metrics.deliveries.add(count)
 
     def group_subscribers(self, address: str) -> int:
         tail = self.tails.get(address)
