@@ -40,6 +40,21 @@ from chatrelay.actors.registry import Registry
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import core_pb2, relay_pb2
 
+VERIFY_APART = 8  # a turn of this many posts or more has their signatures checked on a worker thread
+
+
+def _verify_posts(envelopes: list[core_pb2.SignedEnvelope], group_id: bytes) -> list:
+    """Each post's body, or the ChatRelayError refusing it (`members.verify_post`); on a
+    worker thread, where PyNaCl lets go of the GIL while it checks, so that the shard's
+    loop serves its other groups meanwhile."""
+    out: list = []
+    for envelope in envelopes:
+        try:
+            out.append(members.verify_post(envelope, group_id))
+        except ChatRelayError as exc:
+            out.append(exc)
+    return out
+
 
 @dataclass(frozen=True, slots=True)
 class RelayContext:
@@ -169,13 +184,16 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns, Moderating,
             raise result
         return result
 
-    def _check_post(self, envelope: core_pb2.SignedEnvelope) -> core_pb2.PostBody:
+    def _check_post(self, envelope: core_pb2.SignedEnvelope, verified=None) -> core_pb2.PostBody:
         """Signature, group and author's role; freshness and rate are checked only for a
-        post this relay does not hold already (`_refusal_if_new`)."""
+        post this relay does not hold already (`_refusal_if_new`). `verified`: what
+        `members.verify_post` gave for it already (its body, or its refusal)."""
         self.check_not_taken_down()
         if self.record.state is not GroupState.ACTIVE:
             raise ChatRelayError(Reason.NOT_ACTIVE, f"group is {self.record.state.value}, not active")
-        body = members.verify_post(envelope, self.record.group_id)
+        if isinstance(verified, Exception):
+            raise verified
+        body = verified if verified is not None else members.verify_post(envelope, self.record.group_id)
         signer = envelope.signer
         if signer in self.profile.authorities():
             return body
@@ -245,10 +263,13 @@ class GroupRelay(Joins, OwnerCommands, DirectInvitations, Takedowns, Moderating,
             return [refusal(exc)] * len(envelopes)
         results: list = [None] * len(envelopes)
         ids = [members.message_id(e) for e in envelopes]
+        verified = [None] * len(envelopes)
+        if len(envelopes) >= VERIFY_APART:  # the signatures on a worker thread: the other groups go on meanwhile
+            verified = await asyncio.to_thread(_verify_posts, envelopes, self.record.group_id)
         now, taken, doubtful, turn_times = time.time(), collections.Counter(), {}, {}
         for i, envelope in enumerate(envelopes):
             try:
-                why = self._refusal_if_new(envelope, self._check_post(envelope), now, taken, turn_times)
+                why = self._refusal_if_new(envelope, self._check_post(envelope, verified[i]), now, taken, turn_times)
             except ChatRelayError as exc:
                 results[i] = exc
                 continue
