@@ -236,7 +236,7 @@ class RelayClient:
         target = tls.turned(self.target, self.turn)
         via = forwarding.current.get()
         pool = _shared.get()
-        key = (target, id(via))
+        key = (target, via)  # the Via itself, not its id: an id is reused once its Via is gone
         if pool is not None and key in pool.open:
             self.channel, self._shared = pool.open[key], (pool, key)
             self.stub = self.make_stub(self.channel)
@@ -288,10 +288,13 @@ class RelayClient:
             await self.open()  # inside the retries: a relay restarting may not answer TLS yet
             if callable(message):  # a request signed anew for each try: a relay takes each once
                 message = message()
+            channel = self.channel
             try:
                 return await diagnosed(self.target, getattr(self.stub, method)(message, timeout=timeout))
             except grpc.aio.AioRpcError as exc:
-                if dropped(exc):  # the next try opens anew, from the next gateway
+                # The next try opens anew, from the next gateway; once for the calls that
+                # were on the channel together (not a channel another of them opened since).
+                if dropped(exc) and self.channel is channel:
                     await self.close(broken=True)
                     self.turn += 1
                 raise
