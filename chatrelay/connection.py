@@ -237,10 +237,20 @@ class RelayClient:
         via = forwarding.current.get()
         pool = _shared.get()
         key = (target, via)  # the Via itself, not its id: an id is reused once its Via is gone
-        if pool is not None and key in pool.open:
-            self.channel, self._shared = pool.open[key], (pool, key)
-            self.stub = self.make_stub(self.channel)
-            return
+        channel = pool.open.get(key) if pool is not None else None
+        if channel is None:
+            channel = await self._new_channel(target, via)
+            if pool is not None:
+                found = pool.open.setdefault(key, channel)
+                if found is not channel:  # another client opened one meanwhile: it is kept, this one ends
+                    await channel.close()
+                    channel = found
+        if pool is not None:
+            self._shared = (pool, key)
+        self.channel = channel
+        self.stub = self.make_stub(channel)
+
+    async def _new_channel(self, target: str, via) -> grpc.aio.Channel:
         if via is not None:  # through a relay of one's own: this relay never sees the client
             if _insecure:
                 raise ChatRelayError(Reason.TLS_MISMATCH, "forwarding carries TLS only: it does not work with --insecure")
@@ -249,15 +259,7 @@ class RelayClient:
                 raise ChatRelayError(Reason.TLS_MISMATCH, f"forwarding reaches a relay by the key its link pins; "
                                                           f"the link of {address} names none")
             target = tls.join_target(pin, await via.bridge(address))
-        self.channel = await open_channel(target)
-        self.stub = self.make_stub(self.channel)
-        if pool is not None:
-            if key in pool.open:  # another client opened one meanwhile: it is kept, this one ends
-                await self.channel.close()
-                self.channel = pool.open[key]
-                self.stub = self.make_stub(self.channel)
-            pool.open[key] = self.channel
-            self._shared = (pool, key)
+        return await open_channel(target)
 
     async def __aenter__(self) -> "RelayClient":
         return self
