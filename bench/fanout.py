@@ -9,6 +9,11 @@ relay runs as `chatrelay up` does (local Ray on loopback, shards, gateway, embed
 registry and log); the baseline is a grpc.aio server in a child process that keeps the
 posts in memory and streams them to every subscriber.
 
+The ceiling where a post goes out alone (few subscribers): the poster awaits each ack, so
+no more than one post per ack round trip goes out, whatever the fan-out does; the relay's
+round trip is timed alone (ACK_SAMPLES posts, no stream open yet) and subscribers / that
+time printed beside the peer.
+
 With --tls the relay runs twice, over plaintext (`--insecure` on both sides, as the
 baseline) and over TLS pinned in its link (the default of `chatrelay up`), and the
 ratio TLS / plaintext is printed too.
@@ -22,6 +27,7 @@ import argparse
 import asyncio
 import collections
 import os
+import statistics
 import sys
 import time
 
@@ -40,6 +46,7 @@ DEADLINE_S = 600
 WARMUP_EVERY_S = 2.0
 OPEN_BATCH = 200
 STREAM_ATTEMPTS = 20
+ACK_SAMPLES = 50  # posts timed alone, one after another, for the ceiling
 
 
 # ---- the measurement, the same for both --------------------------------------------------
@@ -123,25 +130,35 @@ async def measure(target: str, credentials: list, post_fn, posts: int) -> tuple[
     return elapsed, sum(counted)
 
 
-async def bench_relay(n: int, posts: int, payload: bytes, tls: bool = False) -> tuple[float, int]:
+async def bench_relay(n: int, posts: int, payload: bytes, tls: bool = False) -> tuple[float, int, float]:
+    """(seconds, deliveries) as `measure` has them, and the median seconds of a post's ack
+    alone, before any stream is open."""
     from chatrelay.cluster import harness, up
 
     connection.set_insecure(not tls)
     relay = await asyncio.to_thread(harness.start_relay, insecure=not tls)
     try:
         owned = await client.create_group([relay.link], "Bench", GroupKind.CHANNEL)
+        owner = SigningKey(unb64(owned.owner_seed))
+        group_id = bytes.fromhex(owned.group_id)
+        address = owned.relays[0].address
+        async with client.RelayClient(relay.target) as c:
+            acks = []
+            for _ in range(ACK_SAMPLES + 5):  # the first five open the connection and warm up
+                envelope = members.sign_post(owner, group_id, payload)
+                sent = time.perf_counter()
+                await c.post(address, envelope)
+                acks.append(time.perf_counter() - sent)
+        ack_alone = statistics.median(acks[5:])
         print(f"  relay up at {relay.target}; joining {n} members", file=sys.stderr)
         joined = []
         for start in range(0, n, 100):
             joined += await asyncio.gather(*(client.join(owned.link, f"m{i}") for i in range(start, min(n, start + 100))))
         credentials = [client.credential(SigningKey(unb64(m.sign_seed)), m.relays[0].address) for m in joined]
-        owner = SigningKey(unb64(owned.owner_seed))
-        group_id = bytes.fromhex(owned.group_id)
-        address = owned.relays[0].address
         async with client.RelayClient(relay.target) as c:
             async def post(i):
                 return (await c.post(address, members.sign_post(owner, group_id, payload))).seq
-            return await measure(relay.target, credentials, post, posts)
+            return (*await measure(relay.target, credentials, post, posts), ack_alone)
     finally:
         await asyncio.to_thread(up.stop, relay)
 
@@ -183,7 +200,7 @@ def main() -> int:
     b_time, b_count = asyncio.run(bench_baseline(args.subscribers, args.posts, payload))
     b_rate = b_count / b_time
     print(f"  bare grpc.aio streaming: {b_count} deliveries in {b_time:.2f} s = {b_rate:,.0f} deliveries/s")
-    r_time, r_count = asyncio.run(bench_relay(args.subscribers, args.posts, payload))
+    r_time, r_count, ack_alone = asyncio.run(bench_relay(args.subscribers, args.posts, payload))
     r_rate = r_count / r_time
     print(f"  chatrelay, plaintext:     {r_count} deliveries in {r_time:.2f} s = {r_rate:,.0f} deliveries/s")
     print(f"  ratio chatrelay / bare grpc.aio: {r_rate / b_rate:.2f}")
@@ -191,8 +208,12 @@ def main() -> int:
     # One write a delivery, as bare grpc.aio makes them: what any Python gRPC server gets
     # where each post goes out alone (few subscribers, so no batching), against the peer.
     print(f"  ratio bare grpc.aio / nats-server: {b_rate / n_rate:.2f}")
+    # However the fan-out goes, a poster awaiting each ack sends one post a round trip.
+    top = args.subscribers / ack_alone
+    print(f"  ceiling, one poster awaiting each ack ({1000 * ack_alone:.1f} ms alone, no stream open): "
+          f"{top:,.0f} deliveries/s ({top / n_rate:.2f} of nats-server)")
     if args.tls:
-        t_time, t_count = asyncio.run(bench_relay(args.subscribers, args.posts, payload, tls=True))
+        t_time, t_count, _ = asyncio.run(bench_relay(args.subscribers, args.posts, payload, tls=True))
         t_rate = t_count / t_time
         print(f"  chatrelay over TLS:      {t_count} deliveries in {t_time:.2f} s = {t_rate:,.0f} deliveries/s")
         print(f"  ratio TLS / plaintext: {t_rate / r_rate:.2f}")

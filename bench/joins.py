@@ -20,6 +20,10 @@ Latency: a new member resolves the channel's link, joins and opens its stream, u
 channel's post arrives (`client.join`, `client.follow`, over one connection in
 `client.one_member`, as a client app that streams what it joined), `--samples` times:
 paced at 10 joins/s with nothing else going on, then during the full-rate joins.
+
+CPU a join, by process (bench/cpu.py), over the reference's joins and over the relay's
+full-rate joins (the latency samples taken meanwhile counted as joins too), and the rate
+at which that cost would keep every core busy: the ceiling of each on this machine.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import asyncio
 import statistics
 import time
 
+import cpu
 from reference import spawned
 from members import add_members, join_many, join_requests, join_to_first_delivery, members_profile, percentile
 
@@ -52,12 +57,16 @@ def run_checking_server(port_queue) -> None:
     serve_relay_service(Checking(), port_queue)
 
 
-async def reference_rate(count: int, concurrency: int) -> float:
+async def reference_rate(count: int, concurrency: int) -> tuple[float, dict[str, float]]:
+    """(joins/s, CPU seconds by process over them)."""
     secrets, signed = group.create_group(GroupKind.CHANNEL, "Reference")
     intake_key = group.verify_profile(signed).profile.intake_key
+    meter = cpu.Meter(children="reference server")
     async with spawned(run_checking_server) as target:
         made = join_requests(secrets.group_id, "reference-address", intake_key, count)
-        return await join_many(target, secrets.group_id, "reference-address", intake_key, count, concurrency, made)
+        meter.start()
+        rate = await join_many(target, secrets.group_id, "reference-address", intake_key, count, concurrency, made)
+        return rate, meter.stop()
 
 
 async def paced(owned, samples: int) -> list[float]:
@@ -86,15 +95,18 @@ async def relay_figures(args) -> dict:
         intake_key = group.verify_profile(members_profile(owned)).profile.intake_key
         gid, address = bytes.fromhex(owned.group_id), owned.relays[0].address
         made = join_requests(gid, address, intake_key, args.joins)
+        meter = cpu.Meter()
+        meter.start()
         flood = asyncio.create_task(join_many(relay.target, gid, address, intake_key, args.joins, args.concurrency, made))
         await asyncio.sleep(1.0)  # the flood under way
         loaded = await join_to_first_delivery(owned, args.samples)
         if flood.done():
             raise RuntimeError("the full-rate joins ended before the samples did: take more --joins")
         rate = await flood
+        used = meter.stop()
     finally:
         await asyncio.to_thread(up.stop, relay, ray_shutdown=False)
-    return {"rate": rate, "calm": calm, "loaded": loaded}
+    return {"rate": rate, "calm": calm, "loaded": loaded, "cpu": used}
 
 
 def show(label: str, values: list[float]) -> None:
@@ -104,11 +116,17 @@ def show(label: str, values: list[float]) -> None:
 async def main(args) -> None:
     print(f"joins: {args.joins} members joining one channel, {args.concurrency} at a time; "
           f"{args.members_before} members in it before")
-    reference = await reference_rate(args.joins, args.concurrency)
+    reference, reference_cpu = await reference_rate(args.joins, args.concurrency)
     print(f"  reference, one gRPC hop checking each join, storing nothing: {reference:,.0f} joins/s")
     r = await relay_figures(args)
     print(f"  chatrelay Join: {r['rate']:,.0f} joins/s")
     print(f"  ratio chatrelay / reference: {r['rate'] / reference:.2f}")
+    joined = args.joins + args.samples
+    top = cpu.ceiling(r["cpu"], joined)
+    print(f"  CPU a join, reference: {cpu.per_operation(reference_cpu, args.joins)}")
+    print(f"  CPU a join, chatrelay: {cpu.per_operation(r['cpu'], joined)}")
+    print(f"  ceiling, all {cpu.cores()} cores busy at that cost: reference "
+          f"{cpu.ceiling(reference_cpu, args.joins):,.0f} joins/s, chatrelay {top:,.0f} ({top / reference:.2f} of the reference)")
     show("resolve + join + first delivery at 10 joins/s", r["calm"])
     show("the same during the full-rate joins", r["loaded"])
 

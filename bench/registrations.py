@@ -10,6 +10,10 @@ costs), and the same with the protocol's signature work on both sides (the clien
 and signs with a registration key and checks the grant; the server checks the three
 signatures and signs the grant) but nothing stored.
 
+Over that hop and over the relay's registrations it reads the CPU a registration costs
+each process (bench/cpu.py), and the rate at which that cost would keep every core busy:
+the ceiling of each on this machine, in the same run.
+
     python bench/registrations.py [--groups 2000] [--concurrency 16]
 """
 
@@ -21,22 +25,29 @@ import os
 import sys
 import time
 
+import cpu  # noqa: E402
 from chatrelay import client, group  # noqa: E402
 from chatrelay.cluster.harness import EtcdServer  # noqa: E402
 from reference import spawned  # noqa: E402
 from chatrelay.group import GroupKind  # noqa: E402
 
 
-async def bounded(n: int, concurrency: int, one) -> float:
+async def bounded(n: int, concurrency: int, one, meter: cpu.Meter | None = None) -> float:
+    """Seconds for `one(i)`, i < n, `concurrency` at a time; `meter` reads the CPU used."""
     semaphore = asyncio.Semaphore(concurrency)
 
     async def run(i):
         async with semaphore:
             await one(i)
 
+    if meter is not None:
+        meter.start()
     start = time.perf_counter()
     await asyncio.gather(*(run(i) for i in range(n)))
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    if meter is not None:
+        meter.stop()
+    return elapsed
 
 
 async def raw_aetcd(url: str, n: int, concurrency: int, run: str) -> float:
@@ -110,7 +121,7 @@ async def bare_grpc(n: int, concurrency: int) -> float:
             return await bounded(n, concurrency, lambda i: stub.RegisterGroup(request))
 
 
-async def checked_no_storage(n: int, concurrency: int) -> float:
+async def checked_no_storage(n: int, concurrency: int, meter: cpu.Meter) -> float:
     """`client.register` (a registration key made, signed, the grant checked) against a
     server that checks each registration and signs its grant, in a process of its own,
     with nothing stored: the protocol's signature work and one gRPC hop, nothing else."""
@@ -127,12 +138,12 @@ async def checked_no_storage(n: int, concurrency: int) -> float:
                 await client.register(channel, info, signed, secrets.group_id)
 
             await one(n)  # connected before the clock
-            return await bounded(n, concurrency, one)
+            return await bounded(n, concurrency, one, meter)
         finally:
             await channel.close()
 
 
-async def relay_registrations(url: str, n: int, concurrency: int) -> float:
+async def relay_registrations(url: str, n: int, concurrency: int, meter: cpu.Meter) -> float:
     from chatrelay.cluster import harness, up
 
     relay = await asyncio.to_thread(harness.start_relay, etcd=url, **harness.NO_QUOTAS)
@@ -146,7 +157,7 @@ async def relay_registrations(url: str, n: int, concurrency: int) -> float:
             await client.register(channel, info, signed, secrets.group_id)
 
         try:
-            return await bounded(n, concurrency, one)
+            return await bounded(n, concurrency, one, meter)
         finally:
             await channel.close()
     finally:
@@ -164,12 +175,13 @@ def main() -> int:
     n, c = args.groups, args.concurrency
     bare = asyncio.run(bare_grpc(n, c))
     print(f"  reference, bare grpc.aio RegisterGroup round trips (canned answer): {n / bare:,.0f}/s ({bare:.2f} s)")
-    checked = asyncio.run(checked_no_storage(n, c))
+    checked_cpu, relay_cpu = cpu.Meter(children="reference server"), cpu.Meter()
+    checked = asyncio.run(checked_no_storage(n, c, checked_cpu))
     print(f"  reference, the same with the signature work on both sides, nothing stored: {n / checked:,.0f}/s ({checked:.2f} s)")
     with EtcdServer(name="bench") as etcd:
         before = asyncio.run(raw_aetcd(etcd.url, n, c, "before"))
         print(f"  raw aetcd transactions, before: {n / before:,.0f}/s ({before:.2f} s)")
-        mine = asyncio.run(relay_registrations(etcd.url, n, c))
+        mine = asyncio.run(relay_registrations(etcd.url, n, c, relay_cpu))
         rate = n / mine
         print(f"  chatrelay RegisterGroup: {rate:,.0f}/s ({mine:.2f} s)")
         after = asyncio.run(raw_aetcd(etcd.url, n, c, "after"))
@@ -177,6 +189,11 @@ def main() -> int:
     raw_rate = (n / before + n / after) / 2
     print(f"  ratio chatrelay / the signature work with nothing stored (issue 22's goal: 0.8): {rate / (n / checked):.2f}")
     print(f"  ratio chatrelay / raw aetcd (mean of before and after, {raw_rate:,.0f}/s): {rate / raw_rate:.2f}")
+    top = cpu.ceiling(relay_cpu.used, n)
+    print(f"  CPU a registration, the signature work with nothing stored: {cpu.per_operation(checked_cpu.used, n)}")
+    print(f"  CPU a registration, chatrelay: {cpu.per_operation(relay_cpu.used, n)}")
+    print(f"  ceiling, all {cpu.cores()} cores busy at that cost: the signature work {cpu.ceiling(checked_cpu.used, n):,.0f}/s, "
+          f"chatrelay {top:,.0f}/s ({top / (n / checked):.2f} of the signature work's rate)")
     return 0
 
 

@@ -41,6 +41,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import grpc  # noqa: E402
+import psutil  # noqa: E402
 from nacl.signing import SigningKey  # noqa: E402
 
 from chatrelay import client, connection, group, members  # noqa: E402
@@ -152,10 +153,9 @@ async def measure(name: str, poster, restart, target: str, address: str, seeds: 
 
 
 def cpu_seconds(pid: int) -> float:
-    """The CPU time a process used so far (user and system, from /proc)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """The CPU time a process used so far (user and system)."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 async def gateway_memory(relay) -> int:
