@@ -50,11 +50,12 @@ class Via:
             raise ChatRelayError(Reason.TLS_MISMATCH, "forwarding needs TLS to the forwarding relay: its link names no key")
         context = ssl.create_default_context(cadata=(await tls.pinned_root(forward, pin)).decode("ascii"))
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(
-                host.strip("[]"), int(port), ssl=context, server_hostname=tls.SERVER_NAME), CONNECT_TIMEOUT_S)
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):  # not wait_for: one made as it is cancelled is closed
+                reader, writer = await asyncio.open_connection(
+                    host.strip("[]"), int(port), ssl=context, server_hostname=tls.SERVER_NAME)
         except (OSError, asyncio.TimeoutError) as exc:
             raise ChatRelayError(Reason.UNAVAILABLE, f"the forwarding relay at {forward} is unreachable: "
-                                                     f"{exc or 'timed out'}") from None
+                                                     f"{str(exc) or 'timed out'}") from None
         try:
             writer.write(f"CONNECT {address} HTTP/1.1\r\nHost: {address}\r\n\r\n".encode())
             await writer.drain()

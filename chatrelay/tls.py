@@ -190,9 +190,9 @@ async def fetch_certificate(address: str, timeout: float = FETCH_TIMEOUT_S, veri
         context.verify_mode = ssl.CERT_NONE
     context.set_alpn_protocols(["h2"])
     try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=context, server_hostname=host if verify else SERVER_NAME), timeout
-        )
+        async with asyncio.timeout(timeout):  # not wait_for: a connection made as it is cancelled is closed
+            _, writer = await asyncio.open_connection(host, port, ssl=context,
+                                                      server_hostname=host if verify else SERVER_NAME)
     except ssl.SSLCertVerificationError as exc:
         raise ChatRelayError(Reason.RELAY_IDENTITY_MISMATCH, (
             f"the relay at {address} presented a certificate this client does not trust ({exc.verify_message}), "
@@ -204,7 +204,7 @@ async def fetch_certificate(address: str, timeout: float = FETCH_TIMEOUT_S, veri
             "--insecure, pass --insecure here too"
         )) from None
     except (OSError, asyncio.TimeoutError) as exc:
-        raise ChatRelayError(Reason.UNAVAILABLE, f"relay {address} unreachable: {exc or 'timed out'}") from None
+        raise ChatRelayError(Reason.UNAVAILABLE, f"relay {address} unreachable: {str(exc) or 'timed out'}") from None
     try:
         der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
     finally:

@@ -99,10 +99,11 @@ class Forwarder:
             except (OSError, UnicodeError) as exc:
                 return await self._refuse(reader, writer, 502, f"cannot resolve {host}: {getattr(exc, 'strerror', None) or exc}")
             try:
-                upstream_reader, upstream_writer = await asyncio.wait_for(asyncio.open_connection(
-                    address, port, local_addr=(self.source, 0) if self.source else None), CONNECT_TIMEOUT_S)
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):  # not wait_for: one made as it is cancelled is closed
+                    upstream_reader, upstream_writer = await asyncio.open_connection(
+                        address, port, local_addr=(self.source, 0) if self.source else None)
             except (OSError, asyncio.TimeoutError) as exc:
-                return await self._refuse(reader, writer, 502, f"{host}:{port} does not answer: {exc or 'timed out'}")
+                return await self._refuse(reader, writer, 502, f"{host}:{port} does not answer: {str(exc) or 'timed out'}")
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             await writer.drain()
             self.tunnels += 1
