@@ -13,6 +13,12 @@ With `--flood registrations` the flood registers new groups instead, as fast as 
 takes them (registration happens at the gateway, the same process that delivers the
 quiet groups' posts to their subscribers).
 
+The ceiling, with `--flood posts`: a third round sends the same flood, paced at the rate
+the relay accepted, to a bare grpc.aio server in a process of its own (it answers each
+post and checks and keeps nothing), while the quiet groups are measured on the relay as
+before. No relay can serve the flood with less than that server does, on the same
+cores, so that round's p99 ratio is what the flood's mere presence costs here.
+
 With `--hot-posts N` the relay moves a group past N posts/s to a shard of its own (as
 `chatrelay up --hot-posts N` does); the flood then runs `--settle` seconds (default 12)
 before the flooded round is measured, so that the move has happened.
@@ -29,7 +35,7 @@ import time
 
 from nacl.signing import SigningKey
 
-from chatrelay import client, members
+from chatrelay import client, connection, members
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind
 from chatrelay.state import unb64
@@ -104,6 +110,8 @@ async def run(
             flood_rate = (flood.accepted() - before) / (time.perf_counter() - started)
         finally:
             counts = await asyncio.to_thread(flood.stop)
+        elsewhere, elsewhere_rate = await flood_elsewhere(
+            quiet, pending, rounds, flooders, hot.owner_seed, hot_id, flood_rate, settle_s) if kind == "posts" else ([], 0)
         for t in streams:
             t.cancel()
 
@@ -124,9 +132,31 @@ async def run(
         show("(post to ack) flooded     ", stormy_acks)
         print(f"  flood accepted {flood_rate:,.0f} {kind}/s (busy answers: {counts['busy']:,})")
         print(f"  p99 ratio flooded / calm: {percentile(stormy, 0.99) / percentile(calm, 0.99):.2f}")
+        if elsewhere:
+            show("quiet groups, the same flood sent to a bare server", elsewhere)
+            print(f"  ceiling: p99 ratio with the flood ({elsewhere_rate:,.0f} posts/s) served by a bare grpc.aio "
+                  f"server beside the relay: {percentile(elsewhere, 0.99) / percentile(calm, 0.99):.2f}")
     finally:
         await c.close()
         await asyncio.to_thread(up.stop, relay)
+
+
+async def flood_elsewhere(quiet, pending, rounds, flooders, owner_seed, group_id, rate, settle_s):
+    """The quiet groups' latencies on the relay while the flood, paced at `rate`, goes to
+    a bare grpc.aio server in a process of its own; and the rate it went at."""
+    from reference import run_bare_server, spawned
+
+    async with spawned(run_bare_server, 0, 1) as port:
+        flood = FloodProcess(f"127.0.0.1:{port}", owner_seed, group_id, "x", flooders, rate=rate, insecure=True)
+        try:
+            flood.start()
+            await flood.started()
+            await asyncio.sleep(settle_s)
+            started, before = time.perf_counter(), flood.accepted()
+            latencies = await measure_round(quiet, pending, rounds, [])
+            return latencies, (flood.accepted() - before) / (time.perf_counter() - started)
+        finally:
+            await asyncio.to_thread(flood.stop)
 
 
 class FloodProcess:
@@ -134,18 +164,21 @@ class FloodProcess:
     user's device would be, so that its work does not delay this process's clock reads
     and deliveries. It posts to the hot group as fast as the relay accepts; a BUSY answer
     makes that poster wait 10 ms (the flood stays at the highest accepted rate). With
-    `kind` "registrations" it registers new groups instead, as fast as they are taken."""
+    `kind` "registrations" it registers new groups instead, as fast as they are taken.
+    With `rate` it posts at that many a second in all, no faster; `insecure` for a
+    plaintext target."""
 
     def __init__(
         self, target: str, owner_seed: str, group_id: bytes, address: str, flooders: int,
-        kind: str = "posts", relay_link: str = "",
+        kind: str = "posts", relay_link: str = "", rate: float = 0.0, insecure: bool = False,
     ) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.counts = ctx.Array("q", 2)  # accepted, busy
         self.stopping = ctx.Event()
         self.process = ctx.Process(
             target=flood_main,
-            args=(target, owner_seed, group_id, address, flooders, self.counts, self.stopping, kind, relay_link),
+            args=(target, owner_seed, group_id, address, flooders, self.counts, self.stopping, kind, relay_link,
+                  rate, insecure),
             daemon=True,
         )
 
@@ -174,10 +207,12 @@ class FloodProcess:
         return {"accepted": self.counts[0], "busy": self.counts[1]}
 
 
-def flood_main(target, owner_seed, group_id, address, flooders, counts, stopping, kind="posts", relay_link="") -> None:
+def flood_main(target, owner_seed, group_id, address, flooders, counts, stopping, kind="posts", relay_link="",
+               rate=0.0, insecure=False) -> None:
     async def main():
         from chatrelay import group
 
+        connection.set_insecure(insecure)
         c = client.RelayClient(target)
         key = SigningKey(unb64(owner_seed))
         info = await client.relay_info(relay_link) if kind == "registrations" else None
@@ -190,7 +225,12 @@ def flood_main(target, owner_seed, group_id, address, flooders, counts, stopping
                 await client.register(c, info, signed, secrets.group_id)
 
         async def flood():
+            every = flooders / rate if rate else 0.0  # each poster's share of the pace
+            due = time.monotonic()
             while not stopping.is_set():
+                if every:
+                    due += every
+                    await asyncio.sleep(max(0.0, due - time.monotonic()))
                 try:
                     await one()
                     counts[0] += 1
