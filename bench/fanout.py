@@ -104,12 +104,13 @@ async def measure(target: str, credentials: list, post_fn, posts: int) -> tuple[
         if i % OPEN_BATCH == OPEN_BATCH - 1:
             await asyncio.sleep(0.2)
     warm_deadline = time.monotonic() + DEADLINE_S
-    while not warm.is_set():
+    while True:  # one warm-up post at least: the streams may all be open on the history already
         if time.monotonic() > warm_deadline:
             raise TimeoutError(f"only {n - waiting_warm[0]} of {n} streams opened")
         warm_seq = await post_fn(-1)
         try:
             await asyncio.wait_for(warm.wait(), WARMUP_EVERY_S)
+            break
         except asyncio.TimeoutError:
             print(f"    {n - waiting_warm[0]}/{n} streams open; failed streams: {dict(failures)}", file=sys.stderr)
     await asyncio.sleep(0.5)  # the last warm-up posts reach everyone
