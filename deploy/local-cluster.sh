@@ -71,6 +71,11 @@ node_ports() {  # node_ports N: Ray's ports of node N (0 is the head), each node
 
 ray_env() {
   export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH="$DIR/auth_token"
+  # A node told to stop does not first wait for its work to drain: Ray's default waits up
+  # to 30 s for every lease on the node to come back, and the relay's actors (and a Ray
+  # Client session that went away) never give theirs back, so each stop sat out
+  # stop_pid's 20 s. Set it above 0 to drain.
+  export RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="${RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S:-0}"
   # A multi-node cluster, even where a parent process (a local `chatrelay up`, a test
   # session) said single-node.
   export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1
