@@ -11,14 +11,6 @@ of its lock; and a waiter that goes away was taken out of a list of all of them,
 of it: a reconnect storm cancelling tens of thousands of the 100,000 streams waiting on
 one group kept the gateway's loop busy for minutes. Here a waiter joins and leaves in
 O(1).
-
-When posts come faster than one pass wakes the waiters (a notification waits behind the
-one being woken), the next waiter is woken `gap` seconds after the one before it resumed
-rather than a turn after: at most BEHIND_GAP_S, at most BEHIND_PASS_S over all of them,
-and none past MAX_SPACED waiters (where it would be shorter than a turn of the loop). The
-loop leaves that time to its other calls and to the machine's other processes, and each
-write carries more posts. A lone notification is woken as before, so a calm channel's
-delivery time is unchanged. Figures in the README (issue 21, fan-out).
 """
 
 from __future__ import annotations
@@ -26,47 +18,30 @@ from __future__ import annotations
 import asyncio
 import collections
 
-BEHIND_GAP_S = 60e-6  # the most one waiter waits for the one before it, when behind
-BEHIND_PASS_S = 0.06  # the most that adds over all of a notification's waiters
-MAX_SPACED = 3000  # past that many waiters the gap would be under 20 us, no cheaper than a turn: none
-
 
 class Waiters:
     """`await wait()` until the next `notify_all()`; the waiters of a notification are
     woken in the order they came, the next a turn of the loop after the one before it
-    resumed (or `gap` after, while another notification waits)."""
+    resumed."""
 
     def __init__(self) -> None:
         self._waiting: dict[asyncio.Future, None] = {}  # those the next notification wakes, in order
         self._rounds: collections.deque[collections.deque[asyncio.Future]] = collections.deque()
         self._woken: asyncio.Future | None = None  # the one woken that has not resumed yet
-        self._count = 0  # waiting now, woken or not
-
-    @property
-    def gap(self) -> float:
-        """Seconds between two wakes while behind."""
-        return min(BEHIND_GAP_S, BEHIND_PASS_S / self._count) if 0 < self._count <= MAX_SPACED else 0.0
 
     def __len__(self) -> int:
         """Waiters not yet woken (those of notifications under way too)."""
         return len(self._waiting) + sum(1 for r in self._rounds for f in r if not f.done())
 
     async def wait(self) -> None:
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
+        fut = asyncio.get_running_loop().create_future()
         self._waiting[fut] = None
-        self._count += 1
         try:
             await fut
         finally:
-            self._count -= 1
             self._waiting.pop(fut, None)  # gone before its notification: O(1)
             if fut is self._woken:  # woken (then maybe cancelled before it ran): the next one's turn
-                gap = self.gap if len(self._rounds) > 1 else 0.0  # behind: another notification waits
-                if gap:
-                    loop.call_later(gap, self._pass_on, fut)
-                else:
-                    loop.call_soon(self._pass_on, fut)
+                asyncio.get_running_loop().call_soon(self._pass_on, fut)
 
     def notify_all(self) -> None:
         """Wake every waiter there is now, one after another (after those of the
