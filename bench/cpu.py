@@ -9,8 +9,11 @@ these cores, measured in the same run as the figure it bounds.
     used = meter.stop()  # {"client": 1.2, "reference server": 0.9}: CPU seconds
     print(per_operation(used, count), ceiling(used, count))
 
-A process that ends inside the window is not counted (none of the relay's does while a
-benchmark measures); one that starts inside it counts from its start.
+Only this process and those it started, directly or not, are counted (a local Ray
+cluster, etcd, nats-server and reference servers the benchmark starts are all its
+descendants), so another cluster on the machine is not. A process that ends inside the
+window is not counted (none of the relay's does while a benchmark measures); one that
+starts inside it counts from its start.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import os
 
 import psutil
 
-# In the order they are printed; a process in none of them is not the benchmark's.
+# In the order they are printed; the benchmark's other processes go under `children`.
 ROLES = ("client", "gateway", "shards", "ray", "etcd", "nats-server")
 
 
@@ -39,11 +42,11 @@ class Meter:
         self._at_start: dict[tuple[int, float], float] = {}
         self.used: dict[str, float] = {}  # what the last stop() returned
 
-    def _role(self, proc: psutil.Process, mine: set[int]) -> str | None:
-        if proc.pid == os.getpid():
+    def _role(self, pid: int, info: dict) -> str:
+        if pid == os.getpid():
             return "client"
-        name = proc.info["name"] or ""
-        command = " ".join(proc.info["cmdline"] or ())
+        name = info["name"] or ""
+        command = " ".join(info["cmdline"] or ())
         if command.startswith("ray::"):
             if "GatewayActor" in command:
                 return "gateway"
@@ -54,16 +57,19 @@ class Meter:
             return "etcd"
         if name.startswith("nats-server"):
             return "nats-server"
-        return self.children if proc.pid in mine else None
+        return self.children
 
     def _now(self) -> dict[tuple[int, float], tuple[str, float]]:
-        mine = {p.pid for p in psutil.Process().children(recursive=True)}
+        me = psutil.Process()
         out = {}
-        for proc in psutil.process_iter(["name", "cmdline", "create_time", "cpu_times"]):
-            role = self._role(proc, mine)
-            times = proc.info["cpu_times"]
-            if role is not None and times is not None:
-                out[(proc.pid, proc.info["create_time"])] = (role, times.user + times.system)
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                info = proc.as_dict(["name", "cmdline", "create_time", "cpu_times"])
+            except psutil.Error:  # gone meanwhile
+                continue
+            times = info["cpu_times"]
+            if times is not None:
+                out[(proc.pid, info["create_time"])] = (self._role(proc.pid, info), times.user + times.system)
         return out
 
     def start(self) -> None:

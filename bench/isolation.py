@@ -15,7 +15,7 @@ quiet groups' posts to their subscribers).
 
 The ceiling, with `--flood posts`: a third round sends the same flood, paced at the rate
 the relay accepted, to a bare grpc.aio server in a process of its own (it answers each
-post and checks and keeps nothing), while the quiet groups are measured on the relay as
+post, checks nothing and keeps the posts in memory), while the quiet groups are measured on the relay as
 before. No relay can serve the flood with less than that server does, on the same
 cores, so that round's p99 ratio is what the flood's mere presence costs here.
 
@@ -111,7 +111,8 @@ async def run(
         finally:
             counts = await asyncio.to_thread(flood.stop)
         elsewhere, elsewhere_rate = await flood_elsewhere(
-            quiet, pending, rounds, flooders, hot.owner_seed, hot_id, flood_rate, settle_s) if kind == "posts" else ([], 0)
+            quiet, pending, rounds, flooders, hot.owner_seed, hot_id, flood_rate, settle_s
+        ) if kind == "posts" and flood_rate > 0 else ([], 0)
         for t in streams:
             t.cancel()
 
@@ -224,9 +225,9 @@ def flood_main(target, owner_seed, group_id, address, flooders, counts, stopping
                 secrets, signed = group.create_group(GroupKind.GROUP, "flood")
                 await client.register(c, info, signed, secrets.group_id)
 
-        async def flood():
+        async def flood(i):
             every = flooders / rate if rate else 0.0  # each poster's share of the pace
-            due = time.monotonic()
+            due = time.monotonic() + i * every / flooders  # the posters spread over the interval
             while not stopping.is_set():
                 if every:
                     due += every
@@ -240,7 +241,7 @@ def flood_main(target, owner_seed, group_id, address, flooders, counts, stopping
                     counts[1] += 1
                     await asyncio.sleep(0.01)
         try:
-            await asyncio.gather(*(flood() for _ in range(flooders)))
+            await asyncio.gather(*(flood(i) for i in range(flooders)))
         finally:
             await c.close()
     asyncio.run(main())
