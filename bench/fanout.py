@@ -150,13 +150,13 @@ async def bench_relay(n: int, posts: int, payload: bytes, tls: bool = False) -> 
                 sent = time.perf_counter()
                 await c.post(address, envelope)
                 acks.append(time.perf_counter() - sent)
-        ack_alone = statistics.median(acks[5:])
-        print(f"  relay up at {relay.target}; joining {n} members", file=sys.stderr)
-        joined = []
-        for start in range(0, n, 100):
-            joined += await asyncio.gather(*(client.join(owned.link, f"m{i}") for i in range(start, min(n, start + 100))))
-        credentials = [client.credential(SigningKey(unb64(m.sign_seed)), m.relays[0].address) for m in joined]
-        async with client.RelayClient(relay.target) as c:
+            ack_alone = statistics.median(acks[5:])
+            print(f"  relay up at {relay.target}; joining {n} members", file=sys.stderr)
+            joined = []
+            for start in range(0, n, 100):
+                joined += await asyncio.gather(*(client.join(owned.link, f"m{i}") for i in range(start, min(n, start + 100))))
+            credentials = [client.credential(SigningKey(unb64(m.sign_seed)), m.relays[0].address) for m in joined]
+
             async def post(i):
                 return (await c.post(address, members.sign_post(owner, group_id, payload))).seq
             return (*await measure(relay.target, credentials, post, posts), ack_alone)

@@ -15,9 +15,9 @@ quiet groups' posts to their subscribers).
 
 The ceiling, with `--flood posts`: a third round sends the same flood, paced at the rate
 the relay accepted, to a bare grpc.aio server in a process of its own (it answers each
-post, checks nothing and keeps the posts in memory), while the quiet groups are measured on the relay as
-before. No relay can serve the flood with less than that server does, on the same
-cores, so that round's p99 ratio is what the flood's mere presence costs here.
+post, checks nothing and keeps the posts in memory), while the quiet groups are measured
+on the relay as before. No relay can serve the flood with less than that server does, on
+the same cores, so that round's p99 ratio is what the flood's mere presence costs here.
 
 With `--hot-posts N` the relay moves a group past N posts/s to a shard of its own (as
 `chatrelay up --hot-posts N` does); the flood then runs `--settle` seconds (default 12)
