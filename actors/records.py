@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import enum
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from chatrelay import codec
 from chatrelay.errors import ChatRelayError, Reason
@@ -161,12 +161,11 @@ class GroupRecord:
     taken_down: str = ""  # the operator's reason while the group is taken down on this relay
 
     def dumps(self) -> bytes:
-        d = asdict(self)
-        for name in ("group_id", "registration_key", "profile"):
-            d[name] = _b(d[name])
-        d["state"] = self.state.value
-        if not self.taken_down:
-            del d["taken_down"]
+        # Spelled out rather than asdict, which deep-copies every field (the profile too).
+        d = {"address": self.address, "group_id": _b(self.group_id), "profile": _b(self.profile),
+             "registration_key": _b(self.registration_key), "state": self.state.value}
+        if self.taken_down:
+            d["taken_down"] = self.taken_down
         return json.dumps(d, sort_keys=True).encode()
 
     @classmethod
@@ -219,10 +218,12 @@ class MemberRecord:
     note: str = ""  # REJECTED: the owners' reason
 
     def dumps(self) -> bytes:
-        d = asdict(self)
-        for name in ("box_key", "request_id", "join", "approval"):
-            d[name] = _b(getattr(self, name))
-        return json.dumps(d, sort_keys=True).encode()
+        # Spelled out rather than asdict, which deep-copies every field: a join writes one.
+        return json.dumps({
+            "approval": _b(self.approval), "box_key": _b(self.box_key), "display_name": self.display_name,
+            "join": _b(self.join), "joined_ms": self.joined_ms, "note": self.note,
+            "request_id": _b(self.request_id), "status": self.status,
+        }).encode()
 
     @classmethod
     def loads(cls, data: bytes) -> "MemberRecord":
