@@ -10,6 +10,12 @@ the call that comes back takes them on (those whose callers went away are droppe
 `waiting` items waiting, the lane's callers (and only they) are refused with `refuse()`;
 past `total` items waiting in all lanes together (what the gateway holds in memory for
 its callers), every new caller that would wait is.
+
+With `spare_after_s`, the calls past a lane's first are spares: items that arrive while
+a call is going on wait for it to come back and go on together, unless a full `batch`
+is waiting or the first of them has waited `spare_after_s`, when a spare call takes
+them. A call's fixed cost is then shared by more items, while one slow call still holds
+up the lane's others for no longer than that.
 """
 
 from __future__ import annotations
@@ -30,10 +36,11 @@ def settle(future: asyncio.Future, result) -> None:
 
 
 class _Lane:
-    __slots__ = ("calls", "waiting")
+    __slots__ = ("calls", "waiting", "timer")
 
     def __init__(self) -> None:
         self.calls = 0  # going on
+        self.timer: asyncio.TimerHandle | None = None  # a spare call's start, while items wait
         self.waiting: collections.deque[tuple[object, asyncio.Future]] = collections.deque()
 
 
@@ -45,10 +52,13 @@ class Coalescer:
     def __init__(
         self, send: Callable[[Hashable, list], Awaitable[list]], *, in_flight: int = 1, batch: int = 64,
         waiting: int | None = None, refuse: Callable[[], Exception] | None = None, linger: bool = False,
-        total: int | None = None,
+        total: int | None = None, spare_after_s: float | None = None,
     ) -> None:
         if in_flight < 1 or (waiting is not None and waiting < 0) or batch < 1 or (total is not None and total < 0):
             raise ValueError("in_flight 1 or more, waiting and total 0 or more, batch 1 or more")
+        if spare_after_s is not None and not 0 <= spare_after_s <= 1:
+            raise ValueError("spare_after_s from 0 to 1 second")
+        self.spare_after_s = spare_after_s
         if (waiting is not None or total is not None) and refuse is None:
             raise ValueError("a bound on waiting items needs the refusal to answer past it")
         self.total = total
@@ -74,7 +84,8 @@ class Coalescer:
         if state is None:
             state = self._lanes[lane] = _Lane()
         answer = asyncio.get_running_loop().create_future()
-        if state.calls < self.in_flight:
+        free = state.calls == 0 if self.spare_after_s is not None else state.calls < self.in_flight
+        if free:
             state.calls += 1
             if self.linger:
                 state.waiting.append((item, answer))
@@ -89,7 +100,21 @@ class Coalescer:
         else:
             state.waiting.append((item, answer))
             self.waiting_total += 1
+            if state.calls < self.in_flight:  # a spare call is free: now, or once this has waited
+                if len(state.waiting) >= self.batch:
+                    self._spare(lane, state)
+                elif state.timer is None:
+                    state.timer = asyncio.get_running_loop().call_later(self.spare_after_s, self._spare, lane, state)
         return await answer  # a caller that goes away before its turn: its item is not sent
+
+    def _spare(self, lane: Hashable, state: _Lane) -> None:
+        """Start a spare call for the lane's waiting items, if they are still waiting."""
+        if state.timer is not None:
+            state.timer.cancel()
+            state.timer = None
+        if state.waiting and state.calls < self.in_flight and self._lanes.get(lane) is state:
+            state.calls += 1
+            self._start(lane, state, [])
 
     def _start(self, lane: Hashable, state: _Lane, first: list) -> None:
         task = asyncio.create_task(self._turns(lane, state, first))
@@ -97,6 +122,9 @@ class Coalescer:
         task.add_done_callback(self._calls.discard)
 
     def _take(self, state: _Lane) -> list:
+        if state.timer is not None:  # what waited goes on now: a spare is not needed for it
+            state.timer.cancel()
+            state.timer = None
         taken = []
         while state.waiting and len(taken) < self.batch:
             item, answer = state.waiting.popleft()
@@ -128,5 +156,9 @@ class Coalescer:
                 del self._lanes[lane]
 
     def close(self) -> None:
+        for state in self._lanes.values():
+            if state.timer is not None:
+                state.timer.cancel()
+                state.timer = None
         for task in list(self._calls):
             task.cancel()

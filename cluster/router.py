@@ -33,6 +33,7 @@ SHARD_POST_CALLS = 2  # calls carrying posts to one shard at a time: one is answ
 SHARD_POST_BATCHES = 256  # groups' batches in one of them
 SHARD_CALLS = 2  # calls carrying groups' other calls to one shard at a time
 SHARD_CALL_ITEMS = 256  # groups' calls in one of them
+SHARD_SPARE_S = 0.005  # the second of them only for calls that waited this long (or a full one)
 
 
 class ShardNotRunning(ChatRelayError):
@@ -50,8 +51,10 @@ class ShardRouter:
         self.extra: dict[int, object] = {}
         self.table: dict[str, int] = {}
         self._watch: asyncio.Task | None = None
-        self._posts = Coalescer(self._send_posts, in_flight=SHARD_POST_CALLS, batch=SHARD_POST_BATCHES, linger=True)
-        self._calls = Coalescer(self._send_calls, in_flight=SHARD_CALLS, batch=SHARD_CALL_ITEMS, linger=True)
+        self._posts = Coalescer(self._send_posts, in_flight=SHARD_POST_CALLS, batch=SHARD_POST_BATCHES, linger=True,
+                                spare_after_s=SHARD_SPARE_S)
+        self._calls = Coalescer(self._send_calls, in_flight=SHARD_CALLS, batch=SHARD_CALL_ITEMS, linger=True,
+                                spare_after_s=SHARD_SPARE_S)
 
     def start_watch(self) -> None:
         """Keep the cached table fresh when groups are placed or moved."""
