@@ -8,6 +8,7 @@ import os
 import pathlib
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 from nacl.signing import SigningKey
@@ -264,6 +265,8 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
 
 
 SUPERVISE_S = 1.0
+GONE_WAIT_S = 5.0  # for killed gateways to be gone before their shards are killed
+GONE_POLL_S = 0.05
 
 
 def _supervise(relay: RunningRelay) -> None:
@@ -314,6 +317,32 @@ async def _store_relay_link(config: ClusterConfig, key: SigningKey, bundle: link
         await registry.close()
 
 
+def _kill(actors: list) -> None:
+    import ray
+
+    for actor in actors:
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception:  # its node is gone already
+            pass
+
+
+def _gone(actors: list, within_s: float) -> None:
+    """Wait until each killed actor is dead (a call to it fails), at most `within_s` in all.
+    A gateway still alive when its shards are killed sees its calls to them (a group
+    tail's long poll) fail, and Ray logs each as failed and retried."""
+    import ray
+
+    deadline = time.monotonic() + within_s
+    for actor in actors:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                ray.get(actor.__ray_ready__.remote(), timeout=left)
+            except Exception:  # dead (or the wait is over)
+                break
+            time.sleep(GONE_POLL_S)  # the kill not through yet
+
+
 def stop(relay: RunningRelay, *, ray_shutdown: bool = True) -> None:
     import ray
 
@@ -334,10 +363,8 @@ def stop(relay: RunningRelay, *, ray_shutdown: bool = True) -> None:
         ray.get([s.release.remote() for s in shards], timeout=10)
     except Exception:  # stopping anyway: unreleased leases run out by themselves
         pass
-    for actor in [*gateways, *shards]:
-        try:
-            ray.kill(actor, no_restart=True)
-        except Exception:  # its node is gone already
-            pass
+    _kill(gateways)
+    _gone(gateways, GONE_WAIT_S)  # their calls to the shards go with them, not failed and retried
+    _kill(shards)
     if ray_shutdown:
         ray.shutdown()  # a joined cluster stays up: only this driver leaves it
