@@ -4,7 +4,9 @@ The table comes from the registry's placement records, cached and kept fresh by 
 A call rides out a shard restarting, and follows a group that moves between shards
 (the old shard answers Moved; the placement is read again). Groups' post batches bound
 for one shard in the same turn of the loop go in one call (`post`), and so do their
-other calls and reader checks (`gathered`).
+other calls and reader checks (`gathered`). What arrives while such a call is going on
+waits for it and goes in the next; a second call at once takes only what has waited
+SHARD_SPARE_S or fills a batch (`Coalescer`'s spares).
 """
 
 from __future__ import annotations
@@ -29,11 +31,11 @@ log = logging.getLogger(__name__)
 SHARD_RESTARTS = Backoff(first_s=0.05, max_s=1.0, attempts=20)
 SHARD_GONE = (RayActorError, ActorUnavailableError)  # a shard restarting or stopped
 MOVES = Backoff(first_s=0.01, max_s=0.5, attempts=40)  # about 15 s of following a group that moves
-SHARD_POST_CALLS = 2  # calls carrying posts to one shard at a time: one is answered while the next goes
+SHARD_POST_CALLS = 2  # calls carrying posts to one shard at a time (the second a spare: SHARD_SPARE_S)
 SHARD_POST_BATCHES = 256  # groups' batches in one of them
 SHARD_CALLS = 2  # calls carrying groups' other calls to one shard at a time
 SHARD_CALL_ITEMS = 256  # groups' calls in one of them
-SHARD_SPARE_S = 0.005  # the second of them only for calls that waited this long (or a full one)
+SHARD_SPARE_S = 0.005  # a second call to a shard only for items that waited this long (or a full batch)
 
 
 class ShardNotRunning(ChatRelayError):
