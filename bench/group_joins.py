@@ -41,12 +41,13 @@ async def in_one_process(count: int, at_once: int) -> float:
     from chatrelay.cluster.member_store_sqlite import SqliteMemberStore
     from chatrelay.cluster.message_log_sqlite import SqliteMessageLog
     from chatrelay.cluster.registry_sqlite import SqliteRegistry
+    from chatrelay.cluster.storage import STORE_FILE
     from chatrelay.v1 import relay_pb2
 
     with tempfile.TemporaryDirectory() as folder:
         path = pathlib.Path(folder)
         ctx = RelayContext(identity=SigningKey.generate(), registry=SqliteRegistry(path / "registry.db"),
-                           log=SqliteMessageLog(path / "messages.db"), members=SqliteMemberStore(path / "messages.db"),
+                           log=SqliteMessageLog(path / STORE_FILE), members=SqliteMemberStore(path / STORE_FILE),
                            limits=RelayLimits(mailbox_size=max(1024, at_once)))
         secrets, signed = group.create_group(GroupKind.CHANNEL, "Joined in one process")
         record = GroupRecord(group_id=secrets.group_id, address="bench-address", state=GroupState.ACTIVE,
