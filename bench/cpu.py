@@ -34,15 +34,19 @@ def cores() -> int:
 class Meter:
     """CPU seconds used, by role, between `start()` and `stop()`. Roles: this process
     ("client"), the relay's gateway and shard actors, Ray's own processes and idle workers
-    ("ray"), etcd, nats-server; other processes this one started (a reference server in a
-    process of its own, a flood) go under `children`."""
+    ("ray"), etcd, nats-server; processes whose pids `named` gives take the role named
+    there (client processes of their own, or this one under another name); other processes it started (a
+    reference server in a process of its own, a flood) go under `children`."""
 
-    def __init__(self, children: str = "children") -> None:
+    def __init__(self, children: str = "children", named: dict[int, str] | None = None) -> None:
         self.children = children
+        self.named = named or {}  # pid -> role, for processes this one started to play a part
         self._at_start: dict[tuple[int, float], float] = {}
         self.used: dict[str, float] = {}  # what the last stop() returned
 
     def _role(self, pid: int, info: dict) -> str:
+        if pid in self.named:
+            return self.named[pid]
         if pid == os.getpid():
             return "client"
         name = info["name"] or ""

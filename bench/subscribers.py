@@ -13,7 +13,8 @@ measured in the same run with the same client processes.
    has it serve again); the owner posts once, retrying until it is acked. The time from
    the kill until every subscriber has that post (each stream back, resumed after its
    last post), then `--posts` more, and every subscriber's count: nothing lost, nothing
-   repeated.
+   repeated. The storm's CPU, by process role a stream (bench/cpu.py), and how busy it
+   kept the machine's cores: the subscribers' processes share them with the server.
 
 The baseline is a grpc.aio server keeping the posts in a list (no checks, nothing
 stored), the storm its process killed and started again on the same port. Each client
@@ -51,6 +52,7 @@ from chatrelay.members import MemberIdentity  # noqa: E402
 from chatrelay.retry import Backoff  # noqa: E402
 from chatrelay.state import unb64  # noqa: E402
 from chatrelay.v1 import relay_pb2, relay_pb2_grpc  # noqa: E402
+import cpu  # noqa: E402
 from members import join_many, members_profile  # noqa: E402
 from reference import run_bare_server, spawned  # noqa: E402
 from subscriber_procs import run_subscribers  # noqa: E402
@@ -111,11 +113,14 @@ class Subscribers:
 
 
 async def measure(name: str, poster, restart, target: str, address: str, seeds: list[bytes], args,
-                  nice: int, memory=None, cpu=None) -> dict:
+                  nice: int, memory=None, cpu_used=None, server: str = "children") -> dict:
     """Steps 2 to 4 against one server; `poster(i)` posts and returns the seq acked,
     `restart()` kills the server (it comes back by itself or is started again); the
     client processes run at niceness `nice`; `memory()` the server's resident bytes and
-    `cpu()` its CPU seconds so far, where known."""
+    `cpu_used()` its CPU seconds so far, where known. The storm's CPU is metered by role
+    (bench/cpu.py): the client processes as "subscribers", this one as "poster", and
+    `server` the role of processes of this benchmark's own that are not Ray's (a
+    reference server)."""
     n = len(seeds)
     out: dict = {}
     before = await memory() if memory else 0
@@ -127,20 +132,24 @@ async def measure(name: str, poster, restart, target: str, address: str, seeds: 
         print(f"    {name}: {n} streams open in {out['open_s']:.1f} s", file=sys.stderr)
         if memory:
             out["per_stream"] = (await memory() - before) / n
-        if cpu:
-            used, began_idle = cpu(), time.monotonic()
+        if cpu_used:
+            used, began_idle = cpu_used(), time.monotonic()
             await asyncio.sleep(IDLE_S)
-            out["idle_cpu"] = (cpu() - used) / (time.monotonic() - began_idle)
+            out["idle_cpu"] = (cpu_used() - used) / (time.monotonic() - began_idle)
         start = time.monotonic()
         for i in range(args.posts):
             seq = await poster(i)
         done_at, figures = await subs.until(seq)
         out["rate"] = n * args.posts / (done_at - start)
+        meter = cpu.Meter(children=server, named={os.getpid(): "poster",
+                                                        **{proc.pid: "subscribers" for proc in subs.procs}})
+        meter.start()
         killed = time.monotonic()
         await restart()
         seq = await poster(-1)
         out["serving_s"] = time.monotonic() - killed
         back_at, figures = await subs.until(seq)
+        out["storm_cpu"] = meter.stop()  # read once every stream is back: the clients' last work is in it
         out["back_s"] = back_at - killed
         print(f"    {name}: every stream back {out['back_s']:.1f} s after the kill", file=sys.stderr)
         for i in range(args.posts):
@@ -224,7 +233,8 @@ async def bare_figures(args, payload: bytes) -> dict:
     try:
         await poster(0)  # seq 1
         seeds = [bytes(SigningKey.generate()) for _ in range(args.subscribers)]
-        return await measure("bare grpc.aio", poster, restart, target, "x", seeds, args, min(19, os.nice(0) + CLIENT_NICE))
+        return await measure("bare grpc.aio", poster, restart, target, "x", seeds, args, min(19, os.nice(0) + CLIENT_NICE),
+                             server="bare server")
     finally:
         await channel.close()
         await servers.aclose()
@@ -236,6 +246,10 @@ def show(name: str, r: dict) -> None:
           f"serving in {r['serving_s']:.1f} s, every stream back in {r['back_s']:.1f} s")
     print(f"    posts 1..{r['last_seq']}: {f['got']:,} received, {f['lost']} lost, {f['repeated']} repeated, "
           f"{f['gave_up']} streams gave up")
+    used, n = r["storm_cpu"], f["subscribers"]
+    print(f"    CPU in the storm, a stream: {cpu.per_operation(used, n)}; {sum(used.values()):.1f} s in all, "
+          f"{sum(used.values()) / (cpu.cores() * r['back_s']):.0%} of the {cpu.cores()} cores over the "
+          f"{r['back_s']:.1f} s")
     worst = sorted(f["failures"].items(), key=lambda kv: -kv[1])[:3]
     if worst:
         print(f"    stream failures, most common: {worst}")

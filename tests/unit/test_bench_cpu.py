@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -27,11 +28,13 @@ time.sleep(60)
 """
 
 
-def test_a_child_burning_inside_the_window_is_counted_under_its_role():
+def burned(make_meter) -> dict:
+    """What a meter made by `make_meter(child_pid)` counts while a child burns BURN_S of
+    CPU inside its window."""
     child = subprocess.Popen([sys.executable, "-c", BURNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline() == "ready\n"  # its start-up is over before the window
-        meter = cpu.Meter(children="spawned")
+        meter = make_meter(child.pid)
         meter.start()
         child.stdin.write("go\n")
         child.stdin.flush()
@@ -40,8 +43,19 @@ def test_a_child_burning_inside_the_window_is_counted_under_its_role():
     finally:
         child.kill()
         child.wait()
-    assert BURN_S - TICK_S <= used["spawned"] < BURN_S + 0.2
     assert meter.used is used
+    return used
+
+
+def test_a_child_burning_inside_the_window_is_counted_under_its_role():
+    used = burned(lambda pid: cpu.Meter(children="spawned"))
+    assert BURN_S - TICK_S <= used["spawned"] < BURN_S + 0.2
+
+
+def test_a_named_process_is_counted_under_its_name_and_this_one_too():
+    used = burned(lambda pid: cpu.Meter(children="spawned", named={pid: "subscribers", os.getpid(): "poster"}))
+    assert BURN_S - TICK_S <= used["subscribers"] < BURN_S + 0.2
+    assert set(used) == {"subscribers", "poster"}  # neither under "spawned" nor "client"
 
 
 def test_per_operation_names_the_roles_in_order_and_leaves_out_the_idle():
