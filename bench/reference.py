@@ -15,6 +15,12 @@ from chatrelay.v1 import relay_pb2, relay_pb2_grpc
 
 START_S = 60
 STOP_S = 10
+# The gateway's bound on calls waiting for the loop (cluster/server.py's QUEUE_OPTIONS),
+# spelled again so that a restarted bare server does not import the relay (and Ray).
+QUEUE_OPTIONS = [
+    ("grpc.server.max_pending_requests", 100_000), ("grpc.server.max_pending_requests_hard_limit", 200_000),
+    ("grpc.server_max_unrequested_time_in_server", 120),
+]
 
 
 @contextlib.asynccontextmanager
@@ -66,8 +72,7 @@ class BareServer(relay_pb2_grpc.RelayServiceServicer):
 
 def run_bare_server(port_queue, port: int, first_seq: int) -> None:
     async def main():
-        server = grpc.aio.server(options=[("grpc.max_concurrent_streams", 16_384),
-                                          ("grpc.server.max_pending_requests", 20_000)])
+        server = grpc.aio.server(options=[("grpc.max_concurrent_streams", 16_384), *QUEUE_OPTIONS])
         relay_pb2_grpc.add_RelayServiceServicer_to_server(BareServer(first_seq), server)
         bound = server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()

@@ -23,8 +23,17 @@ from chatrelay.v1 import relay_pb2
 MAX_REQUEST = 64 * 1024
 # Calls that gRPC has taken in but the gateway's event loop has not picked up yet. Past
 # gRPC's own defaults (1,000, and all past 3,000) it ends new calls at once with
-# CANCELLED, which a burst of subscribers (re)opening their streams reaches.
-PENDING_CALLS = 20_000
+# CANCELLED, and it ends any call that waited UNREQUESTED_S (its default: 30 s) the same
+# way. Every subscriber of a large channel (re)opening its stream at once, after a gateway
+# restarts, reaches both: each call ended so comes back and costs its client and the
+# gateway the work again. So a gateway keeps as many waiting as it holds streams, as long
+# as the loop needs to take them.
+PENDING_CALLS = 100_000
+UNREQUESTED_S = 120
+QUEUE_OPTIONS = [
+    ("grpc.server.max_pending_requests", PENDING_CALLS), ("grpc.server.max_pending_requests_hard_limit", 2 * PENDING_CALLS),
+    ("grpc.server_max_unrequested_time_in_server", UNREQUESTED_S),
+]
 KEEPALIVE_TIMEOUT_MS = 20_000  # a peer that does not answer a ping within this is gone
 
 
@@ -40,8 +49,7 @@ async def serve(
     limits = registrar.limits
     server = grpc.aio.server(
         options=[
-            ("grpc.max_receive_message_length", MAX_REQUEST), ("grpc.so_reuseport", 0),
-            ("grpc.server.max_pending_requests", PENDING_CALLS), ("grpc.server.max_pending_requests_hard_limit", 2 * PENDING_CALLS),
+            ("grpc.max_receive_message_length", MAX_REQUEST), ("grpc.so_reuseport", 0), *QUEUE_OPTIONS,
             # A stranger's connections: closed when silent, idle or unresponsive, and each
             # bounded in what it may have going at once.
             ("grpc.server_handshake_timeout_ms", int(limits.handshake_timeout_s * 1000)),
