@@ -265,21 +265,24 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
 
 
 SUPERVISE_S = 1.0
+RESTARTING_S = 0.1  # the next round, after one that found a gateway restarting (its clients wait)
 GONE_WAIT_S = 5.0  # for killed gateways to be gone before their shards are killed
 GONE_POLL_S = 0.05
 
 
 def _supervise(relay: RunningRelay) -> None:
-    """Every second until the relay stops: a relay node that joined gets its gateway; the
-    gateway of a node that is gone is let go; and every gateway is asked to serve (Ray
-    restarts a gateway actor that died, but only `start` makes it serve again). A Ray
+    """Every second until the relay stops (a tenth of one after a round that failed, a
+    gateway restarting): a relay node that joined gets its gateway; the gateway of a node
+    that is gone is let go; and every gateway is asked to serve (Ray restarts a gateway
+    actor that died, but only `start` makes it serve again). A Ray
     session that is gone (a Ray Client one that did not reconnect) stops the relay, saying
     why in `relay.lost`: its actors went with the session, and a restart starts them again."""
     import ray
 
     from chatrelay.actors import factory
 
-    while not relay.stopping.wait(SUPERVISE_S):
+    wait = SUPERVISE_S
+    while not relay.stopping.wait(wait):
         if not ray.is_initialized():  # Ray Client gave up reconnecting: the session's actors are gone
             relay.lost = ("its Ray session is gone (Ray Client did not reconnect in time), and the relay's "
                           "shards and gateways with it")
@@ -292,8 +295,9 @@ def _supervise(relay: RunningRelay) -> None:
             for node in set(relay.gateways) - nodes:
                 ray.kill(relay.gateways.pop(node), no_restart=True)
             ray.get([g.start.remote() for g in relay.gateways.values()], timeout=30)
-        except Exception:  # restarting, or Ray going down: try again next round
-            continue
+            wait = SUPERVISE_S
+        except Exception:  # restarting, or Ray going down: try again soon
+            wait = RESTARTING_S
 
 
 async def _prepare_store(config: ClusterConfig) -> None:
