@@ -35,8 +35,9 @@ class Meter:
     """CPU seconds used, by role, between `start()` and `stop()`. Roles: this process
     ("client"), the relay's gateway and shard actors, Ray's own processes and idle workers
     ("ray"), etcd, nats-server; processes whose pids `named` gives take the role named
-    there (client processes of their own, or this one under another name); other processes it started (a
-    reference server in a process of its own, a flood) go under `children`."""
+    there (client processes of their own, or this one under another name); other
+    processes it started (a reference server in a process of its own, a flood) go under
+    `children`."""
 
     def __init__(self, children: str = "children", named: dict[int, str] | None = None) -> None:
         self.children = children

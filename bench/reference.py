@@ -18,7 +18,8 @@ STOP_S = 10
 # The gateway's bound on calls waiting for the loop (cluster/server.py's QUEUE_OPTIONS),
 # spelled again so that a restarted bare server does not import the relay (and Ray).
 QUEUE_OPTIONS = [
-    ("grpc.server.max_pending_requests", 100_000), ("grpc.server.max_pending_requests_hard_limit", 200_000),
+    ("grpc.server.max_pending_requests", 100_000),
+    ("grpc.server.max_pending_requests_hard_limit", 200_000),
     ("grpc.server_max_unrequested_time_in_server", 120),
 ]
 

@@ -141,8 +141,8 @@ async def measure(name: str, poster, restart, target: str, address: str, seeds: 
             seq = await poster(i)
         done_at, figures = await subs.until(seq)
         out["rate"] = n * args.posts / (done_at - start)
-        meter = cpu.Meter(children=server, named={os.getpid(): "poster",
-                                                        **{proc.pid: "subscribers" for proc in subs.procs}})
+        roles = {os.getpid(): "poster", **{proc.pid: "subscribers" for proc in subs.procs}}
+        meter = cpu.Meter(children=server, named=roles)
         meter.start()
         killed = time.monotonic()
         await restart()
@@ -233,8 +233,8 @@ async def bare_figures(args, payload: bytes) -> dict:
     try:
         await poster(0)  # seq 1
         seeds = [bytes(SigningKey.generate()) for _ in range(args.subscribers)]
-        return await measure("bare grpc.aio", poster, restart, target, "x", seeds, args, min(19, os.nice(0) + CLIENT_NICE),
-                             server="bare server")
+        return await measure("bare grpc.aio", poster, restart, target, "x", seeds, args,
+                             min(19, os.nice(0) + CLIENT_NICE), server="bare server")
     finally:
         await channel.close()
         await servers.aclose()

@@ -31,7 +31,8 @@ MAX_REQUEST = 64 * 1024
 PENDING_CALLS = 100_000
 UNREQUESTED_S = 120
 QUEUE_OPTIONS = [
-    ("grpc.server.max_pending_requests", PENDING_CALLS), ("grpc.server.max_pending_requests_hard_limit", 2 * PENDING_CALLS),
+    ("grpc.server.max_pending_requests", PENDING_CALLS),
+    ("grpc.server.max_pending_requests_hard_limit", 2 * PENDING_CALLS),
     ("grpc.server_max_unrequested_time_in_server", UNREQUESTED_S),
 ]
 KEEPALIVE_TIMEOUT_MS = 20_000  # a peer that does not answer a ping within this is gone

@@ -274,9 +274,9 @@ def _supervise(relay: RunningRelay) -> None:
     """Every second until the relay stops (a tenth of one after a round that failed, a
     gateway restarting): a relay node that joined gets its gateway; the gateway of a node
     that is gone is let go; and every gateway is asked to serve (Ray restarts a gateway
-    actor that died, but only `start` makes it serve again). A Ray
-    session that is gone (a Ray Client one that did not reconnect) stops the relay, saying
-    why in `relay.lost`: its actors went with the session, and a restart starts them again."""
+    actor that died, but only `start` makes it serve again). A Ray session that is gone
+    (a Ray Client one that did not reconnect) stops the relay, saying why in
+    `relay.lost`: its actors went with the session, and a restart starts them again."""
     import ray
 
     from chatrelay.actors import factory
