@@ -34,6 +34,7 @@ from chatrelay.actors.owner_commands import OwnerCommands
 from chatrelay.actors.reading import Reading
 from chatrelay.actors.rate_window import RateWindow
 from chatrelay.actors.takedowns import Takedowns
+from chatrelay.actors.verified_readers import VerifiedReaders
 from chatrelay.actors.policy import RelayLimits
 from chatrelay.actors.records import GroupRecord, GroupState, MemberRecord, MemberStatus
 from chatrelay.actors.registry import Registry
@@ -66,6 +67,7 @@ class RelayContext:
     members: MemberStore
     limits: RelayLimits = RelayLimits()
     tally: collections.Counter = field(default_factory=collections.Counter)  # the shard's counts, for metrics
+    readers: VerifiedReaders = field(default_factory=VerifiedReaders)  # reader credentials verified here
 
     @property
     def relay_key(self) -> bytes:

@@ -25,25 +25,37 @@ class Reading:
         self.check_not_taken_down()
 
     def check_reader(self, credential: core_pb2.SignedEnvelope, now: float | None = None) -> bytes:
+        """The reader's key, once its credential is good for this group now and the key
+        may read it. A credential verified here before (the same bytes, for this group)
+        is not verified again; its age and the reader's standing are checked every time."""
         self.serving()
-        checked, body = env.verify_message(
-            credential, env.Domain.SUBSCRIBE, relay_pb2.SubscribeBody, "subscribe credential"
-        )
-        if body.group_address != self.address:
-            raise ChatRelayError(Reason.GROUP_MISMATCH, "credential is for another group address")
+        verified = self.ctx.readers
+        key = verified.key(self.address, credential)
+        known = verified.get(key)
+        if known is None:
+            checked, body = env.verify_message(
+                credential, env.Domain.SUBSCRIBE, relay_pb2.SubscribeBody, "subscribe credential"
+            )
+            if body.group_address != self.address:
+                raise ChatRelayError(Reason.GROUP_MISMATCH, "credential is for another group address")
+            signer, timestamp = checked.signer, body.timestamp
+        else:
+            signer, timestamp = known
         now = time.time() if now is None else now
-        if abs(now - body.timestamp) > CREDENTIAL_SKEW_S:
+        if abs(now - timestamp) > CREDENTIAL_SKEW_S:
             raise ChatRelayError(Reason.BAD_SIGNATURE, "credential is too old or from the future; check the clock")
-        if checked.signer in self.profile.authorities():
-            return checked.signer
-        status = self.members.get(checked.signer)
+        if known is None:
+            verified.put(key, signer, timestamp)
+        if signer in self.profile.authorities():
+            return signer
+        status = self.members.get(signer)
         if status is MemberStatus.BANNED:
             raise ChatRelayError(Reason.BANNED, "this key is banned from the group")
         if status is MemberStatus.REJECTED:
             raise ChatRelayError(Reason.NOT_MEMBER, "the owners rejected this key's join")
         if status is not MemberStatus.MEMBER:
             raise ChatRelayError(Reason.NOT_MEMBER, "reader is not a member of this group")
-        return checked.signer
+        return signer
 
     def history_floor(self, reader: bytes) -> int:
         limit = self.profile.profile.settings.history_limit

@@ -2,8 +2,8 @@
 
 `run_subscribers` holds its subscribers' streams, several hundred to a connection. Each
 stream resumes after its last post when it fails, as the SDK's `follow` does
-(chatrelay/reader.py: its reconnect backoff or the relay's hint, a new credential each
-time, at once when cut off for reading slowly); for each subscriber it counts the posts received, lost (a
+(chatrelay/reader.py: its reconnect backoff or the relay's hint, its credential shown
+again while fresh, at once when cut off for reading slowly); for each subscriber it counts the posts received, lost (a
 seq skipped) and repeated. The parent sends ("until", seq) and gets back ("reached",
 when, figures) once every stream has had that seq (`time.monotonic()`, the same clock in
 every process here), or ("late", ...) at the deadline; ("stop",) ends the process.
@@ -21,7 +21,7 @@ import grpc
 from nacl.signing import SigningKey
 
 from chatrelay import connection
-from chatrelay.checker import credential
+from chatrelay.checker import StreamCredential
 from chatrelay.errors import Reason
 from chatrelay.reader import RECONNECTS, reconnect_wait
 from chatrelay.status import from_rpc_error
@@ -85,9 +85,10 @@ class Slice:
 
 async def follow(sub: Subscriber, stub, address: str, state: Slice) -> None:
     waits = RECONNECTS.waits()
+    shown = StreamCredential(sub.key, address)  # for the life of the stream, as the SDK's
     for _ in range(ATTEMPTS):
         try:
-            request = relay_pb2.SubscribeRequest(credential=credential(sub.key, address), since_seq=sub.last)
+            request = relay_pb2.SubscribeRequest(credential=shown.current(), since_seq=sub.last)
             async for batch in stub.Subscribe(request):
                 waits = RECONNECTS.waits()  # it streamed: the next reconnect waits little again
                 before = sub.last
@@ -102,8 +103,8 @@ async def follow(sub: Subscriber, stub, address: str, state: Slice) -> None:
         except grpc.aio.AioRpcError as exc:
             state.failures[f"{exc.code().name}: {exc.details()}"[:120]] += 1
             error = from_rpc_error(exc)
-            if error.reason is Reason.BEHIND:
-                continue  # cut off for reading slowly: resume at once
+            if error.reason is Reason.BEHIND or shown.refused(error):
+                continue  # cut off for reading slowly, or a credential shown again found too old: at once
             await asyncio.sleep(reconnect_wait(waits, error))  # as the SDK waits: its backoff, or the relay's hint
             continue
         await asyncio.sleep(next(waits))

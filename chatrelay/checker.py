@@ -85,6 +85,39 @@ def credential(key: SigningKey, address: str) -> core_pb2.SignedEnvelope:
     return env.sign_message(key, env.Domain.SUBSCRIBE, body)
 
 
+REUSE_S = 120.0  # a stream reopens with the credential it had while it is younger than this
+
+
+class StreamCredential:
+    """The credential a stream of one group opens with, signed once and shown again on
+    each reopening while it is younger than REUSE_S. A relay takes a reader's credential
+    for any read of its group while its time is within the relay's skew (ten minutes),
+    and keeps no record of its use: showing it again tells the relay nothing it did not
+    know, and spares the client a signature and the relay a check (a shard remembers the
+    credentials it verified: actors/verified_readers.py), which counts when every
+    subscriber of a channel reopens at once."""
+
+    def __init__(self, key: SigningKey, address: str, reuse_s: float = REUSE_S) -> None:
+        self.key, self.address, self.reuse_s = key, address, reuse_s
+        self.signed: core_pb2.SignedEnvelope | None = None
+        self.made = 0.0  # time.monotonic() when signed
+        self.shown = 0  # times shown since
+
+    def current(self) -> core_pb2.SignedEnvelope:
+        if self.signed is None or time.monotonic() - self.made > self.reuse_s:
+            self.signed, self.made, self.shown = credential(self.key, self.address), time.monotonic(), 0
+        self.shown += 1
+        return self.signed
+
+    def refused(self, error: ChatRelayError) -> bool:
+        """Whether the stream may try again at once with a new credential: the relay
+        refused one shown before as too old (its clock ahead of ours). It is let go."""
+        stale = error.reason is Reason.BAD_SIGNATURE and self.shown > 1
+        if stale:
+            self.signed = None
+        return stale
+
+
 class PostChecker:
     """A member's own check of what relays deliver; dedupes across relays. In a channel
     only the owners author; in a group every author is shown admitted by what it and the

@@ -14,7 +14,8 @@ from nacl.signing import SigningKey
 from chatrelay import members
 from chatrelay import envelope as env
 from chatrelay.checker import (
-    Moderated, PostChecker, ProfileChange, ReceivedPost, credential, item_name, reader_key, relay_name,
+    Moderated, PostChecker, ProfileChange, ReceivedPost, StreamCredential, credential, item_name, reader_key,
+    relay_name,
 )
 from chatrelay.connection import MAX_PAGES, RelayClient, diagnose, target_of_link
 from chatrelay.errors import ChatRelayError, Reason
@@ -219,7 +220,7 @@ async def follow(
 
 
 async def _follow_relay(who, entry: RelayEntry, since_seq: int, max_reconnects, queue: asyncio.Queue) -> None:
-    key = reader_key(who)
+    shown = StreamCredential(reader_key(who), entry.address)
     last = since_seq
     waits = RECONNECTS.waits()
     reconnects = 0
@@ -229,7 +230,7 @@ async def _follow_relay(who, entry: RelayEntry, since_seq: int, max_reconnects, 
         try:
             await ensure_joined(who, entry)
             await client.open()
-            stream = client.subscribe(credential(key, entry.address), last)
+            stream = client.subscribe(shown.current(), last)
             async for batch in stream:
                 waits = RECONNECTS.waits()  # it streamed: the next reconnect waits little again
                 for delivery in batch.deliveries:
@@ -239,8 +240,8 @@ async def _follow_relay(who, entry: RelayEntry, since_seq: int, max_reconnects, 
                     last = delivery.seq
         except (grpc.aio.AioRpcError, ChatRelayError) as exc:
             error = exc if isinstance(exc, ChatRelayError) else from_rpc_error(exc)
-            if error.reason is Reason.BEHIND:  # cut off for reading slowly: resume at once
-                continue
+            if error.reason is Reason.BEHIND or shown.refused(error):  # cut off for reading slowly, or a
+                continue  # credential shown again that the relay's clock finds too old: try again at once
             if error.reason is Reason.UNAVAILABLE and not getattr(error, "retry_after_ms", 0):
                 error = await diagnose(entry.target) or error  # another key on the address: give up
             if error.reason is not Reason.UNAVAILABLE:
