@@ -85,7 +85,7 @@ def credential(key: SigningKey, address: str) -> core_pb2.SignedEnvelope:
     return env.sign_message(key, env.Domain.SUBSCRIBE, body)
 
 
-REUSE_S = 120.0  # a stream reopens with the credential it had while it is younger than this
+REUSE_S = 300.0  # a stream reopens with the credential it had while it is younger than this (half the skew)
 
 
 class StreamCredential:
