@@ -26,8 +26,10 @@ class Reading:
 
     def check_reader(self, credential: core_pb2.SignedEnvelope, now: float | None = None) -> bytes:
         """The reader's key, once its credential is good for this group now and the key
-        may read it. A credential verified here before (the same bytes, for this group)
-        is not verified again; its age and the reader's standing are checked every time."""
+        may read it. The credential of a reader let in before (the same bytes, for this
+        group) is not verified again; its age and the reader's standing are checked every
+        time. Only readers let in are remembered: a stranger's credentials cannot push
+        them out of the shard's memory."""
         self.serving()
         verified = self.ctx.readers
         key = verified.key(self.address, credential)
@@ -44,17 +46,16 @@ class Reading:
         now = time.time() if now is None else now
         if abs(now - timestamp) > CREDENTIAL_SKEW_S:
             raise ChatRelayError(Reason.BAD_SIGNATURE, "credential is too old or from the future; check the clock")
+        if signer not in self.profile.authorities():
+            status = self.members.get(signer)
+            if status is MemberStatus.BANNED:
+                raise ChatRelayError(Reason.BANNED, "this key is banned from the group")
+            if status is MemberStatus.REJECTED:
+                raise ChatRelayError(Reason.NOT_MEMBER, "the owners rejected this key's join")
+            if status is not MemberStatus.MEMBER:
+                raise ChatRelayError(Reason.NOT_MEMBER, "reader is not a member of this group")
         if known is None:
             verified.put(key, signer, timestamp)
-        if signer in self.profile.authorities():
-            return signer
-        status = self.members.get(signer)
-        if status is MemberStatus.BANNED:
-            raise ChatRelayError(Reason.BANNED, "this key is banned from the group")
-        if status is MemberStatus.REJECTED:
-            raise ChatRelayError(Reason.NOT_MEMBER, "the owners rejected this key's join")
-        if status is not MemberStatus.MEMBER:
-            raise ChatRelayError(Reason.NOT_MEMBER, "reader is not a member of this group")
         return signer
 
     def history_floor(self, reader: bytes) -> int:

@@ -155,3 +155,13 @@ def test_a_stream_shows_its_credential_again_while_fresh_and_signs_anew_when_ref
     assert not shown.refused(ChatRelayError(Reason.NOT_MEMBER, "reader is not a member of this group"))
     always_new = StreamCredential(key, "addr-a", reuse_s=-1.0)
     assert always_new.current() is not always_new.current()
+
+
+async def test_a_strangers_credential_is_refused_each_time_and_never_remembered(ctx, verifications):
+    _, relay = await active_group(ctx)
+    stranger = SigningKey.generate()
+    cred = credential(stranger, relay.address)
+    for _ in range(2):
+        assert refused(relay, cred) == (Reason.NOT_MEMBER, "reader is not a member of this group")
+    assert len(ctx.readers) == 0 and verifications == [cred.signature] * 2
+    await relay.stop()
