@@ -18,8 +18,9 @@ measured in the same run with the same client processes.
 
 The baseline is a grpc.aio server keeping the posts in a list (no checks, nothing
 stored), the storm its process killed and started again on the same port. Each client
-stream behaves as the SDK's `follow` (its reconnect backoff, a new credential each time);
-the SDK opens a connection per stream, these share one per `--per-connection` streams.
+stream behaves as the SDK's `follow` (its reconnect backoff, its credential shown again
+while fresh); the SDK opens a connection per stream, these share one per
+`--per-connection` streams.
 The client processes run CLIENT_NICE steps of niceness below the server they measure
 (real subscribers are on other machines; here they share two cores with it, and Ray runs
 the relay's processes at 15: clients at 0 starved the gateway they measured).
