@@ -6,8 +6,9 @@ A reader's credential is no one-time token: it is good for any read of its group
 its time is within the skew, and the relay keeps no record of its use. So the same bytes
 verify the same way every time, and remembering the outcome changes nothing a caller can
 observe: what is cached is the signer of exactly those bytes, for exactly that group
-address, once that reader was let in, and everything that can change (the credential's age, the reader's membership,
-the group's state) is checked again on every use. Pure: two bounded dicts."""
+address, once that reader was let in, and everything that can change (the credential's
+age, the reader's membership, the group's state) is checked again on every use. Pure:
+two bounded dicts."""
 
 from __future__ import annotations
 
