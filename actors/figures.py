@@ -48,6 +48,8 @@ class ShardStats:
     posts_accepted: int
     process: ProcessInfo
     groups: tuple[GroupFigures, ...] = ()  # only when asked for
+    readers_verified: int = 0  # reader credentials whose signature the shard checked
+    readers_remembered: int = 0  # reader credentials it had let in before: not checked again
 
 
 @dataclass(frozen=True, slots=True)

@@ -240,6 +240,8 @@ class RelayShard:
             mailbox_depth=_mailbox_depth(self.groups.loaded), posts_accepted=sum(g.posts_accepted for g in loaded),
             process=ProcessInfo.here(self.host.node_id() if self.host else ""),
             groups=tuple(g.stats() for g in loaded) if groups else (),
+            readers_verified=self.ctx.readers.misses if self.ctx else 0,
+            readers_remembered=self.ctx.readers.hits if self.ctx else 0,
         )
 
 

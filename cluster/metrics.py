@@ -87,6 +87,18 @@ class GatewayMetrics:
             callbacks=[shard_gauge("mailbox_depth")],
         )
 
+        def reader_checks(_options):
+            return [Observation(getattr(stats, f"readers_{check}"),
+                                {"chatrelay.shard": str(index), "chatrelay.check": check})
+                    for index, stats in sorted(shard_figures().items()) for check in ("verified", "remembered")]
+
+        meter.create_observable_counter(
+            "chatrelay.shard.reader.checks", unit="{check}",
+            description="Reader credentials each relay shard checked: verified (its signature checked) or remembered "
+                        "(the same credential let in before)",
+            callbacks=[reader_checks],
+        )
+
     def finished(self, method: str, seconds: float, code: grpc.StatusCode) -> None:
         service, _, name = method.lstrip("/").rpartition("/")
         status = code.name
