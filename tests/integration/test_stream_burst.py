@@ -10,6 +10,7 @@ import collections
 
 import grpc
 import pytest
+import ray
 from nacl.signing import SigningKey
 
 from chatrelay import client, connection
@@ -71,5 +72,9 @@ async def test_thousands_of_streams_opening_at_once_are_all_taken_in(burst_relay
             await c.close()
     assert dict(failures) == {}
     assert first_seqs == [1] * STREAMS  # every stream opened and read the post from the start
+    stats = await asyncio.to_thread(ray.get, [s.stats.remote(groups=False) for s in relay.shards])
+    # One credential for every stream: the group's shard checked its signature once, and
+    # remembered it for the others (actors/verified_readers.py).
+    assert (sum(s.readers_verified for s in stats), sum(s.readers_remembered for s in stats)) == (1, STREAMS - 1)
     await client.post(owned, "after")  # the relay serves on
     assert [p.text for p in await client.read_all(member)] == ["first", "after"]
