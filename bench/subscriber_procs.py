@@ -4,9 +4,10 @@
 stream resumes after its last post when it fails, as the SDK's `follow` does
 (chatrelay/reader.py: its reconnect backoff or the relay's hint, its credential shown
 again while fresh, at once when cut off for reading slowly); for each subscriber it
-counts the posts received, lost (a seq skipped) and repeated. The parent sends ("until", seq) and gets back ("reached",
-when, figures) once every stream has had that seq (`time.monotonic()`, the same clock in
-every process here), or ("late", ...) at the deadline; ("stop",) ends the process.
+counts the posts received, lost (a seq skipped) and repeated. The parent sends ("until",
+seq) and gets back ("reached", when, figures) once every stream has had that seq
+(`time.monotonic()`, the same clock in every process here), or ("late", ...) at the
+deadline; ("stop",) ends the process.
 """
 
 from __future__ import annotations

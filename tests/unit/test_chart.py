@@ -216,12 +216,12 @@ def test_services_probes_and_monitor_point_at_named_ports():
     assert json.loads(dashboard["data"]["chatrelay.json"])["uid"] == "chatrelay-overview"
 
 
-def exported_metric_names() -> set[str]:
-    """The names a gateway's Prometheus endpoint shows, from the real instruments."""
+def exported_text(shard_figures=None, record=None) -> str:
+    """What a gateway's Prometheus endpoint shows, from the real instruments: the shards'
+    figures `shard_figures()` (one idle shard by default), after `record(metrics)`."""
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from opentelemetry.sdk.metrics import MeterProvider
     from prometheus_client import CollectorRegistry, generate_latest
-    import grpc
 
     from chatrelay.actors.figures import ProcessInfo, ShardStats
     from chatrelay.cluster.metrics import GatewayMetrics
@@ -230,16 +230,27 @@ def exported_metric_names() -> set[str]:
     provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)])
     try:
         metrics = GatewayMetrics(provider.get_meter("test"), subscribers=lambda: 1,
-                                 shard_figures=lambda: {0: ShardStats(
+                                 shard_figures=shard_figures or (lambda: {0: ShardStats(
                                      shard=0, group_count=1, moved_out=0, mailbox_depth=0, posts_accepted=0,
-                                     process=ProcessInfo(pid=1, rss_bytes=0))})
+                                     process=ProcessInfo(pid=1, rss_bytes=0))}))
+        if record is not None:
+            record(metrics)
+        return generate_latest(registry).decode()
+    finally:
+        provider.shutdown()
+
+
+def exported_metric_names() -> set[str]:
+    """The names a gateway's Prometheus endpoint shows, from the real instruments."""
+    import grpc
+
+    def record(metrics) -> None:
         for method in ("Post", "Join", "RegisterGroup"):
             metrics.finished(f"/chatrelay.v1.RelayService/{method}", 0.01, grpc.StatusCode.OK)
         metrics.deliveries.add(1)
         metrics.cut_off.add(1)
-        text = generate_latest(registry).decode()
-    finally:
-        provider.shutdown()
+
+    text = exported_text(record=record)
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
 
 
