@@ -3,7 +3,7 @@
 A GroupTail long-polls the group's shard for the posts after the newest it holds and
 keeps a window of the newest posts, shared by every stream of the group here: a post
 costs one shard call per gateway, not one per subscriber. A stream that fell out of the
-window reads from the log instead.
+window reads from the log instead; what it read there joins the window where it reaches it.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ class GroupTail:
         self.removed: dict[bytes, float] = {}  # readers removed from the group: when learned (monotonic); their streams end
         self.loaded, self.removals = b"", 0  # the shard's count of removals this tail has seen
         self._encoded: dict[tuple[int, int], bytes] = {}  # recent batches from the window, encoded once
+        self.forgets = 0  # moderations that deleted posts from the window
         self._catching_up: dict[int, asyncio.Future] = {}  # reads from the log under way, by the seq they read after
         self.task = asyncio.create_task(self._run(), name=f"tail-{address}")
 
@@ -137,6 +138,7 @@ class GroupTail:
             elif body.delete_posts:
                 authors.add(body.member)
         if posts or authors:
+            self.forgets += 1
             kept = [d for d in self.buffer if not (d.post.domain == env.Domain.POST.value and (
                 d.message_id in posts or d.post.signer in authors))]
             self.buffer = collections.deque(kept, maxlen=TAIL_WINDOW)
@@ -176,14 +178,29 @@ class GroupTail:
         read = self._catching_up.get(seq)
         if read is None:
             read = self._catching_up[seq] = asyncio.ensure_future(self._read(seq, 0.0))
-            read.add_done_callback(lambda done: self._read_done(seq, done))
+            forgets = self.forgets
+            read.add_done_callback(lambda done: self._read_done(seq, done, forgets))
         return await asyncio.shield(read)
 
-    def _read_done(self, seq: int, read: asyncio.Future) -> None:
+    def _read_done(self, seq: int, read: asyncio.Future, forgets: int) -> None:
         if self._catching_up.get(seq) is read:
             del self._catching_up[seq]
-        if not read.cancelled():
-            read.exception()  # retrieved here: every waiter may have gone
+        if not read.cancelled() and read.exception() is None:  # retrieved here: every waiter may have gone
+            if forgets == self.forgets:  # no post deleted from the window while it read
+                self.keep_older(read.result())
+
+    def keep_older(self, deliveries: list[relay_pb2.Delivery]) -> None:
+        """Posts read from the log for streams behind (every post after some seq, up to the
+        last of `deliveries`): those older than the window, kept in it where they reach it
+        and as far as it has room, so that the next streams as far behind read them from
+        here, not from the log again (every subscriber of a channel coming back after its
+        gateway restarted, each a post or so behind the new tail)."""
+        oldest = self.buffer[0].seq if self.buffer else self.after + 1
+        room = TAIL_WINDOW - len(self.buffer)
+        if not deliveries or deliveries[-1].seq + 1 < oldest or room <= 0:
+            return  # a gap between them and the window, or no room
+        older = [d for d in deliveries if d.seq < oldest][-room:]
+        self.buffer.extendleft(reversed(older))
 
     def _window_after(self, seq: int) -> list[relay_pb2.Delivery]:
         """At most BATCH posts of the window after `seq`: found by bisection (seqs rise

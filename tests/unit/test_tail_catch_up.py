@@ -88,3 +88,47 @@ async def test_closing_the_tail_ends_the_reads_under_way():
     tail.close()
     with pytest.raises(asyncio.CancelledError):
         await waiting
+
+
+def seqs(deliveries) -> list[int]:
+    return [d.seq for d in deliveries]
+
+
+async def test_posts_read_for_streams_behind_are_kept_for_the_next_ones():
+    router = LogRouter(last=3)
+    router.gate.set()
+    tail = GroupTail(router, "g", start_after=3)  # a new tail: nothing in its window
+    assert seqs(await tail.after_seq(1, wait_s=1.0)) == [2, 3]
+    assert seqs(tail.buffer) == [2, 3] and tail.holds(1) and not tail.holds(0)
+    assert seqs(await tail.after_seq(1, wait_s=1.0)) == [2, 3]  # from the window now
+    assert seqs(await tail.after_seq(2, wait_s=1.0)) == [3]
+    assert seqs(await tail.after_seq(0, wait_s=1.0)) == [1, 2, 3]  # further behind: the log, once
+    assert router.reads == [1, 0] and seqs(tail.buffer) == [1, 2, 3]
+    tail.close()
+
+
+async def test_posts_that_do_not_reach_the_window_or_race_a_deletion_are_not_kept():
+    router = LogRouter(last=12)
+    tail = GroupTail(router, "g", start_after=12)
+    tail.buffer.extend(relay_pb2.Delivery(seq=s) for s in (10, 11, 12))
+    tail.keep_older([relay_pb2.Delivery(seq=s) for s in (4, 5, 6, 7, 8)])  # 9 missing between
+    assert seqs(tail.buffer) == [10, 11, 12]
+    reading = asyncio.create_task(tail.after_seq(8, wait_s=1.0))
+    await asyncio.sleep(0.01)
+    tail.forgets += 1  # a moderation deleted a post from the window meanwhile
+    router.gate.set()
+    assert seqs(await reading) == [9, 10, 11, 12]
+    assert seqs(tail.buffer) == [10, 11, 12]
+    tail.close()
+
+
+async def test_no_more_is_kept_than_the_window_has_room_for():
+    from chatrelay.cluster.tail import TAIL_WINDOW
+
+    router = LogRouter(last=TAIL_WINDOW + 10)
+    tail = GroupTail(router, "g", start_after=TAIL_WINDOW + 10)
+    tail.buffer.extend(relay_pb2.Delivery(seq=s) for s in range(13, TAIL_WINDOW + 11))  # room for 2
+    tail.keep_older([relay_pb2.Delivery(seq=s) for s in range(5, 13)])
+    assert len(tail.buffer) == TAIL_WINDOW
+    assert seqs(tail.buffer)[:3] == [11, 12, 13] and tail.buffer[-1].seq == TAIL_WINDOW + 10
+    tail.close()
