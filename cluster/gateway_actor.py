@@ -30,6 +30,7 @@ class GatewayActor:
         self.port = 0
         self.forwarder = None  # with --forward (cluster/forwarder.py)
         self.forward_port = 0
+        self.heap = None  # its HeapKeeper, once it serves
         self.listen, self.metrics_listen = settings.gateway_addresses(config.listen, config.metrics)
 
     async def address(self) -> str:
@@ -93,6 +94,11 @@ class GatewayActor:
                 self.forward_port = await self.forwarder.start()
             if self.metrics is not None and self._figures_task is None:
                 self._figures_task = asyncio.create_task(self._read_shard_figures())
+            if self.heap is None:
+                from chatrelay.cluster.heap import HeapKeeper
+
+                self.heap = HeapKeeper()  # its streams' objects are not walked again and again
+                self.heap.start()
         return self.port
 
     # ---- what the admin API and the metrics see of the cluster --------------------------
@@ -187,6 +193,9 @@ class GatewayActor:
         return self.servicer.streams.stats(ProcessInfo.here(factory.node_id()), groups) if self.servicer else None
 
     async def stop(self) -> None:
+        if self.heap is not None:
+            self.heap.stop()
+            self.heap = None
         if self._figures_task is not None:
             self._figures_task.cancel()
             self._figures_task = None
