@@ -18,11 +18,12 @@ class Node:
         self.other: "Node | None" = None
 
 
-def cycle() -> weakref.ref:
-    """A cycle of two nodes that only the collector can free; a weak reference to one."""
+def cycle() -> tuple[list, weakref.ref]:
+    """A cycle of two nodes that only the collector can free once the list holding it is
+    cleared: that list, and a weak reference to one node."""
     a, b = Node(), Node()
     a.other, b.other = b, a
-    return weakref.ref(a)
+    return [a], weakref.ref(a)
 
 
 @pytest.fixture
@@ -34,10 +35,7 @@ def unfrozen():
 
 def test_frozen_cycles_wait_for_the_full_collection(unfrozen):
     keeper = HeapKeeper(freeze_s=0.5, full_s=60.0)
-    kept = [Node()]
-    kept[0].other = Node()
-    kept[0].other.other = kept[0]
-    held = weakref.ref(kept[0])
+    kept, held = cycle()
     keeper.freeze()
     assert gc.get_freeze_count() >= 2
     kept.clear()  # the cycle, frozen, is garbage now
@@ -52,7 +50,8 @@ def test_frozen_cycles_wait_for_the_full_collection(unfrozen):
 def test_cycles_made_after_a_freeze_are_collected_as_before(unfrozen):
     keeper = HeapKeeper()
     keeper.freeze()
-    young = cycle()
+    held, young = cycle()
+    held.clear()
     gc.collect()
     assert young() is None
 
@@ -75,9 +74,7 @@ def test_running_keeper_freezes_collects_and_unfreezes_when_stopped(unfrozen):
     async def run():
         keeper = HeapKeeper(freeze_s=0.01, full_s=0.05)
         keeper.start()
-        held = [Node()]
-        held[0].other = held[0]
-        ref = weakref.ref(held[0])
+        held, ref = cycle()
         for _ in range(100):  # bounded: at most about a second
             await asyncio.sleep(0.01)
             if gc.get_freeze_count() and keeper.full_collections:
