@@ -16,6 +16,11 @@ a call is going on wait for it to come back and go on together, unless a full `b
 is waiting or the first of them has waited `spare_after_s`, when a spare call takes
 them. A call's fixed cost is then shared by more items, while one slow call still holds
 up the lane's others for no longer than that.
+
+With `hot=(items, seconds)` (and one call in flight), a lane whose last call carried `items` or more is under
+load, and its next call, if anything waits for one, waits up to `seconds` for a full
+`batch` before it goes: where a call's fixed cost is most of its cost, fewer and fuller
+calls. A calm lane (smaller calls) never waits.
 """
 
 from __future__ import annotations
@@ -36,10 +41,11 @@ def settle(future: asyncio.Future, result) -> None:
 
 
 class _Lane:
-    __slots__ = ("calls", "waiting", "timer")
+    __slots__ = ("calls", "waiting", "timer", "filled")
 
     def __init__(self) -> None:
         self.calls = 0  # going on
+        self.filled: asyncio.Future | None = None  # while a hot lane's call waits for a full batch
         self.timer: asyncio.TimerHandle | None = None  # a spare call's start, while items wait
         self.waiting: collections.deque[tuple[object, asyncio.Future]] = collections.deque()
 
@@ -52,13 +58,16 @@ class Coalescer:
     def __init__(
         self, send: Callable[[Hashable, list], Awaitable[list]], *, in_flight: int = 1, batch: int = 64,
         waiting: int | None = None, refuse: Callable[[], Exception] | None = None, linger: bool = False,
-        total: int | None = None, spare_after_s: float | None = None,
+        total: int | None = None, spare_after_s: float | None = None, hot: tuple[int, float] | None = None,
     ) -> None:
         if in_flight < 1 or (waiting is not None and waiting < 0) or batch < 1 or (total is not None and total < 0):
             raise ValueError("in_flight 1 or more, waiting and total 0 or more, batch 1 or more")
         if spare_after_s is not None and not 0 <= spare_after_s <= 1:
             raise ValueError("spare_after_s from 0 to 1 second")
         self.spare_after_s = spare_after_s
+        if hot is not None and (hot[0] < 1 or not 0 < hot[1] <= 1 or in_flight != 1):
+            raise ValueError("hot: a call of 1 item or more, a wait above 0 up to 1 second, one call in flight")
+        self.hot = hot
         if (waiting is not None or total is not None) and refuse is None:
             raise ValueError("a bound on waiting items needs the refusal to answer past it")
         self.total = total
@@ -100,6 +109,8 @@ class Coalescer:
         else:
             state.waiting.append((item, answer))
             self.waiting_total += 1
+            if state.filled is not None and len(state.waiting) >= self.batch:
+                settle(state.filled, None)
             if state.calls < self.in_flight:  # a spare call is free: now, or once this has waited
                 if len(state.waiting) >= self.batch:
                     self._spare(lane, state)
@@ -149,16 +160,32 @@ class Coalescer:
                     results = [exc] * len(items)
                 for (_, answer), result in zip(items, results):
                     settle(answer, result)
+                if self.hot and len(items) >= self.hot[0] and state.waiting:
+                    await self._fill(state, self.hot[1])
                 items = self._take(state)
         finally:
             state.calls -= 1
             if state.calls == 0 and not state.waiting and self._lanes.get(lane) is state:
                 del self._lanes[lane]
 
+    async def _fill(self, state: _Lane, seconds: float) -> None:
+        """Wait up to `seconds` for a full batch to wait in the lane."""
+        if len(state.waiting) >= self.batch:
+            return
+        state.filled = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait((state.filled,), timeout=seconds)
+        finally:
+            state.filled.cancel()
+            state.filled = None
+
     def close(self) -> None:
+        """Stop: every call going on, and every item waiting, is cancelled for its caller."""
         for state in self._lanes.values():
             if state.timer is not None:
                 state.timer.cancel()
                 state.timer = None
+            for _, answer in state.waiting:
+                answer.cancel()
         for task in list(self._calls):
             task.cancel()
