@@ -62,6 +62,7 @@ class GatewayActor:
                 self.metrics = GatewayMetrics(
                     self.endpoint.meter, subscribers=lambda: self.servicer.subscribers if self.servicer else 0,
                     shard_figures=lambda: self.shard_figures,
+                    shard_calls=lambda: self.servicer.router.lane_figures() if self.servicer else {},
                 )
             from chatrelay.actors.registration import Registrar
 

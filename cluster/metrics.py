@@ -29,9 +29,10 @@ COUNTERS = {
 
 class GatewayMetrics:
     """The instruments of one gateway process. `shard_figures` is read when Prometheus
-    scrapes: {shard index: {"groups": n, "mailbox_depth": n}}, kept fresh by the gateway."""
+    scrapes: {shard index: {"groups": n, "mailbox_depth": n}}, kept fresh by the gateway;
+    `shard_calls` too: {kind: (Ray calls to the shards, items they carried)}."""
 
-    def __init__(self, meter, subscribers=lambda: 0, shard_figures=lambda: {}) -> None:
+    def __init__(self, meter, subscribers=lambda: 0, shard_figures=lambda: {}, shard_calls=lambda: {}) -> None:
         from opentelemetry.metrics import Observation
 
         self.rpc_duration = meter.create_histogram(
@@ -97,6 +98,23 @@ class GatewayMetrics:
             description="Reader credentials each relay shard checked: verified (its signature checked) or remembered "
                         "(the same credential let in before)",
             callbacks=[reader_checks],
+        )
+
+        def lanes(at: int):
+            def observe(_options):
+                return [Observation(figures[at], {"chatrelay.call": kind}) for kind, figures in shard_calls().items()]
+            return observe
+
+        meter.create_observable_counter(
+            "chatrelay.shard.calls", unit="{call}",
+            description="Ray calls this gateway made to the shards, by what they carry: posts, (group) calls, "
+                        "(reader) checks",
+            callbacks=[lanes(0)],
+        )
+        meter.create_observable_counter(
+            "chatrelay.shard.call.items", unit="{item}",
+            description="What those calls carried: post batches of groups, group calls, reader checks",
+            callbacks=[lanes(1)],
         )
 
     def finished(self, method: str, seconds: float, code: grpc.StatusCode) -> None:

@@ -66,6 +66,12 @@ class ShardRouter:
                                 spare_after_s=SHARD_SPARE_S)
         self._checks = Coalescer(self._send_calls, batch=SHARD_CHECKS, linger=True, hot=(CHECKS_HOT, CHECKS_FILL_S))
 
+    def lane_figures(self) -> dict[str, tuple[int, int]]:
+        """Ray calls made to the shards so far and the items they carried, by kind:
+        {"posts": (calls, post batches), "calls": (calls, group calls), "checks": ...}."""
+        return {kind: (lanes.batches, lanes.calls)
+                for kind, lanes in (("posts", self._posts), ("calls", self._calls), ("checks", self._checks))}
+
     def start_watch(self) -> None:
         """Keep the cached table fresh when groups are placed or moved."""
         self._watch = asyncio.create_task(self._follow(), name="placement-watch")

@@ -88,6 +88,11 @@ def test_metrics_and_admin_views_follow_the_cli_scenario(tmp_path):
         assert grew("messaging_process_duration_seconds_count", messaging_operation_name="join") == 1
         assert grew("rpc_server_call_duration_seconds_count", rpc_method="Post", rpc_grpc_status_code="OK") == 7
         assert total(after, "chatrelay_subscribers") == 1
+        # The 7 posts went one at a time, each its group's batch in a Ray call of its own;
+        # the follower's stream was checked at the shard.
+        assert grew("chatrelay_shard_calls_total", chatrelay_call="posts") == 7
+        assert grew("chatrelay_shard_call_items_total", chatrelay_call="posts") == 7
+        assert grew("chatrelay_shard_call_items_total", chatrelay_call="checks") >= 1
         garbage_post(up.link)  # a stranger's undecodable Post: refused as malformed, and counted
         malformed = {"rpc_method": "Post", "rpc_grpc_status_code": "INVALID_ARGUMENT"}
 

@@ -216,9 +216,10 @@ def test_services_probes_and_monitor_point_at_named_ports():
     assert json.loads(dashboard["data"]["chatrelay.json"])["uid"] == "chatrelay-overview"
 
 
-def exported_text(shard_figures=None, record=None) -> str:
+def exported_text(shard_figures=None, record=None, shard_calls=lambda: {}) -> str:
     """What a gateway's Prometheus endpoint shows, from the real instruments: the shards'
-    figures `shard_figures()` (one idle shard by default), after `record(metrics)`."""
+    figures `shard_figures()` (one idle shard by default) and the calls to them
+    `shard_calls()`, after `record(metrics)`."""
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from opentelemetry.sdk.metrics import MeterProvider
     from prometheus_client import CollectorRegistry, generate_latest
@@ -232,12 +233,19 @@ def exported_text(shard_figures=None, record=None) -> str:
         metrics = GatewayMetrics(provider.get_meter("test"), subscribers=lambda: 1,
                                  shard_figures=shard_figures or (lambda: {0: ShardStats(
                                      shard=0, group_count=1, moved_out=0, mailbox_depth=0, posts_accepted=0,
-                                     process=ProcessInfo(pid=1, rss_bytes=0))}))
+                                     process=ProcessInfo(pid=1, rss_bytes=0))}), shard_calls=shard_calls)
         if record is not None:
             record(metrics)
         return generate_latest(registry).decode()
     finally:
         provider.shutdown()
+
+
+def exported_lines(prefix: str, **exported) -> set[str]:
+    """The lines of `exported_text(**exported)` of metrics named `prefix`..., without the
+    test meter's scope labels."""
+    scope = ',otel_scope_name="test",otel_scope_schema_url="",otel_scope_version=""'
+    return {line.replace(scope, "") for line in exported_text(**exported).splitlines() if line.startswith(prefix)}
 
 
 def exported_metric_names() -> set[str]:

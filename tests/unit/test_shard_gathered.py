@@ -66,6 +66,21 @@ async def test_calls_made_in_one_turn_go_to_each_shard_in_one_call_and_checks_in
         checks = [c.address for c in mine if isinstance(c, CheckReader)]
         calls = [c.address for c in mine if isinstance(c, GroupCall)]
         assert sorted([c.address for c in sent.calls] for sent in to.calls) == sorted([checks, calls])
+    assert routed.lane_figures() == {"posts": (0, 0), "calls": (2, 6), "checks": (2, 4)}  # (Ray calls, items)
+
+
+def test_the_calls_to_the_shards_and_their_items_are_exported_by_kind():
+    from test_chart import exported_lines
+
+    shard_calls = {"posts": (3, 40), "calls": (2, 6), "checks": (5, 300)}
+    assert exported_lines("chatrelay_shard_call", shard_calls=lambda: shard_calls) == {
+        'chatrelay_shard_calls_total{chatrelay_call="posts"} 3.0',
+        'chatrelay_shard_calls_total{chatrelay_call="calls"} 2.0',
+        'chatrelay_shard_calls_total{chatrelay_call="checks"} 5.0',
+        'chatrelay_shard_call_items_total{chatrelay_call="posts"} 40.0',
+        'chatrelay_shard_call_items_total{chatrelay_call="calls"} 6.0',
+        'chatrelay_shard_call_items_total{chatrelay_call="checks"} 300.0',
+    }
 
 
 async def test_a_refused_call_is_refused_to_its_own_caller_only():

@@ -169,17 +169,15 @@ async def test_a_strangers_credential_is_refused_each_time_and_never_remembered(
 
 def test_each_shards_checks_verified_and_remembered_are_exported_as_a_counter():
     from chatrelay.actors.figures import ProcessInfo, ShardStats
-    from test_chart import exported_text
+    from test_chart import exported_lines
 
     def shard(index, verified, remembered):
         return ShardStats(shard=index, group_count=1, moved_out=0, mailbox_depth=0, posts_accepted=0,
                           process=ProcessInfo(pid=1, rss_bytes=0), readers_verified=verified,
                           readers_remembered=remembered)
 
-    text = exported_text(lambda: {0: shard(0, 7, 100_000), 1: shard(1, 3, 0)})
-    scope = ',otel_scope_name="test",otel_scope_schema_url="",otel_scope_version=""'
-    lines = {line.replace(scope, "") for line in text.splitlines() if line.startswith("chatrelay_shard_reader_checks")}
-    assert lines == {
+    figures = {0: shard(0, 7, 100_000), 1: shard(1, 3, 0)}
+    assert exported_lines("chatrelay_shard_reader_checks", shard_figures=lambda: figures) == {
         'chatrelay_shard_reader_checks_total{chatrelay_check="verified",chatrelay_shard="0"} 7.0',
         'chatrelay_shard_reader_checks_total{chatrelay_check="remembered",chatrelay_shard="0"} 100000.0',
         'chatrelay_shard_reader_checks_total{chatrelay_check="verified",chatrelay_shard="1"} 3.0',
