@@ -17,10 +17,10 @@ is waiting or the first of them has waited `spare_after_s`, when a spare call ta
 them. A call's fixed cost is then shared by more items, while one slow call still holds
 up the lane's others for no longer than that.
 
-With `hot=(items, seconds)` (and one call in flight), a lane whose last call carried `items` or more is under
-load, and its next call, if anything waits for one, waits up to `seconds` for a full
-`batch` before it goes: where a call's fixed cost is most of its cost, fewer and fuller
-calls. A calm lane (smaller calls) never waits.
+With `hot=(items, seconds)` (and one call in flight), a lane whose last call carried
+`items` or more is under load, and its next call, if anything waits for one, waits up to
+`seconds` for a full `batch` before it goes: where a call's fixed cost is most of its
+cost, fewer and fuller calls. A calm lane (smaller calls) never waits.
 """
 
 from __future__ import annotations

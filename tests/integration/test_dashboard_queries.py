@@ -49,6 +49,8 @@ PANELS = {
     ("Mailbox depth by shard", "shard {{chatrelay_shard}}"): ZERO,
     ("Subscribers", "open streams"): ZERO,
     ("Shard placement: groups loaded", "shard {{chatrelay_shard}}"): ZERO,
+    ("Ray calls to the shards", "calls/s {{chatrelay_call}}"): ZERO,
+    ("Ray calls to the shards", "items/s {{chatrelay_call}}"): ZERO,
 }
 
 
@@ -153,6 +155,9 @@ def test_every_dashboard_expression_evaluates_in_prometheus_and_shows_its_event(
         assert set(groups) == {"0", "1"} and sum(groups.values()) == 2, groups
         depth = {labels["chatrelay_shard"]: v for labels, v in after[("Mailbox depth by shard", "shard {{chatrelay_shard}}")]}
         assert set(depth) == {"0", "1"} and all(v >= 0 for v in depth.values()), depth
+        for target in "calls/s {{chatrelay_call}}", "items/s {{chatrelay_call}}":  # the posts, the follower's check
+            kinds = {labels["chatrelay_call"]: v for labels, v in after[("Ray calls to the shards", target)]}
+            assert set(kinds) == {"posts", "calls", "checks"} and kinds["posts"] > 0 and kinds["checks"] > 0, kinds
     finally:
         if follower is not None:
             follower.kill()

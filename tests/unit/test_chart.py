@@ -216,10 +216,13 @@ def test_services_probes_and_monitor_point_at_named_ports():
     assert json.loads(dashboard["data"]["chatrelay.json"])["uid"] == "chatrelay-overview"
 
 
-def exported_text(shard_figures=None, record=None, shard_calls=lambda: {}) -> str:
+NO_SHARD_CALLS = {"posts": (0, 0), "calls": (0, 0), "checks": (0, 0)}  # as the router's lanes start
+
+
+def exported_text(shard_figures=None, record=None, shard_calls=lambda: NO_SHARD_CALLS) -> str:
     """What a gateway's Prometheus endpoint shows, from the real instruments: the shards'
     figures `shard_figures()` (one idle shard by default) and the calls to them
-    `shard_calls()`, after `record(metrics)`."""
+    `shard_calls()` (none yet by default), after `record(metrics)`."""
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from opentelemetry.sdk.metrics import MeterProvider
     from prometheus_client import CollectorRegistry, generate_latest
