@@ -55,6 +55,7 @@ from chatrelay.group import GroupKind
 from chatrelay.v1 import core_pb2, relay_pb2, relay_pb2_grpc
 
 PACE_S = 0.1  # 10 joins/s
+REFERENCE_ADDRESS = "reference-address"  # the group address of the latency reference's channel
 
 
 class ChannelReference(relay_pb2_grpc.RelayServiceServicer):
@@ -93,13 +94,17 @@ class ChannelReference(relay_pb2_grpc.RelayServiceServicer):
     async def Join(self, request, context):
         async def run():
             body = peek(request.envelope, core_pb2.JoinBody, env.Domain.JOIN, "join request")
-            members.verify_join(request.envelope, body.group_id)
+            if members.verify_join(request.envelope, body.group_id).group_address != REFERENCE_ADDRESS:
+                raise ChatRelayError(Reason.GROUP_MISMATCH, "join request is for another group address")
             return relay_pb2.JoinResponse(status=relay_pb2.JOIN_STATUS_ACCEPTED)
         return await guard(context, run())
 
     async def Subscribe(self, request, context):
         try:
-            env.verify_message(request.credential, env.Domain.SUBSCRIBE, relay_pb2.SubscribeBody, "credential")
+            _, body = env.verify_message(
+                request.credential, env.Domain.SUBSCRIBE, relay_pb2.SubscribeBody, "credential")
+            if body.group_address != REFERENCE_ADDRESS:
+                raise ChatRelayError(Reason.GROUP_MISMATCH, "credential is for another group address")
         except ChatRelayError as exc:
             await abort(context, exc)
             return
@@ -121,12 +126,12 @@ async def open_reference_channel(target: str) -> str:
     identity = SigningKey.generate()
     relay = links.relay_link(identity, "reference", [address], pin)
     refs = [core_pb2.RelayRef(relay_key=bytes(identity.verify_key), relay_link=str(relay),
-                              group_address="reference-address")]
+                              group_address=REFERENCE_ADDRESS)]
     profile = group.next_version(secrets.owner_key, group.verify_profile(signed), relays=refs)
     bundle = links.group_link(secrets, profile, [address], pins=[pin])
     async with RelayClient(target) as c:
         await c.store_link(secrets.owner_key, bundle)
-        await c.post("reference-address", members.sign_post(secrets.owner_key, secrets.group_id, b"welcome"))
+        await c.post(REFERENCE_ADDRESS, members.sign_post(secrets.owner_key, secrets.group_id, b"welcome"))
     return str(bundle.link)
 
 

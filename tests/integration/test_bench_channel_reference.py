@@ -25,7 +25,7 @@ from chatrelay.links import ShortLink  # noqa: E402
 from chatrelay.members import MemberIdentity  # noqa: E402
 from chatrelay.v1 import relay_pb2  # noqa: E402
 
-ADDRESS = "reference-address"
+ADDRESS = joins.REFERENCE_ADDRESS
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +41,20 @@ async def refusal(target: str, method: str, request) -> tuple[Reason, str]:
     return refused.value.reason, refused.value.message
 
 
-async def join_request(link: str) -> relay_pb2.JoinRequest:
+async def stream_refusal(target: str, credential) -> tuple[Reason, str]:
+    async with RelayClient(target) as c:
+        await c.open()
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            async for _ in c.subscribe(credential, 0):
+                pass
+    found = from_rpc_error(refused.value)
+    return found.reason, found.message
+
+
+async def join_request(link: str, address: str = ADDRESS) -> relay_pb2.JoinRequest:
     profile = (await resolve_link(ShortLink.parse(link))).profile
     return relay_pb2.JoinRequest(envelope=members.join_request(
-        MemberIdentity.generate(), profile.group_id, ADDRESS, profile.profile.intake_key, "m"))
+        MemberIdentity.generate(), profile.group_id, address, profile.profile.intake_key, "m"))
 
 
 async def test_a_member_joins_and_reads_the_welcome_post_as_at_a_relay(reference):
@@ -75,14 +85,15 @@ async def test_a_forged_credential_gets_no_stream(reference):
     target, _ = reference
     credential = StreamCredential(MemberIdentity.generate().signing_key, ADDRESS).current()
     credential.signature = bytes(64)
-    async with RelayClient(target) as c:
-        await c.open()
-        with pytest.raises(grpc.aio.AioRpcError) as refused:
-            async for _ in c.subscribe(credential, 0):
-                pass
-    found = from_rpc_error(refused.value)
-    assert (found.reason, found.message) == (
+    assert await stream_refusal(target, credential) == (
         Reason.BAD_SIGNATURE, "chatrelay/v1/subscribe signature is not valid")
+
+
+async def test_a_credential_for_another_group_address_gets_no_stream(reference):
+    target, _ = reference
+    credential = StreamCredential(MemberIdentity.generate().signing_key, "another-address").current()
+    assert await stream_refusal(target, credential) == (
+        Reason.GROUP_MISMATCH, "credential is for another group address")
 
 
 async def test_an_unknown_link_is_refused_as_a_relay_refuses_it(reference):
@@ -90,3 +101,9 @@ async def test_an_unknown_link_is_refused_as_a_relay_refuses_it(reference):
     request = relay_pb2.ResolveLinkRequest(lookup_id=os.urandom(links.LOOKUP_ID_SIZE))
     assert await refusal(target, "ResolveLink", request) == (
         Reason.UNKNOWN_ADDRESS, "no link data here for this link")
+
+
+async def test_a_join_for_another_group_address_is_refused(reference):
+    target, link = reference
+    assert await refusal(target, "Join", await join_request(link, "another-address")) == (
+        Reason.GROUP_MISMATCH, "join request is for another group address")
