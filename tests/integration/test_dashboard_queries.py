@@ -51,6 +51,7 @@ PANELS = {
     ("Shard placement: groups loaded", "shard {{chatrelay_shard}}"): ZERO,
     ("Ray calls to the shards", "calls/s {{chatrelay_call}}"): ZERO,
     ("Ray calls to the shards", "items/s {{chatrelay_call}}"): ZERO,
+    ("Reader checks at the shards", "{{chatrelay_check}}/s"): ZERO,
 }
 
 
@@ -158,6 +159,10 @@ def test_every_dashboard_expression_evaluates_in_prometheus_and_shows_its_event(
         for target in "calls/s {{chatrelay_call}}", "items/s {{chatrelay_call}}":  # the posts, the follower's check
             kinds = {labels["chatrelay_call"]: v for labels, v in after[("Ray calls to the shards", target)]}
             assert set(kinds) == {"posts", "calls", "checks"} and kinds["posts"] > 0 and kinds["checks"] > 0, kinds
+        # The follower's stream and the stalled one: credentials new to the shards, so verified.
+        checked = after[("Reader checks at the shards", "{{chatrelay_check}}/s")]
+        checks = {labels["chatrelay_check"]: v for labels, v in checked}
+        assert set(checks) == {"verified", "remembered"} and checks["verified"] > 0, checks
     finally:
         if follower is not None:
             follower.kill()
