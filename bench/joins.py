@@ -13,18 +13,18 @@ measured joins' requests are made before the clock (a new identity and a sealed
 announcement take the client about 3 ms each, which would otherwise be what is measured).
 
 The reference: the same client and requests against one grpc.aio server over TLS, in a
-process of its own, whose Join checks each request as the relay does (its signature, the
-joining key, the group) and answers it accepted, storing nothing.
+process of its own (`ChannelReference`, below), whose Join checks each request as the
+relay does (its signature, the joining key, the group and its address) and answers it
+accepted, storing nothing.
 
 Latency: a new member resolves the channel's link, joins and opens its stream, until the
 channel's post arrives (`client.join`, `client.follow`, over one connection in
 `client.one_member`, as a client app that streams what it joined), `--samples` times:
 paced at 10 joins/s with nothing else going on, back to back, then during the full-rate
 joins. Its reference, paced and back to back: the same client code joining a channel
-whose one relay is one grpc.aio server over TLS in a process of its own (`ChannelReference`:
-the link data and the post in memory, each call checked as a relay checks it, nothing
-stored). On a machine where a pause makes the next milliseconds of any process slower,
-the paced reference shows that floor.
+whose one relay is that server (the link data and the post in memory, each call checked
+as a relay checks it, nothing stored). On a machine where a pause makes the next
+milliseconds of any process slower, the paced reference shows that floor.
 
 CPU a join, by process (bench/cpu.py), over the reference's joins and over the relay's
 full-rate joins (the latency samples taken meanwhile counted as joins too), and the rate
@@ -55,11 +55,11 @@ from chatrelay.group import GroupKind
 from chatrelay.v1 import core_pb2, relay_pb2, relay_pb2_grpc
 
 PACE_S = 0.1  # 10 joins/s
-REFERENCE_ADDRESS = "reference-address"  # the group address of the latency reference's channel
+REFERENCE_ADDRESS = "reference-address"  # the group address of the reference's channel
 
 
 class ChannelReference(relay_pb2_grpc.RelayServiceServicer):
-    """One channel on a bare RelayService, for the latency's reference: its link data and
+    """One channel on a bare RelayService, the joins' reference: its link data and
     posts in memory; each call with the check a relay makes of it (the signature, the
     join's key and group, the reader's credential) and refused as a relay refuses it;
     nothing stored, no member looked up."""
@@ -143,26 +143,15 @@ async def reference_latency(samples: int) -> tuple[list[float], list[float]]:
         return await paced(owned, samples), await paced(owned, samples, 0.0)
 
 
-def run_checking_server(port_queue) -> None:
-    """A RelayService whose Join checks the request and answers it accepted, storing
-    nothing; over TLS, as a relay serves: it puts `PIN@127.0.0.1:PORT`."""
-    class Checking(relay_pb2_grpc.RelayServiceServicer):
-        async def Join(self, request, context):
-            members.verify_join(request.envelope, core_pb2.JoinBody.FromString(request.envelope.body).group_id)
-            return relay_pb2.JoinResponse(status=relay_pb2.JOIN_STATUS_ACCEPTED)
-
-    serve_relay_service(Checking(), port_queue)
-
-
 async def reference_rate(count: int, concurrency: int) -> tuple[float, dict[str, float]]:
     """(joins/s, CPU seconds by process over them)."""
     secrets, signed = group.create_group(GroupKind.CHANNEL, "Reference")
     intake_key = group.verify_profile(signed).profile.intake_key
     meter = cpu.Meter(children="reference server")
-    async with spawned(run_checking_server) as target:
-        made = join_requests(secrets.group_id, "reference-address", intake_key, count)
+    async with spawned(run_channel_reference) as target:
+        made = join_requests(secrets.group_id, REFERENCE_ADDRESS, intake_key, count)
         meter.start()
-        rate = await join_many(target, secrets.group_id, "reference-address", intake_key, count, concurrency, made)
+        rate = await join_many(target, secrets.group_id, REFERENCE_ADDRESS, intake_key, count, concurrency, made)
         return rate, meter.stop()
 
 

@@ -1,4 +1,4 @@
-"""bench/joins.py's latency reference: a channel on one bare grpc.aio server that the SDK
+"""bench/joins.py's reference: a channel on one bare grpc.aio server that the SDK
 joins and follows as it does a relay's, and that refuses what a relay refuses (so that
 the reference's figure is of the same checks)."""
 
@@ -13,9 +13,10 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "bench"))
 import joins  # noqa: E402
+from members import join_requests  # noqa: E402
 from reference import spawned  # noqa: E402
 
-from chatrelay import client, links, members  # noqa: E402
+from chatrelay import client, links  # noqa: E402
 from chatrelay.checker import StreamCredential  # noqa: E402
 from chatrelay import envelope as env  # noqa: E402
 from chatrelay.connection import RelayClient, resolve_link  # noqa: E402
@@ -53,8 +54,8 @@ async def stream_refusal(target: str, credential) -> tuple[Reason, str]:
 
 async def join_request(link: str, address: str = ADDRESS) -> relay_pb2.JoinRequest:
     profile = (await resolve_link(ShortLink.parse(link))).profile
-    return relay_pb2.JoinRequest(envelope=members.join_request(
-        MemberIdentity.generate(), profile.group_id, address, profile.profile.intake_key, "m"))
+    [request] = join_requests(profile.group_id, address, profile.profile.intake_key, 1)
+    return relay_pb2.JoinRequest(envelope=request)
 
 
 async def test_a_member_joins_and_reads_the_welcome_post_as_at_a_relay(reference):
