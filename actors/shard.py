@@ -26,6 +26,7 @@ from chatrelay.actors.lease import LEASE_TTL_S, ShardLease
 from chatrelay.actors.placement import ShardGroups
 from chatrelay.actors.figures import ProcessInfo, ShardStats
 from chatrelay.actors.queues import QueueStore
+from chatrelay.actors.shard_socket import ShardSocketServer
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import relay_pb2
 
@@ -62,6 +63,7 @@ class RelayShard:
         self.lease: ShardLease | None = None
         self.groups = ShardGroups(index, self._serving, self._confirm_lease)
         self._tasks: list[asyncio.Task] = []
+        self._socket: ShardSocketServer | None = None  # for the gateways on this node, once one asks
         self._handlers = {
             GroupCall: self._group_call, PostBatch: self._post_batch, ShardPosts: self._shard_posts,
             ShardCalls: self._shard_calls,
@@ -120,9 +122,24 @@ class RelayShard:
 
     async def release(self) -> bool:
         """Let the lease go (a clean stop), so the next instance serves at once."""
+        if self._socket is not None:
+            await self._socket.close()
+            self._socket = None
         if self.lease is not None:
             await self.lease.release()
         return True
+
+    async def socket_endpoint(self) -> tuple[str, str]:
+        """(node id, path) of the Unix socket that gateways on this node call this shard
+        through (`actors/shard_socket.py`), opened on the first ask; ("", "") outside a
+        cluster node."""
+        node = self.host.node_id() if self.host is not None else ""
+        if not node:
+            return "", ""
+        if self._socket is None:
+            self._socket = ShardSocketServer(self.serve)
+            await self._socket.start()
+        return node, self._socket.path
 
     async def _unload_idle(self) -> None:
         """Every quarter of --unload-idle (1 s to 60 s), let go of the groups idle that long."""

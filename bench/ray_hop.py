@@ -1,5 +1,7 @@
 """The hop between a gateway and a shard: what one Ray actor call costs on this machine,
-against one grpc.aio unary call between two processes, in the same run.
+against one grpc.aio unary call between two processes and one call over a shard's Unix
+socket (`actors/shard_socket.py`, what a gateway uses for the shards on its node), in
+the same run.
 
 Both carry the same bytes (a signed post's size) and answer them back; the caller awaits
 each answer before the next (one at a time, as a post's own path does), then keeps
@@ -7,7 +9,8 @@ each answer before the next (one at a time, as a post's own path does), then kee
 round trip, and the CPU a call costs the caller and the callee (bench/cpu.py). Every post
 that goes through the relay one at a time makes two such Ray calls (its own, and the
 gateway tail's read of the group that it ends), so this is the floor under the relay's
-single-post figures (fan-out at 100 subscribers, a quiet group's latency).
+single-post figures (fan-out at 100 subscribers, a quiet group's latency) when they go
+through Ray.
 
     python bench/ray_hop.py [--calls 3000] [--in-flight 16] [--size 300]
 """
@@ -39,6 +42,24 @@ def run_echo_server(port_queue) -> None:
         await server.start()
         port_queue.put(f"127.0.0.1:{port}")
         await server.wait_for_termination()
+
+    asyncio.run(main())
+
+
+def run_socket_server(port_queue) -> None:
+    """A shard's socket whose calls answer the bytes they carry."""
+    from chatrelay.actors.shard_socket import ShardSocketServer
+
+    async def echo(data: bytes) -> bytes:
+        return data
+
+    async def main():
+        server = ShardSocketServer(echo)
+        port_queue.put(await server.start())
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.close()
 
     asyncio.run(main())
 
@@ -89,6 +110,17 @@ async def grpc_hop(calls: int, in_flight: int, payload: bytes, meter: cpu.Meter)
             return await timed(lambda: call(payload), calls, in_flight, meter)
 
 
+async def socket_hop(calls: int, in_flight: int, payload: bytes, meter: cpu.Meter) -> tuple[float, float]:
+    from chatrelay.actors.shard_socket import ShardSocketClient
+
+    async with spawned(run_socket_server) as path:
+        client = await ShardSocketClient.connect(path)
+        try:
+            return await timed(lambda: client.call(payload), calls, in_flight, meter)
+        finally:
+            client.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=3000)
@@ -101,13 +133,15 @@ def main() -> int:
     print(f"one hop: {args.calls} calls of {args.size} bytes, answered back")
     figures = {}
     for name, hop, meter in (("Ray actor call", ray_hop, cpu.Meter()),
-                             ("grpc.aio unary call", grpc_hop, cpu.Meter(children="server"))):
+                             ("grpc.aio unary call", grpc_hop, cpu.Meter(children="server")),
+                             ("shard socket call", socket_hop, cpu.Meter(children="server"))):
         trip, spent = asyncio.run(hop(args.calls, args.in_flight, payload, meter))
         figures[name] = trip
         print(f"  {name}: {1e6 * trip:,.0f} us round trip one at a time; "
               f"{args.calls / spent:,.0f} calls/s with {args.in_flight} in flight")
         print(f"    CPU a call, one at a time: {cpu.per_operation(meter.used, args.calls)}")
     print(f"  ratio of round trips, Ray / grpc.aio: {figures['Ray actor call'] / figures['grpc.aio unary call']:.2f}")
+    print(f"  ratio of round trips, Ray / shard socket: {figures['Ray actor call'] / figures['shard socket call']:.2f}")
     return 0
 
 

@@ -63,6 +63,7 @@ class GatewayActor:
                     self.endpoint.meter, subscribers=lambda: self.servicer.subscribers if self.servicer else 0,
                     shard_figures=lambda: self.shard_figures,
                     shard_calls=lambda: self.servicer.router.lane_figures() if self.servicer else {},
+                    socket_calls=lambda: self.servicer.router.socket_calls if self.servicer else 0,
                 )
             from chatrelay.actors.registration import Registrar
 

@@ -30,9 +30,11 @@ COUNTERS = {
 class GatewayMetrics:
     """The instruments of one gateway process. `shard_figures` is read when Prometheus
     scrapes: {shard index: {"groups": n, "mailbox_depth": n}}, kept fresh by the gateway;
-    `shard_calls` too: {kind: (Ray calls to the shards, items they carried)}."""
+    `shard_calls` too: {kind: (calls to the shards, items they carried)}, and
+    `socket_calls`: how many of those went through a shard's socket, not Ray."""
 
-    def __init__(self, meter, subscribers=lambda: 0, shard_figures=lambda: {}, shard_calls=lambda: {}) -> None:
+    def __init__(self, meter, subscribers=lambda: 0, shard_figures=lambda: {}, shard_calls=lambda: {},
+                 socket_calls=lambda: 0) -> None:
         from opentelemetry.metrics import Observation
 
         self.rpc_duration = meter.create_histogram(
@@ -107,9 +109,15 @@ class GatewayMetrics:
 
         meter.create_observable_counter(
             "chatrelay.shard.calls", unit="{call}",
-            description="Ray calls this gateway made to the shards, by what they carry: posts, (group) calls, "
+            description="Calls this gateway made to the shards, by what they carry: posts, (group) calls, "
                         "(reader) checks",
             callbacks=[lanes(0)],
+        )
+        meter.create_observable_counter(
+            "chatrelay.shard.socket.calls", unit="{call}",
+            description="Calls this gateway made through the Unix sockets of the shards on its node (the others "
+                        "went through Ray)",
+            callbacks=[lambda _options: [Observation(socket_calls())]],
         )
         meter.create_observable_counter(
             "chatrelay.shard.call.items", unit="{item}",

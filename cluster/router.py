@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from ray.exceptions import ActorUnavailableError, RayActorError
 
@@ -24,8 +25,10 @@ from chatrelay.actors import records
 from chatrelay.actors.calls import (
     CheckReader, Done, GroupCall, Moved, MovedAway, PostBatch, ShardCall, ShardCalls, ShardPosts, pack, unwrap,
 )
+from chatrelay.actors.factory import node_id
 from chatrelay.actors.placement import home_shard
 from chatrelay.actors.registry import EventKind, Registry
+from chatrelay.actors.shard_socket import ShardSocketClient, SocketGone
 from chatrelay.cluster.coalescer import Coalescer
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.retry import Backoff
@@ -43,6 +46,7 @@ SHARD_SPARE_S = 0.005  # a second call to a shard only for items that waited thi
 SHARD_CHECKS = 256  # reader checks in one call
 CHECKS_HOT = 8  # a call of this many checks or more: streams are opening in a storm
 CHECKS_FILL_S = 0.02  # then the next waits this long for more (or a full call)
+SOCKET_RETRY_S = 10.0  # a shard's socket that could not be opened is asked for again after this
 
 
 class ShardNotRunning(ChatRelayError):
@@ -59,6 +63,10 @@ class ShardRouter:
         self.find_shard = find_shard  # index -> handle, for shards of their own beyond `shards`
         self.extra: dict[int, object] = {}
         self.table: dict[str, int] = {}
+        self.node = node_id()  # shards on this node are called through their Unix socket
+        self.sockets: dict[int, asyncio.Future] = {}  # index -> the opening of its socket: a client, or None
+        self._socket_retry: dict[int, float] = {}  # index -> when to ask for its socket again
+        self.socket_calls = 0  # calls answered through a shard's socket
         self._watch: asyncio.Task | None = None
         self._posts = Coalescer(self._send_posts, in_flight=SHARD_POST_CALLS, batch=SHARD_POST_BATCHES, linger=True,
                                 spare_after_s=SHARD_SPARE_S)
@@ -67,7 +75,7 @@ class ShardRouter:
         self._checks = Coalescer(self._send_calls, batch=SHARD_CHECKS, linger=True, hot=(CHECKS_HOT, CHECKS_FILL_S))
 
     def lane_figures(self) -> dict[str, tuple[int, int]]:
-        """Ray calls made to the shards so far and the items they carried, by kind:
+        """Calls made to the shards so far and the items they carried, by kind:
         {"posts": (calls, post batches), "calls": (calls, group calls), "checks": ...}."""
         return {kind: (lanes.batches, lanes.calls)
                 for kind, lanes in (("posts", self._posts), ("calls", self._calls), ("checks", self._checks))}
@@ -95,6 +103,8 @@ class ShardRouter:
     def close(self) -> None:
         if self._watch:
             self._watch.cancel()
+        for index in list(self.sockets):
+            self._drop_socket(index)
         self._posts.close()
         self._calls.close()
         self._checks.close()
@@ -122,15 +132,66 @@ class ShardRouter:
         packed = pack(call)
 
         async def once():
+            socket = self._socket(index)
+            if socket is not None:
+                try:
+                    outcome = await socket.call(packed)
+                    self.socket_calls += 1
+                    return outcome
+                except SocketGone:  # the shard stopped or restarted: Ray says which
+                    self._drop_socket(index, socket)
             try:
                 return await self._handle(index).serve.remote(packed)
             except SHARD_GONE:
                 self.extra.pop(index, None)  # a shard of its own that stopped: look it up again
+                self._drop_socket(index)
                 raise
         try:
             return unwrap(await SHARD_RESTARTS.run(once, retry_on=lambda exc: isinstance(exc, SHARD_GONE)))
         except SHARD_GONE as exc:
             raise ChatRelayError(Reason.UNAVAILABLE, f"relay shard unavailable: {exc}") from None
+
+    def _socket(self, index: int) -> ShardSocketClient | None:
+        """The shard's socket when it is open; else None (through Ray), and the socket
+        asked for, unless it was lately refused."""
+        opening = self.sockets.get(index)
+        if opening is None:
+            if not self.node or time.monotonic() < self._socket_retry.get(index, 0.0):
+                return None
+            self.sockets[index] = asyncio.ensure_future(self._open_socket(index))
+            return None
+        if not opening.done():
+            return None
+        client = None if opening.cancelled() else opening.result()
+        if client is None or client.closed is not None:
+            self._drop_socket(index)
+            if client is None:
+                self._socket_retry[index] = time.monotonic() + SOCKET_RETRY_S
+            return None
+        return client
+
+    async def _open_socket(self, index: int) -> ShardSocketClient | None:
+        try:
+            node, path = await self._handle(index).socket_endpoint.remote()
+            if node != self.node:  # another node's shard, or one outside Ray: through Ray
+                return None
+            return await ShardSocketClient.connect(path)
+        except Exception as exc:  # not running (yet), or gone: through Ray, asked again later
+            log.debug("relay shard %d: no socket (%s); calls go through Ray", index, exc)
+            return None
+
+    def _drop_socket(self, index: int, only: ShardSocketClient | None = None) -> None:
+        """Close the shard's socket (or stop opening it); with `only`, if it is still that
+        one (a socket opened since by another call stays)."""
+        opening = self.sockets.get(index)
+        if opening is None or only is not None and not (
+                opening.done() and not opening.cancelled() and opening.result() is only):
+            return
+        del self.sockets[index]
+        if not opening.done():
+            opening.cancel()
+        elif not opening.cancelled() and opening.result() is not None:
+            opening.result().close()
 
     def _handle(self, index: int):
         if 0 <= index < len(self.shards):

@@ -93,6 +93,11 @@ def test_metrics_and_admin_views_follow_the_cli_scenario(tmp_path):
         assert grew("chatrelay_shard_calls_total", chatrelay_call="posts") == 7
         assert grew("chatrelay_shard_call_items_total", chatrelay_call="posts") == 7
         assert grew("chatrelay_shard_call_items_total", chatrelay_call="checks") >= 1
+        # The shards share the gateway's node: once a shard's first call (through Ray) has
+        # asked for its socket, the calls go through it; the Weather posts came after the
+        # join and the follower's check, each a CLI process of its own later (the tail's
+        # reads of the group, not in the lanes above, go through it too).
+        assert grew("chatrelay_shard_socket_calls_total") >= 5
         garbage_post(up.link)  # a stranger's undecodable Post: refused as malformed, and counted
         malformed = {"rpc_method": "Post", "rpc_grpc_status_code": "INVALID_ARGUMENT"}
 

@@ -219,10 +219,10 @@ def test_services_probes_and_monitor_point_at_named_ports():
 NO_SHARD_CALLS = {"posts": (0, 0), "calls": (0, 0), "checks": (0, 0)}  # as the router's lanes start
 
 
-def exported_text(shard_figures=None, record=None, shard_calls=lambda: NO_SHARD_CALLS) -> str:
+def exported_text(shard_figures=None, record=None, shard_calls=lambda: NO_SHARD_CALLS, socket_calls=lambda: 0) -> str:
     """What a gateway's Prometheus endpoint shows, from the real instruments: the shards'
     figures `shard_figures()` (one idle shard by default) and the calls to them
-    `shard_calls()` (none yet by default), after `record(metrics)`."""
+    `shard_calls()` and `socket_calls()` (none yet by default), after `record(metrics)`."""
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from opentelemetry.sdk.metrics import MeterProvider
     from prometheus_client import CollectorRegistry, generate_latest
@@ -236,7 +236,8 @@ def exported_text(shard_figures=None, record=None, shard_calls=lambda: NO_SHARD_
         metrics = GatewayMetrics(provider.get_meter("test"), subscribers=lambda: 1,
                                  shard_figures=shard_figures or (lambda: {0: ShardStats(
                                      shard=0, group_count=1, moved_out=0, mailbox_depth=0, posts_accepted=0,
-                                     process=ProcessInfo(pid=1, rss_bytes=0))}), shard_calls=shard_calls)
+                                     process=ProcessInfo(pid=1, rss_bytes=0))}), shard_calls=shard_calls,
+                                 socket_calls=socket_calls)
         if record is not None:
             record(metrics)
         return generate_latest(registry).decode()

@@ -81,6 +81,9 @@ def test_the_calls_to_the_shards_and_their_items_are_exported_by_kind():
         'chatrelay_shard_call_items_total{chatrelay_call="calls"} 6.0',
         'chatrelay_shard_call_items_total{chatrelay_call="checks"} 300.0',
     }
+    scope = 'otel_scope_name="test",otel_scope_schema_url="",otel_scope_version=""'
+    assert exported_lines("chatrelay_shard_socket", socket_calls=lambda: 12) == {  # of them, through sockets
+        "chatrelay_shard_socket_calls_total{" + scope + "} 12.0"}
 
 
 async def test_a_refused_call_is_refused_to_its_own_caller_only():
