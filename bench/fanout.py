@@ -14,11 +14,18 @@ no more than one post per ack round trip goes out, whatever the fan-out does; th
 round trip is timed alone (ACK_SAMPLES posts, no stream open yet) and subscribers / that
 time printed beside the peer.
 
+Each side's time runs from the first post to the last subscriber's last post, so it
+holds the time the last post takes to reach every subscriber after its ack, printed
+beside (at 1,000 subscribers about a tenth of a second for the relay, whose streams are
+woken one after another, and a few milliseconds for nats-server). That is why the
+default is 500 posts: over 100 (under a second at 1,000 subscribers) it was a fifth of
+the relay's time, and the figure more its delivery latency than its throughput.
+
 With --tls the relay runs twice, over plaintext (`--insecure` on both sides, as the
 baseline) and over TLS pinned in its link (the default of `chatrelay up`), and the
 ratio TLS / plaintext is printed too.
 
-    python bench/fanout.py [--subscribers 1000] [--posts 100] [--tls]
+    python bench/fanout.py [--subscribers 1000] [--posts 500] [--tls]
 """
 
 from __future__ import annotations
@@ -52,9 +59,10 @@ ACK_SAMPLES = 50  # posts timed alone, one after another, for the ceiling
 # ---- the measurement, the same for both --------------------------------------------------
 
 
-async def measure(target: str, credentials: list, post_fn, posts: int) -> tuple[float, int]:
+async def measure(target: str, credentials: list, post_fn, posts: int) -> tuple[float, int, float]:
     """Open one stream per credential, post `posts` times, wait until every stream has
-    every post. Returns (seconds from first post to last delivery, deliveries counted).
+    every post. Returns (seconds from first post to last delivery, deliveries counted,
+    seconds from the last post's ack to its last delivery).
 
     Streams open at their own pace (10,000 take a while), and the baseline keeps no
     history, so warm-up posts go first, one every WARMUP_EVERY_S, until every stream
@@ -119,21 +127,22 @@ async def measure(target: str, credentials: list, post_fn, posts: int) -> tuple[
     for i in range(posts):
         seq = await post_fn(i)
     final_seq[0] = seq
+    acked = time.perf_counter()
     check_done()
     await asyncio.wait_for(done.wait(), DEADLINE_S)
-    elapsed = time.perf_counter() - start
+    end = time.perf_counter()
     if failures:
         print(f"    streams that failed and were opened again: {dict(failures)}", file=sys.stderr)
     for t in tasks:
         t.cancel()
     for ch in channels:
         await ch.close()
-    return elapsed, sum(counted)
+    return end - start, sum(counted), end - acked
 
 
-async def bench_relay(n: int, posts: int, payload: bytes, tls: bool = False) -> tuple[float, int, float]:
-    """(seconds, deliveries) as `measure` has them, and the median seconds of a post's ack
-    alone, before any stream is open."""
+async def bench_relay(n: int, posts: int, payload: bytes, tls: bool = False) -> tuple[float, int, float, float]:
+    """(seconds, deliveries, last post's delivery) as `measure` has them, and the median
+    seconds of a post's ack alone, before any stream is open."""
     from chatrelay.cluster import harness, up
 
     connection.set_insecure(not tls)
@@ -164,7 +173,7 @@ async def bench_relay(n: int, posts: int, payload: bytes, tls: bool = False) -> 
         await asyncio.to_thread(up.stop, relay)
 
 
-async def bench_baseline(n: int, posts: int, payload: bytes) -> tuple[float, int]:
+async def bench_baseline(n: int, posts: int, payload: bytes) -> tuple[float, int, float]:
     connection.set_insecure(True)
     async with spawned(run_bare_server, 0, 1) as port:
         target = f"127.0.0.1:{port}"
@@ -182,10 +191,14 @@ async def bench_baseline(n: int, posts: int, payload: bytes) -> tuple[float, int
             await channel.close()
 
 
+def last_post(seconds: float) -> str:
+    return f" (the last post at every subscriber {1000 * seconds:,.0f} ms after its ack)"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subscribers", type=int, default=1000)
-    parser.add_argument("--posts", type=int, default=100)
+    parser.add_argument("--posts", type=int, default=500)
     parser.add_argument("--payload", type=int, default=200, help="post size in bytes")
     parser.add_argument("--tls", action="store_true", help="also run the relay over TLS, and compare")
     args = parser.parse_args()
@@ -195,15 +208,17 @@ def main() -> int:
 
     print(f"fan-out: {args.subscribers} subscribers, {args.posts} posts of {args.payload} bytes")
     post_bytes = members.sign_post(SigningKey.generate(), bytes(32), payload).SerializeToString()
-    n_time, n_count = asyncio.run(core_fanout(args.subscribers, args.posts, post_bytes))
+    n_time, n_count, n_last = asyncio.run(core_fanout(args.subscribers, args.posts, post_bytes))
     n_rate = n_count / n_time
-    print(f"  nats-server core (Go), nats-py subscribers: {n_count} deliveries in {n_time:.2f} s = {n_rate:,.0f} deliveries/s")
-    b_time, b_count = asyncio.run(bench_baseline(args.subscribers, args.posts, payload))
+    print(f"  nats-server core (Go), nats-py subscribers: {n_count} deliveries in {n_time:.2f} s = {n_rate:,.0f} deliveries/s"
+          f"{last_post(n_last)}")
+    b_time, b_count, b_last = asyncio.run(bench_baseline(args.subscribers, args.posts, payload))
     b_rate = b_count / b_time
-    print(f"  bare grpc.aio streaming: {b_count} deliveries in {b_time:.2f} s = {b_rate:,.0f} deliveries/s")
-    r_time, r_count, ack_alone = asyncio.run(bench_relay(args.subscribers, args.posts, payload))
+    print(f"  bare grpc.aio streaming: {b_count} deliveries in {b_time:.2f} s = {b_rate:,.0f} deliveries/s{last_post(b_last)}")
+    r_time, r_count, r_last, ack_alone = asyncio.run(bench_relay(args.subscribers, args.posts, payload))
     r_rate = r_count / r_time
-    print(f"  chatrelay, plaintext:     {r_count} deliveries in {r_time:.2f} s = {r_rate:,.0f} deliveries/s")
+    print(f"  chatrelay, plaintext:     {r_count} deliveries in {r_time:.2f} s = {r_rate:,.0f} deliveries/s"
+          f"{last_post(r_last)}")
     print(f"  ratio chatrelay / bare grpc.aio: {r_rate / b_rate:.2f}")
     print(f"  ratio chatrelay / nats-server:   {r_rate / n_rate:.2f}")
     # One write a delivery, as bare grpc.aio makes them: what any Python gRPC server gets
@@ -214,7 +229,7 @@ def main() -> int:
     print(f"  ceiling, one poster awaiting each ack ({1000 * ack_alone:.1f} ms alone, no stream open): "
           f"{top:,.0f} deliveries/s ({top / n_rate:.2f} of nats-server)")
     if args.tls:
-        t_time, t_count, _ = asyncio.run(bench_relay(args.subscribers, args.posts, payload, tls=True))
+        t_time, t_count, _, _ = asyncio.run(bench_relay(args.subscribers, args.posts, payload, tls=True))
         t_rate = t_count / t_time
         print(f"  chatrelay over TLS:      {t_count} deliveries in {t_time:.2f} s = {t_rate:,.0f} deliveries/s")
         print(f"  ratio TLS / plaintext: {t_rate / r_rate:.2f}")

@@ -98,9 +98,11 @@ async def jetstream_ingest(sync: str, groups: int, posters: int, per_poster: int
         server.stop()
 
 
-async def core_fanout(subscribers: int, posts: int, payload: bytes, connections: int = 10) -> tuple[float, int]:
-    """(seconds from the first publish to the last delivery, deliveries): `subscribers`
-    subscriptions of one subject over `connections` connections."""
+async def core_fanout(subscribers: int, posts: int, payload: bytes,
+                      connections: int = 10) -> tuple[float, int, float]:
+    """(seconds from the first publish to the last delivery, deliveries, seconds from the
+    last publish's round trip to the last delivery): `subscribers` subscriptions of one
+    subject over `connections` connections."""
     import nats
 
     server = NatsServer()
@@ -124,10 +126,11 @@ async def core_fanout(subscribers: int, posts: int, payload: bytes, connections:
         for _ in range(posts):
             await pub.publish("channel", payload)
             await pub.flush()  # a round trip, as chatrelay's poster awaits each ack
+        flushed = time.perf_counter()
         await asyncio.wait_for(done.wait(), 600)
-        elapsed = time.perf_counter() - start
+        end = time.perf_counter()
         for nc in [*subs, pub]:
             await nc.close()
-        return elapsed, received[0]
+        return end - start, received[0], end - flushed
     finally:
         server.stop()
