@@ -137,8 +137,9 @@ class RelayShard:
         if not node:
             return "", ""
         if self._socket is None:
-            self._socket = ShardSocketServer(self.serve)
-            await self._socket.start()
+            socket = ShardSocketServer(self.serve)
+            await socket.start()  # a failure is the gateway's to see: it calls through Ray
+            self._socket = socket
         return node, self._socket.path
 
     async def _unload_idle(self) -> None:

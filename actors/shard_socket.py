@@ -31,6 +31,36 @@ MAX_FRAME = 256 << 20  # bytes of one payload at most, either way (a page of pos
 READ_LIMIT = 1 << 20  # the stream reader's buffer
 
 
+PREFIX = "chatrelay-shard-"  # then the shard's pid
+
+
+def sweep(folder: str | None = None) -> int:
+    """Remove the socket directories of this user's shards whose process is gone (a shard
+    killed has no chance to): how many."""
+    folder = folder or tempfile.gettempdir()
+    removed = 0
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            pid = entry.name[len(PREFIX):].partition("-")[0]
+            if not (entry.name.startswith(PREFIX) and pid.isdigit() and entry.is_dir(follow_symlinks=False)):
+                continue
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid() or _alive(int(pid)):
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 class SocketGone(ConnectionError):
     """The socket to a shard closed (the shard stopped or restarted) with calls under way:
     they are made again through Ray."""
@@ -49,9 +79,15 @@ class ShardSocketServer:
 
     async def start(self) -> str:
         if self._server is None:
-            self._dir = tempfile.mkdtemp(prefix="chatrelay-shard-")  # mode 0700: the shard's user only
+            sweep()
+            self._dir = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")  # mode 0700: the shard's user only
             self.path = os.path.join(self._dir, "calls.sock")
-            self._server = await asyncio.start_unix_server(self._connection, self.path, limit=READ_LIMIT)
+            try:
+                self._server = await asyncio.start_unix_server(self._connection, self.path, limit=READ_LIMIT)
+            except BaseException:
+                shutil.rmtree(self._dir, ignore_errors=True)
+                self._dir = ""
+                raise
         return self.path
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -10,12 +10,16 @@ import logging
 import os
 import pickle
 import stat
+import subprocess
+import sys
 
 import pytest
 
 from chatrelay.actors.calls import Refused, pack, ShardPosts
 from chatrelay.actors.shard import MAX_SHARD_BATCHES
-from chatrelay.actors.shard_socket import HEADER, MAX_FRAME, ShardSocketClient, ShardSocketServer, SocketGone
+from chatrelay.actors.shard_socket import (
+    HEADER, MAX_FRAME, PREFIX, ShardSocketClient, ShardSocketServer, SocketGone, sweep,
+)
 from chatrelay.errors import Reason
 
 from test_shard_calls import shard
@@ -59,8 +63,20 @@ async def test_the_socket_lies_in_a_directory_of_the_shards_user_only_and_goes_w
     folder = os.path.dirname(path)
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
     assert stat.S_ISSOCK(os.stat(path).st_mode)
+    assert os.path.basename(folder).startswith(f"{PREFIX}{os.getpid()}-")  # swept once this process is gone
     await server.close()
     assert not os.path.exists(folder)
+
+
+def test_the_directories_of_shards_gone_are_swept_and_no_other(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for name in (f"{PREFIX}{gone.pid}-a", f"{PREFIX}{os.getpid()}-b", f"{PREFIX}x-c", "other-1"):
+        (tmp_path / name).mkdir()
+    (tmp_path / f"{PREFIX}{gone.pid}-file").write_text("not a directory")
+    assert sweep(str(tmp_path)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"{PREFIX}{os.getpid()}-b", f"{PREFIX}x-c", "other-1", f"{PREFIX}{gone.pid}-file"])
 
 
 async def test_a_shard_serves_its_socket_on_a_cluster_node_only_and_refuses_what_is_no_packed_call():
