@@ -68,7 +68,8 @@ class SocketGone(ConnectionError):
 
 class ShardSocketServer:
     """The shard's end: each call in a frame is served by `serve(packed)` as a task of its
-    own, and answered in a frame with the same id when it is done."""
+    own, and answered in a frame with the same id when it is done; a call whose gateway
+    went away meanwhile is still served to its end, as a Ray actor task is."""
 
     def __init__(self, serve) -> None:
         self.serve = serve
@@ -76,6 +77,7 @@ class ShardSocketServer:
         self._dir = ""
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()  # of the connections open
+        self._answers: set[asyncio.Task] = set()  # calls being served (they finish, as Ray's do, if their caller goes)
 
     async def start(self) -> str:
         if self._server is None:
@@ -92,7 +94,6 @@ class ShardSocketServer:
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
-        answers: set[asyncio.Task] = set()
         try:
             while True:
                 length, call_id = HEADER.unpack(await reader.readexactly(HEADER.size))
@@ -100,14 +101,12 @@ class ShardSocketServer:
                     log.warning("shard socket: a frame of %d bytes, over %d: connection closed", length, MAX_FRAME)
                     return
                 answer = asyncio.create_task(self._answer(writer, call_id, await reader.readexactly(length)))
-                answers.add(answer)
-                answer.add_done_callback(answers.discard)
+                self._answers.add(answer)
+                answer.add_done_callback(self._answers.discard)
         except (asyncio.IncompleteReadError, ConnectionError):
-            return  # the gateway went away
+            return  # the gateway went away; what it asked is still done, its answer let go
         finally:
             self._writers.discard(writer)
-            for answer in answers:
-                answer.cancel()
             writer.close()
 
     async def _answer(self, writer: asyncio.StreamWriter, call_id: int, payload: bytes) -> None:
@@ -121,6 +120,8 @@ class ShardSocketServer:
             data = pickle.dumps((False, RuntimeError(f"{type(result[1]).__name__}: {result[1]}; {exc}")))
         if len(data) > MAX_FRAME:
             data = pickle.dumps((False, RuntimeError(f"an answer of {len(data)} bytes, over {MAX_FRAME}")))
+        if writer.is_closing():  # its caller went away
+            return
         writer.write(HEADER.pack(len(data), call_id) + data)
         with contextlib.suppress(ConnectionError):
             await writer.drain()

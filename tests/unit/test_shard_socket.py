@@ -128,6 +128,23 @@ async def test_a_frame_cut_short_is_not_served():
         assert served_payloads == [b"next"]
 
 
+async def test_a_call_whose_caller_went_away_is_served_to_its_end_as_through_ray():
+    finished = asyncio.Event()
+
+    async def slow(payload):
+        await asyncio.sleep(0.05)
+        finished.set()
+        return payload
+
+    async with served(slow) as (_, client):
+        reader, writer = await asyncio.open_unix_connection(client._writer.get_extra_info("peername"))
+        writer.write(HEADER.pack(4, 1) + b"post")
+        await writer.drain()
+        writer.close()  # gone before its answer
+        await asyncio.wait_for(finished.wait(), 5)
+        assert await client.call(b"next") == b"next"
+
+
 async def test_calls_under_way_when_the_shard_goes_fail_as_gone_and_so_does_every_call_after():
     async with served() as (server, client):
         waiting = asyncio.ensure_future(client.call(b"forever"))
