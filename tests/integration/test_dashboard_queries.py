@@ -49,8 +49,8 @@ PANELS = {
     ("Mailbox depth by shard", "shard {{chatrelay_shard}}"): ZERO,
     ("Subscribers", "open streams"): ZERO,
     ("Shard placement: groups loaded", "shard {{chatrelay_shard}}"): ZERO,
-    ("Ray calls to the shards", "calls/s {{chatrelay_call}}"): ZERO,
-    ("Ray calls to the shards", "items/s {{chatrelay_call}}"): ZERO,
+    ("Calls to the shards", "calls/s {{chatrelay_call}}"): ZERO,
+    ("Calls to the shards", "items/s {{chatrelay_call}}"): ZERO,
     ("Reader checks at the shards", "{{chatrelay_check}}/s"): ZERO,
 }
 
@@ -157,7 +157,7 @@ def test_every_dashboard_expression_evaluates_in_prometheus_and_shows_its_event(
         depth = {labels["chatrelay_shard"]: v for labels, v in after[("Mailbox depth by shard", "shard {{chatrelay_shard}}")]}
         assert set(depth) == {"0", "1"} and all(v >= 0 for v in depth.values()), depth
         for target in "calls/s {{chatrelay_call}}", "items/s {{chatrelay_call}}":  # the posts, the follower's check
-            kinds = {labels["chatrelay_call"]: v for labels, v in after[("Ray calls to the shards", target)]}
+            kinds = {labels["chatrelay_call"]: v for labels, v in after[("Calls to the shards", target)]}
             assert set(kinds) == {"posts", "calls", "checks"} and kinds["posts"] > 0 and kinds["checks"] > 0, kinds
         # The follower's stream and the stalled one: credentials new to the shards, so verified.
         checked = after[("Reader checks at the shards", "{{chatrelay_check}}/s")]
