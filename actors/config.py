@@ -38,9 +38,11 @@ class ClusterConfig:
     forward_source: str | None = None
     forward_per_minute: int = 60
     access_log: bool = False  # every call, with its peer's address, to access.log in the data dir
+    gateways: int = 1  # gateway processes on each relay node, sharing its port; 0 = one per CPU
 
     def __repr__(self) -> str:
-        return f"ClusterConfig(data_dir={self.data_dir!r}, shards={self.shards}, etcd={self.etcd!r})"
+        return (f"ClusterConfig(data_dir={self.data_dir!r}, shards={self.shards}, gateways={self.gateways}, "
+                f"etcd={self.etcd!r})")
 
     __str__ = __repr__
 

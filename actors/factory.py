@@ -106,28 +106,42 @@ def node_id() -> str:
         return ""
 
 
-def gateway_name(config: ClusterConfig, node_id: str) -> str:
-    return f"chatrelay-{relay_tag(config)}-gateway-{node_id[:16]}"
+def gateway_name(config: ClusterConfig, node_id: str, index: int = 0) -> str:
+    """The `index`th gateway of a node (the first keeps the name of a node's one gateway)."""
+    return f"chatrelay-{relay_tag(config)}-gateway-{node_id[:16]}" + (f"-{index}" if index else "")
 
 
-def start_gateway(actor_class: type, config: ClusterConfig, node_id: str):
-    """The gateway of one relay node (an `actor_class`), pinned to it (one per node, like
-    Ray Serve's proxies). Shards are found by name, so a restarted gateway needs nothing
-    from the object store."""
+def start_gateway(actor_class: type, config: ClusterConfig, node_id: str, index: int = 0):
+    """The `index`th gateway of one relay node (an `actor_class`), pinned to it (like Ray
+    Serve's proxies; a node's gateways share its port). Shards are found by name, so a
+    restarted gateway needs nothing from the object store."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     cls = ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=10_000)(actor_class)
     return cls.options(
-        name=gateway_name(config, node_id), namespace=NAMESPACE, get_if_exists=True, resources=_SLIVER,
+        name=gateway_name(config, node_id, index), namespace=NAMESPACE, get_if_exists=True, resources=_SLIVER,
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-    ).remote(config)
+    ).remote(config, index)
 
 
 def relay_nodes() -> list[str]:
     """Ids of the live Ray nodes that take relay actors, sorted."""
-    return sorted(
-        n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get(RELAY_RESOURCE)
-    )
+    return sorted(relay_node_cpus())
+
+
+def relay_node_cpus() -> dict[str, int]:
+    """{node id: its CPUs, as Ray counts them} of the live Ray nodes that take relay actors."""
+    return {
+        n["NodeID"]: int(n.get("Resources", {}).get("CPU", 1)) for n in ray.nodes()
+        if n.get("Alive") and n.get("Resources", {}).get(RELAY_RESOURCE)
+    }
+
+
+def gateways_of(config: ClusterConfig, cpus: int) -> int:
+    """How many gateways a relay node of `cpus` CPUs runs: --gateways, or one per CPU."""
+    from chatrelay.settings import MAX_GATEWAYS
+
+    return config.gateways or max(1, min(cpus, MAX_GATEWAYS))
 
 
 def own_shards(config: ClusterConfig) -> list:
@@ -147,7 +161,7 @@ def own_shard_handles(config: ClusterConfig) -> dict:
 
 
 def gateway_handles(config: ClusterConfig, exclude_current: bool = True) -> list:
-    """The relay's gateways (one a node), without the calling actor itself."""
+    """The relay's gateways (every one of every node), without the calling actor itself."""
     current = ray.get_runtime_context().get_actor_id() if exclude_current else None
     handles = []
     for name in _actor_names(f"chatrelay-{relay_tag(config)}-gateway-"):

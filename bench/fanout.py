@@ -25,7 +25,11 @@ With --tls the relay runs twice, over plaintext (`--insecure` on both sides, as 
 baseline) and over TLS pinned in its link (the default of `chatrelay up`), and the
 ratio TLS / plaintext is printed too.
 
-    python bench/fanout.py [--subscribers 1000] [--posts 500] [--tls]
+With --gateways N the relay runs N gateway processes on its node, sharing its port (the
+kernel spreads the subscribers' connections, one for each 100 streams, over them), as
+`chatrelay up --gateways N` does; 0 is one per CPU.
+
+    python bench/fanout.py [--subscribers 1000] [--posts 500] [--tls] [--gateways 1]
 """
 
 from __future__ import annotations
@@ -141,13 +145,14 @@ async def measure(target: str, credentials: list, post_fn, posts: int) -> tuple[
     return end - start, sum(counted), end - acked
 
 
-async def bench_relay(n: int, posts: int, payload: bytes, tls: bool = False) -> tuple[float, int, float, float]:
+async def bench_relay(n: int, posts: int, payload: bytes, tls: bool = False,
+                      gateways: int = 1) -> tuple[float, int, float, float]:
     """(seconds, deliveries, last post's delivery) as `measure` has them, and the median
     seconds of a post's ack alone, before any stream is open."""
     from chatrelay.cluster import harness, up
 
     connection.set_insecure(not tls)
-    relay = await asyncio.to_thread(harness.start_relay, insecure=not tls)
+    relay = await asyncio.to_thread(harness.start_relay, insecure=not tls, gateways=gateways)
     try:
         owned = await client.create_group([relay.link], "Bench", GroupKind.CHANNEL)
         owner = SigningKey(unb64(owned.owner_seed))
@@ -202,9 +207,10 @@ def main() -> int:
     parser.add_argument("--posts", type=int, default=500)
     parser.add_argument("--payload", type=int, default=200, help="post size in bytes")
     parser.add_argument("--tls", action="store_true", help="also run the relay over TLS, and compare")
+    parser.add_argument("--gateways", type=int, default=1, help="the relay's gateways on its node, 0 = one per CPU")
     args = parser.parse_args()
-    if not (1 <= args.subscribers <= 20_000 and 1 <= args.posts <= 10_000):
-        parser.error("--subscribers 1..20000, --posts 1..10000")
+    if not (1 <= args.subscribers <= 20_000 and 1 <= args.posts <= 10_000 and 0 <= args.gateways <= 64):
+        parser.error("--subscribers 1..20000, --posts 1..10000, --gateways 0..64")
     payload = os.urandom(args.payload // 2).hex().encode()[: args.payload]
 
     print(f"fan-out: {args.subscribers} subscribers, {args.posts} posts of {args.payload} bytes")
@@ -216,9 +222,11 @@ def main() -> int:
     b_time, b_count, b_last = asyncio.run(bench_baseline(args.subscribers, args.posts, payload))
     b_rate = b_count / b_time
     print(f"  bare grpc.aio streaming: {b_count} deliveries in {b_time:.2f} s = {b_rate:,.0f} deliveries/s{last_post(b_last)}")
-    r_time, r_count, r_last, ack_alone = asyncio.run(bench_relay(args.subscribers, args.posts, payload))
+    r_time, r_count, r_last, ack_alone = asyncio.run(
+        bench_relay(args.subscribers, args.posts, payload, gateways=args.gateways))
     r_rate = r_count / r_time
-    print(f"  chatrelay, plaintext:     {r_count} deliveries in {r_time:.2f} s = {r_rate:,.0f} deliveries/s"
+    gateways = "" if args.gateways == 1 else f", {args.gateways} gateways" if args.gateways else ", a gateway per CPU"
+    print(f"  chatrelay, plaintext{gateways}:     {r_count} deliveries in {r_time:.2f} s = {r_rate:,.0f} deliveries/s"
           f"{last_post(r_last)}")
     print(f"  ratio chatrelay / bare grpc.aio: {r_rate / b_rate:.2f}")
     print(f"  ratio chatrelay / nats-server:   {r_rate / n_rate:.2f}")
@@ -230,7 +238,8 @@ def main() -> int:
     print(f"  ceiling, one poster awaiting each ack ({1000 * ack_alone:.1f} ms alone, no stream open): "
           f"{top:,.0f} deliveries/s ({top / n_rate:.2f} of nats-server)")
     if args.tls:
-        t_time, t_count, _, _ = asyncio.run(bench_relay(args.subscribers, args.posts, payload, tls=True))
+        t_time, t_count, _, _ = asyncio.run(
+            bench_relay(args.subscribers, args.posts, payload, tls=True, gateways=args.gateways))
         t_rate = t_count / t_time
         print(f"  chatrelay over TLS:      {t_count} deliveries in {t_time:.2f} s = {t_rate:,.0f} deliveries/s")
         print(f"  ratio TLS / plaintext: {t_rate / r_rate:.2f}")

@@ -23,6 +23,7 @@ ENV_PREFIX = "CHATRELAY_"
 # ran in: several relay nodes on one machine (deploy/) cannot share a port.
 GATEWAY_LISTEN_ENV = ENV_PREFIX + "GATEWAY_LISTEN"
 GATEWAY_METRICS_ENV = ENV_PREFIX + "GATEWAY_METRICS"
+MAX_GATEWAYS = 64  # gateway processes on one relay node
 
 
 def setting(default, help: str, *, flag: str | None = None, unit: str = ""):
@@ -43,6 +44,9 @@ class Settings:
         None, "postgresql://USER@HOST:PORT/DB to keep posts and members in, instead of the embedded SQLite "
               "(the password from PGPASSWORD or ~/.pgpass on each node, or in the URL)")
     shards: int = setting(2, "Relay shard actors")
+    gateways: int = setting(
+        1, "Gateway processes on each relay node, sharing its port (the kernel spreads the connections), "
+           "0 = one per CPU of the node; with --metrics, the Nth serves its metrics on the port N-1 above")
     relay_name: str = setting("chatrelay", "The relay's name in its link")
     retention: int = setting(0, "Posts kept per group, 0 = all")
     post_limit: int = setting(15, "Member posts per window in groups")
@@ -152,6 +156,7 @@ class Settings:
             if path is not None and not pathlib.Path(path).is_file():
                 raise ChatRelayError(Reason.MALFORMED, f"{name}: no file {path}")
         _bounded(self.shards, 1, 256, "--shards must be 1 to 256, got {}")
+        _bounded(self.gateways, 0, MAX_GATEWAYS, "--gateways must be 0 (one per CPU) to %d, got {}" % MAX_GATEWAYS)
         if self.post_limit < 1 or self.post_window_s <= 0:
             raise ChatRelayError(Reason.MALFORMED, "--post-limit must be at least 1 and --post-window positive")
         _bounded(self.mailbox_size, 1, 1_000_000, "--mailbox-size must be 1 to 1000000 requests, got {}")
@@ -296,11 +301,20 @@ def _convert(f: dataclasses.Field, value):
     return str(value)
 
 
-def gateway_addresses(listen: str, metrics: str | None, environ: dict | None = None) -> tuple[str, str | None]:
-    """(listen, metrics) of the gateway of this relay node: the node's own variables,
-    else the relay's."""
+def gateway_addresses(listen: str, metrics: str | None, environ: dict | None = None,
+                      index: int = 0) -> tuple[str, str | None]:
+    """(listen, metrics) of the `index`th gateway of this relay node: the node's own
+    variables, else the relay's. The gateways of a node share its listening port; each
+    serves its own metrics, the `index`th on the port `index` above the first's."""
     environ = os.environ if environ is None else environ
-    return environ.get(GATEWAY_LISTEN_ENV) or listen, environ.get(GATEWAY_METRICS_ENV) or metrics
+    metrics = environ.get(GATEWAY_METRICS_ENV) or metrics
+    if metrics and index:
+        host, _, port = metrics.rpartition(":")
+        if int(port) + index > 65535:
+            raise ChatRelayError(Reason.MALFORMED, f"gateway {index + 1} of a node has no metrics port: "
+                                                   f"{metrics} + {index} is past 65535")
+        metrics = f"{host}:{int(port) + index}"
+    return environ.get(GATEWAY_LISTEN_ENV) or listen, metrics
 
 
 DEFAULTS = Settings()

@@ -1,5 +1,6 @@
-"""GatewayActor: runs the grpc.aio gateway inside a Ray actor, one per node, like Ray
-Serve's proxies. A plain class; `chatrelay.actors.factory` makes it an actor."""
+"""GatewayActor: runs the grpc.aio gateway inside a Ray actor, one or more per node (like
+Ray Serve's proxies), a node's gateways sharing its port. A plain class;
+`chatrelay.actors.factory` makes it an actor."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ STATS_TIMEOUT_S = 5.0
 
 
 class GatewayActor:
-    def __init__(self, config: ClusterConfig) -> None:
+    def __init__(self, config: ClusterConfig, index: int = 0) -> None:
         self.config = config
+        self.index = index  # which of its node's gateways; the first alone forwards (--forward)
         self.server = None
         self.servicer = None
         self.endpoint = None  # the Prometheus endpoint, with --metrics
@@ -31,7 +33,7 @@ class GatewayActor:
         self.forwarder = None  # with --forward (cluster/forwarder.py)
         self.forward_port = 0
         self.heap = None  # its HeapKeeper, once it serves
-        self.listen, self.metrics_listen = settings.gateway_addresses(config.listen, config.metrics)
+        self.listen, self.metrics_listen = settings.gateway_addresses(config.listen, config.metrics, index=index)
 
     async def address(self) -> str:
         """HOST:PORT this gateway serves on (after `start`)."""
@@ -84,8 +86,9 @@ class GatewayActor:
                 metrics=self.metrics,
                 admin=lambda servicer: AdminServicer(self.config.operator_key, self._view(servicer)),
                 post_in_flight=self.config.limits.post_in_flight, registrar=registrar, tls=tls, access_log=access,
+                share_port=self.config.gateways != 1,
             )
-            if self.config.forward and self.forwarder is None:
+            if self.config.forward and self.forwarder is None and self.index == 0:
                 from chatrelay.cluster.forwarder import Forwarder
 
                 data = pathlib.Path(self.config.data_dir)

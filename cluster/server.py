@@ -41,16 +41,18 @@ KEEPALIVE_TIMEOUT_MS = 20_000  # a peer that does not answer a ping within this 
 async def serve(
     registry: Registry, shards: list, listen: str, subscriber_lag: int = TAIL_WINDOW, find_shard=None,
     metrics=None, admin=None, post_in_flight: int = POST_IN_FLIGHT, *, registrar: Registrar,
-    tls: tuple[bytes, bytes] | None, access_log=None,
+    tls: tuple[bytes, bytes] | None, access_log=None, share_port: bool = False,
 ) -> tuple[grpc.aio.Server, int, RelayServicer]:
     """The gateway's gRPC server, over TLS with `tls` (key PEM, certificate PEM), else
     plaintext. `registrar` registers groups; `metrics` (a GatewayMetrics) times and
-    counts calls; `admin(servicer)` makes the AdminService, served beside the relay's."""
+    counts calls; `admin(servicer)` makes the AdminService, served beside the relay's.
+    `share_port`: the port is bound with SO_REUSEPORT, for the other gateways of this
+    node (the kernel spreads new connections over them); else a port taken is refused."""
     watched = metrics is not None or tracing.enabled()
     limits = registrar.limits
     server = grpc.aio.server(
         options=[
-            ("grpc.max_receive_message_length", MAX_REQUEST), ("grpc.so_reuseport", 0), *QUEUE_OPTIONS,
+            ("grpc.max_receive_message_length", MAX_REQUEST), ("grpc.so_reuseport", int(share_port)), *QUEUE_OPTIONS,
             # A stranger's connections: closed when silent, idle or unresponsive, and each
             # bounded in what it may have going at once.
             ("grpc.server_handshake_timeout_ms", int(limits.handshake_timeout_s * 1000)),

@@ -1,4 +1,4 @@
-"""`chatrelay up`: a relay on this machine: local Ray, shards, one gateway, embedded
+"""`chatrelay up`: a relay on this machine: local Ray, shards, its gateways (--gateways a node), embedded
 registry and message log (or etcd), and the relay's own link stored for resolving."""
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ class RunningRelay:
     port: int  # the first gateway's
     link: str
     shards: list
-    gateway: object  # the first relay node's gateway
-    gateways: dict = field(default_factory=dict)  # node id -> gateway, one per relay node
+    gateway: object  # the first relay node's first gateway
+    gateways: dict = field(default_factory=dict)  # (node id, index) -> gateway, --gateways per relay node
     joined: bool = False  # an existing Ray cluster (--ray-address): left running at stop
-    addresses: list = field(default_factory=list)  # HOST:PORT of each gateway, as it listens
+    addresses: list = field(default_factory=list)  # HOST:PORT of each gateway, as it listens (a node's share one)
     stopping: threading.Event = field(default_factory=threading.Event)
     pin: bytes = b""  # the fingerprint of the gateways' TLS key (none with --insecure)
     lost: str = ""  # why the relay stopped by itself: its Ray session is gone
@@ -230,7 +230,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
                        for p in (settings.etcd_ca, settings.etcd_cert, settings.etcd_key)),
         store=settings.store,
         forward=forward, forward_private=settings.forward_private, forward_source=settings.forward_source,
-        forward_per_minute=settings.forward_per_minute, access_log=settings.access_log,
+        forward_per_minute=settings.forward_per_minute, access_log=settings.access_log, gateways=settings.gateways,
     )
     asyncio.run(_prepare_store(config))
     joined = False
@@ -240,7 +240,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
             joined = True
         else:
             init_local_ray()
-    nodes = factory.relay_nodes()
+    nodes = factory.relay_node_cpus()
     if not nodes:
         raise ChatRelayError(Reason.UNAVAILABLE, (
             f"no Ray node offers the {factory.RELAY_RESOURCE!r} resource: start the relay workers with "
@@ -248,7 +248,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
         ))
     shards = [factory.start_shard(i, config, LocalStorage()) for i in range(config.shards)]
     ray.get([s.ready.remote() for s in shards])
-    gateways = {node: factory.start_gateway(GatewayActor, config, node) for node in nodes}
+    gateways = {place: factory.start_gateway(GatewayActor, config, *place) for place in _gateway_places(config, nodes)}
     ports = ray.get([g.start.remote() for g in gateways.values()])
     addresses = ray.get([g.address.remote() for g in gateways.values()])
     hosts = settings.advertise.split(",") if settings.advertise else sorted(set(addresses))[: links.MAX_HOSTS]
@@ -257,7 +257,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
     asyncio.run(_store_relay_link(config, key, bundle))
     identity.write_private(pathlib.Path(settings.data_dir) / identity.LINK_FILE, f"{bundle.link}\n".encode())
     relay = RunningRelay(
-        config=config, port=ports[0], link=str(bundle.link), shards=shards, gateway=gateways[nodes[0]],
+        config=config, port=ports[0], link=str(bundle.link), shards=shards, gateway=gateways[min(gateways)],
         gateways=gateways, joined=joined, addresses=addresses, pin=pin,
     )
     threading.Thread(target=_supervise, args=(relay,), name="gateway-supervisor", daemon=True).start()
@@ -272,8 +272,8 @@ GONE_POLL_S = 0.05
 
 def _supervise(relay: RunningRelay) -> None:
     """Every second until the relay stops (a tenth of one after a round that failed, a
-    gateway restarting): a relay node that joined gets its gateway; the gateway of a node
-    that is gone is let go; and every gateway is asked to serve (Ray restarts a gateway
+    gateway restarting): a relay node that joined gets its gateways; the gateways of a node
+    that is gone are let go; and every gateway is asked to serve (Ray restarts a gateway
     actor that died, but only `start` makes it serve again). A Ray session that is gone
     (a Ray Client one that did not reconnect) stops the relay, saying why in
     `relay.lost`: its actors went with the session, and a restart starts them again."""
@@ -289,15 +289,23 @@ def _supervise(relay: RunningRelay) -> None:
             relay.stopping.set()
             return
         try:
-            nodes = set(factory.relay_nodes())
-            for node in nodes - set(relay.gateways):
-                relay.gateways[node] = factory.start_gateway(GatewayActor, relay.config, node)
-            for node in set(relay.gateways) - nodes:
-                ray.kill(relay.gateways.pop(node), no_restart=True)
+            places = _gateway_places(relay.config, factory.relay_node_cpus())
+            for place in places - set(relay.gateways):
+                relay.gateways[place] = factory.start_gateway(GatewayActor, relay.config, *place)
+            for place in set(relay.gateways) - places:
+                ray.kill(relay.gateways.pop(place), no_restart=True)
             ray.get([g.start.remote() for g in relay.gateways.values()], timeout=30)
             wait = SUPERVISE_S
         except Exception:  # restarting, or Ray going down: try again soon
             wait = RESTARTING_S
+
+
+def _gateway_places(config: ClusterConfig, node_cpus: dict[str, int]) -> set[tuple[str, int]]:
+    """(node id, index) of every gateway the relay runs: --gateways on each node (0: one
+    per CPU of that node)."""
+    from chatrelay.actors import factory
+
+    return {(node, i) for node, cpus in node_cpus.items() for i in range(factory.gateways_of(config, cpus))}
 
 
 async def _prepare_store(config: ClusterConfig) -> None:

@@ -26,6 +26,7 @@ VARIANTS = {
     },
     "etcd over TLS": {"etcdTls": {"secret": "chatrelay-etcd-tls"}},
     "traces to a collector": {"traces": {"otlp": "otel-collector.monitoring:4317"}},
+    "three gateways a worker": {"relay": {"gateways": 3}},
     "one etcd, load balancer": {
         "etcd": {"replicas": 1}, "gateway": {"service": {"type": "LoadBalancer", "annotations": {"a": "b"}}},
         "metrics": {"podMonitor": {"enabled": False}},

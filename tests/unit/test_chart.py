@@ -33,6 +33,8 @@ def test_values_fit_the_schema(name):
 
 @pytest.mark.parametrize("overrides, message", [
     ({"relay": {"shards": 0}}, "0 is less than the minimum of 1"),
+    ({"relay": {"gateways": 0}}, "0 is less than the minimum of 1"),
+    ({"relay": {"gateways": 65}}, "65 is greater than the maximum of 64"),
     ({"relay": {"advertise": "relay.example.org"}}, "'relay.example.org' does not match"),
     ({"etcd": {"replicas": 2}}, "2 is not one of [1, 3, 5, 7]"),
     ({"etcd": {"antiAffinity": "always"}}, "'always' is not one of ['soft', 'hard']"),
@@ -214,6 +216,22 @@ def test_services_probes_and_monitor_point_at_named_ports():
     [dashboard] = [d for d in docs if d["kind"] == "ConfigMap"]
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(dashboard["data"]["chatrelay.json"])["uid"] == "chatrelay-overview"
+
+
+def test_each_gateway_of_a_worker_has_its_metrics_port_and_is_scraped():
+    from chatrelay import settings
+
+    docs = manifests(VARIANTS["three gateways a worker"])
+    [ray] = [d for d in docs if d["kind"] == "RayCluster"]
+    assert "--gateways=3" in ray["spec"]["headGroupSpec"]["template"]["spec"]["containers"][1]["args"]
+    [workers] = ray["spec"]["workerGroupSpecs"]
+    ports = {p["name"]: p["containerPort"] for p in workers["template"]["spec"]["containers"][0]["ports"]}
+    assert ports == {"grpc": 7223, "metrics": 9464, "metrics-1": 9465, "metrics-2": 9466}
+    # The ports each gateway serves its metrics on, as chatrelay up gives them.
+    assert [settings.gateway_addresses("0.0.0.0:7223", "0.0.0.0:9464", {}, i)[1] for i in range(3)] \
+        == [f"0.0.0.0:{ports[name]}" for name in ("metrics", "metrics-1", "metrics-2")]
+    [monitor] = [d for d in docs if d["kind"] == "PodMonitor"]
+    assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["metrics", "metrics-1", "metrics-2"]
 
 
 NO_SHARD_CALLS = {"posts": (0, 0), "calls": (0, 0), "checks": (0, 0)}  # as the router's lanes start

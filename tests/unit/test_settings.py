@@ -26,6 +26,9 @@ def test_environment_then_flags_override():
     [
         ({"shards": 0}, "--shards must be 1 to 256, got 0"),
         ({"shards": "many"}, "shards must be a whole number, got 'many'"),
+        ({"gateways": -1}, "--gateways must be 0 (one per CPU) to 64, got -1"),
+        ({"gateways": 65}, "--gateways must be 0 (one per CPU) to 64, got 65"),
+        ({"gateways": "all"}, "gateways must be a whole number, got 'all'"),
         ({"retention": -1}, "--retention must be 0 (keep all) or more, got -1"),
         ({"hot_posts_per_s": -1}, "--hot-posts must be 0 (never) or more, got -1"),
         ({"hot_posts_per_s": "fast"}, "--hot-posts must be posts per second, got 'fast'"),
@@ -98,3 +101,15 @@ def test_the_store_comes_from_the_environment_and_its_password_is_never_shown():
     assert s.store == "postgresql://relay:s3cret@db.internal:5432/chatrelay"
     assert "s3cret" not in str(s) and "store postgresql://relay:***@db.internal:5432/chatrelay" in str(s)
     assert settings.redact("postgresql://relay@db/x") == "postgresql://relay@db/x"
+
+
+def test_the_gateways_of_a_node_share_its_port_and_each_serves_metrics_of_its_own():
+    assert settings.load({}, environ={"CHATRELAY_GATEWAYS": "0"}).gateways == 0
+    assert settings.gateway_addresses("0.0.0.0:7223", "0.0.0.0:9464", environ={}) == ("0.0.0.0:7223", "0.0.0.0:9464")
+    assert settings.gateway_addresses("0.0.0.0:7223", "0.0.0.0:9464", environ={}, index=3) \
+        == ("0.0.0.0:7223", "0.0.0.0:9467")
+    node = {settings.GATEWAY_LISTEN_ENV: "[::1]:8000", settings.GATEWAY_METRICS_ENV: "[::1]:9000"}
+    assert settings.gateway_addresses("0.0.0.0:7223", None, environ=node, index=1) == ("[::1]:8000", "[::1]:9001")
+    assert settings.gateway_addresses("0.0.0.0:7223", None, environ={}, index=1) == ("0.0.0.0:7223", None)
+    err = refused(Reason.MALFORMED, settings.gateway_addresses, "0.0.0.0:7223", "0.0.0.0:65535", {}, 1)
+    assert err.message == "gateway 2 of a node has no metrics port: 0.0.0.0:65535 + 1 is past 65535"
