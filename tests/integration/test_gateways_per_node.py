@@ -97,3 +97,22 @@ async def test_a_post_through_one_gateway_reaches_the_streams_of_every_other(sha
             call.cancel()
         for channel in channels:
             await channel.close()
+
+
+async def test_a_gateway_killed_comes_back_on_the_shared_port_and_the_other_serves_meanwhile(shared, ray_session):
+    place = max(shared.gateways)  # the node's second gateway
+    before = (await asyncio.to_thread(gateway_stats, ray_session, shared))
+    killed_pid = before[sorted(shared.gateways).index(place)].process.pid
+    ray_session.kill(shared.gateways[place], no_restart=False)
+    owned = await client.create_group([shared.link], "Through the other", GroupKind.CHANNEL)  # meanwhile
+    assert owned.relays[0].address
+    for _ in range(DEADLINE_S * 10):  # Ray restarts it, and the relay's supervisor has it serve again
+        try:
+            stats = await asyncio.to_thread(ray_session.get, shared.gateways[place].stats.remote(), timeout=5)
+        except Exception:  # still restarting
+            stats = None
+        if stats is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert stats is not None and stats.process.pid != killed_pid
+    assert len({s.process.pid for s in await asyncio.to_thread(gateway_stats, ray_session, shared)}) == GATEWAYS
