@@ -248,7 +248,8 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
         ))
     shards = [factory.start_shard(i, config, LocalStorage()) for i in range(config.shards)]
     ray.get([s.ready.remote() for s in shards])
-    gateways = {place: factory.start_gateway(GatewayActor, config, *place) for place in _gateway_places(config, nodes)}
+    places = sorted(_gateway_places(config, nodes))  # the first node's first gateway first
+    gateways = {place: factory.start_gateway(GatewayActor, config, *place) for place in places}
     ports = ray.get([g.start.remote() for g in gateways.values()])
     addresses = ray.get([g.address.remote() for g in gateways.values()])
     hosts = settings.advertise.split(",") if settings.advertise else sorted(set(addresses))[: links.MAX_HOSTS]
@@ -257,7 +258,7 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
     asyncio.run(_store_relay_link(config, key, bundle))
     identity.write_private(pathlib.Path(settings.data_dir) / identity.LINK_FILE, f"{bundle.link}\n".encode())
     relay = RunningRelay(
-        config=config, port=ports[0], link=str(bundle.link), shards=shards, gateway=gateways[min(gateways)],
+        config=config, port=ports[0], link=str(bundle.link), shards=shards, gateway=gateways[places[0]],
         gateways=gateways, joined=joined, addresses=addresses, pin=pin,
     )
     threading.Thread(target=_supervise, args=(relay,), name="gateway-supervisor", daemon=True).start()
