@@ -99,10 +99,11 @@ async def jetstream_ingest(sync: str, groups: int, posters: int, per_poster: int
 
 
 async def core_fanout(subscribers: int, posts: int, payload: bytes,
-                      connections: int = 10) -> tuple[float, int, float]:
+                      connections: int = 10, in_flight: int = 1) -> tuple[float, int, float]:
     """(seconds from the first publish to the last delivery, deliveries, seconds from the
     last publish's round trip to the last delivery): `subscribers` subscriptions of one
-    subject over `connections` connections."""
+    subject over `connections` connections; `in_flight` messages published, then a round
+    trip, and so on."""
     import nats
 
     server = NatsServer()
@@ -123,9 +124,10 @@ async def core_fanout(subscribers: int, posts: int, payload: bytes,
         for nc in subs:
             await nc.flush()
         start = time.perf_counter()
-        for _ in range(posts):
-            await pub.publish("channel", payload)
-            await pub.flush()  # a round trip, as chatrelay's poster awaits each ack
+        for first in range(0, posts, in_flight):
+            for _ in range(min(in_flight, posts - first)):
+                await pub.publish("channel", payload)
+            await pub.flush()  # a round trip, as chatrelay's poster awaits its acks
         flushed = time.perf_counter()
         await asyncio.wait_for(done.wait(), 600)
         end = time.perf_counter()
