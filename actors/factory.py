@@ -111,22 +111,17 @@ def gateway_name(config: ClusterConfig, node_id: str, index: int = 0) -> str:
     return f"chatrelay-{relay_tag(config)}-gateway-{node_id[:16]}" + (f"-{index}" if index else "")
 
 
-def start_gateway(actor_class: type, config: ClusterConfig, node_id: str, index: int = 0):
+def start_gateway(actor_class: type, config: ClusterConfig, node_id: str, index: int = 0, share_port: bool = False):
     """The `index`th gateway of one relay node (an `actor_class`), pinned to it (like Ray
-    Serve's proxies; a node's gateways share its port). Shards are found by name, so a
-    restarted gateway needs nothing from the object store."""
+    Serve's proxies; `share_port`: the node runs more than one, sharing its port). Shards
+    are found by name, so a restarted gateway needs nothing from the object store."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     cls = ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=10_000)(actor_class)
     return cls.options(
         name=gateway_name(config, node_id, index), namespace=NAMESPACE, get_if_exists=True, resources=_SLIVER,
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-    ).remote(config, index)
-
-
-def relay_nodes() -> list[str]:
-    """Ids of the live Ray nodes that take relay actors, sorted."""
-    return sorted(relay_node_cpus())
+    ).remote(config, index, share_port)
 
 
 def relay_node_cpus() -> dict[str, int]:
@@ -138,7 +133,8 @@ def relay_node_cpus() -> dict[str, int]:
 
 
 def gateways_of(config: ClusterConfig, cpus: int) -> int:
-    """How many gateways a relay node of `cpus` CPUs runs: --gateways, or one per CPU."""
+    """How many gateways a relay node of `cpus` CPUs runs: --gateways, or one per CPU (at
+    most MAX_GATEWAYS)."""
     from chatrelay.settings import MAX_GATEWAYS
 
     return config.gateways or max(1, min(cpus, MAX_GATEWAYS))
@@ -161,14 +157,22 @@ def own_shard_handles(config: ClusterConfig) -> dict:
 
 
 def gateway_handles(config: ClusterConfig, exclude_current: bool = True) -> list:
-    """The relay's gateways (every one of every node), without the calling actor itself."""
+    """The relay's gateways (every one of every node, by node and index), without the
+    calling actor itself unless `exclude_current` is false."""
     current = ray.get_runtime_context().get_actor_id() if exclude_current else None
     handles = []
-    for name in _actor_names(f"chatrelay-{relay_tag(config)}-gateway-"):
+    prefix = f"chatrelay-{relay_tag(config)}-gateway-"
+    for name in sorted(_actor_names(prefix), key=lambda n: _gateway_place(n[len(prefix):])):
         handle = ray.get_actor(name, namespace=NAMESPACE)
         if handle._actor_id.hex() != current:
             handles.append(handle)
     return handles
+
+
+def _gateway_place(rest: str) -> tuple[str, int]:
+    """(node id's first 16, index) from what follows the prefix of a gateway's name."""
+    node, _, index = rest.partition("-")
+    return node, int(index or 0)
 
 
 def _actor_names(prefix: str) -> list[str]:

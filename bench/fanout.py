@@ -67,14 +67,16 @@ ACK_SAMPLES = 50  # posts timed alone, one after another, for the ceiling
 
 
 async def measure(target: str, credentials: list, post_fn, posts: int,
-                  in_flight: int = 1) -> tuple[float, int, float]:
+                  in_flight: int = 1, when_open=None) -> tuple[float, int, float]:
     """Open one stream per credential, post `posts` times (`in_flight` at once, then their
-    acks awaited, and so on), wait until every stream has every post. Returns (seconds from first post to last delivery, deliveries counted,
-    seconds from the last post's ack to its last delivery).
+    acks awaited, and so on), wait until every stream has every post. Returns (seconds
+    from first post to last delivery, deliveries counted, seconds from the last post's ack
+    to its last delivery).
 
     Streams open at their own pace (10,000 take a while), and the baseline keeps no
     history, so warm-up posts go first, one every WARMUP_EVERY_S, until every stream
-    has had one; only posts after the warm-up are counted.
+    has had one; only posts after the warm-up are counted. `when_open()` is awaited
+    then, every stream open.
     """
     channels = [await connection.open_channel(target) for _ in range(max(1, len(credentials) // 100))]
     n = len(credentials)
@@ -131,6 +133,8 @@ async def measure(target: str, credentials: list, post_fn, posts: int,
         except asyncio.TimeoutError:
             print(f"    {n - waiting_warm[0]}/{n} streams open; failed streams: {dict(failures)}", file=sys.stderr)
     await asyncio.sleep(0.5)  # the last warm-up posts reach everyone
+    if when_open is not None:
+        await when_open()
     first_counted[0] = warm_seq + 1
     start = time.perf_counter()
     for first in range(0, posts, in_flight):
@@ -178,7 +182,13 @@ async def bench_relay(n: int, posts: int, payload: bytes, tls: bool = False,
 
             async def post(i):
                 return (await c.post(address, members.sign_post(owner, group_id, payload))).seq
-            return (*await measure(relay.target, credentials, post, posts, in_flight), ack_alone)
+            async def spread():  # how the kernel spread the connections, and their streams, over the gateways
+                import ray
+
+                if len(relay.gateways) > 1:
+                    stats = await asyncio.to_thread(ray.get, [g.stats.remote() for g in relay.gateways.values()])
+                    print(f"  streams on each gateway: {', '.join(str(s.subscribers) for s in stats)}")
+            return (*await measure(relay.target, credentials, post, posts, in_flight, spread), ack_alone)
     finally:
         await asyncio.to_thread(up.stop, relay)
 
@@ -223,7 +233,8 @@ def main() -> int:
     print(f"fan-out: {args.subscribers} subscribers, {args.posts} posts of {args.payload} bytes"
           + (f", {args.in_flight} in flight at a time" if args.in_flight > 1 else ""))
     post_bytes = members.sign_post(SigningKey.generate(), bytes(32), payload).SerializeToString()
-    n_time, n_count, n_last = asyncio.run(core_fanout(args.subscribers, args.posts, post_bytes, in_flight=args.in_flight))
+    n_time, n_count, n_last = asyncio.run(
+        core_fanout(args.subscribers, args.posts, post_bytes, in_flight=args.in_flight))
     n_rate = n_count / n_time
     print(f"  nats-server core (Go), nats-py subscribers: {n_count} deliveries in {n_time:.2f} s = {n_rate:,.0f} deliveries/s"
           f"{last_post(n_last)}")

@@ -156,7 +156,9 @@ class Settings:
             if path is not None and not pathlib.Path(path).is_file():
                 raise ChatRelayError(Reason.MALFORMED, f"{name}: no file {path}")
         _bounded(self.shards, 1, 256, "--shards must be 1 to 256, got {}")
-        _bounded(self.gateways, 0, MAX_GATEWAYS, "--gateways must be 0 (one per CPU) to %d, got {}" % MAX_GATEWAYS)
+        _bounded(self.gateways, 0, MAX_GATEWAYS, f"--gateways must be 0 (one per CPU) to {MAX_GATEWAYS}, got {{}}")
+        if self.metrics is not None and self.gateways > 1:
+            gateway_addresses(self.listen, self.metrics, {}, self.gateways - 1)  # each one's metrics port
         if self.post_limit < 1 or self.post_window_s <= 0:
             raise ChatRelayError(Reason.MALFORMED, "--post-limit must be at least 1 and --post-window positive")
         _bounded(self.mailbox_size, 1, 1_000_000, "--mailbox-size must be 1 to 1000000 requests, got {}")
@@ -307,9 +309,11 @@ def gateway_addresses(listen: str, metrics: str | None, environ: dict | None = N
     variables, else the relay's. The gateways of a node share its listening port; each
     serves its own metrics, the `index`th on the port `index` above the first's."""
     environ = os.environ if environ is None else environ
-    metrics = environ.get(GATEWAY_METRICS_ENV) or metrics
+    node_metrics = environ.get(GATEWAY_METRICS_ENV)
+    metrics = node_metrics or metrics
     if metrics and index:
-        host, _, port = metrics.rpartition(":")
+        host = _host_of(metrics, GATEWAY_METRICS_ENV if node_metrics else "--metrics")
+        port = metrics.rpartition(":")[2]
         if int(port) + index > 65535:
             raise ChatRelayError(Reason.MALFORMED, f"gateway {index + 1} of a node has no metrics port: "
                                                    f"{metrics} + {index} is past 65535")

@@ -2,7 +2,8 @@
 the peer's address as the gateway saw it, and its status, in access.log in the data dir.
 Off by default: a relay that keeps no addresses has none to give away. It is what shows
 an operator, and a test, whose address a call came from (a forwarded one: the
-forwarding relay's, cluster/forwarder.py)."""
+forwarding relay's, cluster/forwarder.py). Each gateway of a node writes a file of its
+own (`access.log`, then `access-1.log`, …): several processes cannot rotate one file."""
 
 from __future__ import annotations
 
@@ -16,10 +17,16 @@ FILE = "access.log"
 KEEP_BYTES = 64 * 1024 * 1024  # then one older file is kept
 
 
-def open_log(data_dir: str) -> logging.Logger:
+def file_name(index: int = 0) -> str:
+    """The access log of a node's `index`th gateway."""
+    return FILE if index == 0 else FILE.replace(".log", f"-{index}.log")
+
+
+def open_log(data_dir: str, index: int = 0) -> logging.Logger:
     logger = logging.getLogger("chatrelay.access")
     if not logger.handlers:
-        handler = logging.handlers.RotatingFileHandler(pathlib.Path(data_dir) / FILE, maxBytes=KEEP_BYTES, backupCount=1)
+        handler = logging.handlers.RotatingFileHandler(
+            pathlib.Path(data_dir) / file_name(index), maxBytes=KEEP_BYTES, backupCount=1)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

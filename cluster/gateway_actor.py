@@ -20,9 +20,10 @@ STATS_TIMEOUT_S = 5.0
 
 
 class GatewayActor:
-    def __init__(self, config: ClusterConfig, index: int = 0) -> None:
+    def __init__(self, config: ClusterConfig, index: int = 0, share_port: bool = False) -> None:
         self.config = config
         self.index = index  # which of its node's gateways; the first alone forwards (--forward)
+        self.share_port = share_port  # its node runs more than one gateway: they share the port
         self.server = None
         self.servicer = None
         self.endpoint = None  # the Prometheus endpoint, with --metrics
@@ -79,14 +80,14 @@ class GatewayActor:
             if self.config.access_log:
                 from chatrelay.cluster.access_log import open_log
 
-                access = open_log(self.config.data_dir)
+                access = open_log(self.config.data_dir, self.index)
             self.server, self.port, self.servicer = await serve(
                 registry, shards, self.listen, self.config.limits.subscriber_lag,
                 lambda i: ray.get_actor(shard_name(self.config, i), namespace=NAMESPACE),
                 metrics=self.metrics,
                 admin=lambda servicer: AdminServicer(self.config.operator_key, self._view(servicer)),
                 post_in_flight=self.config.limits.post_in_flight, registrar=registrar, tls=tls, access_log=access,
-                share_port=self.config.gateways != 1,
+                share_port=self.share_port,
             )
             if self.config.forward and self.forwarder is None and self.index == 0:
                 from chatrelay.cluster.forwarder import Forwarder
@@ -125,11 +126,19 @@ class GatewayActor:
     async def _gateway_stats(self, groups: bool = True) -> list:
         from chatrelay.actors import factory
 
-        others = await asyncio.to_thread(factory.gateway_handles, self.config)
-        results = await asyncio.gather(
-            *(asyncio.wait_for(g.stats.remote(groups), STATS_TIMEOUT_S) for g in others), return_exceptions=True,
-        )
-        return [await self.stats(groups), *results]
+        import ray
+
+        here = ray.get_runtime_context().get_actor_id()
+        handles = await asyncio.to_thread(factory.gateway_handles, self.config, False)  # in a steady order
+
+        async def stats_of(g):
+            return await (self.stats(groups) if g._actor_id.hex() == here else g.stats.remote(groups))
+        results = list(await asyncio.gather(
+            *(asyncio.wait_for(stats_of(g), STATS_TIMEOUT_S) for g in handles), return_exceptions=True,
+        ))
+        if all(g._actor_id.hex() != here for g in handles):  # its name not listed yet: this one first
+            results.insert(0, await self.stats(groups))
+        return results
 
     def _view(self, servicer):
         import ray

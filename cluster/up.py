@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import pathlib
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,13 +15,14 @@ from nacl.signing import SigningKey
 from chatrelay import links, tls
 from chatrelay.actors.policy import RelayLimits
 from chatrelay.errors import ChatRelayError, Reason
-from chatrelay.settings import OTLP_SCHEME, RAY_CLIENT_SCHEME, Settings, redact
+from chatrelay.settings import OTLP_SCHEME, RAY_CLIENT_SCHEME, Settings, gateway_addresses, redact
 from chatrelay.actors import records
 from chatrelay.actors.records import LinkRecord
 from chatrelay.cluster import identity
 from chatrelay.actors.config import ClusterConfig
 from chatrelay.cluster.gateway_actor import GatewayActor
 from chatrelay.cluster.link_store import LinkStore
+from chatrelay.cluster.ports import pick_port, refuse_taken
 from chatrelay.cluster.storage import LocalStorage, open_registry, prepare_store
 
 
@@ -139,39 +139,6 @@ def _require_local_raylet(address: str) -> None:
         time.sleep(0.5)
 
 
-PORT_SPAN = 8000  # how far below the kernel's ephemeral ports a picked port may be
-_picked: set[int] = set()  # handed out by this process already: not handed out again
-
-
-def pick_port(host: str) -> int:
-    """A port free on `host` for a gateway to listen on from now on. Not one the kernel
-    picks (`bind(0)`): those come from its ephemeral range, which every outgoing
-    connection draws from too, so one may take the port before the gateway binds it.
-    A free one just below that range instead, which no outgoing connection takes."""
-    import random
-
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768  # Linux's default
-    family = socket.AF_INET6 if host.startswith("[") else socket.AF_INET
-    candidates = random.SystemRandom().sample(range(max(1024, low - PORT_SPAN), low), 64) if low > 1024 + 64 else []
-    for port in candidates:
-        if port in _picked:
-            continue
-        with socket.socket(family) as s:
-            try:
-                s.bind((host.strip("[]"), port))
-            except OSError:  # taken: the next
-                continue
-            _picked.add(port)
-            return port
-    with socket.socket(family) as s:  # no room below the range: the kernel's pick
-        s.bind((host.strip("[]"), 0))
-        return s.getsockname()[1]
-
-
 def policy_of(settings: Settings):
     from chatrelay.actors.policy import RelayPolicy
 
@@ -246,10 +213,14 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
             f"no Ray node offers the {factory.RELAY_RESOURCE!r} resource: start the relay workers with "
             f"--resources='{{\"{factory.RELAY_RESOURCE}\": {factory.RELAY_RESOURCE_UNITS}}}'"
         ))
+    places = sorted(_gateway_places(config, nodes))  # the first node's first gateway first
+    for node, index in places:  # each one's metrics port (with --gateways 0, known only now)
+        gateway_addresses(config.listen, config.metrics, {}, index)
+    if not settings.ray_address and _shared(places):  # bound with SO_REUSEPORT: refused taken, as one gateway's is
+        refuse_taken(listen)
     shards = [factory.start_shard(i, config, LocalStorage()) for i in range(config.shards)]
     ray.get([s.ready.remote() for s in shards])
-    places = sorted(_gateway_places(config, nodes))  # the first node's first gateway first
-    gateways = {place: factory.start_gateway(GatewayActor, config, *place) for place in places}
+    gateways = {place: _start_gateway(config, place, places) for place in places}
     ports = ray.get([g.start.remote() for g in gateways.values()])
     addresses = ray.get([g.address.remote() for g in gateways.values()])
     hosts = settings.advertise.split(",") if settings.advertise else sorted(set(addresses))[: links.MAX_HOSTS]
@@ -292,7 +263,7 @@ def _supervise(relay: RunningRelay) -> None:
         try:
             places = _gateway_places(relay.config, factory.relay_node_cpus())
             for place in places - set(relay.gateways):
-                relay.gateways[place] = factory.start_gateway(GatewayActor, relay.config, *place)
+                relay.gateways[place] = _start_gateway(relay.config, place, places)
             for place in set(relay.gateways) - places:
                 ray.kill(relay.gateways.pop(place), no_restart=True)
             ray.get([g.start.remote() for g in relay.gateways.values()], timeout=30)
@@ -307,6 +278,17 @@ def _gateway_places(config: ClusterConfig, node_cpus: dict[str, int]) -> set[tup
     from chatrelay.actors import factory
 
     return {(node, i) for node, cpus in node_cpus.items() for i in range(factory.gateways_of(config, cpus))}
+
+
+def _shared(places) -> set[str]:
+    """The nodes that run more than one gateway: theirs share the node's port."""
+    return {node for node, index in places if index > 0}
+
+
+def _start_gateway(config: ClusterConfig, place: tuple[str, int], places):
+    from chatrelay.actors import factory
+
+    return factory.start_gateway(GatewayActor, config, *place, share_port=place[0] in _shared(places))
 
 
 async def _prepare_store(config: ClusterConfig) -> None:

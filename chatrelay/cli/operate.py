@@ -181,7 +181,7 @@ def status(data_dir, relay_link, key_path, as_json, window) -> None:
             echo(f"gateway {i}: NOT ANSWERING ({g['error']})")
             continue
         echo(f"gateway {i}: {g['subscribers']} subscribers, {g['deliveries_per_second']:.1f} deliveries/s, "
-                   f"{g['cut_off']} cut off, node {g['node_id'][:8]}")
+                   f"{g['cut_off']} cut off, node {g['node_id'][:8]}, pid {g['pid']}")
     for taken in out.get("taken_down", []):
         echo(f"taken down: {taken['group_address']} ({taken['reason']})")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pathlib
+import socket
 import urllib.request
 
 import pytest
@@ -15,7 +16,8 @@ from nacl.signing import SigningKey
 from prometheus_client.parser import text_string_to_metric_families
 
 from chatrelay import admin_client, client, connection, members
-from chatrelay.cluster import identity
+from chatrelay.cluster import access_log, identity
+from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.group import GroupKind
 from chatrelay.state import unb64
 from chatrelay.v1 import relay_pb2, relay_pb2_grpc
@@ -31,7 +33,8 @@ DEADLINE_S = 60
 def shared(ray_session, tmp_path_factory):
     from chatrelay.cluster import up
 
-    running = start_relay(tmp_path_factory.mktemp("gateways"), gateways=GATEWAYS, metrics=f"127.0.0.1:{free_port()}")
+    running = start_relay(tmp_path_factory.mktemp("gateways"), gateways=GATEWAYS, metrics=f"127.0.0.1:{free_port()}",
+                          forward="127.0.0.1:0", forward_private=True, access_log=True)
     yield running
     up.stop(running, ray_shutdown=False)
 
@@ -52,9 +55,11 @@ def subscribers_scraped(port: int) -> float:
 def test_a_node_runs_its_gateways_on_one_port(shared, ray_session):
     assert sorted(i for _, i in shared.gateways) == list(range(GATEWAYS))
     assert len({node for node, _ in shared.gateways}) == 1
-    assert len(set(shared.addresses)) == 1  # one HOST:PORT, in the link once
     pids = {s.process.pid for s in gateway_stats(ray_session, shared)}
     assert len(pids) == GATEWAYS and os.getpid() not in pids
+    # The first alone forwards (a second forwarder would share its port unseen).
+    forwarding = ray_session.get([shared.gateways[place].forward_address.remote() for place in sorted(shared.gateways)])
+    assert forwarding[0] is not None and forwarding[1:] == [None] * (GATEWAYS - 1)
 
 
 async def test_a_post_through_one_gateway_reaches_the_streams_of_every_other(shared, ray_session):
@@ -64,7 +69,7 @@ async def test_a_post_through_one_gateway_reaches_the_streams_of_every_other(sha
     channels, calls = [], []
     try:
         for _ in range(CONNECTIONS):  # a connection of its own for each stream: the kernel picks its gateway
-            channel = await connection.open_channel(shared.target, options=[])
+            channel = await connection.open_channel(shared.target)
             channels.append(channel)
             calls.append(relay_pb2_grpc.RelayServiceStub(channel).Subscribe(
                 relay_pb2.SubscribeRequest(credential=credential)))
@@ -116,3 +121,27 @@ async def test_a_gateway_killed_comes_back_on_the_shared_port_and_the_other_serv
         await asyncio.sleep(0.1)
     assert stats is not None and stats.process.pid != killed_pid
     assert len({s.process.pid for s in await asyncio.to_thread(gateway_stats, ray_session, shared)}) == GATEWAYS
+
+
+async def test_each_gateway_writes_an_access_log_of_its_own(shared):
+    # Both held streams in the test before (cancelled at its end): each logged its own.
+    folder = pathlib.Path(shared.config.data_dir)
+    for _ in range(DEADLINE_S * 10):
+        logs = [(folder / access_log.file_name(i)).read_text() for i in range(GATEWAYS)]
+        if all("Subscribe" in text for text in logs):
+            break
+        await asyncio.sleep(0.1)
+    assert [access_log.file_name(i) for i in range(GATEWAYS)] == ["access.log", "access-1.log"]
+    assert all("Subscribe" in text for text in logs), logs
+
+
+async def test_gateways_that_would_share_a_port_taken_are_refused(ray_session, tmp_path):
+    with socket.socket() as other:  # another relay's gateways, bound to share their port too
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        listen = f"127.0.0.1:{other.getsockname()[1]}"
+        with pytest.raises(ChatRelayError) as caught:
+            await asyncio.to_thread(start_relay, tmp_path, gateways=GATEWAYS, listen=listen)
+    assert caught.value.reason == Reason.UNAVAILABLE
+    assert caught.value.message == f"cannot listen on {listen}: the port is taken"

@@ -31,7 +31,7 @@ def test_a_gateway_port_is_picked_below_the_kernels_ephemeral_ports():
     (a TLS test once failed that way, the port taken in between)."""
     import socket
 
-    from chatrelay.cluster.up import PORT_SPAN, pick_port
+    from chatrelay.cluster.ports import PORT_SPAN, pick_port
 
     with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
         low = int(f.read().split()[0])

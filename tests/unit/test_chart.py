@@ -232,6 +232,11 @@ def test_each_gateway_of_a_worker_has_its_metrics_port_and_is_scraped():
         == [f"0.0.0.0:{ports[name]}" for name in ("metrics", "metrics-1", "metrics-2")]
     [monitor] = [d for d in docs if d["kind"] == "PodMonitor"]
     assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["metrics", "metrics-1", "metrics-2"]
+    with pytest.raises(helm_chart.Fail) as caught:
+        manifests({"relay": {"gateways": 3}, "metrics": {"port": 65534}})
+    assert str(caught.value) == ("metrics.port + relay.gateways - 1 is past 65535: each gateway of a worker serves "
+                                 "metrics on a port of its own")
+    assert manifests({"relay": {"gateways": 2}, "metrics": {"port": 65534}})  # 65534 and 65535
 
 
 NO_SHARD_CALLS = {"posts": (0, 0), "calls": (0, 0), "checks": (0, 0)}  # as the router's lanes start

@@ -29,6 +29,8 @@ def test_environment_then_flags_override():
         ({"gateways": -1}, "--gateways must be 0 (one per CPU) to 64, got -1"),
         ({"gateways": 65}, "--gateways must be 0 (one per CPU) to 64, got 65"),
         ({"gateways": "all"}, "gateways must be a whole number, got 'all'"),
+        ({"gateways": 3, "metrics": "127.0.0.1:65534"},
+         "gateway 3 of a node has no metrics port: 127.0.0.1:65534 + 2 is past 65535"),
         ({"retention": -1}, "--retention must be 0 (keep all) or more, got -1"),
         ({"hot_posts_per_s": -1}, "--hot-posts must be 0 (never) or more, got -1"),
         ({"hot_posts_per_s": "fast"}, "--hot-posts must be posts per second, got 'fast'"),
@@ -113,3 +115,7 @@ def test_the_gateways_of_a_node_share_its_port_and_each_serves_metrics_of_its_ow
     assert settings.gateway_addresses("0.0.0.0:7223", None, environ={}, index=1) == ("0.0.0.0:7223", None)
     err = refused(Reason.MALFORMED, settings.gateway_addresses, "0.0.0.0:7223", "0.0.0.0:65535", {}, 1)
     assert err.message == "gateway 2 of a node has no metrics port: 0.0.0.0:65535 + 1 is past 65535"
+    bad_node = {settings.GATEWAY_METRICS_ENV: "9464"}
+    err = refused(Reason.MALFORMED, settings.gateway_addresses, "0.0.0.0:7223", None, bad_node, 1)
+    assert err.message == "CHATRELAY_GATEWAY_METRICS must be HOST:PORT, got '9464'"
+    assert settings.load({"gateways": 2, "metrics": "127.0.0.1:65534"}, environ={}).gateways == 2  # 65534, 65535
