@@ -14,6 +14,7 @@ import ray
 
 from chatrelay.actors.config import ClusterConfig, Storage
 from chatrelay.actors.shard import RelayShard
+from chatrelay.settings import MAX_GATEWAYS
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +136,6 @@ def relay_node_cpus() -> dict[str, int]:
 def gateways_of(config: ClusterConfig, cpus: int) -> int:
     """How many gateways a relay node of `cpus` CPUs runs: --gateways, or one per CPU (at
     most MAX_GATEWAYS)."""
-    from chatrelay.settings import MAX_GATEWAYS
-
     return config.gateways or max(1, min(cpus, MAX_GATEWAYS))
 
 

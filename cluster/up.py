@@ -214,13 +214,14 @@ def start(settings: Settings, *, ray_init: bool = True) -> RunningRelay:
             f"--resources='{{\"{factory.RELAY_RESOURCE}\": {factory.RELAY_RESOURCE_UNITS}}}'"
         ))
     places = sorted(_gateway_places(config, nodes))  # the first node's first gateway first
-    for node, index in places:  # each one's metrics port (with --gateways 0, known only now)
-        gateway_addresses(config.listen, config.metrics, {}, index)
-    if not settings.ray_address and _shared(places):  # bound with SO_REUSEPORT: refused taken, as one gateway's is
+    # The last gateway's metrics port (with --gateways 0, known only now): the others' are below it.
+    gateway_addresses(config.listen, config.metrics, {}, max(index for _, index in places))
+    shared = _shared(places)
+    if not settings.ray_address and shared:  # bound with SO_REUSEPORT: refused taken, as one gateway's is
         refuse_taken(listen)
     shards = [factory.start_shard(i, config, LocalStorage()) for i in range(config.shards)]
     ray.get([s.ready.remote() for s in shards])
-    gateways = {place: _start_gateway(config, place, places) for place in places}
+    gateways = {place: _start_gateway(config, place, shared) for place in places}
     ports = ray.get([g.start.remote() for g in gateways.values()])
     addresses = ray.get([g.address.remote() for g in gateways.values()])
     hosts = settings.advertise.split(",") if settings.advertise else sorted(set(addresses))[: links.MAX_HOSTS]
@@ -263,7 +264,7 @@ def _supervise(relay: RunningRelay) -> None:
         try:
             places = _gateway_places(relay.config, factory.relay_node_cpus())
             for place in places - set(relay.gateways):
-                relay.gateways[place] = _start_gateway(relay.config, place, places)
+                relay.gateways[place] = _start_gateway(relay.config, place, _shared(places))
             for place in set(relay.gateways) - places:
                 ray.kill(relay.gateways.pop(place), no_restart=True)
             ray.get([g.start.remote() for g in relay.gateways.values()], timeout=30)
@@ -285,10 +286,10 @@ def _shared(places) -> set[str]:
     return {node for node, index in places if index > 0}
 
 
-def _start_gateway(config: ClusterConfig, place: tuple[str, int], places):
+def _start_gateway(config: ClusterConfig, place: tuple[str, int], shared: set[str]):
     from chatrelay.actors import factory
 
-    return factory.start_gateway(GatewayActor, config, *place, share_port=place[0] in _shared(places))
+    return factory.start_gateway(GatewayActor, config, *place, share_port=place[0] in shared)
 
 
 async def _prepare_store(config: ClusterConfig) -> None:
