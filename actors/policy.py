@@ -65,6 +65,7 @@ class RelayLimits:
     post_limit: int = DEFAULTS.post_limit
     post_window_s: float = DEFAULTS.post_window_s
     subscriber_lag: int = DEFAULTS.subscriber_lag
+    fanout_linger_s: float = DEFAULTS.fanout_linger_s
     post_in_flight: int = DEFAULTS.post_in_flight
     hot_posts_per_s: float = DEFAULTS.hot_posts_per_s
     hot_check_s: float = DEFAULTS.hot_check_s

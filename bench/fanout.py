@@ -31,8 +31,18 @@ kernel spreads the subscribers' connections, one for each 100 streams, over them
 
 With --in-flight K the poster sends K posts, then awaits their K acks, and so on, and
 the peer's publisher K messages, then a round trip (the default, 1, is the pacing above).
+With --interval MS each post (or round of K) starts no sooner than MS after the one
+before, on every side: a steady rate below what the relay can take, where what counts is
+how long a post takes to reach the subscribers.
+
+Each side prints, beside its rate, how long after its ack the last post reached every
+subscriber, and each post's delivery (from its sending to its arrival at every 10th
+stream: median and 99th percentile). The relay's tails wait up to --fanout-linger
+between reads of a busy group (cluster/tail.py), which sets its latency under load;
+`--fanout-linger 0` runs the relay without that wait.
 
     python bench/fanout.py [--subscribers 1000] [--posts 500] [--tls] [--gateways 1] [--in-flight 1]
+                           [--interval MS] [--fanout-linger SECONDS]
 """
 
 from __future__ import annotations
@@ -61,17 +71,21 @@ WARMUP_EVERY_S = 2.0
 OPEN_BATCH = 200
 STREAM_ATTEMPTS = 20
 ACK_SAMPLES = 50  # posts timed alone, one after another, for the ceiling
+SAMPLE_EVERY = 10  # every 10th stream notes when each post reaches it, for the delivery latency
 
 
 # ---- the measurement, the same for both --------------------------------------------------
 
 
 async def measure(target: str, credentials: list, post_fn, posts: int,
-                  in_flight: int = 1, when_open=None) -> tuple[float, int, float]:
+                  in_flight: int = 1, when_open=None,
+                  interval: float = 0.0) -> tuple[float, int, float, int, list[float]]:
     """Open one stream per credential, post `posts` times (`in_flight` at once, then their
-    acks awaited, and so on), wait until every stream has every post. Returns (seconds
+    acks awaited, and so on; with `interval`, each round of them no sooner than `interval`
+    seconds after the one before began), wait until every stream has every post. Returns (seconds
     from first post to last delivery, deliveries counted, seconds from the last post's ack
-    to its last delivery).
+    to its last delivery, stream messages that carried them, seconds from each post's
+    sending to its arrival at every SAMPLE_EVERY-th stream).
 
     Streams open at their own pace (10,000 take a while), and the baseline keeps no
     history, so warm-up posts go first, one every WARMUP_EVERY_S, until every stream
@@ -82,6 +96,9 @@ async def measure(target: str, credentials: list, post_fn, posts: int,
     n = len(credentials)
     last_seen = [0] * n
     counted = [0] * n
+    messages = [0]  # stream messages that carried counted posts
+    sent: dict[int, float] = {}  # seq: when the measured post was sent
+    arrived: list[tuple[int, int, float]] = []  # (first seq, last seq, when) of each message at the sampled streams
     first_counted = [0]  # seq of the first measured post, once the warm-up is over
     final_seq = [0]  # seq of the last measured post, once it is acked
     warm = asyncio.Event()
@@ -106,9 +123,12 @@ async def measure(target: str, credentials: list, post_fn, posts: int,
                         waiting_warm[0] -= 1
                         if waiting_warm[0] == 0:
                             warm.set()
-                    if first_counted[0]:  # seqs rise through a batch: most are counted whole, at no cost a post
+                    if first_counted[0] and batch.deliveries[-1].seq >= first_counted[0]:
+                        messages[0] += 1  # seqs rise through a batch: most are counted whole, at no cost a post
                         counted[i] += len(batch.deliveries) if batch.deliveries[0].seq >= first_counted[0] else sum(
                             1 for d in batch.deliveries if d.seq >= first_counted[0])
+                        if i % SAMPLE_EVERY == 0:  # a step a message, not a post: seqs rise through it
+                            arrived.append((batch.deliveries[0].seq, batch.deliveries[-1].seq, time.perf_counter()))
                     last_seen[i] = batch.deliveries[-1].seq
                     if final_seq[0] and last_seen[i] >= final_seq[0]:
                         check_done()
@@ -136,9 +156,17 @@ async def measure(target: str, credentials: list, post_fn, posts: int,
     if when_open is not None:
         await when_open()
     first_counted[0] = warm_seq + 1
+
+    async def timed(i: int) -> int:
+        at = time.perf_counter()
+        seq = await post_fn(i)
+        sent[seq] = at
+        return seq
     start = time.perf_counter()
-    for first in range(0, posts, in_flight):
-        seq = max(await asyncio.gather(*(post_fn(i) for i in range(first, min(posts, first + in_flight)))))
+    for k, first in enumerate(range(0, posts, in_flight)):
+        if interval:
+            await asyncio.sleep(max(0.0, start + k * interval - time.perf_counter()))
+        seq = max(await asyncio.gather(*(timed(i) for i in range(first, min(posts, first + in_flight)))))
     final_seq[0] = seq
     acked = time.perf_counter()
     check_done()
@@ -150,17 +178,19 @@ async def measure(target: str, credentials: list, post_fn, posts: int,
         t.cancel()
     for ch in channels:
         await ch.close()
-    return end - start, sum(counted), end - acked
+    latencies = [at - sent[seq] for first, last, at in arrived for seq in range(first, last + 1) if seq in sent]
+    return end - start, sum(counted), end - acked, messages[0], latencies
 
 
-async def bench_relay(n: int, posts: int, payload: bytes, tls: bool = False,
-                      gateways: int = 1, in_flight: int = 1) -> tuple[float, int, float, float]:
-    """(seconds, deliveries, last post's delivery) as `measure` has them, and the median
+async def bench_relay(n: int, posts: int, payload: bytes, tls: bool = False, gateways: int = 1, in_flight: int = 1,
+                      linger: float | None = None, interval: float = 0.0) -> tuple[float, int, float, int, list, float]:
+    """(seconds, deliveries, last post's delivery, messages, latencies) as `measure` has them, and the median
     seconds of a post's ack alone, before any stream is open."""
     from chatrelay.cluster import harness, up
 
     connection.set_insecure(not tls)
-    relay = await asyncio.to_thread(harness.start_relay, insecure=not tls, gateways=gateways)
+    relay = await asyncio.to_thread(harness.start_relay, insecure=not tls, gateways=gateways,
+                                    **({} if linger is None else {"fanout_linger_s": linger}))
     try:
         owned = await client.create_group([relay.link], "Bench", GroupKind.CHANNEL)
         owner = SigningKey(unb64(owned.owner_seed))
@@ -188,12 +218,13 @@ async def bench_relay(n: int, posts: int, payload: bytes, tls: bool = False,
                 if len(relay.gateways) > 1:
                     stats = await asyncio.to_thread(ray.get, [g.stats.remote() for g in relay.gateways.values()])
                     print(f"  streams on each gateway: {', '.join(str(s.subscribers) for s in stats)}")
-            return (*await measure(relay.target, credentials, post, posts, in_flight, spread), ack_alone)
+            return (*await measure(relay.target, credentials, post, posts, in_flight, spread, interval), ack_alone)
     finally:
         await asyncio.to_thread(up.stop, relay)
 
 
-async def bench_baseline(n: int, posts: int, payload: bytes, in_flight: int = 1) -> tuple[float, int, float]:
+async def bench_baseline(n: int, posts: int, payload: bytes, in_flight: int = 1,
+                         interval: float = 0.0) -> tuple[float, int, float, int, list]:
     connection.set_insecure(True)
     async with spawned(run_bare_server, 0, 1) as port:
         target = f"127.0.0.1:{port}"
@@ -206,13 +237,18 @@ async def bench_baseline(n: int, posts: int, payload: bytes, in_flight: int = 1)
             return (await stub.Post(relay_pb2.PostRequest(group_address="x", envelope=members.sign_post(owner, bytes(32), payload)))).seq
 
         try:
-            return await measure(target, [credential] * n, post, posts, in_flight)
+            return await measure(target, [credential] * n, post, posts, in_flight, interval=interval)
         finally:
             await channel.close()
 
 
-def last_post(seconds: float) -> str:
-    return f" (the last post at every subscriber {1000 * seconds:,.0f} ms after its ack)"
+def last_post(seconds: float, latencies: list[float]) -> str:
+    """The last post's delivery after its ack, and each post's from its sending to a
+    subscriber (every SAMPLE_EVERY-th stream), median and 99th percentile."""
+    ordered = sorted(latencies)
+    p50, p99 = (1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in (0.5, 0.99))
+    return (f" (the last post at every subscriber {1000 * seconds:,.0f} ms after its ack;"
+            f" a post's delivery {p50:,.0f} ms median, {p99:,.0f} ms p99)")
 
 
 def main() -> int:
@@ -222,31 +258,45 @@ def main() -> int:
     parser.add_argument("--payload", type=int, default=200, help="post size in bytes")
     parser.add_argument("--tls", action="store_true", help="also run the relay over TLS, and compare")
     parser.add_argument("--gateways", type=int, default=1, help="the relay's gateways on its node, 0 = one per CPU")
+    parser.add_argument("--fanout-linger", type=float, default=None, metavar="SECONDS",
+                        help="the relay's --fanout-linger (default: the relay's own, 0.25)")
+    parser.add_argument("--interval", type=float, default=0.0, metavar="MS",
+                        help="milliseconds from one post (or round of --in-flight posts) to the next at least; "
+                             "0 = as soon as the acks are back")
     parser.add_argument("--in-flight", type=int, default=1,
                         help="posts the poster sends before awaiting their acks (nats: before a round trip)")
     args = parser.parse_args()
     if not (1 <= args.subscribers <= 20_000 and 1 <= args.posts <= 10_000 and 0 <= args.gateways <= 64
-            and 1 <= args.in_flight <= 64):
-        parser.error("--subscribers 1..20000, --posts 1..10000, --gateways 0..64, --in-flight 1..64")
+            and 1 <= args.in_flight <= 64 and (args.fanout_linger is None or 0 <= args.fanout_linger <= 10)
+            and 0 <= args.interval <= 10_000):
+        parser.error("--subscribers 1..20000, --posts 1..10000, --gateways 0..64, --in-flight 1..64, "
+                     "--fanout-linger 0..10, --interval 0..10000")
+    interval = args.interval / 1000
     payload = os.urandom(args.payload // 2).hex().encode()[: args.payload]
 
     print(f"fan-out: {args.subscribers} subscribers, {args.posts} posts of {args.payload} bytes"
-          + (f", {args.in_flight} in flight at a time" if args.in_flight > 1 else ""))
+          + (f", {args.in_flight} in flight at a time" if args.in_flight > 1 else "")
+          + (f", one every {args.interval:g} ms at most" if args.interval else ""))
     post_bytes = members.sign_post(SigningKey.generate(), bytes(32), payload).SerializeToString()
-    n_time, n_count, n_last = asyncio.run(
-        core_fanout(args.subscribers, args.posts, post_bytes, in_flight=args.in_flight))
+    n_time, n_count, n_last, n_latencies = asyncio.run(
+        core_fanout(args.subscribers, args.posts, post_bytes, in_flight=args.in_flight, interval=interval))
     n_rate = n_count / n_time
     print(f"  nats-server core (Go), nats-py subscribers: {n_count} deliveries in {n_time:.2f} s = {n_rate:,.0f} deliveries/s"
-          f"{last_post(n_last)}")
-    b_time, b_count, b_last = asyncio.run(bench_baseline(args.subscribers, args.posts, payload, args.in_flight))
+          f"{last_post(n_last, n_latencies)}")
+    b_time, b_count, b_last, _, b_latencies = asyncio.run(
+        bench_baseline(args.subscribers, args.posts, payload, args.in_flight, interval))
     b_rate = b_count / b_time
-    print(f"  bare grpc.aio streaming: {b_count} deliveries in {b_time:.2f} s = {b_rate:,.0f} deliveries/s{last_post(b_last)}")
-    r_time, r_count, r_last, ack_alone = asyncio.run(
-        bench_relay(args.subscribers, args.posts, payload, gateways=args.gateways, in_flight=args.in_flight))
+    print(f"  bare grpc.aio streaming: {b_count} deliveries in {b_time:.2f} s = {b_rate:,.0f} deliveries/s"
+          f"{last_post(b_last, b_latencies)}")
+    r_time, r_count, r_last, r_messages, r_latencies, ack_alone = asyncio.run(
+        bench_relay(args.subscribers, args.posts, payload, gateways=args.gateways, in_flight=args.in_flight,
+                    linger=args.fanout_linger, interval=interval))
     r_rate = r_count / r_time
     gateways = "" if args.gateways == 1 else f", {args.gateways} gateways" if args.gateways else ", a gateway per CPU"
+    if args.fanout_linger is not None:
+        gateways += f", --fanout-linger {args.fanout_linger:g}"
     print(f"  chatrelay, plaintext{gateways}:     {r_count} deliveries in {r_time:.2f} s = {r_rate:,.0f} deliveries/s"
-          f"{last_post(r_last)}")
+          f"{last_post(r_last, r_latencies)}; {r_count / max(1, r_messages):.1f} posts a stream message")
     print(f"  ratio chatrelay / bare grpc.aio: {r_rate / b_rate:.2f}")
     print(f"  ratio chatrelay / nats-server:   {r_rate / n_rate:.2f}")
     # One write a delivery, as bare grpc.aio makes them: what any Python gRPC server gets
@@ -258,9 +308,9 @@ def main() -> int:
         print(f"  ceiling, one poster awaiting each ack ({1000 * ack_alone:.1f} ms alone, no stream open): "
               f"{top:,.0f} deliveries/s ({top / n_rate:.2f} of nats-server)")
     if args.tls:
-        t_time, t_count, _, _ = asyncio.run(
+        t_time, t_count, *_ = asyncio.run(
             bench_relay(args.subscribers, args.posts, payload, tls=True, gateways=args.gateways,
-                        in_flight=args.in_flight))
+                        in_flight=args.in_flight, linger=args.fanout_linger, interval=interval))
         t_rate = t_count / t_time
         print(f"  chatrelay over TLS:      {t_count} deliveries in {t_time:.2f} s = {t_rate:,.0f} deliveries/s")
         print(f"  ratio TLS / plaintext: {t_rate / r_rate:.2f}")

@@ -99,11 +99,13 @@ async def jetstream_ingest(sync: str, groups: int, posters: int, per_poster: int
 
 
 async def core_fanout(subscribers: int, posts: int, payload: bytes,
-                      connections: int = 10, in_flight: int = 1) -> tuple[float, int, float]:
+                      connections: int = 10, in_flight: int = 1,
+                      sample_every: int = 10, interval: float = 0.0) -> tuple[float, int, float, list[float]]:
     """(seconds from the first publish to the last delivery, deliveries, seconds from the
-    last publish's round trip to the last delivery): `subscribers` subscriptions of one
+    last publish's round trip to the last delivery, seconds from each message's publish to
+    its arrival at every `sample_every`-th subscription): `subscribers` subscriptions of one
     subject over `connections` connections; `in_flight` messages published, then a round
-    trip, and so on."""
+    trip, and so on, each round no sooner than `interval` seconds after the one before began."""
     import nats
 
     server = NatsServer()
@@ -115,17 +117,33 @@ async def core_fanout(subscribers: int, posts: int, payload: bytes,
         expected = subscribers * posts
         done = asyncio.Event()
 
+        published: list[float] = []  # when each message was published
+        arrivals: list[list[float]] = []  # the sampled subscriptions': when each message arrived, in order
+
         async def delivered(msg) -> None:
             received[0] += 1
             if received[0] == expected:
                 done.set()
+
+        def sampled(arrived: list[float]):
+            async def cb(msg) -> None:
+                arrived.append(time.perf_counter())
+                await delivered(msg)
+            return cb
         for i in range(subscribers):
-            await subs[i % connections].subscribe("channel", cb=delivered, pending_msgs_limit=posts + 10)
+            cb = delivered
+            if i % sample_every == 0:
+                arrivals.append([])
+                cb = sampled(arrivals[-1])
+            await subs[i % connections].subscribe("channel", cb=cb, pending_msgs_limit=posts + 10)
         for nc in subs:
             await nc.flush()
         start = time.perf_counter()
-        for first in range(0, posts, in_flight):
+        for k, first in enumerate(range(0, posts, in_flight)):
+            if interval:
+                await asyncio.sleep(max(0.0, start + k * interval - time.perf_counter()))
             for _ in range(min(in_flight, posts - first)):
+                published.append(time.perf_counter())
                 await pub.publish("channel", payload)
             await pub.flush()  # a round trip, as chatrelay's poster awaits its acks
         flushed = time.perf_counter()
@@ -133,6 +151,7 @@ async def core_fanout(subscribers: int, posts: int, payload: bytes,
         end = time.perf_counter()
         for nc in [*subs, pub]:
             await nc.close()
-        return end - start, received[0], end - flushed
+        latencies = [at - published[k] for arrived in arrivals for k, at in enumerate(arrived)]
+        return end - start, received[0], end - flushed, latencies
     finally:
         server.stop()

@@ -80,6 +80,11 @@ class Settings:
     streams_per_reader: int = setting(8, "Follow streams one reader key may have open on a gateway, 0 = no limit")
     subscriber_lag: int = setting(
         4096, "Posts a stream may fall behind before it is cut off to resume from the log")
+    fanout_linger_s: float = setting(
+        0.25, "Most seconds a group's tail on a gateway waits, after waking its streams with new posts, before it "
+              "reads the next (150 µs for each of its streams there, up to this), so that a busy group's posts go "
+              "out together; a post after a quiet spell goes out at once; 0 = never waits",
+        flag="--fanout-linger", unit="seconds")
     post_in_flight: int = setting(
         1, "Calls carrying one group's posts a gateway has going to its shard at a time; posts that arrive "
            "meanwhile wait and go on together")
@@ -179,6 +184,7 @@ class Settings:
         _bounded(self.streams_per_connection, 1, 1_000_000,
                  "--streams-per-connection must be 1 to 1000000, got {}")
         _bounded(self.subscriber_lag, 1, 1_000_000, "--subscriber-lag must be 1 to 1000000 posts, got {}")
+        _bounded(self.fanout_linger_s, 0, 10, "--fanout-linger must be 0 (never waits) to 10 seconds, got {:g}")
         _bounded(self.post_in_flight, 1, 1024, "--post-in-flight must be 1 to 1024 calls, got {}")
         _bounded(self.hot_posts_per_s, 0, None, "--hot-posts must be 0 (never) or more, got {:g}")
         _bounded(self.hot_check_s, 0.1, 3600, "--hot-check must be 0.1 to 3600 seconds, got {:g}")

@@ -119,7 +119,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             refuse=lambda: ChatRelayError(Reason.BUSY, "too many posts are waiting for this group or gateway; retry in a moment"),
         )
         self.traced = Traced()  # posts' span contexts until their delivery, when tracing
-        self.streams = Streams(self.router, subscriber_lag, metrics, self.traced)
+        self.streams = Streams(self.router, subscriber_lag, metrics, self.traced, limits.fanout_linger_s)
 
     # ---- links ----------------------------------------------------------------------
 

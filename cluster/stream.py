@@ -9,7 +9,7 @@ from typing import AsyncIterator
 
 from chatrelay.actors.figures import GatewayStats, ProcessInfo, StreamFigures
 from chatrelay.cluster.router import ShardRouter
-from chatrelay.cluster.tail import TAIL_WINDOW, GroupTail, Traced
+from chatrelay.cluster.tail import LINGER_MAX_S, TAIL_WINDOW, GroupTail, Traced
 from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import relay_pb2
 
@@ -28,8 +28,9 @@ class Streams:
     """The tails of the groups with subscribers here, and the figures of their streams."""
 
     def __init__(self, router: ShardRouter, subscriber_lag: int = TAIL_WINDOW, metrics=None,
-                 traced: Traced | None = None) -> None:
+                 traced: Traced | None = None, linger_s: float = LINGER_MAX_S) -> None:
         self.router = router
+        self.linger_s = linger_s  # the most a tail waits between its reads of a busy group
         self.subscriber_lag = subscriber_lag
         self.metrics = metrics  # a GatewayMetrics, or None
         self.traced = traced
@@ -61,7 +62,7 @@ class Streams:
         with `not_a_member` once the owners remove `reader`."""
         tail = self.tails.get(address)
         if tail is None or tail.task.done():
-            tail = self.tails[address] = GroupTail(self.router, address, last_seq, self.traced)
+            tail = self.tails[address] = GroupTail(self.router, address, last_seq, self.traced, self.linger_s)
         tail.subscribers += 1
         self.subscribers += 1
         was_live = False

@@ -35,6 +35,8 @@ def test_values_fit_the_schema(name):
     ({"relay": {"shards": 0}}, "0 is less than the minimum of 1"),
     ({"relay": {"gateways": 0}}, "0 is less than the minimum of 1"),
     ({"relay": {"gateways": 65}}, "65 is greater than the maximum of 64"),
+    ({"relay": {"fanoutLinger": -1}}, "-1 is less than the minimum of 0"),
+    ({"relay": {"fanoutLinger": "soon"}}, "'soon' is not of type 'number'"),
     ({"relay": {"advertise": "relay.example.org"}}, "'relay.example.org' does not match"),
     ({"etcd": {"replicas": 2}}, "2 is not one of [1, 3, 5, 7]"),
     ({"etcd": {"antiAffinity": "always"}}, "'always' is not one of ['soft', 'hard']"),

@@ -37,6 +37,9 @@ def test_environment_then_flags_override():
         ({"subscriber_lag": 0}, "--subscriber-lag must be 1 to 1000000 posts, got 0"),
         ({"subscriber_lag": "lots"}, "subscriber_lag must be a whole number, got 'lots'"),
         ({"post_in_flight": 0}, "--post-in-flight must be 1 to 1024 calls, got 0"),
+        ({"fanout_linger_s": -0.1}, "--fanout-linger must be 0 (never waits) to 10 seconds, got -0.1"),
+        ({"fanout_linger_s": 11}, "--fanout-linger must be 0 (never waits) to 10 seconds, got 11"),
+        ({"fanout_linger_s": "later"}, "--fanout-linger must be seconds, got 'later'"),
         ({"post_in_flight": "two"}, "post_in_flight must be a whole number, got 'two'"),
         ({"etcd": "127.0.0.1:2379"}, "--etcd must be an http(s):// URL, got '127.0.0.1:2379'"),
         ({"store": "mysql://db/x"}, "--store must be a postgresql:// URL, got 'mysql://db/x'"),
@@ -88,6 +91,12 @@ def test_ray_addresses():
 
 def test_port_zero_is_allowed_for_tests():
     assert settings.load({"listen": "127.0.0.1:0"}, environ={}).listen == "127.0.0.1:0"
+
+
+def test_fanout_linger_from_flag_or_environment():
+    assert settings.load({}, environ={}).fanout_linger_s == 0.25
+    assert settings.load({"fanout_linger_s": "0"}, environ={}).fanout_linger_s == 0.0
+    assert settings.load({}, environ={"CHATRELAY_FANOUT_LINGER_S": "0.05"}).fanout_linger_s == 0.05
 
 
 def test_hot_check_window_is_bounded():
