@@ -81,8 +81,8 @@ class Settings:
     subscriber_lag: int = setting(
         4096, "Posts a stream may fall behind before it is cut off to resume from the log")
     fanout_linger_s: float = setting(
-        0.25, "Most seconds a group's tail on a gateway waits, after waking its streams with new posts, before it "
-              "reads the next (150 µs for each of its streams there, up to this), so that a busy group's posts go "
+        0.25, "Most seconds a group's tail on a gateway waits, after waking its streams for new posts, before it "
+              "wakes them again (150 µs for each of its streams there, up to this), so that a busy group's posts go "
               "out together; a post after a quiet spell goes out at once; 0 = never waits",
         flag="--fanout-linger", unit="seconds")
     post_in_flight: int = setting(

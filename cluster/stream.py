@@ -30,7 +30,7 @@ class Streams:
     def __init__(self, router: ShardRouter, subscriber_lag: int = TAIL_WINDOW, metrics=None,
                  traced: Traced | None = None, linger_s: float = LINGER_MAX_S) -> None:
         self.router = router
-        self.linger_s = linger_s  # the most a tail waits between its reads of a busy group
+        self.linger_s = linger_s  # the most a tail waits between wakes of a busy group's streams
         self.subscriber_lag = subscriber_lag
         self.metrics = metrics  # a GatewayMetrics, or None
         self.traced = traced

@@ -5,13 +5,14 @@ keeps a window of the newest posts, shared by every stream of the group here: a 
 costs one shard call per gateway, not one per subscriber. A stream that fell out of the
 window reads from the log instead; what it read there joins the window where it reaches it.
 
-A tail that has just woken its streams with new posts reads the next no sooner than
-LINGER_PER_STREAM_S for each of its streams later (at most the relay's --fanout-linger),
-so that a busy group's posts go out together, each stream writing them in one message: a
-round of writes to its streams costs the gateway some 60 µs a stream, and woken at every
-post, 1,000 streams kept the gateway's loop busy writing messages of a few posts, the
-poster's acks waiting behind them (README, fan-out). A post after a quiet spell goes out
-at once; a read that came back full is followed by the next at once.
+A tail that has just woken its waiting streams for new posts wakes them again no sooner
+than LINGER_PER_STREAM_S for each of its streams later (at most the relay's
+--fanout-linger), so that a busy group's posts go out together, each stream writing them
+in one message: a round of writes to its streams costs the gateway some 60 µs a stream,
+and woken at every post, 1,000 streams kept the gateway's loop busy writing messages of a
+few posts, the poster's acks waiting behind them (README, fan-out). It still reads each
+post as it comes, so a stream coming back from a write finds what came meanwhile without
+waiting. A post after a quiet spell goes out at once.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ BATCH = 200  # posts a poll or a catch-up read returns at most (200 posts of 16 
 ENDS = (Reason.NOT_ACTIVE, Reason.TAKEN_DOWN)
 TAIL_WINDOW = 4096  # newest posts of a group kept in a gateway for its subscribers
 ENCODED_KEPT = 64  # encoded batches a tail keeps for the streams behind the first
-LINGER_PER_STREAM_S = 150e-6  # a tail's wait between reads of a busy group, for each of its streams here
+LINGER_PER_STREAM_S = 150e-6  # a tail's wait between wakes of a busy group's streams, for each of them here
 LINGER_MAX_S = 0.25  # the most it waits (--fanout-linger)
 
 
@@ -115,7 +116,7 @@ class GroupTail:
         return read.deliveries
 
     def linger(self) -> float:
-        """Seconds this tail waits, after waking its streams, before it reads again."""
+        """Seconds this tail waits, after waking its streams for new posts, before it wakes them again."""
         return min(self.linger_s, self.subscribers * LINGER_PER_STREAM_S)
 
     def _posted(self) -> None:
