@@ -100,7 +100,7 @@ async def jetstream_ingest(sync: str, groups: int, posters: int, per_poster: int
 
 async def core_fanout(subscribers: int, posts: int, payload: bytes,
                       connections: int = 10, in_flight: int = 1,
-                      sample_every: int = 10, interval: float = 0.0) -> tuple[float, int, float, list[float]]:
+                      sample_every: int = 7, interval: float = 0.0) -> tuple[float, int, float, list[float]]:
     """(seconds from the first publish to the last delivery, deliveries, seconds from the
     last publish's round trip to the last delivery, seconds from each message's publish to
     its arrival at every `sample_every`-th subscription): `subscribers` subscriptions of one
@@ -138,10 +138,11 @@ async def core_fanout(subscribers: int, posts: int, payload: bytes,
             await subs[i % connections].subscribe("channel", cb=cb, pending_msgs_limit=posts + 10)
         for nc in subs:
             await nc.flush()
-        start = time.perf_counter()
-        for k, first in enumerate(range(0, posts, in_flight)):
+        start = due = time.perf_counter()
+        for first in range(0, posts, in_flight):
             if interval:
-                await asyncio.sleep(max(0.0, start + k * interval - time.perf_counter()))
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                due = time.perf_counter() + interval
             for _ in range(min(in_flight, posts - first)):
                 published.append(time.perf_counter())
                 await pub.publish("channel", payload)

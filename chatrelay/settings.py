@@ -234,7 +234,7 @@ def _check_traces(traces: str) -> None:
 
 
 def _bounded(value, low, high, message: str) -> None:
-    if value < low or (high is not None and value > high):
+    if value != value or value < low or (high is not None and value > high):  # value != value: NaN
         raise ChatRelayError(Reason.MALFORMED, message.format(value))
 
 

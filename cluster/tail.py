@@ -8,11 +8,12 @@ window reads from the log instead; what it read there joins the window where it 
 A tail that has just woken its waiting streams for new posts wakes them again no sooner
 than LINGER_PER_STREAM_S for each of its streams later (at most the relay's
 --fanout-linger), so that a busy group's posts go out together, each stream writing them
-in one message: a round of writes to its streams costs the gateway some 60 µs a stream,
-and woken at every post, 1,000 streams kept the gateway's loop busy writing messages of a
-few posts, the poster's acks waiting behind them (README, fan-out). It still reads each
-post as it comes, so a stream coming back from a write finds what came meanwhile without
-waiting. A post after a quiet spell goes out at once.
+in one message: each message costs the gateway, and the subscriber, gRPC's own work, and
+woken at every post, 1,000 streams kept the gateway's loop busy writing messages of a
+few posts, the poster's acks waiting behind them (README, "The fan-out linger"). It
+still reads each post as it comes, so a stream coming back from a write finds what came
+meanwhile without waiting. A post after a quiet spell goes out at once; a removal or the
+group's end wakes them at once too.
 """
 
 from __future__ import annotations
@@ -100,8 +101,9 @@ class GroupTail:
         self._encoded: dict[tuple[int, int], bytes] = {}  # recent batches from the window, encoded once
         self.forgets = 0  # moderations that deleted posts from the window
         self._catching_up: dict[int, asyncio.Future] = {}  # reads from the log under way, by the seq they read after
-        self._woke = 0.0  # when its waiting streams were last woken for new posts (monotonic)
+        self._woke = float("-inf")  # when its waiting streams were last woken for new posts (monotonic)
         self._waking: asyncio.TimerHandle | None = None  # their next wake, when it waits for it
+        self._untraced: list[relay_pb2.Delivery] = []  # posts read since that wake, when tracing
         self.task = asyncio.create_task(self._run(), name=f"tail-{address}")
 
     async def _read(self, after: int, wait_s: float) -> list[relay_pb2.Delivery]:
@@ -134,6 +136,9 @@ class GroupTail:
     def _wake(self) -> None:
         self._waking = None
         self._woke = time.monotonic()
+        if self._untraced:  # their `chatrelay.deliver` spans: the streams have them now
+            self.traced.delivered(self._untraced, self.subscribers)
+            self._untraced = []
         self.changed.notify_all()
 
     async def _run(self) -> None:
@@ -152,7 +157,7 @@ class GroupTail:
                 continue
             if deliveries:
                 if self.traced is not None and tracing.enabled():
-                    self.traced.delivered(deliveries, self.subscribers)
+                    self._untraced += deliveries
                 self.buffer.extend(deliveries)
                 self._forget_deleted(deliveries)
                 self.after = deliveries[-1].seq

@@ -180,6 +180,7 @@ def test_the_controller_runs_chatrelay_up_with_flags_it_knows():
     # It joins through Ray Client on the head's `client` port: from a container of its
     # own it sees no raylet (tests/integration/test_multinode.py shows both ways).
     assert "--ray-address=ray://127.0.0.1:10001" in controller["args"]
+    assert "--fanout-linger=0.25" in controller["args"]  # relay.fanoutLinger, the relay's own default
     head_ports = {p["name"]: p["containerPort"] for p in head["template"]["spec"]["containers"][0]["ports"]}
     assert head_ports["client"] == 10001
 

@@ -40,6 +40,8 @@ def test_environment_then_flags_override():
         ({"fanout_linger_s": -0.1}, "--fanout-linger must be 0 (never waits) to 10 seconds, got -0.1"),
         ({"fanout_linger_s": 11}, "--fanout-linger must be 0 (never waits) to 10 seconds, got 11"),
         ({"fanout_linger_s": "later"}, "--fanout-linger must be seconds, got 'later'"),
+        ({"fanout_linger_s": "nan"}, "--fanout-linger must be 0 (never waits) to 10 seconds, got nan"),
+        ({"hot_check_s": "nan"}, "--hot-check must be 0.1 to 3600 seconds, got nan"),
         ({"post_in_flight": "two"}, "post_in_flight must be a whole number, got 'two'"),
         ({"etcd": "127.0.0.1:2379"}, "--etcd must be an http(s):// URL, got '127.0.0.1:2379'"),
         ({"store": "mysql://db/x"}, "--store must be a postgresql:// URL, got 'mysql://db/x'"),

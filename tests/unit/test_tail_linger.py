@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from chatrelay.actors.calls import TailRead
 from chatrelay.cluster import tail as tails
 from chatrelay.cluster.tail import LINGER_PER_STREAM_S, GroupTail
+from chatrelay.errors import ChatRelayError, Reason
 from chatrelay.v1 import relay_pb2
 
 from test_tail_idle import PollRouter  # each poll takes the next answer given
@@ -67,12 +70,42 @@ async def test_posts_that_came_while_it_waited_reach_each_stream_together():
     router.answers.put_nowait(posts(6))
     assert [seqs(g) for g in await asyncio.wait_for(asyncio.gather(*streams), 5.0)] == [[6]] * 3
     streams = [asyncio.create_task(tail.after_seq(6)) for _ in range(3)]
-    await asyncio.sleep(0)
-    router.answers.put_nowait(posts(7))  # each read while the wake waits
-    router.answers.put_nowait(posts(8, 9))
+    router.answers.put_nowait(posts(7))
+    await asyncio.wait_for(until(lambda: tail.after == 7), 5.0)
+    await asyncio.sleep(0.01)
+    assert not any(s.done() for s in streams)  # read, and not woken for it yet
+    router.answers.put_nowait(posts(8, 9))  # read while the wake waits
+    await asyncio.wait_for(until(lambda: tail.after == 9), 5.0)
     got = await asyncio.wait_for(asyncio.gather(*streams), 5.0)
     assert [seqs(g) for g in got] == [[7, 8, 9]] * 3
     assert router.polls == 4  # a read for each answer; the next is under way
+    tail.close()
+
+
+async def test_a_removal_or_the_groups_end_wakes_the_streams_at_once_while_a_wake_waits():
+    router = PollRouter()
+    tail = GroupTail(router, "g", start_after=5, linger_s=10.0)
+    tail.subscribers = 100_000
+    first = asyncio.create_task(tail.after_seq(5, b"kept"))
+    router.answers.put_nowait(posts(6))
+    assert seqs(await asyncio.wait_for(first, 5.0)) == [6]
+    removed = asyncio.create_task(tail.after_seq(6, b"gone", opened=0.0))
+    kept = asyncio.create_task(tail.after_seq(6, b"kept", opened=0.0))
+    router.answers.put_nowait(posts(7))  # its wake waits 10 s
+    await asyncio.wait_for(until(lambda: tail.after == 7), 5.0)
+    router.answers.put_nowait(TailRead([], removed=(b"gone",), removals=1))
+    with pytest.raises(ChatRelayError) as refused:
+        await asyncio.wait_for(removed, 5.0)
+    assert (refused.value.reason, refused.value.message) == (
+        Reason.NOT_MEMBER, "removed from this group by its owners or moderators")
+    assert seqs(await asyncio.wait_for(kept, 5.0)) == [7]  # woken by the removal, it finds the post
+    waiting = asyncio.create_task(tail.after_seq(7, b"kept"))
+    router.answers.put_nowait(posts(8))
+    await asyncio.wait_for(until(lambda: tail.after == 8), 5.0)
+    router.answers.put_nowait(ChatRelayError(Reason.TAKEN_DOWN, "taken down by the relay's operator: spam"))
+    with pytest.raises(ChatRelayError) as ended:
+        await asyncio.wait_for(waiting, 5.0)
+    assert (ended.value.reason, ended.value.message) == (Reason.TAKEN_DOWN, "taken down by the relay's operator: spam")
     tail.close()
 
 
