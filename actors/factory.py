@@ -155,17 +155,11 @@ def own_shard_handles(config: ClusterConfig) -> dict:
     return handles
 
 
-def gateway_handles(config: ClusterConfig, exclude_current: bool = True) -> list:
-    """The relay's gateways (every one of every node, by node and index), without the
-    calling actor itself unless `exclude_current` is false."""
-    current = ray.get_runtime_context().get_actor_id() if exclude_current else None
-    handles = []
+def gateway_handles(config: ClusterConfig) -> list:
+    """The relay's gateways: every one of every node, by node and index."""
     prefix = f"chatrelay-{relay_tag(config)}-gateway-"
-    for name in sorted(_actor_names(prefix), key=lambda n: _gateway_place(n[len(prefix):])):
-        handle = ray.get_actor(name, namespace=NAMESPACE)
-        if handle._actor_id.hex() != current:
-            handles.append(handle)
-    return handles
+    return [ray.get_actor(name, namespace=NAMESPACE)
+            for name in sorted(_actor_names(prefix), key=lambda n: _gateway_place(n[len(prefix):]))]
 
 
 def _gateway_place(rest: str) -> tuple[str, int]:

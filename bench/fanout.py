@@ -60,11 +60,12 @@ import grpc
 from chatrelay import client, connection, members
 from chatrelay import envelope as env
 from chatrelay.group import GroupKind
+from chatrelay.settings import DEFAULTS, MAX_GATEWAYS
 from chatrelay.state import unb64
 from chatrelay.v1 import relay_pb2, relay_pb2_grpc
 from nacl.signing import SigningKey
 from isolation import percentile
-from nats_peer import core_fanout
+from nats_peer import Pace, core_fanout
 from reference import run_bare_server, spawned
 
 DEADLINE_S = 600
@@ -164,11 +165,10 @@ async def measure(target: str, credentials: list, post_fn, posts: int,
         seq = await post_fn(i)
         sent[seq] = at
         return seq
-    start = due = time.perf_counter()
+    pace = Pace(interval)
+    start = time.perf_counter()
     for first in range(0, posts, in_flight):
-        if interval:
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            due = time.perf_counter() + interval
+        await pace.next()
         seq = max(await asyncio.gather(*(timed(i) for i in range(first, min(posts, first + in_flight)))))
     final_seq[0] = seq
     acked = time.perf_counter()
@@ -261,17 +261,17 @@ def main() -> int:
     parser.add_argument("--tls", action="store_true", help="also run the relay over TLS, and compare")
     parser.add_argument("--gateways", type=int, default=1, help="the relay's gateways on its node, 0 = one per CPU")
     parser.add_argument("--fanout-linger", type=float, default=None, metavar="SECONDS",
-                        help="the relay's --fanout-linger (default: the relay's own, 0.25)")
+                        help=f"the relay's --fanout-linger (default: the relay's own, {DEFAULTS.fanout_linger_s:g})")
     parser.add_argument("--interval", type=float, default=0.0, metavar="MS",
                         help="milliseconds from one post (or round of --in-flight posts) to the next at least; "
                              "0 = as soon as the acks are back")
     parser.add_argument("--in-flight", type=int, default=1,
                         help="posts the poster sends before awaiting their acks (nats: before a round trip)")
     args = parser.parse_args()
-    if not (1 <= args.subscribers <= 20_000 and 1 <= args.posts <= 10_000 and 0 <= args.gateways <= 64
+    if not (1 <= args.subscribers <= 20_000 and 1 <= args.posts <= 10_000 and 0 <= args.gateways <= MAX_GATEWAYS
             and 1 <= args.in_flight <= 64 and (args.fanout_linger is None or 0 <= args.fanout_linger <= 10)
             and 0 <= args.interval <= 10_000):
-        parser.error("--subscribers 1..20000, --posts 1..10000, --gateways 0..64, --in-flight 1..64, "
+        parser.error(f"--subscribers 1..20000, --posts 1..10000, --gateways 0..{MAX_GATEWAYS}, --in-flight 1..64, "
                      "--fanout-linger 0..10, --interval 0..10000")
     interval = args.interval / 1000
     payload = os.urandom(args.payload // 2).hex().encode()[: args.payload]

@@ -24,6 +24,20 @@ from chatrelay.cluster.harness import free_port
 START_S = 30
 
 
+class Pace:
+    """Rounds of posts each starting no sooner than `interval` seconds after the one before
+    began (0: each as soon as the one before is done): `await pace.next()` before each."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.due = 0.0
+
+    async def next(self) -> None:
+        if self.interval:
+            await asyncio.sleep(max(0.0, self.due - time.perf_counter()))
+            self.due = time.perf_counter() + self.interval
+
+
 async def _quiet(_error) -> None:
     """nats-py logs every refused connection; while the server starts, that is expected."""
 
@@ -138,11 +152,10 @@ async def core_fanout(subscribers: int, posts: int, payload: bytes,
             await subs[i % connections].subscribe("channel", cb=cb, pending_msgs_limit=posts + 10)
         for nc in subs:
             await nc.flush()
-        start = due = time.perf_counter()
+        pace = Pace(interval)
+        start = time.perf_counter()
         for first in range(0, posts, in_flight):
-            if interval:
-                await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                due = time.perf_counter() + interval
+            await pace.next()
             for _ in range(min(in_flight, posts - first)):
                 published.append(time.perf_counter())
                 await pub.publish("channel", payload)

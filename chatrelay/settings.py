@@ -319,11 +319,11 @@ def gateway_addresses(listen: str, metrics: str | None, environ: dict | None = N
     metrics = node_metrics or metrics
     if metrics and index:
         host = _host_of(metrics, GATEWAY_METRICS_ENV if node_metrics else "--metrics")
-        port = metrics.rpartition(":")[2]
-        if int(port) + index > 65535:
+        port = int(metrics.rpartition(":")[2]) + index  # checked a port by _host_of
+        if port > 65535:
             raise ChatRelayError(Reason.MALFORMED, f"gateway {index + 1} of a node has no metrics port: "
                                                    f"{metrics} + {index} is past 65535")
-        metrics = f"{host}:{int(port) + index}"
+        metrics = f"{host}:{port}"
     return environ.get(GATEWAY_LISTEN_ENV) or listen, metrics
 
 

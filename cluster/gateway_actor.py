@@ -129,14 +129,13 @@ class GatewayActor:
         import ray
 
         here = ray.get_runtime_context().get_actor_id()
-        handles = await asyncio.to_thread(factory.gateway_handles, self.config, False)  # in a steady order
-
-        async def stats_of(g):
-            return await (self.stats(groups) if g._actor_id.hex() == here else g.stats.remote(groups))
+        handles = await asyncio.to_thread(factory.gateway_handles, self.config)  # in a steady order
+        mine = [g._actor_id.hex() == here for g in handles]
         results = list(await asyncio.gather(
-            *(asyncio.wait_for(stats_of(g), STATS_TIMEOUT_S) for g in handles), return_exceptions=True,
+            *(asyncio.wait_for(self.stats(groups) if me else g.stats.remote(groups), STATS_TIMEOUT_S)
+              for g, me in zip(handles, mine)), return_exceptions=True,
         ))
-        if all(g._actor_id.hex() != here for g in handles):  # its name not listed yet: this one first
+        if not any(mine):  # its name not listed yet: this one first
             results.insert(0, await self.stats(groups))
         return results
 

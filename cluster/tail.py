@@ -32,6 +32,7 @@ from chatrelay.actors.calls import ReadPosts, TailRead
 from chatrelay.cluster.router import ShardRouter
 from chatrelay.cluster.waiters import Waiters
 from chatrelay.errors import ChatRelayError, Reason
+from chatrelay.settings import DEFAULTS
 from chatrelay.v1 import core_pb2, relay_pb2
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ ENDS = (Reason.NOT_ACTIVE, Reason.TAKEN_DOWN)
 TAIL_WINDOW = 4096  # newest posts of a group kept in a gateway for its subscribers
 ENCODED_KEPT = 64  # encoded batches a tail keeps for the streams behind the first
 LINGER_PER_STREAM_S = 150e-6  # a tail's wait between wakes of a busy group's streams, for each of them here
-LINGER_MAX_S = 0.25  # the most it waits (--fanout-linger)
+LINGER_MAX_S = DEFAULTS.fanout_linger_s  # the most it waits (--fanout-linger)
 
 
 def _seq(delivery: relay_pb2.Delivery) -> int:

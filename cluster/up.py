@@ -263,8 +263,9 @@ def _supervise(relay: RunningRelay) -> None:
             return
         try:
             places = _gateway_places(relay.config, factory.relay_node_cpus())
+            shared = _shared(places)
             for place in places - set(relay.gateways):
-                relay.gateways[place] = _start_gateway(relay.config, place, _shared(places))
+                relay.gateways[place] = _start_gateway(relay.config, place, shared)
             for place in set(relay.gateways) - places:
                 ray.kill(relay.gateways.pop(place), no_restart=True)
             ray.get([g.start.remote() for g in relay.gateways.values()], timeout=30)

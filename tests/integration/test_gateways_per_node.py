@@ -9,11 +9,9 @@ import asyncio
 import os
 import pathlib
 import socket
-import urllib.request
 
 import pytest
 from nacl.signing import SigningKey
-from prometheus_client.parser import text_string_to_metric_families
 
 from chatrelay import admin_client, client, connection, members
 from chatrelay.cluster import access_log, identity
@@ -22,7 +20,7 @@ from chatrelay.group import GroupKind
 from chatrelay.state import unb64
 from chatrelay.v1 import relay_pb2, relay_pb2_grpc
 
-from realparts import free_port, start_relay
+from realparts import free_port, metric, start_relay
 
 GATEWAYS = 2
 CONNECTIONS = 64  # at most, until every gateway holds a stream: all on one is 2**-63 likely
@@ -41,15 +39,6 @@ def shared(ray_session, tmp_path_factory):
 
 def gateway_stats(ray_session, running) -> list:
     return ray_session.get([g.stats.remote() for g in running.gateways.values()])
-
-
-def subscribers_scraped(port: int) -> float:
-    """chatrelay_subscribers as the gateway serving metrics on `port` exports it."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
-        text = answer.read().decode()
-    [value] = [s.value for family in text_string_to_metric_families(text) for s in family.samples
-               if s.name == "chatrelay_subscribers"]
-    return value
 
 
 def test_a_node_runs_its_gateways_on_one_port(shared, ray_session):
@@ -84,7 +73,7 @@ async def test_a_post_through_one_gateway_reaches_the_streams_of_every_other(sha
         assert all(counts), f"{CONNECTIONS} connections all went to one gateway: {counts}"
         # Each gateway's metrics (the Nth on the port N-1 above the first's) count its own streams.
         port = int(shared.config.metrics.rpartition(":")[2])
-        assert [await asyncio.to_thread(subscribers_scraped, port + i) for i in range(GATEWAYS)] == counts
+        assert [await asyncio.to_thread(metric, port + i, "chatrelay_subscribers") for i in range(GATEWAYS)] == counts
         operator = identity.load_or_create(pathlib.Path(shared.config.data_dir), identity.OPERATOR_KEY_FILE)
         async with admin_client.AdminClient(shared.target, operator) as admin:  # any gateway: it asks the others
             status = await admin.status()
